@@ -1,0 +1,170 @@
+import { Type, type Static } from 'typebox'
+import { BackupId, IsoDateTime } from './common.ts'
+
+export const BACKUP_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'
+export const TARGET_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$'
+/** PostgreSQL identifiers/patterns as pg_dump -n/-T take them; no control characters, bounded. */
+const PgPattern = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$' })
+
+export const BackupFormat = Type.Union([
+  Type.Literal('custom'), Type.Literal('plain'), Type.Literal('directory'), Type.Literal('tar'),
+])
+export type BackupFormat = Static<typeof BackupFormat>
+
+export const Compression = Type.Union([Type.Literal('zstd'), Type.Literal('gzip'), Type.Literal('none')])
+export type Compression = Static<typeof Compression>
+
+export const BackupStatus = Type.Union([
+  Type.Literal('queued'), Type.Literal('running'), Type.Literal('verifying'),
+  Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled'),
+])
+export type BackupStatus = Static<typeof BackupStatus>
+export const TERMINAL_STATUSES: readonly BackupStatus[] = ['completed', 'failed', 'cancelled']
+
+/** What a caller may ask for when creating a backup (API body, CLI flags, schedules). */
+export const CreateBackupRequest = Type.Object({
+  target: Type.Optional(Type.String({ pattern: TARGET_NAME_PATTERN })),
+  name: Type.Optional(Type.String({ pattern: BACKUP_NAME_PATTERN })),
+  format: Type.Optional(BackupFormat),
+  compression: Type.Optional(Compression),
+  /** zstd 1..19, gzip 1..9; ignored for none. */
+  level: Type.Optional(Type.Integer({ minimum: 1, maximum: 19 })),
+  schemaOnly: Type.Optional(Type.Boolean()),
+  dataOnly: Type.Optional(Type.Boolean()),
+  schemas: Type.Optional(Type.Array(PgPattern, { maxItems: 100 })),
+  excludeTables: Type.Optional(Type.Array(PgPattern, { maxItems: 1000 })),
+  /** Parallel dump workers; directory format only. */
+  jobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+}, { additionalProperties: false })
+export type CreateBackupRequest = Static<typeof CreateBackupRequest>
+
+export const BackupOptions = Type.Object({
+  schemaOnly: Type.Boolean(),
+  dataOnly: Type.Boolean(),
+  schemas: Type.Array(Type.String()),
+  excludeTables: Type.Array(Type.String()),
+  jobs: Type.Integer(),
+  noOwner: Type.Boolean(),
+  noPrivileges: Type.Boolean(),
+})
+export type BackupOptions = Static<typeof BackupOptions>
+
+export const ErrorInfo = Type.Object({ code: Type.String(), message: Type.String() })
+export type ErrorInfo = Static<typeof ErrorInfo>
+
+export const Verification = Type.Object({
+  at: IsoDateTime,
+  ok: Type.Boolean(),
+  /** e.g. 'sha256+pg_restore', 'sha256+trailer' */
+  method: Type.String(),
+  message: Type.Optional(Type.String()),
+})
+export type Verification = Static<typeof Verification>
+
+export const Backup = Type.Object({
+  id: BackupId,
+  /** File (or directory) name inside the backups dir, extension included. */
+  name: Type.String(),
+  target: Type.String(),
+  database: Type.String(),
+  format: BackupFormat,
+  compression: Compression,
+  level: Type.Integer(),
+  options: BackupOptions,
+  status: BackupStatus,
+  createdAt: IsoDateTime,
+  startedAt: Type.Optional(IsoDateTime),
+  finishedAt: Type.Optional(IsoDateTime),
+  /** Bytes stored on disk (after compression; sum of files for directory format). */
+  sizeBytes: Type.Optional(Type.Integer()),
+  /** Bytes pg_dump produced before our compression. */
+  rawBytes: Type.Optional(Type.Integer()),
+  /** sha256 of the stored file; for directory format, of the manifest's sorted "sha256  path" lines. */
+  sha256: Type.Optional(Type.String()),
+  pgServerVersion: Type.Optional(Type.String()),
+  pgDumpVersion: Type.Optional(Type.String()),
+  tablesCount: Type.Optional(Type.Integer()),
+  error: Type.Optional(ErrorInfo),
+  createdBy: Type.String(),
+  verification: Type.Optional(Verification),
+  pinned: Type.Boolean(),
+  scheduleId: Type.Optional(Type.String()),
+  /** pid of the process running this job, so another process sharing the dir can tell a crash from a live job. */
+  ownerPid: Type.Optional(Type.Integer()),
+})
+export type Backup = Static<typeof Backup>
+
+export const Progress = Type.Object({
+  backupId: BackupId,
+  bytes: Type.Integer(),
+  /** bytes per second over the recent window */
+  rate: Type.Number(),
+  percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+  etaSeconds: Type.Optional(Type.Number({ minimum: 0 })),
+  currentTable: Type.Optional(Type.String()),
+  tablesDone: Type.Integer(),
+  tablesTotal: Type.Integer(),
+})
+export type Progress = Static<typeof Progress>
+
+export const BackupWithProgress = Type.Object({ backup: Backup, progress: Type.Optional(Progress) })
+export type BackupWithProgress = Static<typeof BackupWithProgress>
+
+export const SortField = Type.Union([
+  Type.Literal('createdAt'), Type.Literal('name'), Type.Literal('sizeBytes'),
+  Type.Literal('status'), Type.Literal('target'), Type.Literal('duration'),
+])
+export const ListQuery = Type.Object({
+  status: Type.Optional(BackupStatus),
+  target: Type.Optional(Type.String({ maxLength: 63 })),
+  from: Type.Optional(IsoDateTime),
+  to: Type.Optional(IsoDateTime),
+  /** case-insensitive substring of name, target, database or createdBy */
+  q: Type.Optional(Type.String({ maxLength: 200 })),
+  sort: Type.Optional(SortField),
+  order: Type.Optional(Type.Union([Type.Literal('asc'), Type.Literal('desc')])),
+  page: Type.Optional(Type.Integer({ minimum: 1, default: 1 })),
+  pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+}, { additionalProperties: false })
+export type ListQuery = Static<typeof ListQuery>
+
+export const ListResult = Type.Object({
+  items: Type.Array(Backup),
+  total: Type.Integer(),
+  page: Type.Integer(),
+  pageSize: Type.Integer(),
+})
+export type ListResult = Static<typeof ListResult>
+
+export const RetentionPolicy = Type.Object({
+  keepLast: Type.Optional(Type.Integer({ minimum: 1 })),
+  maxAgeDays: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  keepDaily: Type.Optional(Type.Integer({ minimum: 1 })),
+  keepWeekly: Type.Optional(Type.Integer({ minimum: 1 })),
+  keepMonthly: Type.Optional(Type.Integer({ minimum: 1 })),
+}, { additionalProperties: false })
+export type RetentionPolicy = Static<typeof RetentionPolicy>
+
+export const CleanupRequest = Type.Object({
+  policy: Type.Optional(RetentionPolicy),
+  target: Type.Optional(Type.String({ maxLength: 63 })),
+  dryRun: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false })
+export type CleanupRequest = Static<typeof CleanupRequest>
+
+export const CleanupResult = Type.Object({
+  dryRun: Type.Boolean(),
+  deleted: Type.Array(Backup),
+  kept: Type.Array(Type.Object({ id: BackupId, name: Type.String(), reasons: Type.Array(Type.String()) })),
+})
+export type CleanupResult = Static<typeof CleanupResult>
+
+export const RestoreRequest = Type.Object({
+  /** database to restore into */
+  database: Type.String({ minLength: 1, maxLength: 63, pattern: '^[^\\u0000-\\u001f]+$' }),
+  target: Type.Optional(Type.String({ pattern: TARGET_NAME_PATTERN })),
+  create: Type.Optional(Type.Boolean()),
+  clean: Type.Optional(Type.Boolean()),
+  jobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+}, { additionalProperties: false })
+export type RestoreRequest = Static<typeof RestoreRequest>

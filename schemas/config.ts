@@ -1,0 +1,39 @@
+import { Type, type Static } from 'typebox'
+import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest } from './backup.ts'
+
+export const TargetConfig = Type.Object({
+  /** postgres://user:pass@host:port/db; or the discrete fields below */
+  url: Type.Optional(Type.String({ minLength: 1 })),
+  host: Type.Optional(Type.String()),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  user: Type.Optional(Type.String()),
+  database: Type.Optional(Type.String()),
+  /** read from a file so the config itself can stay free of secrets */
+  passwordFile: Type.Optional(Type.String()),
+  sslmode: Type.Optional(Type.String()),
+}, { additionalProperties: false })
+
+export const ScheduleConfig = Type.Object({
+  name: Type.String({ pattern: TARGET_NAME_PATTERN }),
+  cron: Type.String({ minLength: 1 }),
+  timezone: Type.Optional(Type.String()),
+  backup: Type.Optional(CreateBackupRequest),
+  retention: Type.Optional(RetentionPolicy),
+  enabled: Type.Optional(Type.Boolean()),
+}, { additionalProperties: false })
+
+/** The optional JSON file named by PGKEEP_CONFIG: what env vars can't say well. */
+export const ConfigFile = Type.Object({
+  targets: Type.Optional(Type.Record(Type.String({ pattern: TARGET_NAME_PATTERN }), TargetConfig)),
+  concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+  maxQueue: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
+  retention: Type.Optional(RetentionPolicy),
+  schedules: Type.Optional(Type.Array(ScheduleConfig)),
+  cleanupCron: Type.Optional(Type.String()),
+  webhooks: Type.Optional(Type.Array(Type.String({ pattern: '^https?://' }))),
+  cancelGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
+  minFreeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+  pgBinDir: Type.Optional(Type.String()),
+}, { additionalProperties: false })
+export type ConfigFile = Static<typeof ConfigFile>

@@ -1,0 +1,35 @@
+import { Type, type Static } from 'typebox'
+import { Backup, BackupStatus, Progress } from './backup.ts'
+import { BackupId } from './common.ts'
+
+/** The WebSocket protocol, declared once: one JSON object per message. */
+export const SnapshotEvent = Type.Object({
+  type: Type.Literal('snapshot'),
+  jobs: Type.Array(Type.Object({ backup: Backup, progress: Type.Optional(Progress) })),
+})
+export const StatusEvent = Type.Object({
+  type: Type.Literal('status'),
+  backupId: BackupId,
+  status: BackupStatus,
+  backup: Backup,
+})
+/** Flat: {type, backupId, bytes, rate, percent?, etaSeconds?, currentTable?, tablesDone, tablesTotal}. */
+export const ProgressEvent = Type.Object({
+  ...Progress.properties,
+  type: Type.Literal('progress'),
+})
+export const LogEvent = Type.Object({
+  type: Type.Literal('log'),
+  backupId: BackupId,
+  line: Type.String(),
+  at: Type.String(),
+})
+export const CreatedEvent = Type.Object({ type: Type.Literal('created'), backupId: BackupId, backup: Backup })
+export const DeletedEvent = Type.Object({ type: Type.Literal('deleted'), backupId: BackupId })
+
+export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, CreatedEvent, DeletedEvent])
+export type ServerEvent = Static<typeof ServerEvent>
+export type SnapshotEvent = Static<typeof SnapshotEvent>
+export type StatusEvent = Static<typeof StatusEvent>
+export type ProgressEvent = Static<typeof ProgressEvent>
+export type LogEvent = Static<typeof LogEvent>

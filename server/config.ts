@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs'
+import { userInfo } from 'node:os'
+import { resolve } from 'node:path'
+import { parse as parseConnectionString } from 'pg-connection-string'
+import { Compile } from 'typebox/compile'
+import { ConfigFile } from '../schemas/config.ts'
+import type { RetentionPolicy } from '../schemas/backup.ts'
+import type { Static } from 'typebox'
+import { PgkeepError } from './engine/errors.ts'
+
+/** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
+export interface Target {
+  name: string
+  host: string
+  port: number
+  user: string
+  database: string
+  password?: string
+  sslmode?: string
+}
+
+export interface Config {
+  backupDir: string
+  host: string
+  port: number
+  jwtSecret?: string
+  /** true when no PGKEEP_JWT_SECRET was given and we run on the embedded default */
+  dev: boolean
+  targets: Record<string, Target>
+  concurrency: number
+  maxQueue: number
+  retention?: RetentionPolicy
+  schedules: Static<typeof ConfigFile>['schedules'] & {}
+  cleanupCron?: string
+  webhooks: string[]
+  cancelGraceMs: number
+  minFreeBytes: number
+  downloadVerifyMaxAgeSeconds: number
+  /** directory holding pg_dump/pg_restore/psql; found automatically when absent */
+  pgBinDir?: string
+  logLevel: string
+}
+
+const checkConfigFile = Compile(ConfigFile)
+
+function fail (name: string, why: string): never {
+  throw new PgkeepError('CONFIG_INVALID', `invalid configuration: ${name}: ${why}`)
+}
+
+function intFromEnv (env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  if (!/^\d+$/.test(raw)) fail(name, `expected an integer, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) fail(name, `must be between ${min} and ${max}`)
+  return n
+}
+
+function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv): Target {
+  let parsed
+  try {
+    parsed = parseConnectionString(url)
+  } catch {
+    fail(name === 'default' ? 'DATABASE_URL' : `targets.${name}.url`, 'not a valid postgres:// URL')
+  }
+  const user = parsed.user || env.PGUSER || userInfo().username
+  return {
+    name,
+    host: parsed.host || env.PGHOST || '/var/run/postgresql',
+    port: parsed.port ? Number(parsed.port) : Number(env.PGPORT || 5432),
+    user,
+    database: parsed.database || user,
+    password: parsed.password || undefined,
+    sslmode: typeof parsed.ssl === 'string' ? parsed.ssl : (parsed as { sslmode?: string }).sslmode,
+  }
+}
+
+function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[string], env: NodeJS.ProcessEnv, baseDir: string): Target {
+  const base = t.url ? targetFromUrl(name, t.url, env) : targetFromUrl(name, 'postgres://', env)
+  let password = base.password
+  if (t.passwordFile) {
+    try {
+      password = readFileSync(resolve(baseDir, t.passwordFile), 'utf8').replace(/\r?\n$/, '')
+    } catch {
+      fail(`targets.${name}.passwordFile`, 'cannot be read')
+    }
+  }
+  return {
+    name,
+    host: t.host ?? base.host,
+    port: t.port ?? base.port,
+    user: t.user ?? base.user,
+    database: t.database ?? base.database,
+    password,
+    sslmode: t.sslmode ?? base.sslmode,
+  }
+}
+
+/**
+ * Reads and validates the whole configuration once, at start-up. Nothing else reads process.env.
+ * A bad value throws CONFIG_INVALID naming it; the entry points print that one line and exit 2.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  let file: ConfigFile = {}
+  let fileDir = process.cwd()
+  if (env.PGKEEP_CONFIG) {
+    const path = resolve(env.PGKEEP_CONFIG)
+    fileDir = resolve(path, '..')
+    let raw: unknown
+    try {
+      raw = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (err) {
+      fail('PGKEEP_CONFIG', `cannot read ${path} as JSON (${(err as Error).message})`)
+    }
+    if (!checkConfigFile.Check(raw)) {
+      const first = [...checkConfigFile.Errors(raw)][0]
+      fail(`PGKEEP_CONFIG ${first?.instancePath || '/'}`, first?.message ?? 'does not match the schema')
+    }
+    file = raw
+  }
+
+  const targets: Record<string, Target> = {}
+  for (const [name, t] of Object.entries(file.targets ?? {})) targets[name] = targetFromFields(name, t, env, fileDir)
+  if (env.DATABASE_URL) targets.default = targetFromUrl('default', env.DATABASE_URL, env)
+  else if (!targets.default && Object.keys(targets).length === 0) targets.default = targetFromUrl('default', 'postgres://', env)
+
+  const jwtSecret = env.PGKEEP_JWT_SECRET || undefined
+  if (jwtSecret !== undefined && jwtSecret.length < 32) fail('PGKEEP_JWT_SECRET', 'must be at least 32 characters')
+
+  return {
+    backupDir: resolve(env.PGKEEP_BACKUP_DIR || './backups'),
+    host: env.PGKEEP_HOST || '127.0.0.1',
+    port: intFromEnv(env, 'PGKEEP_PORT', 8080, 0, 65535),
+    jwtSecret,
+    dev: jwtSecret === undefined,
+    targets,
+    concurrency: intFromEnv(env, 'PGKEEP_CONCURRENCY', file.concurrency ?? 1, 1, 16),
+    maxQueue: file.maxQueue ?? 100,
+    retention: file.retention,
+    schedules: file.schedules ?? [],
+    cleanupCron: file.cleanupCron,
+    webhooks: file.webhooks ?? [],
+    cancelGraceMs: file.cancelGraceMs ?? 5000,
+    minFreeBytes: file.minFreeBytes ?? 1024 ** 3,
+    downloadVerifyMaxAgeSeconds: file.downloadVerifyMaxAgeSeconds ?? 3600,
+    pgBinDir: env.PGKEEP_PG_BIN_DIR || file.pgBinDir,
+    logLevel: env.PGKEEP_LOG_LEVEL || 'info',
+  }
+}

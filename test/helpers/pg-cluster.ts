@@ -1,0 +1,143 @@
+import { execFile, execFileSync } from 'node:child_process'
+import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+/** A throwaway PostgreSQL cluster: initdb'd into a temp dir, random port, stopped by stop(). */
+export interface TestCluster {
+  host: string
+  port: number
+  user: string
+  password: string
+  socketDir: string
+  binDir: string
+  /** postgres://postgres:<password>@127.0.0.1:<port>/<db> */
+  url (database?: string): string
+  /** runs SQL through psql (unaligned, tuples only) and returns stdout */
+  psql (sql: string, database?: string): Promise<string>
+  createDatabase (name: string): Promise<void>
+  stop (): Promise<void>
+}
+
+export function findPgBinDir (): string {
+  const root = '/usr/lib/postgresql'
+  const versions = existsSync(root) ? readdirSync(root).filter(v => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
+  for (const v of versions) if (existsSync(join(root, v, 'bin', 'initdb'))) return join(root, v, 'bin')
+  throw new Error('no PostgreSQL server binaries under /usr/lib/postgresql/*/bin')
+}
+
+const isRoot = process.getuid?.() === 0
+let postgresIds: { uid: number, gid: number } | undefined
+function postgresUser (): { uid: number, gid: number } {
+  postgresIds ??= {
+    uid: Number(execFileSync('id', ['-u', 'postgres']).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres']).toString().trim()),
+  }
+  return postgresIds
+}
+
+/** PostgreSQL refuses to run as root, so as root every server command runs as the postgres user. */
+function asServerUser (cmd: string, args: string[]): [string, string[]] {
+  return isRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]
+}
+
+function giveToServerUser (path: string): void {
+  if (!isRoot) return
+  const { uid, gid } = postgresUser()
+  chownSync(path, uid, gid)
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      srv.close(() => typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port')))
+    })
+  })
+}
+
+export const TEST_PASSWORD = 'pgkeep-test-Secr3t!'
+
+/**
+ * initdb is the slow part (~2 s), so one template data dir per machine is made once and copied.
+ * The superuser has a password and TCP connections require it, so the passfile path is exercised.
+ */
+async function templateDataDir (binDir: string): Promise<string> {
+  const version = binDir.split('/').at(-2) ?? 'x'
+  const template = join(tmpdir(), `pgkeep-test-template-pg${version}-v1`)
+  if (existsSync(join(template, 'PG_VERSION'))) return template
+  const work = mkdtempSync(join(tmpdir(), 'pgkeep-template-'))
+  giveToServerUser(work)
+  const pwfile = join(work, 'pw')
+  writeFileSync(pwfile, TEST_PASSWORD + '\n', { mode: 0o600 })
+  giveToServerUser(pwfile)
+  const data = join(work, 'data')
+  const [cmd, args] = asServerUser(join(binDir, 'initdb'), [
+    '-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth-local=trust', '--auth-host=scram-sha-256',
+    '--encoding=UTF8', '--locale=C', '--no-sync',
+  ])
+  await run(cmd, args)
+  try {
+    renameSync(data, template)
+  } catch (err) {
+    // another test process won the race: theirs is as good as ours
+    if (!existsSync(join(template, 'PG_VERSION'))) throw err
+  }
+  rmSync(work, { recursive: true, force: true })
+  return template
+}
+
+export async function startCluster (): Promise<TestCluster> {
+  const binDir = findPgBinDir()
+  const template = await templateDataDir(binDir)
+  const root = mkdtempSync(join(tmpdir(), 'pgkeep-test-pg-'))
+  giveToServerUser(root)
+  const data = join(root, 'data')
+  const socketDir = join(root, 'sock')
+  mkdirSync(socketDir)
+  giveToServerUser(socketDir)
+  cpSync(template, data, { recursive: true })
+  if (isRoot) await run('chown', ['-R', 'postgres:postgres', data])
+  const port = await freePort()
+  const pgctl = join(binDir, 'pg_ctl')
+  const opts = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60`
+  const [cmd, args] = asServerUser(pgctl, ['-D', data, '-o', opts, '-l', join(root, 'server.log'), '-w', 'start'])
+  await run(cmd, args)
+
+  const stop = async (): Promise<void> => {
+    const [c, a] = asServerUser(pgctl, ['-D', data, '-m', 'immediate', '-w', 'stop'])
+    await run(c, a).catch(() => {})
+    rmSync(root, { recursive: true, force: true })
+  }
+  process.once('exit', () => {
+    // last resort if a test crashed before teardown: never leave a server behind
+    try { execFileSync(...asServerUser(pgctl, ['-D', data, '-m', 'immediate', 'stop']), { stdio: 'ignore' }) } catch {}
+  })
+
+  const psql = async (sql: string, database = 'postgres'): Promise<string> => {
+    // over the unix socket with trust auth: the test harness itself never needs the password
+    const { stdout } = await run(join(binDir, 'psql'), [
+      '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', socketDir, '-p', String(port), '-U', 'postgres', '-d', database, '-c', sql,
+    ], { maxBuffer: 256 * 1024 * 1024 })
+    return stdout
+  }
+
+  return {
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password: TEST_PASSWORD,
+    socketDir,
+    binDir,
+    url: (database = 'postgres') => `postgres://postgres:${encodeURIComponent(TEST_PASSWORD)}@127.0.0.1:${port}/${database}`,
+    psql,
+    createDatabase: async (name) => { await psql(`CREATE DATABASE "${name.replace(/"/g, '""')}"`) },
+    stop,
+  }
+}

@@ -35,6 +35,9 @@ export const CreateBackupRequest = Type.Object({
   excludeTables: Type.Optional(Type.Array(PgPattern, { maxItems: 1000 })),
   /** Parallel dump workers; directory format only. */
   jobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+  /** pg_dump --no-owner / --no-privileges: for restoring into a cluster with other roles */
+  noOwner: Type.Optional(Type.Boolean()),
+  noPrivileges: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 export type CreateBackupRequest = Static<typeof CreateBackupRequest>
 

@@ -1,0 +1,312 @@
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { uuidv7 } from 'uuidv7'
+import {
+  TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
+  type ListQuery, type ListResult, type Progress, type RestoreRequest,
+} from '../../schemas/backup.ts'
+import type { Config } from '../config.ts'
+import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
+import { resolveCreateRequest } from './backup-request.ts'
+import { queryBackups } from './backup-query.ts'
+import { runDumpJob } from './dump-job.ts'
+import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from './errors.ts'
+import { JobQueue } from './job-queue.ts'
+import { manifestPath, readManifest, writeManifest, type ManifestFile } from './manifest.ts'
+import { fileExtension, finalName } from './naming.ts'
+import { recoverInterrupted } from './recovery.ts'
+import { Registry } from './registry.ts'
+import { startRestore, type RestoreJob } from './restore.ts'
+import { planRetention, validatePolicy } from './retention.ts'
+import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
+import { validateBackup } from './validator.ts'
+
+export interface BackupServiceOptions {
+  logger?: EngineLogger
+  retry?: RetryPolicy
+  /** re-read registry.json this often to see another process's writes (the CLI and the server share a dir); 0 = never */
+  registryPollMs?: number
+}
+
+interface ActiveJob {
+  controller: AbortController
+  progress?: Progress
+  done: Promise<Backup>
+  resolve: (b: Backup) => void
+}
+
+const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
+const now = (): string => new Date().toISOString()
+
+/**
+ * The one object the HTTP routes and the CLI talk to. Owns the job queue and every status change;
+ * the registry on disk is the truth, shared with other processes through its lock.
+ */
+export class BackupService extends BackupEvents {
+  private readonly jobs = new Map<string, ActiveJob>()
+  private readonly queue: JobQueue
+  private readonly restores = new Map<string, RestoreJob>()
+  private pollTimer?: NodeJS.Timeout
+  private closing = false
+
+  private constructor (
+    readonly config: Config,
+    readonly registry: Registry,
+    private readonly log: EngineLogger,
+    private readonly retry: RetryPolicy,
+  ) {
+    super()
+    this.queue = new JobQueue(config.concurrency, id => this.runJob(id))
+  }
+
+  static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
+    const log = opts.logger ?? silentLogger
+    const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
+    const recovered = await recoverInterrupted(registry, config.backupDir)
+    for (const b of recovered.interrupted) {
+      log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
+      // a job can die after its rename but before "completed": its files are not a finished backup
+      await rm(join(config.backupDir, b.name), { recursive: true, force: true })
+      await rm(manifestPath(config.backupDir, b.name), { force: true })
+    }
+    const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY)
+    if (opts.registryPollMs) {
+      service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
+      service.pollTimer.unref()
+    }
+    return service
+  }
+
+  // ---- reading --------------------------------------------------------------------------------
+
+  get (id: string): Backup {
+    const b = this.registry.get(id)
+    if (!b) throw new NotFoundError(`backup ${id}`)
+    return b
+  }
+
+  list (query: ListQuery = {}): ListResult {
+    return queryBackups(this.registry.all(), query)
+  }
+
+  progress (id: string): Progress | undefined {
+    return this.jobs.get(id)?.progress
+  }
+
+  active (): BackupWithProgress[] {
+    return this.registry.all()
+      .filter(b => !isTerminal(b) && this.jobs.has(b.id))
+      .map(b => ({ backup: b, progress: this.jobs.get(b.id)?.progress }))
+  }
+
+  async filesOf (id: string): Promise<{ path: string, isDirectory: boolean, files: ManifestFile[] }> {
+    const b = this.requireCompleted(id, 'downloaded')
+    const manifest = await readManifest(manifestPath(this.config.backupDir, b.name))
+    return { path: join(this.config.backupDir, b.name), isDirectory: b.format === 'directory', files: manifest.files }
+  }
+
+  /** Resolves once the backup reaches completed, failed or cancelled. */
+  async waitFor (id: string): Promise<Backup> {
+    const job = this.jobs.get(id)
+    if (job) return await job.done
+    return this.get(id)
+  }
+
+  // ---- creating and running -------------------------------------------------------------------
+
+  async create (req: unknown, createdBy: string, extra: { scheduleId?: string } = {}): Promise<Backup> {
+    if (this.closing) throw new PgkeepError('QUEUE_FULL', 'pgkeep is shutting down; try again when it is back')
+    const r = resolveCreateRequest(req, this.config)
+    if (this.queue.queuedCount >= this.config.maxQueue) {
+      throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
+    }
+    const id = uuidv7()
+    const createdAt = new Date()
+    const name = finalName(r.name, r.target.name, r.target.database, createdAt, id, fileExtension(r.format, r.compression))
+    const backup: Backup = {
+      id,
+      name,
+      target: r.target.name,
+      database: r.target.database,
+      format: r.format,
+      compression: r.compression,
+      level: r.level,
+      options: r.options,
+      status: 'queued',
+      createdAt: createdAt.toISOString(),
+      createdBy,
+      pinned: false,
+      ownerPid: process.pid,
+      ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
+    }
+    await this.registry.update((all) => {
+      for (const other of all.values()) {
+        if (other.name === name) throw new PgkeepError('CONFLICT', `a backup named ${name} already exists`, { details: { field: 'name' } })
+      }
+      all.set(id, backup)
+    })
+    let resolve!: (b: Backup) => void
+    const done = new Promise<Backup>(res => { resolve = res })
+    this.jobs.set(id, { controller: new AbortController(), done, resolve })
+    this.emit('created', backup)
+    this.queue.enqueue(id)
+    return backup
+  }
+
+  private async patch (id: string, fields: Partial<Backup>): Promise<Backup> {
+    let updated!: Backup
+    await this.registry.update((all) => {
+      const current = all.get(id)
+      if (!current) throw new NotFoundError(`backup ${id}`)
+      updated = { ...current, ...fields }
+      for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (updated as Record<string, unknown>)[k]
+      all.set(id, updated)
+    })
+    return updated
+  }
+
+  private async setStatus (id: string, fields: Partial<Backup> & Pick<Backup, 'status'>): Promise<Backup> {
+    const b = await this.patch(id, fields)
+    this.emit('status', b)
+    return b
+  }
+
+  private async runJob (id: string): Promise<void> {
+    const job = this.jobs.get(id)
+    if (!job) return
+    let final: Backup
+    try {
+      if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
+      const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
+      const target = this.config.targets[backup.target]
+      if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
+      const result = await runDumpJob({
+        backup,
+        target,
+        backupDir: this.config.backupDir,
+        pgBinDir: this.config.pgBinDir,
+        cancelGraceMs: this.config.cancelGraceMs,
+        retry: this.retry,
+        signal: job.controller.signal,
+        onProgress: (p) => {
+          job.progress = { backupId: id, ...p }
+          this.emit('progress', job.progress)
+        },
+        onLog: line => this.emit('log', { backupId: id, line, at: now() }),
+        onStarted: async (facts) => { await this.patch(id, facts) },
+        onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
+      })
+      const completed: Backup = { ...this.get(id), ...{ sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256 }, status: 'completed', finishedAt: now() }
+      delete completed.ownerPid
+      await writeManifest(this.config.backupDir, completed, result.files)
+      final = await this.setStatus(id, { ...completed, ownerPid: undefined })
+    } catch (err) {
+      const e = toPgkeepError(err)
+      const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
+      if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
+      await rm(join(this.config.backupDir, this.registry.get(id)?.name ?? '.none') + '.partial', { recursive: true, force: true }).catch(() => {})
+      final = await this.setStatus(id, { status, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
+        .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
+    }
+    this.jobs.delete(id)
+    job.resolve(final)
+  }
+
+  async cancel (id: string): Promise<Backup> {
+    const b = this.get(id)
+    if (isTerminal(b)) throw new InvalidStateError(`backup ${b.name} is already ${b.status}`)
+    const job = this.jobs.get(id)
+    if (!job) throw new InvalidStateError(`backup ${b.name} is run by another pgkeep process (pid ${b.ownerPid}); cancel it there`)
+    job.controller.abort()
+    if (this.queue.dequeue(id)) {
+      // never started: nothing to kill, nothing written
+      const final = await this.setStatus(id, { status: 'cancelled', finishedAt: now(), error: { code: 'CANCELLED', message: 'cancelled while queued' }, ownerPid: undefined })
+      this.jobs.delete(id)
+      job.resolve(final)
+      return final
+    }
+    return await job.done
+  }
+
+  // ---- checking, restoring, deleting ----------------------------------------------------------
+
+  private requireCompleted (id: string, verb: string): Backup {
+    const b = this.get(id)
+    if (b.status !== 'completed') throw new InvalidStateError(`backup ${b.name} is ${b.status}; only completed backups can be ${verb}`)
+    return b
+  }
+
+  async validate (id: string): Promise<Backup> {
+    const b = this.requireCompleted(id, 'validated')
+    const result = await validateBackup(b, this.config.backupDir, { pgBinDir: this.config.pgBinDir })
+    return await this.patch(id, { verification: { at: now(), ok: result.ok, method: result.method, ...(result.message ? { message: result.message } : {}) } })
+  }
+
+  restore (id: string, req: RestoreRequest): RestoreJob {
+    const b = this.requireCompleted(id, 'restored')
+    const targetName = req.target ?? b.target
+    const target = this.config.targets[targetName]
+    if (!target) throw new InvalidInputError(`target: unknown target "${targetName}"`, 'target')
+    const job = startRestore(b, this.config.backupDir, target, req, { pgBinDir: this.config.pgBinDir, cancelGraceMs: this.config.cancelGraceMs })
+    this.restores.set(job.id, job)
+    job.done.catch(() => {}).finally(() => this.restores.delete(job.id))
+    return job
+  }
+
+  getRestore (restoreId: string): RestoreJob | undefined {
+    return this.restores.get(restoreId)
+  }
+
+  async pin (id: string, pinned: boolean): Promise<Backup> {
+    this.get(id)
+    const b = await this.patch(id, { pinned })
+    this.emit('status', b)
+    return b
+  }
+
+  /** Registry entry first, then files: a crash in between leaves orphan files, never a listed backup without its data. */
+  async delete (id: string): Promise<void> {
+    const b = this.get(id)
+    if (!isTerminal(b)) throw new InvalidStateError(`backup ${b.name} is ${b.status}; cancel it before deleting`)
+    await this.registry.update((all) => {
+      const current = all.get(id)
+      if (current && !isTerminal(current)) throw new InvalidStateError(`backup ${b.name} is ${current.status}`)
+      all.delete(id)
+    })
+    await rm(manifestPath(this.config.backupDir, b.name), { force: true })
+    await rm(join(this.config.backupDir, b.name), { recursive: true, force: true })
+    this.emit('deleted', { backupId: id })
+  }
+
+  async cleanup (req: CleanupRequest = {}): Promise<CleanupResult> {
+    const policy = validatePolicy(req.policy ?? this.config.retention)
+    await this.registry.reload()
+    const plan = planRetention(this.registry.all(), policy, new Date(), { target: req.target })
+    if (!req.dryRun) for (const b of plan.delete) await this.delete(b.id)
+    return {
+      dryRun: req.dryRun ?? false,
+      deleted: plan.delete,
+      kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
+    }
+  }
+
+  async reindex (): Promise<{ count: number }> {
+    return { count: await this.registry.rebuildFromManifests() }
+  }
+
+  /** Stops taking work; queued jobs are cancelled; running ones are cancelled or awaited. */
+  async close (opts: { cancelRunning?: boolean } = {}): Promise<void> {
+    this.closing = true
+    if (this.pollTimer) clearInterval(this.pollTimer)
+    for (const id of this.queue.drainWaiting()) {
+      const job = this.jobs.get(id)
+      const final = await this.setStatus(id, { status: 'cancelled', finishedAt: now(), error: { code: 'CANCELLED', message: 'pgkeep shut down before this backup started' }, ownerPid: undefined })
+      this.jobs.delete(id)
+      job?.resolve(final)
+    }
+    const running = [...this.jobs.entries()]
+    if (opts.cancelRunning) for (const [, job] of running) job.controller.abort()
+    await Promise.all(running.map(([, job]) => job.done))
+    await Promise.all([...this.restores.values()].map(async r => { await r.cancel().catch(() => {}) }))
+  }
+}

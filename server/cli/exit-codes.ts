@@ -1,0 +1,32 @@
+import type { ErrorCode } from '../../schemas/errors.ts'
+
+/** DESIGN.md: 0 ok, 1 operation failed, 2 usage error, 3 integrity check failed, 130 cancelled. */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INTEGRITY: 3, CANCELLED: 130 } as const
+
+/** The one table from engine/API error codes to exit codes; anything not listed is an operation failure. */
+const EXIT_BY_CODE: Record<ErrorCode, number> = {
+  PG_CONNECTION_FAILED: EXIT.FAILED,
+  PG_AUTH_FAILED: EXIT.FAILED,
+  PG_VERSION_MISMATCH: EXIT.FAILED,
+  PG_DUMP_FAILED: EXIT.FAILED,
+  PG_RESTORE_FAILED: EXIT.FAILED,
+  DISK_FULL: EXIT.FAILED,
+  CANCELLED: EXIT.CANCELLED,
+  INTERRUPTED: EXIT.FAILED,
+  INTEGRITY_FAILED: EXIT.INTEGRITY,
+  NOT_FOUND: EXIT.FAILED,
+  INVALID_INPUT: EXIT.USAGE,
+  INVALID_STATE: EXIT.FAILED,
+  CONFLICT: EXIT.FAILED,
+  QUEUE_FULL: EXIT.FAILED,
+  UNAUTHORIZED: EXIT.FAILED,
+  FORBIDDEN: EXIT.FAILED,
+  RATE_LIMITED: EXIT.FAILED,
+  CONFIG_INVALID: EXIT.USAGE,
+  TOOL_MISSING: EXIT.FAILED,
+  INTERNAL: EXIT.FAILED,
+}
+
+export function exitCodeFor (code: string): number {
+  return (EXIT_BY_CODE as Record<string, number>)[code] ?? EXIT.FAILED
+}

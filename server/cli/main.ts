@@ -1,0 +1,114 @@
+import { pathToFileURL } from 'node:url'
+import { GLOBAL_HELP, GLOBAL_OPTIONS, write, type CliIO, type Command } from './command.ts'
+import { EXIT } from './exit-codes.ts'
+import { reportError } from './output.ts'
+
+/** Loaded on demand so `pgkeep list` never pays for fastify, and a missing file breaks only its command. */
+export const COMMANDS: Record<string, string> = {
+  create: './commands/create.ts',
+  list: './commands/list.ts',
+  info: './commands/info.ts',
+  status: './commands/status.ts',
+  validate: './commands/validate.ts',
+  cleanup: './commands/cleanup.ts',
+  restore: './commands/restore.ts',
+  pin: './commands/pin.ts',
+  cancel: './commands/cancel.ts',
+  download: './commands/download.ts',
+  reindex: './commands/reindex.ts',
+  doctor: './commands/doctor.ts',
+  serve: './commands/serve.ts',
+  user: './commands/user.ts',
+  token: './commands/token.ts',
+}
+
+async function loadCommand (name: string): Promise<Command | undefined> {
+  try {
+    const mod = await import(new URL(COMMANDS[name], import.meta.url).href) as { command?: Command }
+    return mod.command
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(COMMANDS[name].slice(2))) return undefined
+    throw err
+  }
+}
+
+const VALUE_FLAGS = new Set(Object.entries(GLOBAL_OPTIONS).filter(([, o]) => o.type === 'string').map(([k]) => `--${k}`))
+
+/** Global flags may come before the command name; they are moved after it so the command parses them. */
+function splitCommand (argv: string[]): { name?: string, before: string[], rest: string[] } {
+  const before: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (!a.startsWith('-')) return { name: a, before, rest: argv.slice(i + 1) }
+    before.push(a)
+    if (VALUE_FLAGS.has(a) && i + 1 < argv.length) before.push(argv[++i])
+  }
+  return { before, rest: [] }
+}
+
+async function generalHelp (): Promise<string> {
+  const lines = ['Usage: pgkeep <command> [flags]', '', 'Commands:']
+  for (const name of Object.keys(COMMANDS)) {
+    const cmd = await loadCommand(name).catch(() => undefined)
+    lines.push(`  ${name.padEnd(10)}${cmd?.summary ?? '(not available in this build)'}`)
+  }
+  lines.push('', GLOBAL_HELP, '', 'Run `pgkeep <command> --help` for the flags of one command.')
+  return lines.join('\n') + '\n'
+}
+
+export async function dispatch (argv: string[], io: CliIO): Promise<number> {
+  const { name, before, rest } = splitCommand(argv)
+  if (name === undefined) {
+    const help = await generalHelp()
+    const asked = before.includes('--help') || before.includes('-h')
+    ;(asked ? io.stdout : io.stderr).write(help)
+    return asked ? EXIT.OK : EXIT.USAGE
+  }
+  if (!Object.hasOwn(COMMANDS, name)) {
+    write(io.stderr, `pgkeep: unknown command "${name}" (see pgkeep --help)`)
+    return EXIT.USAGE
+  }
+  let cmd: Command | undefined
+  try {
+    cmd = await loadCommand(name)
+  } catch (err) {
+    return reportError(io, err)
+  }
+  if (!cmd) {
+    write(io.stderr, `pgkeep: command "${name}" is not available in this build`)
+    return EXIT.FAILED
+  }
+  const args = [...before, ...rest]
+  // "--" ends flags: a value after it that looks like --help is not a help request
+  const flags = args.includes('--') ? args.slice(0, args.indexOf('--')) : args
+  if (flags.includes('--help') || flags.includes('-h')) {
+    io.stdout.write(cmd.help.endsWith('\n') ? cmd.help : cmd.help + '\n')
+    return EXIT.OK
+  }
+  try {
+    return await cmd.run(args, io)
+  } catch (err) {
+    const code = reportError(io, err, args.includes('--verbose'))
+    if (code === EXIT.USAGE && !(err instanceof Error && 'code' in err)) write(io.stderr, `see pgkeep ${name} --help`)
+    return code
+  }
+}
+
+async function main (): Promise<void> {
+  const code = await dispatch(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    isTTY: process.stdout.isTTY === true,
+    env: process.env,
+  })
+  process.exitCode = code
+  // process.exit would cut a piped stdout short; wait until both streams have flushed
+  await new Promise<void>(resolve => process.stdout.write('', () => resolve()))
+  await new Promise<void>(resolve => process.stderr.write('', () => resolve()))
+  process.exit(code)
+}
+
+// Imported by tests for in-process dispatch; run only when launched as the CLI (bin/pgkeep.js or directly).
+const entry = process.argv[1] ?? ''
+if (/(^|[\\/])pgkeep(\.js)?$/.test(entry) || pathToFileURL(entry).href === import.meta.url) await main()

@@ -1,0 +1,73 @@
+import type { Progress } from '../../schemas/backup.ts'
+import { formatBytes, formatDuration } from './output.ts'
+
+const CLEAR_LINE = '\r\x1b[2K'
+
+/** One line describing a running dump; pure so it can be tested without a terminal. */
+export function renderProgress (p: Progress, columns = 80): string {
+  const parts: string[] = []
+  if (p.percent !== undefined) {
+    const pct = Math.min(100, Math.max(0, p.percent))
+    const barWidth = columns >= 100 ? 30 : columns >= 70 ? 20 : 10
+    const filled = Math.round(barWidth * pct / 100)
+    parts.push(`[${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}]`, `${pct.toFixed(0).padStart(3)}%`)
+  }
+  parts.push(formatBytes(p.bytes), `${formatBytes(p.rate)}/s`)
+  if (p.etaSeconds !== undefined) parts.push(`ETA ${formatDuration(p.etaSeconds)}`)
+  if (p.tablesTotal > 0) parts.push(`${p.tablesDone}/${p.tablesTotal} tables`)
+  if (p.currentTable) parts.push(p.currentTable)
+  const line = parts.join('  ')
+  // a wrapped line breaks the \r redraw, so never exceed the terminal width
+  return line.length < columns ? line : line.slice(0, Math.max(0, columns - 2)) + '…'
+}
+
+export interface ProgressReporterOptions {
+  tty: boolean
+  columns?: number
+  /** how often a non-TTY stream gets a plain progress line */
+  plainIntervalMs?: number
+  now?: () => number
+}
+
+/**
+ * On a TTY redraws one line in place; otherwise (CI logs, pipes) prints a plain line every few
+ * seconds so the log shows life without thousands of lines.
+ */
+export class ProgressReporter {
+  private readonly out: NodeJS.WritableStream
+  private readonly opts: Required<ProgressReporterOptions>
+  private barShown = false
+  private lastPlainAt = -Infinity
+  private last?: Progress
+
+  constructor (out: NodeJS.WritableStream, opts: ProgressReporterOptions) {
+    this.out = out
+    this.opts = { columns: 80, plainIntervalMs: 5000, now: Date.now, ...opts }
+  }
+
+  update (p: Progress): void {
+    this.last = p
+    if (this.opts.tty) {
+      this.out.write(CLEAR_LINE + renderProgress(p, this.opts.columns))
+      this.barShown = true
+      return
+    }
+    const now = this.opts.now()
+    if (now - this.lastPlainAt < this.opts.plainIntervalMs) return
+    this.lastPlainAt = now
+    this.out.write(renderProgress(p, 200) + '\n')
+  }
+
+  /** A line that must not be overwritten by the bar (status change, log line). */
+  message (line: string): void {
+    if (this.barShown) this.out.write(CLEAR_LINE)
+    this.out.write(line + '\n')
+    if (this.barShown && this.last) this.out.write(renderProgress(this.last, this.opts.columns))
+  }
+
+  done (): void {
+    if (this.barShown) this.out.write(CLEAR_LINE)
+    this.barShown = false
+    this.last = undefined
+  }
+}

@@ -1,0 +1,10 @@
+// `npm run bench`: every benchmark in turn. Each prints its figures and whether it met its target.
+const benches = ['dump.ts', 'ws-fanout.ts', 'download.ts', 'list.ts']
+for (const b of benches) {
+  console.log(`\n=== bench/${b} ===`)
+  try {
+    await import(`./${b}`)
+  } catch (err) {
+    console.log(`bench/${b} did not run: ${(err as Error).message}`)
+  }
+}

@@ -1,6 +1,59 @@
-import type { FastifyPluginAsync } from 'fastify'
+import websocket from '@fastify/websocket'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { LiveHub } from '../live-hub.ts'
+import { tokenFromRequest } from '../plugins/app/auth.ts'
 
-/** GET /api/backup/ws: live events fan-out (filled in by the live-hub work). */
-const wsRoutes: FastifyPluginAsync = async () => {}
+export interface WsRouteOptions {
+  /** unsent bytes a viewer may owe before it is dropped */
+  maxBufferedBytes?: number
+  /** ping period; a viewer that misses a pong for a whole period is dropped */
+  heartbeatMs?: number
+}
+
+const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) }, { additionalProperties: false })
+
+/**
+ * GET /api/backup/ws: live events for viewers and up. Auth runs in onRequest, before the upgrade, so a
+ * caller without a valid cookie or `?token=` gets a plain 401 and never a socket.
+ */
+const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts) => {
+  if (!fastify.hasDecorator('websocketServer')) {
+    // viewers send nothing we read: a tiny payload cap keeps a hostile client from making us buffer
+    await fastify.register(websocket, { options: { maxPayload: 4096 } })
+  }
+  const hub = new LiveHub(fastify.backupService, { maxBufferedBytes: opts.maxBufferedBytes })
+  const viewer = fastify.requireRole('viewer')
+  const heartbeatMs = opts.heartbeatMs ?? 30_000
+
+  fastify.addHook('onClose', async () => { hub.close() })
+
+  fastify.get('/api/backup/ws', {
+    websocket: true,
+    schema: { tags: ['backups'], summary: 'live backup events (WebSocket)', querystring: WsQuery, hide: true },
+    onRequest: async (request, reply) => {
+      const query = request.query as { token?: string }
+      if (!request.principal && query.token && !tokenFromRequest(request)) {
+        request.principal = await fastify.verifyToken(query.token)
+      }
+      await viewer(request, reply)
+    },
+  }, (socket, request) => {
+    const remove = hub.add(socket)
+    let alive = true
+    socket.on('pong', () => { alive = true })
+    const heartbeat = setInterval(() => {
+      if (!alive) { socket.terminate(); return }
+      alive = false
+      socket.ping()
+    }, heartbeatMs)
+    heartbeat.unref()
+    socket.on('close', () => {
+      clearInterval(heartbeat)
+      remove()
+    })
+    socket.on('error', (err) => { request.log.debug({ err: err.message }, 'viewer socket error') })
+  })
+}
 
 export default wsRoutes

@@ -1,0 +1,173 @@
+import type { Backup, Progress } from '../../schemas/backup.ts'
+import type { ServerEvent } from '../../schemas/events.ts'
+import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
+
+/** What the hub needs from a socket: the `ws` WebSocket fits as is. */
+export interface LiveClient {
+  readonly bufferedAmount: number
+  readonly readyState: number
+  send (data: string): void
+  terminate (): void
+}
+
+/** The subset of BackupService the hub listens to. */
+export interface LiveSource {
+  on (event: 'created' | 'status', fn: (backup: Backup) => void): unknown
+  on (event: 'progress', fn: (p: Progress) => void): unknown
+  on (event: 'log', fn: (e: { backupId: string, line: string, at: string }) => void): unknown
+  on (event: 'deleted', fn: (e: { backupId: string }) => void): unknown
+  off (event: string, fn: (...args: any[]) => void): unknown
+  active (): { backup: Backup, progress?: Progress }[]
+}
+
+export interface LiveHubOptions {
+  /** a client whose unsent bytes exceed this is dropped rather than buffered for */
+  maxBufferedBytes?: number
+  /** minimum gap between two progress events of one job */
+  progressIntervalMs?: number
+}
+
+export interface LiveHubStats {
+  clients: number
+  dropped: number
+  sent: number
+}
+
+const OPEN = 1
+
+interface JobThrottle {
+  lastSentAt: number
+  pending?: string
+  timer?: NodeJS.Timeout
+}
+
+/**
+ * Fans engine events out to WebSocket viewers. Each event is serialized once and the same string
+ * goes to every client. A client that cannot keep up is terminated: waiting for it would mean
+ * either buffering without bound or slowing the emitter, and the emitter is the dump.
+ */
+export class LiveHub {
+  readonly #clients = new Set<LiveClient>()
+  readonly #throttles = new Map<string, JobThrottle>()
+  readonly #maxBuffered: number
+  readonly #interval: number
+  readonly #source: LiveSource
+  readonly #detach: () => void
+  #dropped = 0
+  #sent = 0
+
+  constructor (source: LiveSource, options: LiveHubOptions = {}) {
+    this.#source = source
+    this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024
+    this.#interval = options.progressIntervalMs ?? 200
+    const onCreated = (backup: Backup): void => this.#broadcast({ type: 'created', backupId: backup.id, backup })
+    const onStatus = (backup: Backup): void => {
+      // the last progress of a job must reach viewers before the status that ends it
+      this.#flushProgress(backup.id)
+      this.#broadcast({ type: 'status', backupId: backup.id, status: backup.status, backup })
+      if (TERMINAL_STATUSES.includes(backup.status)) this.#forget(backup.id)
+    }
+    const onProgress = (p: Progress): void => this.#progress(p)
+    const onLog = (e: { backupId: string, line: string, at: string }): void =>
+      this.#broadcast({ type: 'log', backupId: e.backupId, line: e.line, at: e.at })
+    const onDeleted = (e: { backupId: string }): void => {
+      this.#forget(e.backupId)
+      this.#broadcast({ type: 'deleted', backupId: e.backupId })
+    }
+    source.on('created', onCreated)
+    source.on('status', onStatus)
+    source.on('progress', onProgress)
+    source.on('log', onLog)
+    source.on('deleted', onDeleted)
+    this.#detach = () => {
+      source.off('created', onCreated)
+      source.off('status', onStatus)
+      source.off('progress', onProgress)
+      source.off('log', onLog)
+      source.off('deleted', onDeleted)
+    }
+  }
+
+  /** Registers a viewer and sends it the snapshot of active jobs; returns the unsubscribe function. */
+  add (client: LiveClient): () => void {
+    this.#clients.add(client)
+    const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active() }
+    this.#sendTo(client, JSON.stringify(snapshot))
+    return () => { this.#clients.delete(client) }
+  }
+
+  stats (): LiveHubStats {
+    return { clients: this.#clients.size, dropped: this.#dropped, sent: this.#sent }
+  }
+
+  /** Stops listening and terminates every viewer (server shutdown). */
+  close (): void {
+    this.#detach()
+    for (const t of this.#throttles.values()) clearTimeout(t.timer)
+    this.#throttles.clear()
+    for (const c of this.#clients) c.terminate()
+    this.#clients.clear()
+  }
+
+  #progress (p: Progress): void {
+    const data = JSON.stringify({ type: 'progress', ...p } satisfies ServerEvent)
+    let t = this.#throttles.get(p.backupId)
+    if (!t) {
+      t = { lastSentAt: 0 }
+      this.#throttles.set(p.backupId, t)
+    }
+    const wait = t.lastSentAt + this.#interval - Date.now()
+    if (wait <= 0 && !t.timer) {
+      t.lastSentAt = Date.now()
+      this.#send(data)
+      return
+    }
+    // keep only the newest: a viewer wants where the job is, not every step it took
+    t.pending = data
+    if (!t.timer) {
+      t.timer = setTimeout(() => this.#flushProgress(p.backupId), Math.max(wait, 0))
+      t.timer.unref()
+    }
+  }
+
+  #flushProgress (backupId: string): void {
+    const t = this.#throttles.get(backupId)
+    if (!t) return
+    clearTimeout(t.timer)
+    t.timer = undefined
+    if (t.pending === undefined) return
+    const data = t.pending
+    t.pending = undefined
+    t.lastSentAt = Date.now()
+    this.#send(data)
+  }
+
+  #forget (backupId: string): void {
+    const t = this.#throttles.get(backupId)
+    if (t) clearTimeout(t.timer)
+    this.#throttles.delete(backupId)
+  }
+
+  #broadcast (event: ServerEvent): void {
+    this.#send(JSON.stringify(event))
+  }
+
+  #send (data: string): void {
+    for (const c of this.#clients) this.#sendTo(c, data)
+  }
+
+  #sendTo (client: LiveClient, data: string): void {
+    if (client.readyState !== OPEN) {
+      this.#clients.delete(client)
+      return
+    }
+    if (client.bufferedAmount + data.length > this.#maxBuffered) {
+      this.#clients.delete(client)
+      this.#dropped++
+      client.terminate()
+      return
+    }
+    client.send(data)
+    this.#sent++
+  }
+}

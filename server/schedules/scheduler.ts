@@ -1,0 +1,290 @@
+import { EventEmitter } from 'node:events'
+import { Cron } from 'croner'
+import {
+  TERMINAL_STATUSES, type Backup, type CleanupRequest, type CleanupResult, type CreateBackupRequest, type RetentionPolicy,
+} from '../../schemas/backup.ts'
+import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../schemas/schedule.ts'
+import type { Config } from '../config.ts'
+import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../engine/errors.ts'
+import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
+
+/** The subset of BackupService a scheduler drives. */
+export interface ScheduledBackupService {
+  create (req: CreateBackupRequest, createdBy: string, extra?: { scheduleId?: string }): Promise<Backup>
+  waitFor (id: string): Promise<Backup>
+  get (id: string): Backup
+  cleanup (req: CleanupRequest): Promise<CleanupResult>
+}
+
+export type SchedulerConfig = Pick<Config, 'backupDir' | 'schedules' | 'cleanupCron' | 'retention'>
+
+interface Entry {
+  def: StoredSchedule
+  source: 'config' | 'api'
+  cron?: Cron
+}
+
+/** How many upcoming fire times the API shows. */
+const NEXT_RUNS = 5
+/** A tick this late after its time still counts as on time (timer drift, a busy event loop). */
+const GRACE_MS = 2000
+
+/**
+ * Runs named schedules with croner. One run of a schedule at a time: croner's `protect` covers this
+ * process, and the last backup's status covers a run still going after a restart or from elsewhere.
+ * Events: 'fired' {schedule, backup}, 'finished' {schedule, backup, retention?}, 'missed' {schedule, missed},
+ * 'run-error' {schedule, error}, 'cleanup' {result}, 'cleanup-error' {error}.
+ */
+export class Scheduler extends EventEmitter {
+  readonly #service: ScheduledBackupService
+  readonly #store: ScheduleStore
+  readonly #entries = new Map<string, Entry>()
+  readonly #running = new Set<Promise<void>>()
+  #cleanupCron?: Cron
+  #closed = false
+
+  private constructor (service: ScheduledBackupService, store: ScheduleStore) {
+    super()
+    this.#service = service
+    this.#store = store
+  }
+
+  /**
+   * Loads config and stored schedules but starts no timer: call start() once listeners are attached,
+   * so missed runs found at start-up reach them.
+   */
+  static async open (service: ScheduledBackupService, config: SchedulerConfig): Promise<Scheduler> {
+    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir))
+    for (const c of config.schedules) {
+      const def: StoredSchedule = {
+        name: c.name, cron: c.cron, backup: c.backup ?? {}, enabled: c.enabled ?? true, createdAt: '', createdBy: 'config',
+        ...(c.timezone ? { timezone: c.timezone } : {}), ...(c.retention ? { retention: c.retention } : {}),
+      }
+      checkCron(def.cron, def.timezone)
+      scheduler.#entries.set(c.name, { def, source: 'config' })
+    }
+    for (const def of scheduler.#store.schedules()) {
+      // a config schedule wins over a stored one of the same name: the file is what the admin edits
+      if (!scheduler.#entries.has(def.name)) scheduler.#entries.set(def.name, { def, source: 'api' })
+    }
+    await scheduler.#store.pruneState(new Set(scheduler.#entries.keys()))
+    if (config.cleanupCron) {
+      checkCron(config.cleanupCron)
+      const hasPolicy = config.retention !== undefined
+      scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true, unref: true }, async () => {
+        if (!hasPolicy) return
+        try {
+          scheduler.emit('cleanup', { result: await service.cleanup({}) })
+        } catch (err) {
+          scheduler.emit('cleanup-error', { error: toPgkeepError(err) })
+        }
+      })
+    }
+    return scheduler
+  }
+
+  async start (): Promise<void> {
+    for (const entry of this.#entries.values()) await this.#arm(entry, true)
+    this.#cleanupCron?.resume()
+  }
+
+  list (): Schedule[] {
+    return [...this.#entries.values()].sort((a, b) => a.def.name.localeCompare(b.def.name)).map(e => this.#view(e))
+  }
+
+  get (name: string): Schedule {
+    return this.#view(this.#entry(name))
+  }
+
+  async create (input: ScheduleCreate, createdBy: string): Promise<Schedule> {
+    if (this.#entries.has(input.name)) throw new PgkeepError('CONFLICT', `a schedule named ${input.name} already exists`, { details: { field: 'name' } })
+    checkCron(input.cron, input.timezone)
+    const def: StoredSchedule = {
+      name: input.name, cron: input.cron, backup: input.backup ?? {}, enabled: input.enabled ?? true,
+      createdAt: new Date().toISOString(), createdBy,
+      ...(input.timezone ? { timezone: input.timezone } : {}), ...(input.retention ? { retention: input.retention } : {}),
+    }
+    await this.#store.putSchedule(def)
+    const entry: Entry = { def, source: 'api' }
+    this.#entries.set(def.name, entry)
+    await this.#arm(entry, false)
+    return this.#view(entry)
+  }
+
+  async update (name: string, patch: SchedulePatch): Promise<Schedule> {
+    const entry = this.#apiEntry(name)
+    const def: StoredSchedule = { ...entry.def, ...patch }
+    checkCron(def.cron, def.timezone)
+    await this.#store.putSchedule(def)
+    const wasEnabled = entry.def.enabled
+    entry.def = def
+    entry.cron?.stop()
+    entry.cron = undefined
+    // re-enabling starts afresh: the runs skipped while disabled were skipped on purpose
+    await this.#arm(entry, wasEnabled)
+    return this.#view(entry)
+  }
+
+  async remove (name: string): Promise<void> {
+    const entry = this.#apiEntry(name)
+    entry.cron?.stop()
+    this.#entries.delete(name)
+    await this.#store.removeSchedule(name)
+  }
+
+  /** Stops every timer; runs in progress finish their bookkeeping (their backups belong to the service). */
+  async close (): Promise<void> {
+    this.#closed = true
+    this.#cleanupCron?.stop()
+    for (const e of this.#entries.values()) e.cron?.stop()
+    await Promise.allSettled([...this.#running])
+    await this.#store.flush()
+  }
+
+  #entry (name: string): Entry {
+    const entry = this.#entries.get(name)
+    if (!entry) throw new NotFoundError(`schedule ${name}`)
+    return entry
+  }
+
+  #apiEntry (name: string): Entry {
+    const entry = this.#entry(name)
+    if (entry.source === 'config') throw new PgkeepError('INVALID_STATE', `schedule ${name} is defined in the config file; change it there`)
+    return entry
+  }
+
+  #view (e: Entry): Schedule {
+    const state = this.#store.state(e.def.name)
+    const nextRuns = e.cron && e.def.enabled ? e.cron.nextRuns(NEXT_RUNS).map(d => d.toISOString()) : []
+    return {
+      name: e.def.name,
+      cron: e.def.cron,
+      ...(e.def.timezone ? { timezone: e.def.timezone } : {}),
+      backup: e.def.backup,
+      ...(e.def.retention ? { retention: e.def.retention } : {}),
+      enabled: e.def.enabled,
+      source: e.source,
+      ...(e.def.createdAt ? { createdAt: e.def.createdAt, createdBy: e.def.createdBy } : {}),
+      nextRuns,
+      ...(state?.lastRunAt ? { lastRunAt: state.lastRunAt } : {}),
+      ...(state?.lastBackupId ? { lastBackupId: state.lastBackupId } : {}),
+      missed: state?.missed ?? [],
+    }
+  }
+
+  /** Starts the timer; with `detectMissed`, fire times between the last handled one and now are reported. */
+  async #arm (entry: Entry, detectMissed: boolean): Promise<void> {
+    if (!entry.def.enabled || this.#closed) return
+    const name = entry.def.name
+    const cron = new Cron(entry.def.cron, {
+      timezone: entry.def.timezone,
+      paused: true,
+      unref: true,
+      protect: () => { void this.#track(this.#recordMissed(name, floorSecond(new Date()), 'overlap', 1).catch(() => {})) },
+    }, async (job: Cron) => {
+      const run = this.#run(name, floorSecond(job.currentRun() ?? new Date()))
+        .catch((err: unknown) => { this.emit('run-error', { schedule: name, error: toPgkeepError(err) }) })
+      await this.#track(run)
+    })
+    entry.cron = cron
+    const state = this.#store.state(name)
+    const now = Date.now()
+    if (detectMissed && state) {
+      const missedTimes = fireTimesBetween(cron, new Date(state.lastTickAt), new Date(now - GRACE_MS))
+      if (missedTimes.count > 0) await this.#recordMissed(name, missedTimes.latest!, 'downtime', missedTimes.count)
+    } else {
+      await this.#store.putState(name, { ...(state ?? { missed: [] }), lastTickAt: new Date(now).toISOString() })
+    }
+    cron.resume()
+  }
+
+  #track (p: Promise<void>): Promise<void> {
+    this.#running.add(p)
+    void p.finally(() => this.#running.delete(p))
+    return p
+  }
+
+  async #recordMissed (name: string, scheduledAt: Date, reason: MissedRun['reason'], count: number): Promise<void> {
+    if (!this.#entries.has(name)) return
+    const state = this.#store.state(name) ?? { lastTickAt: scheduledAt.toISOString(), missed: [] }
+    const missed: MissedRun = { scheduledAt: scheduledAt.toISOString(), reason, detectedAt: new Date().toISOString(), count }
+    const tick = Math.max(Date.parse(state.lastTickAt), scheduledAt.getTime())
+    await this.#store.putState(name, { ...state, lastTickAt: new Date(tick).toISOString(), missed: [missed, ...state.missed] })
+    this.emit('missed', { schedule: name, missed })
+  }
+
+  async #run (name: string, scheduledAt: Date): Promise<void> {
+    const entry = this.#entries.get(name)
+    if (!entry || this.#closed) return
+    let state: ScheduleState = this.#store.state(name) ?? { lastTickAt: scheduledAt.toISOString(), missed: [] }
+    if (state.lastBackupId && !this.#isDone(state.lastBackupId)) {
+      await this.#recordMissed(name, scheduledAt, 'overlap', 1)
+      return
+    }
+    let backup: Backup
+    try {
+      backup = await this.#service.create(entry.def.backup, `schedule:${name}`, { scheduleId: name })
+    } catch (err) {
+      await this.#store.putState(name, { ...state, lastTickAt: scheduledAt.toISOString(), lastRunAt: new Date().toISOString() })
+      this.emit('run-error', { schedule: name, error: toPgkeepError(err) })
+      return
+    }
+    state = { ...state, lastTickAt: scheduledAt.toISOString(), lastRunAt: new Date().toISOString(), lastBackupId: backup.id }
+    await this.#store.putState(name, state)
+    this.emit('fired', { schedule: name, backup })
+    const final = await this.#service.waitFor(backup.id)
+    let retention: CleanupResult | undefined
+    if (final.status === 'completed' && entry.def.retention) {
+      retention = await this.#applyRetention(name, entry.def.retention, final.target)
+    }
+    this.emit('finished', { schedule: name, backup: final, ...(retention ? { retention } : {}) })
+  }
+
+  async #applyRetention (name: string, policy: RetentionPolicy, target: string): Promise<CleanupResult | undefined> {
+    try {
+      return await this.#service.cleanup({ policy, target })
+    } catch (err) {
+      this.emit('run-error', { schedule: name, error: toPgkeepError(err) })
+      return undefined
+    }
+  }
+
+  #isDone (backupId: string): boolean {
+    try {
+      return TERMINAL_STATUSES.includes(this.#service.get(backupId).status)
+    } catch {
+      return true // deleted since: nothing is running
+    }
+  }
+}
+
+function floorSecond (d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000)
+}
+
+/** Rejects what croner would reject, with a message naming the field. */
+export function checkCron (pattern: string, timezone?: string): void {
+  try {
+    new Cron(pattern, { timezone, paused: true }).stop()
+  } catch (err) {
+    const field = /timezone/i.test((err as Error).message) ? 'timezone' : 'cron'
+    throw new InvalidInputError(`${field}: ${(err as Error).message}`, field)
+  }
+  if (timezone) {
+    try { new Intl.DateTimeFormat('en-US', { timeZone: timezone }) } catch { throw new InvalidInputError(`timezone: unknown time zone "${timezone}"`, 'timezone') }
+  }
+}
+
+/** Counts fire times in (from, to]; bounded so a seconds-level cron after a long downtime stays cheap. */
+function fireTimesBetween (cron: Cron, from: Date, to: Date): { count: number, latest?: Date } {
+  let count = 0
+  let latest: Date | undefined
+  let cursor: Date | null = from
+  while (count < 100_000) {
+    cursor = cron.nextRun(cursor)
+    if (!cursor || cursor.getTime() > to.getTime()) break
+    count++
+    latest = cursor
+  }
+  return { count, latest }
+}

@@ -1,0 +1,76 @@
+import { open, readFile, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { AuditEntry, AuditPage } from '../../schemas/audit.ts'
+import { ensurePrivateDir } from '../auth/secure-file.ts'
+
+/**
+ * `<backupDir>/.pgkeep/audit.jsonl` (0600): one JSON object per line, each appended with a single write on an
+ * O_APPEND descriptor so lines from the server and the CLI never interleave.
+ */
+export class AuditLog {
+  readonly path: string
+  #fh?: Promise<FileHandle>
+  #pending = new Set<Promise<unknown>>()
+
+  constructor (backupDir: string) {
+    this.path = join(backupDir, '.pgkeep', 'audit.jsonl')
+  }
+
+  #handle (): Promise<FileHandle> {
+    this.#fh ??= (async () => {
+      await ensurePrivateDir(join(this.path, '..'))
+      return await open(this.path, 'a', 0o600)
+    })()
+    return this.#fh
+  }
+
+  async append (entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void> {
+    const line: AuditEntry = { time: entry.time ?? new Date().toISOString(), ...stripUndefined(entry) } as AuditEntry
+    const write = (async () => {
+      const fh = await this.#handle()
+      await fh.write(JSON.stringify(line) + '\n')
+    })()
+    this.#pending.add(write)
+    try {
+      await write
+    } finally {
+      this.#pending.delete(write)
+    }
+  }
+
+  /** Newest first. A torn last line (crash mid-write) is skipped rather than failing the page. */
+  async page (page = 1, pageSize = 50): Promise<AuditPage> {
+    await this.flush()
+    let raw = ''
+    try {
+      raw = await readFile(this.path, 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+    const entries: AuditEntry[] = []
+    for (const line of raw.split('\n')) {
+      if (!line) continue
+      try { entries.push(JSON.parse(line) as AuditEntry) } catch { /* torn line */ }
+    }
+    entries.reverse()
+    const start = (page - 1) * pageSize
+    return { items: entries.slice(start, start + pageSize), total: entries.length, page, pageSize }
+  }
+
+  /** Waits for every append in flight and fsyncs. */
+  async flush (): Promise<void> {
+    await Promise.allSettled([...this.#pending])
+    if (this.#fh) await (await this.#fh).sync()
+  }
+
+  async close (): Promise<void> {
+    await this.flush()
+    const fh = this.#fh
+    this.#fh = undefined
+    if (fh) await (await fh).close()
+  }
+}
+
+function stripUndefined<T extends object> (o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
+}

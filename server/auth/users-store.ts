@@ -1,0 +1,133 @@
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { join } from 'node:path'
+import { ROLES, USERNAME_PATTERN, type Role, type User } from '../../schemas/auth.ts'
+import { InvalidInputError, NotFoundError, PgkeepError } from '../engine/errors.ts'
+import { readJson, SerialQueue, writeJsonAtomic } from './secure-file.ts'
+
+interface StoredUser {
+  username: string
+  role: Role
+  /** scrypt$N$r$p$salt(base64)$hash(base64) */
+  passwordHash: string
+  createdAt: string
+  updatedAt: string
+}
+interface UsersFile { version: 1, users: StoredUser[] }
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keyLen: 64 }
+const usernameRe = new RegExp(USERNAME_PATTERN)
+
+function scryptAsync (password: string, salt: Buffer, keyLen: number, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => scrypt(password, salt, keyLen, opts, (err, key) => err ? reject(err) : resolve(key)))
+}
+
+export async function hashPassword (password: string): Promise<string> {
+  const salt = randomBytes(16)
+  const key = await scryptAsync(password, salt, SCRYPT.keyLen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p })
+  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64'), key.toString('base64')].join('$')
+}
+
+export async function checkPassword (password: string, stored: string): Promise<boolean> {
+  const [kind, n, r, p, salt, hash] = stored.split('$')
+  if (kind !== 'scrypt' || !salt || !hash) return false
+  const expected = Buffer.from(hash, 'base64')
+  const key = await scryptAsync(password, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) })
+  return timingSafeEqual(key, expected)
+}
+
+/** A hash to compare against when the user does not exist, so timing does not reveal which usernames exist. */
+let dummyHash: Promise<string> | undefined
+
+export function validatePassword (password: string): void {
+  if (password.length < 8) throw new InvalidInputError('password must be at least 8 characters', 'password')
+  if (password.length > 1024) throw new InvalidInputError('password must be at most 1024 characters', 'password')
+}
+
+/**
+ * The users file `<backupDir>/.pgkeep/users.json` (0600). Re-read on every call, so a user added with the
+ * CLI while the server runs can log in at once.
+ */
+export class UsersStore {
+  readonly path: string
+  readonly #queue = new SerialQueue()
+
+  constructor (backupDir: string) {
+    this.path = join(backupDir, '.pgkeep', 'users.json')
+  }
+
+  async #load (): Promise<UsersFile> {
+    return (await readJson<UsersFile>(this.path)) ?? { version: 1, users: [] }
+  }
+
+  async list (): Promise<User[]> {
+    return (await this.#load()).users.map(u => ({ username: u.username, role: u.role }))
+  }
+
+  async isEmpty (): Promise<boolean> {
+    return (await this.#load()).users.length === 0
+  }
+
+  async get (username: string): Promise<User | undefined> {
+    const u = (await this.#load()).users.find(x => x.username === username)
+    return u && { username: u.username, role: u.role }
+  }
+
+  async add (username: string, role: Role, password: string): Promise<User> {
+    if (!usernameRe.test(username)) throw new InvalidInputError(`invalid username "${username}": use letters, digits, . _ @ - (max 64)`, 'username')
+    if (!ROLES.includes(role)) throw new InvalidInputError(`invalid role "${role}": use viewer, operator or admin`, 'role')
+    validatePassword(password)
+    const passwordHash = await hashPassword(password)
+    return await this.#queue.run(async () => {
+      const file = await this.#load()
+      if (file.users.some(u => u.username === username)) throw new PgkeepError('CONFLICT', `user "${username}" already exists`)
+      const now = new Date().toISOString()
+      file.users.push({ username, role, passwordHash, createdAt: now, updatedAt: now })
+      await writeJsonAtomic(this.path, file)
+      return { username, role }
+    })
+  }
+
+  async remove (username: string): Promise<void> {
+    await this.#queue.run(async () => {
+      const file = await this.#load()
+      const next = file.users.filter(u => u.username !== username)
+      if (next.length === file.users.length) throw new NotFoundError(`user "${username}"`)
+      await writeJsonAtomic(this.path, { ...file, users: next })
+    })
+  }
+
+  async setPassword (username: string, password: string): Promise<void> {
+    validatePassword(password)
+    const passwordHash = await hashPassword(password)
+    await this.#queue.run(async () => {
+      const file = await this.#load()
+      const u = file.users.find(x => x.username === username)
+      if (!u) throw new NotFoundError(`user "${username}"`)
+      u.passwordHash = passwordHash
+      u.updatedAt = new Date().toISOString()
+      await writeJsonAtomic(this.path, file)
+    })
+  }
+
+  async setRole (username: string, role: Role): Promise<void> {
+    await this.#queue.run(async () => {
+      const file = await this.#load()
+      const u = file.users.find(x => x.username === username)
+      if (!u) throw new NotFoundError(`user "${username}"`)
+      u.role = role
+      u.updatedAt = new Date().toISOString()
+      await writeJsonAtomic(this.path, file)
+    })
+  }
+
+  /** The user when the password matches; undefined otherwise (same work either way). */
+  async verifyPassword (username: string, password: string): Promise<User | undefined> {
+    const u = (await this.#load()).users.find(x => x.username === username)
+    if (!u) {
+      dummyHash ??= hashPassword(randomBytes(16).toString('hex'))
+      await checkPassword(password, await dummyHash)
+      return undefined
+    }
+    return (await checkPassword(password, u.passwordHash)) ? { username: u.username, role: u.role } : undefined
+  }
+}

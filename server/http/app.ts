@@ -1,0 +1,100 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { DestinationStream } from 'pino'
+import { fileURLToPath } from 'node:url'
+import type { Config } from '../config.ts'
+import { resolveJwtSecret } from '../auth/jwt-secret.ts'
+import { errorHandler } from './error-codes.ts'
+import cookiePlugin from './plugins/external/cookie.ts'
+import jwtPlugin from './plugins/external/jwt.ts'
+import rateLimitPlugin, { DEFAULT_RATE_LIMITS, type RateLimits } from './plugins/external/rate-limit.ts'
+import staticPlugin from './plugins/external/static.ts'
+import swaggerPlugin from './plugins/external/swagger.ts'
+import backupServicePlugin from './plugins/app/backup-service.ts'
+import { BackupService } from '../engine/backup-service.ts'
+import authPlugin from './plugins/app/auth.ts'
+import auditPlugin from './plugins/app/audit.ts'
+import schedulerPlugin from './plugins/app/scheduler.ts'
+import authRoutes from './routes/auth.ts'
+import backupRoutes from './routes/backups.ts'
+import downloadRoutes from './routes/downloads.ts'
+import auditRoutes from './routes/audit.ts'
+import healthRoutes from './routes/health.ts'
+import metricsRoutes from './routes/metrics.ts'
+import wsRoutes from './routes/ws.ts'
+import scheduleRoutes from './routes/schedules.ts'
+
+export interface AppDeps {
+  /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
+  service?: BackupService
+  /** where pino writes (tests capture it); stdout by default */
+  logStream?: DestinationStream
+  rateLimits?: Partial<RateLimits>
+  /** honour X-Forwarded-* (behind a TLS-terminating proxy), so the cookie gets Secure and the IP is the client's */
+  trustProxy?: boolean | string | string[]
+  /** built dashboard; dist/client by default */
+  clientDir?: string
+  /** on close, cancel running dumps (true) or let the service finish them (false, default) */
+  cancelRunningOnClose?: boolean
+}
+
+const BODY_LIMIT = 64 * 1024
+const defaultClientDir = fileURLToPath(new URL('../../dist/client', import.meta.url))
+
+/** `?token=` (WebSocket auth) must not reach the log. */
+function redactUrl (url: string): string {
+  return url.replace(/([?&]token=)[^&]*/gi, '$1[redacted]')
+}
+
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger: FastifyServerOptions['logger'] = {
+    level: config.logLevel,
+    ...(deps.logStream ? { stream: deps.logStream } : {}),
+    redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string, url: string, ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip }),
+    },
+  }
+  const app = Fastify({
+    logger,
+    bodyLimit: BODY_LIMIT,
+    trustProxy: deps.trustProxy ?? false,
+    // unknown fields are rejected, not silently dropped
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setErrorHandler(errorHandler)
+
+  const secret = await resolveJwtSecret(config)
+  let service = deps.service
+  const owned = !service
+  service ??= await BackupService.open(config, { logger: app.log, registryPollMs: 2000 })
+
+  await app.register(swaggerPlugin)
+  await app.register(cookiePlugin)
+  await app.register(jwtPlugin, { secret })
+  await app.register(rateLimitPlugin, { limits: { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits } })
+  await app.register(backupServicePlugin, { service, owned, cancelRunningOnClose: deps.cancelRunningOnClose ?? false })
+  await app.register(authPlugin, { backupDir: config.backupDir })
+  await app.register(auditPlugin, { backupDir: config.backupDir })
+  app.decorate('config', config)
+  app.decorate('rateLimits', { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits })
+  await app.register(schedulerPlugin)
+
+  await app.register(authRoutes, { prefix: '/api/auth' })
+  await app.register(backupRoutes, { prefix: '/api/backup' })
+  await app.register(downloadRoutes, { prefix: '/api/backup' })
+  await app.register(wsRoutes)
+  await app.register(scheduleRoutes)
+  await app.register(auditRoutes, { prefix: '/api/audit' })
+  await app.register(healthRoutes, { prefix: '/api/health' })
+  await app.register(metricsRoutes)
+  await app.register(staticPlugin, { root: deps.clientDir ?? defaultClientDir })
+  return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    rateLimits: RateLimits
+  }
+}

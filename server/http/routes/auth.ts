@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { LoginReply, LoginRequest, User } from '../../../schemas/auth.ts'
+import { ErrorReply } from '../../../schemas/errors.ts'
+import { SESSION_TTL_SECONDS } from '../../auth/token-store.ts'
+import { PgkeepError } from '../../engine/errors.ts'
+import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
+
+const errors = { 400: ErrorReply, 401: ErrorReply, 429: ErrorReply }
+
+const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.post('/login', {
+    schema: { tags: ['auth'], body: LoginRequest, response: { 200: LoginReply, ...errors } },
+    config: {
+      audit: 'login',
+      // keyed on IP + username after the body is parsed, so guessing one account cannot lock out the others
+      rateLimit: {
+        max: fastify.rateLimits.login,
+        timeWindow: 60_000,
+        hook: 'preHandler',
+        keyGenerator: (request) => `${request.ip}|${(request.body as { username?: string } | undefined)?.username ?? ''}`,
+      },
+    },
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    request.auditUser = username
+    const user = await fastify.users.verifyPassword(username, password)
+    if (!user) throw new PgkeepError('UNAUTHORIZED', 'wrong username or password')
+    const token = fastify.jwt.sign({ sub: user.username, jti: randomUUID(), kind: 'session' }, { expiresIn: SESSION_TTL_SECONDS })
+    request.principal = { username: user.username, role: user.role, kind: 'session', jti: '' }
+    void reply.setCookie(SESSION_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: request.protocol === 'https',
+      path: '/',
+      maxAge: SESSION_TTL_SECONDS,
+    })
+    return { token, user }
+  })
+
+  fastify.post('/logout', {
+    schema: { tags: ['auth'], response: { 200: Type.Object({ ok: Type.Boolean() }), 401: ErrorReply } },
+    onRequest: fastify.authenticate,
+    config: { audit: 'logout' },
+  }, async (request, reply) => {
+    const p = request.principal!
+    // only the session ends; an API token sent as Bearer is revoked with `pgkeep token revoke`
+    if (p.kind === 'session') await fastify.tokens.revokeSession(p.jti, p.exp ?? Math.floor(Date.now() / 1000) + SESSION_TTL_SECONDS)
+    void reply.clearCookie(SESSION_COOKIE, { path: '/' })
+    return { ok: true }
+  })
+
+  fastify.get('/me', {
+    schema: { tags: ['auth'], response: { 200: User, 401: ErrorReply } },
+    onRequest: fastify.authenticate,
+  }, async (request) => ({ username: request.principal!.username, role: request.principal!.role }))
+}
+
+export default authRoutes

@@ -1,0 +1,92 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import {
+  Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, RestoreRequest,
+} from '../../../schemas/backup.ts'
+import { IdParams } from '../../../schemas/common.ts'
+import { ErrorReply } from '../../../schemas/errors.ts'
+
+const denied = { 401: ErrorReply, 403: ErrorReply }
+const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
+const BackupReply = Type.Object({ backup: Backup })
+const RestoreReply = Type.Object({ restore: Type.Object({ id: Type.String(), backupId: Type.String(), database: Type.String() }) })
+
+/** /api/backup/*: thin adapters over BackupService; the engine decides, these translate. */
+const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const service = fastify.backupService
+  const viewer = fastify.requireRole('viewer')
+  const operator = fastify.requireRole('operator')
+  const admin = fastify.requireRole('admin')
+
+  fastify.post('/create', {
+    schema: { tags: ['backups'], body: CreateBackupRequest, response: { 202: BackupReply, ...denied, 400: ErrorReply, 429: ErrorReply, 503: ErrorReply } },
+    onRequest: operator,
+    config: { audit: 'backup.create', rateLimit: { max: fastify.rateLimits.create, timeWindow: 60_000 } },
+  }, async (request, reply) => {
+    const backup = await service.create(request.body, request.principal!.username)
+    request.auditBackupId = backup.id
+    return reply.code(202).send({ backup })
+  })
+
+  fastify.get('/list', {
+    schema: { tags: ['backups'], querystring: ListQuery, response: { 200: ListResult, ...denied, 400: ErrorReply } },
+    onRequest: viewer,
+  }, async (request) => service.list(request.query))
+
+  fastify.get('/status/:id', {
+    schema: { tags: ['backups'], params: IdParams, response: { 200: BackupWithProgress, ...byId } },
+    onRequest: viewer,
+  }, async (request) => {
+    const backup = service.get(request.params.id)
+    const progress = service.progress(backup.id)
+    return progress ? { backup, progress } : { backup }
+  })
+
+  fastify.post('/:id/cancel', {
+    schema: { tags: ['backups'], params: IdParams, response: { 200: BackupReply, ...byId } },
+    onRequest: operator,
+    config: { audit: 'backup.cancel' },
+  }, async (request) => ({ backup: await service.cancel(request.params.id) }))
+
+  fastify.post('/:id/validate', {
+    schema: { tags: ['backups'], params: IdParams, response: { 200: BackupReply, ...byId } },
+    onRequest: operator,
+    config: { audit: 'backup.validate' },
+  }, async (request) => ({ backup: await service.validate(request.params.id) }))
+
+  fastify.post('/:id/pin', {
+    schema: {
+      tags: ['backups'], params: IdParams,
+      body: Type.Object({ pinned: Type.Boolean() }, { additionalProperties: false }),
+      response: { 200: BackupReply, ...byId },
+    },
+    onRequest: operator,
+    config: { audit: 'backup.pin' },
+  }, async (request) => ({ backup: await service.pin(request.params.id, request.body.pinned) }))
+
+  fastify.delete('/:id', {
+    schema: { tags: ['backups'], params: IdParams, response: { 200: Type.Object({ deleted: Type.String() }), ...byId } },
+    onRequest: admin,
+    config: { audit: 'backup.delete' },
+  }, async (request) => {
+    await service.delete(request.params.id)
+    return { deleted: request.params.id }
+  })
+
+  fastify.post('/cleanup', {
+    schema: { tags: ['backups'], body: CleanupRequest, response: { 200: CleanupResult, ...denied, 400: ErrorReply } },
+    onRequest: admin,
+    config: { audit: 'backup.cleanup' },
+  }, async (request) => await service.cleanup(request.body ?? {}))
+
+  fastify.post('/:id/restore', {
+    schema: { tags: ['backups'], params: IdParams, body: RestoreRequest, response: { 202: RestoreReply, ...byId } },
+    onRequest: admin,
+    config: { audit: 'backup.restore' },
+  }, async (request, reply) => {
+    const job = service.restore(request.params.id, request.body)
+    return reply.code(202).send({ restore: { id: job.id, backupId: request.params.id, database: request.body.database } })
+  })
+}
+
+export default backupRoutes

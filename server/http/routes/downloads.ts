@@ -1,0 +1,101 @@
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { relative, resolve, sep } from 'node:path'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { TarArchive } from 'archiver'
+import { Type } from 'typebox'
+import type { Backup } from '../../../schemas/backup.ts'
+import { IdParams } from '../../../schemas/common.ts'
+import { ErrorReply } from '../../../schemas/errors.ts'
+import type { BackupService } from '../../engine/backup-service.ts'
+import { IntegrityError, InvalidStateError, PgkeepError } from '../../engine/errors.ts'
+import { errorReply } from '../error-codes.ts'
+import { parseRange } from '../range.ts'
+
+interface StoredFile { abs: string, rel: string, sizeBytes: number }
+
+/** Manifest paths are relative to the backups dir; one that escapes it is a tampered manifest, not a file to serve. */
+function inside (backupDir: string, rel: string): string {
+  const abs = resolve(backupDir, rel)
+  if (relative(backupDir, abs).startsWith('..') || !abs.startsWith(backupDir + sep)) throw new IntegrityError(`manifest names a file outside the backups dir: ${rel}`)
+  return abs
+}
+
+/**
+ * Before the first byte: a backup verified recently gets a size check of every file against its manifest;
+ * otherwise (or when sizes differ) a full re-hash and structural check through the validator.
+ */
+async function checkIntegrity (service: BackupService, backup: Backup, files: StoredFile[], maxAgeSeconds: number): Promise<void> {
+  const v = backup.verification
+  const recent = v?.ok === true && (Date.now() - Date.parse(v.at)) / 1000 <= maxAgeSeconds
+  if (recent) {
+    let sizesMatch = true
+    for (const f of files) {
+      const st = await stat(f.abs).catch(() => undefined)
+      if (!st || st.size !== f.sizeBytes) { sizesMatch = false; break }
+    }
+    if (sizesMatch) return
+  }
+  const checked = await service.validate(backup.id)
+  if (!checked.verification?.ok) throw new IntegrityError(`backup ${backup.name} failed its integrity check: ${checked.verification?.message ?? 'checksum mismatch'}; it will not be served`)
+}
+
+const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const service = fastify.backupService
+  const backupDir = resolve(fastify.config.backupDir)
+
+  fastify.get('/download/:id', {
+    schema: {
+      tags: ['backups'],
+      params: IdParams,
+      response: { 200: Type.Any(), 206: Type.Any(), 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply, 416: ErrorReply },
+    },
+    onRequest: fastify.requireRole('operator'),
+    config: { audit: 'backup.download' },
+  }, async (request, reply) => {
+    const backup = service.get(request.params.id)
+    if (backup.status !== 'completed') throw new InvalidStateError(`backup ${backup.name} is ${backup.status}; only completed backups can be downloaded`)
+    const layout = await service.filesOf(backup.id)
+    const files = layout.files.map(f => ({ abs: inside(backupDir, f.path), rel: f.path, sizeBytes: f.sizeBytes }))
+    await checkIntegrity(service, backup, files, fastify.config.downloadVerifyMaxAgeSeconds)
+    const etag = `"${backup.sha256 ?? backup.id}"`
+    void reply.header('ETag', etag).header('Cache-Control', 'no-store')
+
+    if (layout.isDirectory) {
+      // a tar is built on the fly, so its length is not known up front and it cannot be resumed
+      const tar = new TarArchive()
+      for (const f of files) tar.file(f.abs, { name: f.rel })
+      void tar.finalize()
+      tar.on('warning', (err: Error) => request.log.warn({ err }, 'tar warning'))
+      return reply
+        .header('Accept-Ranges', 'none')
+        .header('Content-Disposition', `attachment; filename="${backup.name}.tar"`)
+        .type('application/x-tar')
+        .send(tar)
+    }
+
+    const [file] = files
+    if (!file) throw new PgkeepError('INTEGRITY_FAILED', `backup ${backup.name} has no file in its manifest`)
+    const size = (await stat(file.abs)).size
+    void reply
+      .header('Accept-Ranges', 'bytes')
+      .header('Content-Disposition', `attachment; filename="${backup.name}"`)
+      .type('application/octet-stream')
+    const ifRange = request.headers['if-range']
+    const range = ifRange === undefined || ifRange === etag ? parseRange(request.headers.range, size) : undefined
+    if (range === 'unsatisfiable') {
+      return reply.code(416).header('Content-Range', `bytes */${size}`)
+        .type('application/json; charset=utf-8')
+        .send(errorReply(416, 'INVALID_INPUT', `range not satisfiable; the file has ${size} bytes`))
+    }
+    if (range) {
+      return reply.code(206)
+        .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+        .header('Content-Length', range.end - range.start + 1)
+        .send(createReadStream(file.abs, { start: range.start, end: range.end }))
+    }
+    return reply.header('Content-Length', size).send(createReadStream(file.abs))
+  })
+}
+
+export default downloadRoutes

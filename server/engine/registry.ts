@@ -1,0 +1,230 @@
+import { mkdir, open, rename } from 'node:fs/promises'
+import { basename, join, resolve } from 'node:path'
+import { Compile } from 'typebox/compile'
+import { Backup } from '../../schemas/backup.ts'
+import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.ts'
+import { PgkeepError } from './errors.ts'
+import { withFileLock } from './file-lock.ts'
+import { scanManifests } from './manifest.ts'
+
+export const REGISTRY_FILE = 'registry.json'
+const checkBackup = Compile(Backup)
+
+type DiskState =
+  | { kind: 'ok', backups: Backup[], stamp: string }
+  | { kind: 'missing' }
+  | { kind: 'corrupt', reason: string, valid: Backup[] }
+
+function parseRegistry (text: string): { backups: Backup[] } | { reason: string, valid: Backup[] } {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return { reason: 'not valid JSON', valid: [] }
+  }
+  const doc = raw as { registryVersion?: unknown, backups?: unknown }
+  if (typeof doc !== 'object' || doc === null || doc.registryVersion !== 1 || !Array.isArray(doc.backups)) {
+    return { reason: 'not a { registryVersion: 1, backups: [] } document', valid: [] }
+  }
+  const valid: Backup[] = []
+  const seen = new Set<string>()
+  let invalid = 0
+  let firstProblem = ''
+  for (const record of doc.backups as unknown[]) {
+    if (checkBackup.Check(record)) {
+      if (!seen.has(record.id)) valid.push(record)
+      seen.add(record.id)
+    } else {
+      invalid++
+      if (!firstProblem) {
+        const e = [...checkBackup.Errors(record)][0]
+        firstProblem = `${e?.instancePath || '/'} ${e?.message ?? 'does not match the schema'}`
+      }
+    }
+  }
+  if (invalid > 0) return { reason: `${invalid} record(s) do not match the Backup schema, first: ${firstProblem}`, valid }
+  return { backups: valid }
+}
+
+function newestFirst (a: Backup, b: Backup): number {
+  const d = Date.parse(b.createdAt) - Date.parse(a.createdAt)
+  if (d !== 0) return d
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+}
+
+/**
+ * Registry records win over manifests for what changes after the dump (status, pinned, verification);
+ * manifests win for what the file is. A completed record without a manifest has lost its self-description
+ * (usually: deleted by hand) and is dropped; records of jobs in flight or that failed have no manifest and are kept.
+ */
+function mergeWithManifests (existing: Backup[], fromManifests: Backup[]): Backup[] {
+  const current = new Map(existing.map(b => [b.id, b]))
+  const out = new Map<string, Backup>()
+  for (const m of fromManifests) {
+    const e = current.get(m.id)
+    if (e === undefined) out.set(m.id, m)
+    else if (e.status !== 'completed') out.set(m.id, e)
+    else out.set(m.id, { ...m, pinned: e.pinned, ...(e.verification ? { verification: e.verification } : {}) })
+  }
+  for (const e of existing) if (!out.has(e.id) && e.status !== 'completed') out.set(e.id, e)
+  return [...out.values()]
+}
+
+/**
+ * The index of all backups (backupDir/registry.json). Shared by the server and the CLI: every write holds the
+ * inter-process lock and re-reads the file first, so neither process overwrites the other's changes.
+ */
+export class Registry {
+  readonly backupDir: string
+  readonly path: string
+  readonly lockPath: string
+  #onWarning: (message: string) => void
+  #sorted: Backup[] = []
+  #byId = new Map<string, Backup>()
+  #byName = new Map<string, Backup>()
+  #stamp = ''
+  /** bumped on every write: a slower concurrent reload must not replace a newer view */
+  #writes = 0
+  #chain: Promise<unknown> = Promise.resolve()
+
+  private constructor (backupDir: string, onWarning?: (message: string) => void) {
+    this.backupDir = backupDir
+    this.path = join(backupDir, REGISTRY_FILE)
+    this.lockPath = join(backupDir, '.pgkeep', 'registry.lock')
+    this.#onWarning = onWarning ?? (() => {})
+  }
+
+  static async open (backupDir: string, opts?: { onWarning?: (message: string) => void }): Promise<Registry> {
+    const dir = resolve(backupDir)
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    await mkdir(join(dir, '.pgkeep'), { recursive: true, mode: 0o700 })
+    const registry = new Registry(dir, opts?.onWarning)
+    await removeStaleTempFiles(dir, REGISTRY_FILE)
+    await registry.reload()
+    return registry
+  }
+
+  all (): Backup[] { return this.#sorted.slice() }
+  get (id: string): Backup | undefined { return this.#byId.get(id) }
+  findByName (name: string): Backup | undefined { return this.#byName.get(name) }
+
+  /** Applies fn to the current records (re-read under the lock) and writes the result atomically. */
+  update<T> (fn: (backups: Map<string, Backup>) => T | Promise<T>): Promise<T> {
+    return this.#serialized(async () => {
+      const map = new Map((await this.#readForWrite()).map(b => [b.id, b]))
+      const result = await fn(map)
+      await this.#write([...map.values()])
+      return result
+    })
+  }
+
+  async put (backup: Backup): Promise<void> {
+    await this.update(m => { m.set(backup.id, backup) })
+  }
+
+  async remove (id: string): Promise<void> {
+    await this.update(m => { m.delete(id) })
+  }
+
+  /** Picks up the other process's writes; cheap when the file has not changed (same inode, size and mtime). */
+  async reload (): Promise<void> {
+    const writesBefore = this.#writes
+    const state = await this.#readDisk(this.#stamp)
+    if (state === 'unchanged') return
+    if (state.kind === 'ok') {
+      if (this.#writes === writesBefore) this.#setView(state.backups, state.stamp)
+      return
+    }
+    // Missing or corrupt: repair under the lock (re-checking there, the other process may have repaired it already).
+    await this.#serialized(async () => { await this.#readForWrite() })
+  }
+
+  /** Rewrites the registry from the `*.manifest.json` files (pgkeep reindex); returns how many manifests were used. */
+  rebuildFromManifests (): Promise<number> {
+    return this.#serialized(async () => {
+      const state = await this.#readDisk()
+      const existing = state === 'unchanged' || state.kind === 'missing' ? [] : state.kind === 'ok' ? state.backups : state.valid
+      const { backups, warnings } = await scanManifests(this.backupDir)
+      for (const w of warnings) this.#onWarning(w)
+      await this.#write(mergeWithManifests(existing, backups))
+      return backups.length
+    })
+  }
+
+  #serialized<T> (fn: () => Promise<T>): Promise<T> {
+    const run = (): Promise<T> => withFileLock(this.lockPath, fn)
+    const p = this.#chain.then(run, run)
+    this.#chain = p.catch(() => {})
+    return p
+  }
+
+  async #readDisk (skipIfStamp?: string): Promise<DiskState | 'unchanged'> {
+    let fh
+    try {
+      fh = await open(this.path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' }
+      throw err
+    }
+    try {
+      // fstat and read on one descriptor: the stamp always describes exactly the bytes parsed.
+      const st = await fh.stat()
+      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
+      if (skipIfStamp !== undefined && stamp === skipIfStamp) return 'unchanged'
+      const parsed = parseRegistry(await fh.readFile('utf8'))
+      return 'backups' in parsed ? { kind: 'ok', backups: parsed.backups, stamp } : { kind: 'corrupt', ...parsed }
+    } finally {
+      await fh.close()
+    }
+  }
+
+  /** Under the lock: the records on disk, repairing a missing or corrupt file first (never silently losing it). */
+  async #readForWrite (): Promise<Backup[]> {
+    const state = await this.#readDisk()
+    if (state === 'unchanged') throw new Error('unreachable')
+    if (state.kind === 'ok') return state.backups
+    let aside = ''
+    if (state.kind === 'corrupt') {
+      aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
+      await rename(this.path, aside)
+    }
+    const { backups, warnings } = await scanManifests(this.backupDir)
+    for (const w of warnings) this.#onWarning(w)
+    const merged = mergeWithManifests(state.kind === 'corrupt' ? state.valid : [], backups)
+    await this.#write(merged)
+    // A fresh backups dir has no registry yet and nothing to rebuild: that is not worth a warning.
+    if (state.kind === 'missing' && backups.length === 0 && warnings.length === 0) return merged
+    this.#onWarning(state.kind === 'missing'
+      ? `registry.json was missing; rebuilt from ${backups.length} manifests`
+      : `registry.json was corrupt; rebuilt from ${backups.length} manifests (${state.reason}; ` +
+        `${state.valid.length} valid records salvaged; the damaged file is kept as ${basename(aside)})`)
+    return merged
+  }
+
+  async #write (records: Backup[]): Promise<void> {
+    // `{ ...b, error: undefined }` is a natural way to clear a field; on disk it is simply absent.
+    const backups = records.map(b => Object.values(b).some(v => v === undefined)
+      ? Object.fromEntries(Object.entries(b).filter(([, v]) => v !== undefined)) as Backup
+      : b)
+    const bad = backups.find(b => !checkBackup.Check(b))
+    if (bad !== undefined) {
+      const e = [...checkBackup.Errors(bad)][0]
+      throw new PgkeepError('INTERNAL', `refusing to write an invalid registry record ${(bad as { id?: string }).id ?? '?'}: ${e?.instancePath || '/'} ${e?.message ?? ''}`)
+    }
+    const sorted = backups.slice().sort(newestFirst)
+    await writeFileAtomic(this.path, `${JSON.stringify({ registryVersion: 1, backups: sorted }, null, 2)}\n`, 0o640)
+    this.#writes++
+    const state = await this.#readDisk()
+    // Re-stat what we just wrote so the next reload() skips the parse; the content is ours (we hold the lock).
+    this.#setView(sorted, state !== 'unchanged' && state.kind === 'ok' ? state.stamp : '')
+  }
+
+  #setView (backups: Backup[], stamp: string): void {
+    this.#sorted = backups.slice().sort(newestFirst)
+    this.#byId = new Map(this.#sorted.map(b => [b.id, b]))
+    this.#byName = new Map()
+    // Newest wins when two records share a name (only possible after a hand edit).
+    for (let i = this.#sorted.length - 1; i >= 0; i--) this.#byName.set(this.#sorted[i].name, this.#sorted[i])
+    this.#stamp = stamp
+  }
+}

@@ -1,0 +1,29 @@
+import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { withLocalService } from '../local-service.ts'
+import { printJson } from '../output.ts'
+import { RemoteClient } from '../remote-client.ts'
+
+export const command: Command = {
+  name: 'cancel',
+  summary: 'cancel a queued or running backup',
+  help: `Usage: pgkeep cancel ID [--json]
+
+Stops pg_dump (SIGTERM, then SIGKILL after the grace period), cancels its server backend and
+removes the partial file; the backup ends as cancelled. Locally a job can only be cancelled by
+the process running it: use --server for jobs of a running pgkeep server, or Ctrl-C in the
+pgkeep create that started it.
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { positionals, globals } = parseCommandArgs(argv, {}, io, { min: 1, max: 1, names: 'backup ID' })
+    const id = backupIdArg(positionals[0])
+    const backup = globals.server
+      ? await new RemoteClient(globals.server, globals.token ?? '').cancel(id)
+      : await withLocalService(io, globals, async service => await service.cancel(id))
+    if (globals.json) printJson(io, backup)
+    else write(io.stdout, `${backup.status} ${backup.name}`)
+    return EXIT.OK
+  },
+}

@@ -1,0 +1,80 @@
+import type { CleanupResult, RetentionPolicy } from '../../../schemas/backup.ts'
+import { loadConfig } from '../../config.ts'
+import { GLOBAL_HELP, intFlag, numberFlag, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { withLocalService } from '../local-service.ts'
+import { formatBytes, printJson, table, formatTime } from '../output.ts'
+import { RemoteClient } from '../remote-client.ts'
+
+const OPTIONS = {
+  'keep-last': { type: 'string' },
+  'max-age-days': { type: 'string' },
+  'keep-daily': { type: 'string' },
+  'keep-weekly': { type: 'string' },
+  'keep-monthly': { type: 'string' },
+  target: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+} as const
+
+export function policyFromFlags (values: Record<string, unknown>): RetentionPolicy | undefined {
+  const v = values as Record<string, string | undefined>
+  const policy: RetentionPolicy = {
+    keepLast: intFlag(v['keep-last'], 'keep-last', 1, 1_000_000),
+    maxAgeDays: numberFlag(v['max-age-days'], 'max-age-days', 0),
+    keepDaily: intFlag(v['keep-daily'], 'keep-daily', 1, 1_000_000),
+    keepWeekly: intFlag(v['keep-weekly'], 'keep-weekly', 1, 1_000_000),
+    keepMonthly: intFlag(v['keep-monthly'], 'keep-monthly', 1, 1_000_000),
+  }
+  for (const k of Object.keys(policy) as (keyof RetentionPolicy)[]) if (policy[k] === undefined) delete policy[k]
+  return Object.keys(policy).length > 0 ? policy : undefined
+}
+
+function print (io: CliIO, r: CleanupResult): void {
+  const verb = r.dryRun ? 'would delete' : 'deleted'
+  if (r.deleted.length === 0) write(io.stdout, `nothing to delete; ${r.kept.length} backup(s) kept`)
+  else {
+    io.stdout.write(table(['ID', 'NAME', 'CREATED', 'SIZE'], r.deleted.map(b => [b.id, b.name, formatTime(b.createdAt), formatBytes(b.sizeBytes)])))
+    const freed = r.deleted.reduce((n, b) => n + (b.sizeBytes ?? 0), 0)
+    write(io.stdout, `${verb} ${r.deleted.length} backup(s), ${formatBytes(freed)}; ${r.kept.length} kept`)
+  }
+}
+
+export const command: Command = {
+  name: 'cleanup',
+  summary: 'apply the retention policy (delete old backups; --dry-run to preview)',
+  help: `Usage: pgkeep cleanup [policy flags] [--target NAME] [--dry-run]
+
+Deletes completed backups the retention policy no longer keeps. Never deletes a running or
+pinned backup, nor the newest completed backup of a target. The policy comes from the flags;
+without any, from "retention" in the config file. An empty policy is refused.
+--dry-run lists exactly what the real run would delete.
+
+Policy flags (a backup is kept when any rule keeps it):
+  --keep-last N        the N newest
+  --max-age-days D     everything younger than D days
+  --keep-daily N       the newest of each of the last N days
+  --keep-weekly N      the newest of each of the last N weeks
+  --keep-monthly N     the newest of each of the last N months
+  --target NAME        only this target's backups
+  --dry-run            only show what would be deleted
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { values, globals } = parseCommandArgs(argv, OPTIONS, io)
+    const flagPolicy = policyFromFlags(values)
+    const req = { policy: flagPolicy, target: values.target, dryRun: values['dry-run'] === true }
+    if (!req.target) delete req.target
+    let result: CleanupResult
+    if (globals.server) {
+      result = await new RemoteClient(globals.server, globals.token ?? '').cleanup(req)
+    } else {
+      const policy = flagPolicy ?? loadConfig(io.env).retention
+      if (!policy || Object.keys(policy).length === 0) throw new UsageError('no retention policy: give --keep-last, --max-age-days, --keep-daily, --keep-weekly or --keep-monthly, or set "retention" in the config file')
+      result = await withLocalService(io, globals, async service => await service.cleanup({ ...req, policy }))
+    }
+    if (globals.json) printJson(io, result)
+    else print(io, result)
+    return EXIT.OK
+  },
+}

@@ -1,0 +1,52 @@
+import { copyFile, rename } from 'node:fs/promises'
+import { basename, resolve } from 'node:path'
+import { backupIdArg, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { withLocalService } from '../local-service.ts'
+import { formatBytes, printJson } from '../output.ts'
+import { RemoteClient } from '../remote-client.ts'
+
+export const command: Command = {
+  name: 'download',
+  summary: 'fetch a completed backup to a file (resumable, checksum verified)',
+  help: `Usage: pgkeep download ID [-o FILE] --server URL --token T
+
+Streams a completed backup from a pgkeep server into FILE (default: the backup's name in the
+current directory). The data goes to FILE.partial first and is renamed only once complete and
+its sha256 matches the backup record; an interrupted download resumes from FILE.partial.
+Directory-format backups arrive as a tar archive (not checksum-comparable; the server checks
+them before sending). Without --server, copies the file from the local backups dir.
+
+Flags:
+  -o, --output FILE   where to write
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals, globals } = parseCommandArgs(argv, { output: { type: 'string', short: 'o' } }, io, { min: 1, max: 1, names: 'backup ID' })
+    const id = backupIdArg(positionals[0])
+    if (globals.server) {
+      const client = new RemoteClient(globals.server, globals.token ?? '')
+      const { backup } = await client.status(id)
+      if (backup.status !== 'completed') throw new UsageError(`backup ${backup.name} is ${backup.status}; only completed backups can be downloaded`)
+      const file = resolve(values.output ?? (backup.format === 'directory' ? `${backup.name}.tar` : backup.name))
+      const r = await client.download(backup, file)
+      if (globals.json) printJson(io, r)
+      else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}${r.resumedFrom > 0 ? ` (resumed at ${formatBytes(r.resumedFrom)})` : ''}${r.verified ? '  sha256 ok' : ''}`)
+      return EXIT.OK
+    }
+    const r = await withLocalService(io, globals, async (service) => {
+      const backup = service.get(id)
+      const files = await service.filesOf(id)
+      if (files.isDirectory) throw new UsageError(`backup ${backup.name} is a directory at ${files.path}; copy it from there or use --server for a tar`)
+      const file = resolve(values.output ?? basename(files.path))
+      // the copy is not renamed into place until it is whole, same as the remote path
+      await copyFile(files.path, `${file}.partial`)
+      await rename(`${file}.partial`, file)
+      return { path: file, bytes: files.files[0]?.sizeBytes ?? 0, sha256: backup.sha256 }
+    })
+    if (globals.json) printJson(io, r)
+    else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}`)
+    return EXIT.OK
+  },
+}

@@ -1,0 +1,24 @@
+import { GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { withLocalService } from '../local-service.ts'
+import { printJson } from '../output.ts'
+
+export const command: Command = {
+  name: 'reindex',
+  summary: 'rebuild registry.json from the manifests in the backups dir',
+  help: `Usage: pgkeep reindex [--json]
+
+Rebuilds the registry (registry.json) from the <name>.manifest.json files next to each completed
+backup. Use it after copying backups in from elsewhere or when the registry was lost.
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { globals } = parseCommandArgs(argv, {}, io)
+    if (globals.server) throw new UsageError('reindex works on the local backups dir; it does not take --server')
+    const result = await withLocalService(io, globals, async service => await service.reindex())
+    if (globals.json) printJson(io, result)
+    else write(io.stdout, `registry rebuilt: ${result.count} backup(s)`)
+    return EXIT.OK
+  },
+}

@@ -1,0 +1,88 @@
+import type { WriteStream } from 'node:tty'
+import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
+import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { onInterrupt, withLocalService } from '../local-service.ts'
+import { printJson } from '../output.ts'
+import { ProgressReporter } from '../progress-bar.ts'
+
+/** What the CLI relies on of the engine's RestoreJob (docs/architecture.md). */
+interface RestoreJobView {
+  id: string
+  events: { on: (event: string, fn: (arg: unknown) => void) => unknown }
+  done: Promise<unknown>
+  cancel: () => Promise<unknown>
+}
+
+const OPTIONS = {
+  database: { type: 'string' },
+  target: { type: 'string' },
+  create: { type: 'boolean' },
+  clean: { type: 'boolean' },
+  jobs: { type: 'string' },
+} as const
+
+export function restoreRequestFromFlags (values: Record<string, unknown>): RestoreRequest {
+  const v = values as Record<string, string | boolean | undefined>
+  const database = v.database as string | undefined
+  if (!database) throw new UsageError('--database is required (the database to restore into)')
+  if (database.length > 63 || /[\u0000-\u001f]/.test(database)) throw new UsageError('--database must be 1..63 characters without control characters')
+  const req: RestoreRequest = {
+    database,
+    target: patternFlag(v.target as string | undefined, 'target', TARGET_NAME_PATTERN),
+    create: v.create === true ? true : undefined,
+    clean: v.clean === true ? true : undefined,
+    jobs: intFlag(v.jobs as string | undefined, 'jobs', 1, 32),
+  }
+  for (const k of Object.keys(req) as (keyof RestoreRequest)[]) if (req[k] === undefined) delete req[k]
+  return req
+}
+
+export const command: Command = {
+  name: 'restore',
+  summary: 'restore a completed backup into a database',
+  help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean] [--jobs N]
+
+Restores a completed backup with pg_restore (psql for plain SQL) into DB on the backup's target
+(or --target). Ctrl-C cancels the restore (exit 130).
+
+Flags:
+  --database DB     database to restore into (required)
+  --target NAME     restore onto another configured target
+  --create          create DB first
+  --clean           drop existing objects before recreating them
+  --jobs N          parallel pg_restore workers (custom and directory formats, 1..32)
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { values, positionals, globals } = parseCommandArgs(argv, OPTIONS, io, { min: 1, max: 1, names: 'backup ID' })
+    if (globals.server) throw new UsageError('restore runs on the local engine; the HTTP API has no restore route')
+    const id = backupIdArg(positionals[0])
+    const req = restoreRequestFromFlags(values)
+    return await withLocalService(io, globals, async (service) => {
+      const backup = service.get(id)
+      const job = service.restore(id, req) as unknown as RestoreJobView
+      const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns ?? 80 })
+      let cancelled = false
+      job.events.on('log', (e) => { if (globals.verbose) reporter.message(`pg_restore: ${(e as { line?: string }).line ?? String(e)}`) })
+      const stop = onInterrupt(io, `restore of ${backup.name}`, async () => { cancelled = true; await job.cancel() })
+      try {
+        const result = await job.done
+        reporter.done()
+        if (globals.json) printJson(io, result ?? { ok: true })
+        else write(io.stdout, `restored ${backup.name} into ${req.database}`)
+        return EXIT.OK
+      } catch (err) {
+        reporter.done()
+        if (cancelled) {
+          write(io.stderr, `pgkeep: restore of ${backup.name} cancelled`)
+          return EXIT.CANCELLED
+        }
+        throw err
+      } finally {
+        stop()
+      }
+    })
+  },
+}

@@ -1,0 +1,33 @@
+import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+import { withLocalService } from '../local-service.ts'
+import { printJson } from '../output.ts'
+import { RemoteClient } from '../remote-client.ts'
+
+export const command: Command = {
+  name: 'validate',
+  summary: 're-read a backup fully and check it (exit 3 if it is damaged)',
+  help: `Usage: pgkeep validate ID [--json]
+
+Re-hashes every file of a completed backup against its manifest, then checks its structure
+(pg_restore reads the whole archive; plain SQL must end with pg_dump's completion trailer).
+The result is stored in the backup's record.
+
+Exit codes: 0 the backup is intact, 3 the check failed, 1 it could not be run.
+
+${GLOBAL_HELP}
+`,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { positionals, globals } = parseCommandArgs(argv, {}, io, { min: 1, max: 1, names: 'backup ID' })
+    const id = backupIdArg(positionals[0])
+    const backup = globals.server
+      ? await new RemoteClient(globals.server, globals.token ?? '').validate(id)
+      : await withLocalService(io, globals, async service => await service.validate(id))
+    const v = backup.verification
+    const ok = v?.ok === true
+    if (globals.json) printJson(io, backup)
+    else if (ok) write(io.stdout, `ok  ${backup.name}  (${v.method})`)
+    if (!ok) write(io.stderr, `pgkeep: INTEGRITY_FAILED: ${backup.name}: ${v?.message ?? 'the check failed'}${v ? ` (${v.method})` : ''}`)
+    return ok ? EXIT.OK : EXIT.INTEGRITY
+  },
+}

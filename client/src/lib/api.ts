@@ -1,0 +1,79 @@
+/** The one module all HTTP goes through: typed from schemas/, same-origin cookie auth, 401 → login. */
+import type { Backup, BackupWithProgress, CreateBackupRequest, ListQuery, ListResult, RestoreRequest } from '../../../schemas/backup.ts'
+import type { ErrorReply } from '../../../schemas/errors.ts'
+import type { Role, User, LoginReply } from '../../../schemas/auth.ts'
+import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
+import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
+import { router } from './router.svelte.ts'
+
+export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch }
+export class ApiError extends Error {
+  readonly statusCode: number
+  readonly code: string
+  constructor (reply: ErrorReply) {
+    super(reply.message)
+    this.statusCode = reply.statusCode
+    this.code = reply.code
+  }
+}
+
+async function request<T> (method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+  } catch {
+    throw new ApiError({ statusCode: 0, code: 'NETWORK', error: 'Network error', message: 'The server cannot be reached.' })
+  }
+  const text = await res.text()
+  let data: unknown
+  try { data = text ? JSON.parse(text) : undefined } catch { data = undefined }
+  if (!res.ok) {
+    // the login call answers 401 for bad credentials: that is a form error, not an expired session
+    if (res.status === 401 && path !== '/api/auth/login') router.toLogin()
+    const reply = (data ?? {}) as Partial<ErrorReply>
+    throw new ApiError({
+      statusCode: res.status,
+      code: reply.code ?? `HTTP_${res.status}`,
+      error: reply.error ?? res.statusText,
+      message: reply.message ?? (text.slice(0, 200) || res.statusText),
+    })
+  }
+  return data as T
+}
+
+function qs (params: Record<string, string | number | undefined>): string {
+  const p = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') p.set(k, String(v))
+  const s = p.toString()
+  return s ? `?${s}` : ''
+}
+
+export const api = {
+  login: (username: string, password: string) =>
+    request<LoginReply>('POST', '/api/auth/login', { username, password }),
+  logout: () => request<unknown>('POST', '/api/auth/logout', {}),
+  me: () => request<User | { user: User }>('GET', '/api/auth/me')
+    .then(r => ('user' in r ? r.user : r)),
+
+  createBackup: (req: CreateBackupRequest) => request<{ backup: Backup }>('POST', '/api/backup/create', req),
+  listBackups: (q: ListQuery) => request<ListResult>('GET', `/api/backup/list${qs(q as Record<string, string | number | undefined>)}`),
+  backupStatus: (id: string) => request<BackupWithProgress>('GET', `/api/backup/status/${id}`),
+  cancelBackup: (id: string) => request<unknown>('POST', `/api/backup/${id}/cancel`, {}),
+  validateBackup: (id: string) => request<{ backup: Backup } | Backup>('POST', `/api/backup/${id}/validate`, {})
+    .then(r => ('backup' in r ? r.backup : r)),
+  deleteBackup: (id: string) => request<unknown>('DELETE', `/api/backup/${id}`),
+  restoreBackup: (id: string, req: RestoreRequest) => request<Record<string, unknown>>('POST', `/api/backup/${id}/restore`, req),
+  downloadUrl: (id: string) => `/api/backup/download/${id}`,
+
+  listSchedules: () => request<ScheduleList>('GET', '/api/schedules').then(r => r.items),
+  createSchedule: (s: ScheduleCreate) => request<unknown>('POST', '/api/schedules', s),
+  updateSchedule: (name: string, s: SchedulePatch) => request<unknown>('PATCH', `/api/schedules/${encodeURIComponent(name)}`, s),
+  deleteSchedule: (name: string) => request<unknown>('DELETE', `/api/schedules/${encodeURIComponent(name)}`),
+
+  listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
+}

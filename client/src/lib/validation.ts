@@ -1,0 +1,119 @@
+/**
+ * Client-side checks of a create request with the server's own rules: patterns and limits are
+ * read from the CreateBackupRequest schema itself (never copied), so the two cannot drift apart.
+ * Compiling the schema would say "must match pattern"; these messages tell the user what to type.
+ */
+import { BACKUP_NAME_PATTERN, CreateBackupRequest, TARGET_NAME_PATTERN, type BackupFormat, type Compression } from '../../../schemas/backup.ts'
+
+export interface CreateForm {
+  target: string
+  name: string
+  format: BackupFormat
+  compression: Compression
+  level: string
+  schemaOnly: boolean
+  dataOnly: boolean
+  /** one pattern per line */
+  schemas: string
+  excludeTables: string
+  jobs: string
+}
+
+export type CreateField = keyof CreateForm
+export type FieldErrors = Partial<Record<CreateField, string>>
+
+/** The JSON-Schema keywords we read; TypeBox's static types don't expose them on every kind. */
+export interface Limits { minimum?: number, maximum?: number, maxLength?: number, maxItems?: number, pattern?: string, items?: unknown }
+export const limitsOf = (schema: unknown): Limits => schema as Limits
+
+const props = CreateBackupRequest.properties
+const LEVEL = { min: limitsOf(props.level).minimum ?? 1, max: limitsOf(props.level).maximum ?? 19 }
+const JOBS = { min: limitsOf(props.jobs).minimum ?? 1, max: limitsOf(props.jobs).maximum ?? 32 }
+const PATTERN_ITEM = limitsOf(limitsOf(props.schemas).items)
+const PG_PATTERN_MAX_LENGTH = PATTERN_ITEM.maxLength ?? 200
+const SCHEMAS_MAX_ITEMS = limitsOf(props.schemas).maxItems ?? 100
+const EXCLUDE_TABLES_MAX_ITEMS = limitsOf(props.excludeTables).maxItems ?? 1000
+/** The schema allows zstd's 19; gzip stops at 9 (documented on the schema's level field). */
+const GZIP_LEVEL_MAX = 9
+
+const nameRe = new RegExp(BACKUP_NAME_PATTERN)
+const targetRe = new RegExp(TARGET_NAME_PATTERN)
+const patternRe = new RegExp(PATTERN_ITEM.pattern ?? '.*')
+
+export function defaultForm (): CreateForm {
+  return { target: '', name: '', format: 'custom', compression: 'zstd', level: '', schemaOnly: false, dataOnly: false, schemas: '', excludeTables: '', jobs: '' }
+}
+
+function lines (text: string): string[] {
+  return text.split('\n').map(s => s.trim()).filter(Boolean)
+}
+
+function checkPatterns (list: string[], maxItems: number, what: string): string | undefined {
+  if (list.length > maxItems) return `At most ${maxItems} ${what}.`
+  const bad = list.find(p => p.length > PG_PATTERN_MAX_LENGTH || !patternRe.test(p))
+  if (bad !== undefined) return `"${bad.slice(0, 40)}" is not a valid pattern (at most ${PG_PATTERN_MAX_LENGTH} characters, no control characters).`
+  return undefined
+}
+
+function intIn (raw: string, min: number, max: number): number | undefined {
+  if (!/^\d+$/.test(raw.trim())) return undefined
+  const n = Number(raw)
+  return n >= min && n <= max ? n : undefined
+}
+
+/** Returns the request to send, or the errors by field. */
+export function buildCreateRequest (f: CreateForm): { request?: CreateBackupRequest, errors: FieldErrors } {
+  const errors: FieldErrors = {}
+  const req: CreateBackupRequest = { format: f.format, compression: f.compression }
+
+  const target = f.target.trim()
+  if (target) {
+    if (targetRe.test(target)) req.target = target
+    else errors.target = 'A target name is letters, digits, "_" or "-", starting with a letter or digit (at most 63).'
+  }
+  const name = f.name.trim()
+  if (name) {
+    if (nameRe.test(name)) req.name = name
+    else errors.name = 'Use letters, digits, ".", "_" or "-", starting with a letter or digit (at most 100 characters).'
+  }
+  if (f.level.trim() && f.compression !== 'none') {
+    const max = f.compression === 'gzip' ? GZIP_LEVEL_MAX : LEVEL.max
+    const level = intIn(f.level, LEVEL.min, max)
+    if (level === undefined) errors.level = `${f.compression} level must be a whole number from ${LEVEL.min} to ${max}.`
+    else req.level = level
+  }
+  if (f.schemaOnly && f.dataOnly) errors.dataOnly = 'Choose schema only or data only, not both.'
+  if (f.schemaOnly) req.schemaOnly = true
+  if (f.dataOnly) req.dataOnly = true
+
+  const schemas = lines(f.schemas)
+  const schemasError = checkPatterns(schemas, SCHEMAS_MAX_ITEMS, 'schemas')
+  if (schemasError) errors.schemas = schemasError
+  else if (schemas.length) req.schemas = schemas
+  const excluded = lines(f.excludeTables)
+  const excludedError = checkPatterns(excluded, EXCLUDE_TABLES_MAX_ITEMS, 'excluded tables')
+  if (excludedError) errors.excludeTables = excludedError
+  else if (excluded.length) req.excludeTables = excluded
+
+  if (f.jobs.trim()) {
+    const jobs = intIn(f.jobs, JOBS.min, JOBS.max)
+    if (jobs === undefined) errors.jobs = `Jobs must be a whole number from ${JOBS.min} to ${JOBS.max}.`
+    else if (jobs > 1 && f.format !== 'directory') errors.jobs = 'Parallel jobs need the directory format.'
+    else req.jobs = jobs
+  }
+  return Object.keys(errors).length ? { errors } : { request: req, errors }
+}
+
+const FIELDS: CreateField[] = ['excludeTables', 'schemaOnly', 'dataOnly', 'compression', 'format', 'target', 'level', 'jobs', 'schemas', 'name']
+
+/**
+ * Which form field a server error is about: fastify validation says "body/level must be ...",
+ * domain errors tend to name the field in words ("backup name ... already exists").
+ */
+export function fieldOfServerError (message: string): CreateField | undefined {
+  const path = /(?:body)?[/.]([A-Za-z]+)/.exec(message)?.[1]
+  if (path && (FIELDS as string[]).includes(path)) return path as CreateField
+  const property = /property ['"]?([A-Za-z]+)/.exec(message)?.[1]
+  if (property && (FIELDS as string[]).includes(property)) return property as CreateField
+  return FIELDS.find(f => new RegExp(`\\b${f}\\b`, 'i').test(message))
+}

@@ -138,7 +138,7 @@ t.test('one flipped byte fails the checksum, and the decompressor catches it wit
     await remanifest(b)
     const structural = await validateBackup(b, dir)
     t.equal(structural.ok, false, `${compression}: structural check alone`)
-    t.match(structural.message, new RegExp(`^${compression}`), structural.message)
+    t.match(structural.message, new RegExp(`^${compression}`), structural.message ?? '')
   }
 })
 

@@ -14,6 +14,8 @@ export const AuditEntry = Type.Object({
   /** e.g. login, logout, backup.create, backup.download, user.add, token.revoke */
   action: Type.String(),
   backupId: Type.Optional(Type.String()),
+  /** the user or token acted upon, for user.* and token.* actions */
+  subject: Type.Optional(Type.String()),
   outcome: AuditOutcome,
   /** error code when the outcome is not ok */
   code: Type.Optional(Type.String()),

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome } from '../../../../schemas/audit.ts'
 import { AuditLog } from '../../../audit/audit-log.ts'
 
-export interface AuditDetails { backupId?: string, outcome: AuditOutcome, code?: string, user?: string }
+export interface AuditDetails { backupId?: string, subject?: string, outcome: AuditOutcome, code?: string, user?: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,6 +49,7 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
       ip: request.ip,
       action,
       backupId: details.backupId,
+      subject: details.subject,
       outcome: details.outcome,
       code: details.code,
     })

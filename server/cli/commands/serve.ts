@@ -1,0 +1,37 @@
+import { loadConfig } from '../../config.ts'
+import { GLOBAL_HELP, intFlag, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
+import { EXIT } from '../exit-codes.ts'
+
+const help = `Usage: pgkeep serve [--host H] [--port P] [--trust-proxy]
+
+Runs the web dashboard and the REST + WebSocket API (PGKEEP_HOST/PGKEEP_PORT by default,
+127.0.0.1:8080). SIGTERM or Ctrl-C stops accepting connections, cancels running backups
+cleanly and flushes the audit log; a second signal exits at once.
+
+Flags:
+  --host H          address to listen on
+  --port P          port (0 picks a free one)
+  --trust-proxy     honour X-Forwarded-* from a TLS-terminating reverse proxy (Secure cookies, client IPs)
+
+${GLOBAL_HELP}`
+
+const options = { host: { type: 'string' }, port: { type: 'string' }, 'trust-proxy': { type: 'boolean' } } as const
+
+export const command: Command = {
+  name: 'serve',
+  summary: 'run the web dashboard and the HTTP API',
+  help,
+  async run (argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseCommandArgs(argv, options, io)
+    const config = loadConfig(io.env)
+    if (values.host) config.host = values.host
+    const port = intFlag(values.port, 'port', 0, 65535)
+    if (port !== undefined) config.port = port
+    // fastify is loaded only for this command
+    const { startServer } = await import('../../http/server.ts')
+    const server = await startServer(config, { trustProxy: values['trust-proxy'] === true })
+    write(io.stderr, `pgkeep listening on ${server.url}`)
+    await server.closed
+    return EXIT.OK
+  },
+}

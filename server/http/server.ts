@@ -1,0 +1,57 @@
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.ts'
+import { UsersStore } from '../auth/users-store.ts'
+import { buildApp, type AppDeps } from './app.ts'
+
+export interface RunningServer {
+  app: FastifyInstance
+  /** http://host:port actually bound (port 0 picks a free one) */
+  url: string
+  /** resolves once the server has shut down (signal or close()) */
+  closed: Promise<void>
+  close (): Promise<void>
+}
+
+export const FIRST_ADMIN_HINT = 'no users yet: every API call will be refused until you create the first admin with\n' +
+  '  pgkeep user add admin --role admin'
+
+/**
+ * Listens on config.host:port. On SIGTERM/SIGINT it stops accepting connections, cancels running dumps
+ * (cleanly: pg_dump stopped, partial files removed, status `cancelled`) rather than wait for a dump that may
+ * take hours, then flushes the audit log. A second signal exits at once.
+ */
+export async function startServer (config: Config, deps: AppDeps = {}): Promise<RunningServer> {
+  const app = await buildApp(config, { cancelRunningOnClose: true, ...deps })
+  if (await new UsersStore(config.backupDir).isEmpty()) app.log.warn(FIRST_ADMIN_HINT)
+  if (config.dev) app.log.warn('PGKEEP_JWT_SECRET is not set: using the generated secret in <backupDir>/.pgkeep/jwt-secret (fine for one machine; set it for anything shared)')
+  const url = await app.listen({ host: config.host, port: config.port })
+
+  let resolveClosed!: () => void
+  const closed = new Promise<void>(resolve => { resolveClosed = resolve })
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
+      process.once('SIGTERM', forceExit)
+      process.once('SIGINT', forceExit)
+      try {
+        await app.close()
+      } finally {
+        process.off('SIGTERM', forceExit)
+        process.off('SIGINT', forceExit)
+        resolveClosed()
+      }
+    })()
+    return closing
+  }
+  const onSignal = (signal: NodeJS.Signals): void => {
+    app.log.info(`${signal}: shutting down (running backups are cancelled)`)
+    close().catch(err => app.log.error({ err }, 'shutdown failed'))
+  }
+  const forceExit = (): void => { process.exit(130) }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+
+  return { app, url, closed, close }
+}

@@ -1,0 +1,183 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { gzipSync } from 'node:zlib'
+import t from 'tap'
+import { uuidv7 } from 'uuidv7'
+import type { Backup, BackupFormat, Compression } from '../../schemas/backup.ts'
+import type { Target } from '../../server/config.ts'
+import { isPgkeepError, type PgkeepError } from '../../server/engine/errors.ts'
+import { startRestore, type RestoreProgress } from '../../server/engine/restore.ts'
+import { startCluster, type TestCluster } from '../helpers/pg-cluster.ts'
+
+const run = promisify(execFile)
+
+const cluster: TestCluster = await startCluster()
+t.teardown(cluster.stop)
+const dir = mkdtempSync(join(tmpdir(), 'pgkeep-restore-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'postgres', password: cluster.password }
+
+await cluster.createDatabase('src')
+await cluster.psql(`
+  CREATE TABLE items (id int PRIMARY KEY, label text, payload text, at timestamptz DEFAULT '2024-01-01');
+  INSERT INTO items SELECT g, 'item ' || g, md5(g::text) FROM generate_series(1, 5000) g;
+  CREATE SCHEMA "Ünïcode sch";
+  CREATE TABLE "Ünïcode sch"."tbl ""q""" ("çolumn" text, n numeric);
+  INSERT INTO "Ünïcode sch"."tbl ""q""" SELECT 'ñ ' || g || ' "quoted" ☃', g / 7.0 FROM generate_series(1, 300) g;
+  CREATE INDEX ON "Ünïcode sch"."tbl ""q""" (n);
+  CREATE VIEW item_labels AS SELECT label FROM items;
+`, 'src')
+
+/** Row count and a content checksum for every user table, keyed by its quoted name. */
+async function fingerprint (db: string): Promise<Record<string, string>> {
+  const names = (await cluster.psql(`SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+    WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)).split('\n').filter(Boolean)
+  const out: Record<string, string> = {}
+  for (const name of names) {
+    out[name] = (await cluster.psql(`SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '-') FROM ${name} t`, db)).trim()
+  }
+  return out
+}
+
+const source = await fingerprint('src')
+
+async function pgDump (db: string, format: BackupFormat, out: string): Promise<void> {
+  const f = { custom: 'c', plain: 'p', tar: 't', directory: 'd' }[format]
+  const args = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', db, '-F', f, '-f', out]
+  await run(join(cluster.binDir, 'pg_dump'), format === 'custom' ? [...args, '-Z', '0'] : args)
+}
+
+async function compressFile (path: string, compression: Compression): Promise<string> {
+  if (compression === 'none') return path
+  if (compression === 'zstd') { await run('zstd', ['-q', '--rm', path]); return `${path}.zst` }
+  const { readFileSync, unlinkSync } = await import('node:fs')
+  writeFileSync(`${path}.gz`, gzipSync(readFileSync(path)))
+  unlinkSync(path)
+  return `${path}.gz`
+}
+
+let seq = 0
+async function makeBackup (db: string, format: BackupFormat, compression: Compression): Promise<Backup> {
+  const base = join(dir, `r${++seq}-${db}-${format}`)
+  await pgDump(db, format, base)
+  const file = format === 'directory' ? base : await compressFile(base, compression)
+  return {
+    id: uuidv7(),
+    name: file.slice(dir.length + 1),
+    target: 'test',
+    database: db,
+    format,
+    compression: format === 'directory' ? 'none' : compression,
+    level: 3,
+    options: { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false },
+    status: 'completed',
+    createdAt: new Date().toISOString(),
+    createdBy: 'test',
+    pinned: false,
+  }
+}
+
+async function rejection (p: Promise<unknown>): Promise<PgkeepError> {
+  try {
+    await p
+  } catch (err) {
+    if (isPgkeepError(err)) return err
+    throw err
+  }
+  throw new Error('expected the restore to fail')
+}
+
+t.test('every format restores into a new database with the same tables and rows', async t => {
+  const cases: Array<[BackupFormat, Compression, number?]> = [
+    ['custom', 'zstd'], ['custom', 'none', 2], ['plain', 'gzip'], ['tar', 'none'], ['directory', 'none', 2],
+  ]
+  for (const [format, compression, jobs] of cases) {
+    const b = await makeBackup('src', format, compression)
+    const db = `restored ${format} ${compression} "ü"`
+    const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
+    const progress: RestoreProgress[] = []
+    job.on('progress', (p: RestoreProgress) => progress.push(p))
+    const result = await job.done
+    t.equal(result.ok, true, `${format}/${compression}`)
+    t.same(await fingerprint(db), source, `${format}/${compression}${jobs ? ` -j ${jobs}` : ''}: same tables, rows and contents`)
+    t.match(progress.at(-1), { percent: 100 }, 'progress ends at 100%')
+    t.ok(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1].bytes), 'progress never goes backwards')
+  }
+})
+
+t.test('restoring into an existing database needs clean, which replaces it', async t => {
+  const b = await makeBackup('src', 'custom', 'gzip')
+  await cluster.createDatabase('existing')
+  await cluster.psql('CREATE TABLE stray (x int); INSERT INTO stray VALUES (1)', 'existing')
+
+  const conflict = await rejection(startRestore(b, dir, target, { database: 'existing', create: true }).done)
+  t.equal(conflict.code, 'CONFLICT')
+  t.match(conflict.message, /"existing" already exists/)
+  t.same(await fingerprint('existing'), { 'public.stray': '1 ' + (await cluster.psql("SELECT md5('(1)')")).trim() }, 'left untouched')
+
+  await startRestore(b, dir, target, { database: 'existing', create: true, clean: true }).done
+  t.same(await fingerprint('existing'), source, 'replaced by the backup')
+
+  await cluster.psql('DELETE FROM items WHERE id > 10', 'existing')
+  await startRestore(b, dir, target, { database: 'existing', clean: true }).done
+  t.same(await fingerprint('existing'), source, 'clean without create drops and restores the dumped objects in place')
+
+  const plain = await makeBackup('src', 'plain', 'zstd')
+  await cluster.psql('CREATE TABLE stray (x int)', 'existing')
+  await startRestore(plain, dir, target, { database: 'existing', clean: true }).done
+  t.same(await fingerprint('existing'), source, 'a plain backup with clean re-creates the database')
+})
+
+t.test('a wrong target password fails with PG_AUTH_FAILED and the password appears nowhere', async t => {
+  const b = await makeBackup('src', 'custom', 'none')
+  const secret = 'Wr0ng-pa55word-xyz'
+  const bad: Target = { ...target, password: secret }
+  for (const create of [true, false]) {
+    const logs: string[] = []
+    const job = startRestore(b, dir, bad, { database: create ? 'never' : 'src', create })
+    job.on('log', (l: string) => logs.push(l))
+    const err = await rejection(job.done)
+    t.equal(err.code, 'PG_AUTH_FAILED', create ? 'while creating the database' : 'from pg_restore')
+    const everything = JSON.stringify({ message: err.message, details: err.details, stack: err.stack, logs })
+    t.notMatch(everything, secret)
+  }
+})
+
+t.test('a restore that is not of a completed backup is refused', async t => {
+  const b = await makeBackup('src', 'custom', 'none')
+  t.throws(() => startRestore({ ...b, status: 'failed' }, dir, target, { database: 'x', create: true }), { code: 'INVALID_STATE' })
+})
+
+t.test('cancelling a running restore rejects with CANCELLED and leaves no backend behind', async t => {
+  await cluster.createDatabase('slowsrc')
+  // each row waits in a CHECK constraint, so the COPY lasts seconds while the data stays tiny
+  await cluster.psql(`
+    CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_setting('pgkeep.fast', true) IS DISTINCT FROM 'on' THEN PERFORM pg_sleep(0.002); END IF;
+      RETURN true;
+    END $$;
+    CREATE TABLE slow (id int CHECK (slow_ok(id)));
+    SET pgkeep.fast = on;
+    INSERT INTO slow SELECT generate_series(1, 5000);
+  `, 'slowsrc')
+  const b = await makeBackup('slowsrc', 'custom', 'zstd')
+
+  const job = startRestore(b, dir, target, { database: 'slow copy', create: true }, { cancelGraceMs: 2000 })
+  const appName = `pgkeep-restore-${job.id}`
+  const copying = new Promise<void>(resolve => job.on('log', (l: string) => { if (/processing data for table "public.slow"/.test(l)) resolve() }))
+  await Promise.race([copying, job.done])
+  const working = (await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${appName}'`)).trim()
+  t.equal(working, '1', 'the restore backend is at work')
+  const started = Date.now()
+  await job.cancel()
+  const err = await rejection(job.done)
+  t.equal(err.code, 'CANCELLED')
+  t.ok(Date.now() - started < 10_000, 'cancel is prompt')
+  t.equal((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${appName}'`)).trim(), '0', 'no backend remains')
+  t.equal((await cluster.psql('SELECT count(*) FROM slow', 'slow copy').catch(() => '0')).trim(), '0', 'the interrupted COPY left no rows')
+})

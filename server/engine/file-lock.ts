@@ -113,9 +113,12 @@ async function breakStaleLock (lockPath: string, staleText: string): Promise<voi
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+let ownStartTicks: number | '-' | undefined
+
 async function acquire (lockPath: string, timeoutMs: number): Promise<string> {
   const token = randomBytes(8).toString('hex')
-  const content = `${process.pid} ${processStartTicks(process.pid) ?? '-'} ${token}\n`
+  ownStartTicks ??= processStartTicks(process.pid) ?? '-'
+  const content = `${process.pid} ${ownStartTicks} ${token}\n`
   const deadline = Date.now() + timeoutMs
   let delay = 2
   let holder = ''

@@ -144,7 +144,8 @@ export class ProgressEstimator {
     const tablesTotal = this.byName.size + this.unlistedSeen
     const base = { bytes: this.rawBytes, rate: Math.round(this.byteRate.perSecond(now)), tablesTotal }
     if (this.completed) return { ...base, percent: 100, etaSeconds: 0, tablesDone: tablesTotal }
-    const snap: ProgressSnapshot = { ...base, tablesDone: this.done.size + this.unlistedDone, currentTable: this.current?.name }
+    const snap: ProgressSnapshot = { ...base, tablesDone: this.done.size + this.unlistedDone }
+    if (this.current !== undefined) snap.currentTable = this.current.name
     if (this.totalBytes > 0) {
       // floored to 0.1 (with a hair of slack for binary fractions): rounding up could show 100 early
       const percent = Math.min(CEILING_BEFORE_COMPLETE, Math.floor(this.progressBytes / this.totalBytes * 1000 + 1e-9) / 10)

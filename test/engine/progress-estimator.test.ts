@@ -155,3 +155,14 @@ t.test('ETA is undefined until there is signal, then follows the recent progress
   t.equal(s.percent, 50)
   t.ok(s.etaSeconds! >= 4 && s.etaSeconds! <= 6, `eta ${s.etaSeconds} is about 5 s`)
 })
+
+t.test('a COPY sample that arrives before its table line still counts, and a finished table ignores late samples', async t => {
+  const e = new ProgressEstimator(facts([{ name: 'a', bytes: 500, reltuples: 100 }, { name: 'b', bytes: 500, reltuples: 100 }]), clock())
+  e.onTableStarted('public', 'a')
+  e.onCopySample({ relid: 1001, tuplesProcessed: 50, bytesProcessed: 0 })
+  t.equal(e.snapshot().percent, 25)
+  t.equal(e.snapshot().currentTable, 'public.a')
+  e.onTableStarted('public', 'b')
+  e.onCopySample({ relid: 1000, tuplesProcessed: 1, bytesProcessed: 0 })
+  t.equal(e.snapshot().percent, 75)
+})

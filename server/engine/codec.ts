@@ -49,7 +49,7 @@ function zstdStage (args: string[], zstdPath: string): CodecStage {
 export async function createCompressor (compression: Compression, level: number): Promise<CodecStage> {
   if (compression === 'zstd') return zstdStage(['-T0', `-${level}`, '-q', '-c', '-'], await findZstd())
   if (compression === 'gzip') {
-    const gz = createGzip({ level, chunk: 256 * 1024 })
+    const gz = createGzip({ level, chunkSize: 256 * 1024 })
     return { stream: gz, kill: () => gz.destroy() }
   }
   const pass = new PassThrough({ highWaterMark: 1024 * 1024 })
@@ -60,7 +60,7 @@ export async function createDecompressor (compression: Compression): Promise<Cod
   if (compression === 'zstd') return zstdStage(['-d', '-q', '-c', '-'], await findZstd())
   if (compression === 'gzip') {
     // finishFlush tolerant of nothing: a truncated gzip must error, not end quietly
-    const gunzip = createGunzip({ chunk: 256 * 1024, finishFlush: zlibConstants.Z_FINISH })
+    const gunzip = createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_FINISH })
     return { stream: gunzip, kill: () => gunzip.destroy() }
   }
   const pass = new PassThrough({ highWaterMark: 1024 * 1024 })

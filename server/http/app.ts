@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../config.ts'
@@ -59,9 +59,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     logger,
     bodyLimit: BODY_LIMIT,
     trustProxy: deps.trustProxy ?? false,
-    // unknown fields are rejected, not silently dropped
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // typebox checks: unknown fields rejected (ajv would silently drop them), bodies never coerced ("42" is not 42),
+  // query strings and params converted to the declared types
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
   app.setErrorHandler(errorHandler)
 
   const secret = await resolveJwtSecret(config)

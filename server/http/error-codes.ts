@@ -39,15 +39,20 @@ export function errorReply (statusCode: number, code: string, message: string): 
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 
-interface ValidationIssue { instancePath?: string, message?: string, params?: Record<string, unknown> }
+interface ValidationIssue { keyword?: string, instancePath?: string, message?: string, params?: Record<string, unknown> }
+
+const firstOf = (v: unknown): string | undefined => Array.isArray(v) ? String(v[0]) : (typeof v === 'string' ? v : undefined)
 
 /** Names the offending field: "body/level must be integer", "body has unknown field \"foo\"". */
 function validationMessage (err: FastifyError): string {
-  const first = (err.validation?.[0] ?? {}) as ValidationIssue
-  const part = err.validationContext ?? 'request'
-  const field = `${part}${first.instancePath ?? ''}`
-  if (typeof first.params?.additionalProperty === 'string') return `${field} has unknown field "${first.params.additionalProperty}"`
-  if (typeof first.params?.missingProperty === 'string') return `${field} must have field "${first.params.missingProperty}"`
+  const issues = (err.validation ?? []) as ValidationIssue[]
+  // typebox reports an unknown field twice ("schema is false" at the field, then additionalProperties): keep the clear one
+  const first = issues.find(i => i.keyword === 'additionalProperties') ?? issues.find(i => i.keyword !== 'boolean') ?? issues[0] ?? {}
+  const field = `${err.validationContext ?? 'request'}${first.instancePath ?? ''}`
+  const extra = firstOf(first.params?.additionalProperties) ?? firstOf(first.params?.additionalProperty)
+  if (first.keyword === 'additionalProperties' && extra) return `${field} has unknown field "${extra}"`
+  const missing = firstOf(first.params?.requiredProperties) ?? firstOf(first.params?.missingProperty)
+  if (first.keyword === 'required' && missing) return `${field} must have field "${missing}"`
   return `${field} ${first.message ?? 'is invalid'}`
 }
 

@@ -92,7 +92,9 @@ function cleanParseError (message: string): string {
   const unknown = /^Unknown option '([^']+)'/.exec(first)
   if (unknown) return `unknown flag ${unknown[1]}`
   const missing = /^Option '([^']+)' argument missing/.exec(first)
-  if (missing) return `${missing[1].replace(/^-\w, /, '')} needs a value`
+  if (missing) return `${missing[1].replace(/^-\w, /, '').replace(/ <value>$/, '')} needs a value`
+  const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(first)
+  if (ambiguous) return `${ambiguous[1].replace(/^-\w, /, '')} value starts with "-"; write ${ambiguous[1].replace(/^-\w, /, '')}=VALUE`
   return first.replace(/\.$/, '')
 }
 

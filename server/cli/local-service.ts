@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os'
 import { loadConfig, type Config } from '../config.ts'
-import { BackupService } from '../engine/backup-service.ts'
+import type { BackupService } from '../engine/backup-service.ts'
 import { write, type CliIO, type Globals } from './command.ts'
 
 /** Who the registry records as creator of a backup made from this shell. */
@@ -14,6 +14,8 @@ export function cliUser (): string {
  */
 export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env)
+  // loaded on first use so --help and flag errors never depend on the engine (or pay for loading it)
+  const { BackupService } = await import('../engine/backup-service.ts')
   const warn = (m: string): void => write(io.stderr, `pgkeep: warning: ${m}`)
   const service = await BackupService.open(config, {
     logger: { info: m => { if (globals.verbose) write(io.stderr, m) }, warn, error: warn },

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { EXIT, exitCodeFor } from '../../server/cli/exit-codes.ts'
+import { ERROR_CODES } from '../../schemas/errors.ts'
+import { formatBytes, formatDuration, table } from '../../server/cli/output.ts'
+import { ProgressReporter, renderProgress } from '../../server/cli/progress-bar.ts'
+import type { Progress } from '../../schemas/backup.ts'
+import { PassThrough } from 'node:stream'
+
+const ID = '01936f1e-8a2b-7c3d-8e4f-0123456789ab'
+
+t.test('every engine error code maps to one of the documented exit codes', async t => {
+  for (const code of ERROR_CODES) t.ok([0, 1, 2, 3, 130].includes(exitCodeFor(code)), code)
+  t.equal(exitCodeFor('INTEGRITY_FAILED'), EXIT.INTEGRITY)
+  t.equal(exitCodeFor('CANCELLED'), 130)
+  t.equal(exitCodeFor('INVALID_INPUT'), 2)
+  t.equal(exitCodeFor('CONFIG_INVALID'), 2)
+  t.equal(exitCodeFor('PG_AUTH_FAILED'), 1)
+  t.equal(exitCodeFor('SOMETHING_NEW_FROM_A_NEWER_SERVER'), 1, 'an unknown code is an operation failure')
+})
+
+t.test('byte sizes and durations read like df -H and a stopwatch', async t => {
+  t.equal(formatBytes(0), '0 B')
+  t.equal(formatBytes(999), '999 B')
+  t.equal(formatBytes(1500), '1.5 kB')
+  t.equal(formatBytes(123_456_789), '123 MB')
+  t.equal(formatBytes(5.2e12), '5.2 TB')
+  t.equal(formatBytes(undefined), '-')
+  t.equal(formatDuration(0.4), '0s')
+  t.equal(formatDuration(59), '59s')
+  t.equal(formatDuration(62), '1m02s')
+  t.equal(formatDuration(3 * 3600 + 5 * 60), '3h05m')
+  t.equal(formatDuration(undefined), '-')
+})
+
+t.test('tables align columns and do not pad the last one', async t => {
+  t.equal(table(['A', 'LONG'], [['xyz', 'v'], ['1', '2']]), 'A    LONG\nxyz  v\n1    2\n')
+})
+
+const progress = (p: Partial<Progress>): Progress => ({ backupId: ID, bytes: 0, rate: 0, tablesDone: 0, tablesTotal: 0, ...p })
+
+t.test('the progress line shows bar, percent, bytes, rate, ETA, tables and the current table', async t => {
+  const line = renderProgress(progress({ bytes: 12_300_000, rate: 4_500_000, percent: 50, etaSeconds: 62, currentTable: 'public.orders', tablesDone: 3, tablesTotal: 10 }), 120)
+  t.match(line, /^\[#{15}\.{15}\]\s+50%/)
+  t.match(line, /12\.3 MB/)
+  t.match(line, /4\.5 MB\/s/)
+  t.match(line, /ETA 1m02s/)
+  t.match(line, /3\/10 tables/)
+  t.match(line, /public\.orders$/)
+})
+
+t.test('the progress line never claims more than 100% and never exceeds the terminal width', async t => {
+  t.match(renderProgress(progress({ percent: 140 }), 80), /100%/)
+  const narrow = renderProgress(progress({ percent: 10, bytes: 1e9, rate: 1e6, etaSeconds: 9999, currentTable: 'x'.repeat(200), tablesTotal: 5 }), 40)
+  t.ok(narrow.length < 40)
+})
+
+t.test('without an estimate the line shows bytes and rate only', async t => {
+  t.equal(renderProgress(progress({ bytes: 2000, rate: 1000 })), '2.0 kB  1.0 kB/s')
+})
+
+t.test('on a terminal the bar redraws one line; a message is printed above it', async t => {
+  const out = new PassThrough()
+  let text = ''
+  out.on('data', d => { text += String(d) })
+  const r = new ProgressReporter(out, { tty: true, columns: 80 })
+  r.update(progress({ bytes: 1000 }))
+  r.update(progress({ bytes: 2000 }))
+  r.message('hello')
+  r.done()
+  t.notMatch(text.replace(/hello\n/, ''), /\n/, 'only the message ends a line')
+  t.match(text, /\r\x1b\[2K2\.0 kB.*\r\x1b\[2Khello\n2\.0 kB/s)
+})
+
+t.test('without a terminal progress is a plain line at most every few seconds', async t => {
+  const out = new PassThrough()
+  let text = ''
+  out.on('data', d => { text += String(d) })
+  let now = 0
+  const r = new ProgressReporter(out, { tty: false, plainIntervalMs: 5000, now: () => now })
+  for (let i = 0; i < 100; i++) { now = i * 100; r.update(progress({ bytes: i * 1000 })) }
+  t.equal(text.split('\n').filter(Boolean).length, 2, 'one at 0 s and one at 5 s in 10 s of updates')
+  t.notMatch(text, /\x1b|\r/, 'no terminal control characters')
+})

@@ -1,5 +1,7 @@
 import websocket from '@fastify/websocket'
+import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { LiveHub } from '../live-hub.ts'
 import { tokenFromRequest } from '../plugins/app/auth.ts'
@@ -15,7 +17,8 @@ const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192
 
 /**
  * GET /api/backup/ws: live events for viewers and up. Auth runs in onRequest, before the upgrade, so a
- * caller without a valid cookie or `?token=` gets a plain 401 and never a socket.
+ * caller without a valid cookie or `?token=` gets a plain 401 and never a socket. Not encapsulated, so
+ * @fastify/websocket (and its injectWS) lives on the root instance whose server sees the upgrades.
  */
 const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts) => {
   if (!fastify.hasDecorator('websocketServer')) {
@@ -31,6 +34,8 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   fastify.get('/api/backup/ws', {
     websocket: true,
     schema: { tags: ['backups'], summary: 'live backup events (WebSocket)', querystring: WsQuery, hide: true },
+    // injectWS's in-memory socket has no address; the global limit still counts real clients by IP
+    config: { rateLimit: { keyGenerator: (request: FastifyRequest) => request.ip ?? 'in-process' } },
     onRequest: async (request, reply) => {
       const query = request.query as { token?: string }
       if (!request.principal && query.token && !tokenFromRequest(request)) {
@@ -56,4 +61,4 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   })
 }
 
-export default wsRoutes
+export default fp(wsRoutes, { name: 'pgkeep-ws', dependencies: ['pgkeep-backup-service', 'pgkeep-auth'] })

@@ -14,7 +14,7 @@ import { createDecompressor } from '../../server/engine/codec.ts'
 import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from '../../server/engine/dump-pipeline.ts'
 import type { PgkeepError } from '../../server/engine/errors.ts'
 import { prepareChildEnv } from '../../server/engine/passfile.ts'
-import { buildPgDumpArgs, classifyPgFailure, spawnPgDump } from '../../server/engine/pg-dump-process.ts'
+import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump } from '../../server/engine/pg-dump-process.ts'
 import { findPgTool } from '../../server/engine/pg-tools.ts'
 import { FAKE_PG_DUMP, fakePgDumpEnv } from '../helpers/fake-pg-dump.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
@@ -72,11 +72,20 @@ async function zstdChildren (): Promise<number[]> {
   return pids
 }
 
+async function isRunning (pid: number): Promise<boolean> {
+  try {
+    // a zombie has exited: only its parent has yet to reap it
+    return !/^\d+ \(.*\) Z /.test(await readFile(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
 async function eventually (what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setTimeout(resolve, 10))
   }
 }
 
@@ -117,8 +126,11 @@ t.test('real pg_dump output', async t => {
     const out = join(dir, 'shop.dir.partial')
     const args = buildPgDumpArgs({ format: 'directory', compression: 'gzip', level: 1, options: { ...OPTIONS, jobs: 2 }, pgDumpMajor: pgDump.major, outputDir: out }, child.connArgs())
     const proc = spawnPgDump(pgDump.path, args, child.env)
+    const tables: string[] = []
+    proc.onLine(l => { const tb = parseDumpingTable(l); if (tb) tables.push(`${tb.schema}.${tb.table}`) })
     proc.stdout.resume()
     t.equal((await proc.exited).code, 0)
+    t.same(tables.sort(), ['public.items', 'public.orders'], 'parallel workers report each table too')
     const tree = await hashDirectory(out)
     const names = (await readdir(out)).sort()
     t.same(tree.files.map(f => f.path), names.map(n => `shop.dir.partial/${n}`), 'every file, sorted, relative to the parent')
@@ -171,7 +183,7 @@ t.test('aborting mid-stream kills zstd and rejects with an AbortError', async t 
   const err = await piped.then(() => undefined, (e: unknown) => e as Error)
   t.equal(err?.name, 'AbortError')
   t.ok(zstdSeen.length > 0, 'zstd was running before the abort')
-  await eventually('zstd to exit', async () => (await zstdChildren()).every(p => !zstdSeen.includes(p)))
+  await eventually('zstd to exit', async () => (await Promise.all(zstdSeen.map(isRunning))).every(running => !running))
   t.pass('zstd is gone')
   t.ok((await stat(partialPath)).isFile(), 'the partial is left for the caller to remove')
   await removePartial(partialPath)
@@ -224,15 +236,20 @@ t.test('a pg_dump that dies after writing a lot still leaves a file, and exited 
   await removePartial(partialPath)
 })
 
-t.test('the fake pg_dump reports a plausible version and can be killed while it hangs', async t => {
+t.test('stderr lines arrive while pg_dump runs, and a hanging one can be killed', async t => {
   const { stdout } = await run(FAKE_PG_DUMP, ['--version'])
   t.match(stdout, /^pg_dump \(PostgreSQL\) 15\.\d+/)
   const proc = spawnPgDump(FAKE_PG_DUMP, [], fakePgDumpEnv({ bytes: 1024, sleepMs: 60_000 }))
   let got = 0
-  // stdout stays open while it sleeps: kill once every byte has arrived, as a cancel would
-  proc.stdout.on('data', (c: Buffer) => { got += c.length; if (got >= 1024) proc.kill('SIGTERM') })
+  let lines = 0
+  // it sleeps with its pipes open: only a kill ends it, once the first line and every byte are in
+  const killWhenReady = (): void => { if (got >= 1024 && lines > 0) proc.kill('SIGTERM') }
+  proc.stdout.on('data', (c: Buffer) => { got += c.length; killWhenReady() })
+  proc.onLine(() => { lines++; killWhenReady() })
   const exit = await proc.exited
   t.equal(exit.signal, 'SIGTERM')
+  t.equal(exit.code, null)
+  t.match(exit.stderrTail, [/fake pg_dump writing 1024 bytes/])
 })
 
 t.test('committing a partial renames it, durably, and never replaces an existing backup', async t => {

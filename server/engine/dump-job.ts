@@ -58,6 +58,16 @@ async function directorySize (dir: string): Promise<number> {
   return total
 }
 
+/**
+ * Retrying is safe only before the first byte: a connection lost mid-dump is a failed dump, not a
+ * transient failure, and must not silently start over.
+ */
+function failureAfter (bytesWritten: number, stderrTail: string[], exitCode: number | null): PgkeepError {
+  const failure = classifyPgFailure(stderrTail, exitCode)
+  if (bytesWritten === 0 || !(failure as { retryable?: boolean }).retryable) return failure
+  return new PgkeepError('PG_DUMP_FAILED', `pg_dump lost its connection after ${bytesWritten} bytes: ${failure.message}`)
+}
+
 function cancelled (): PgkeepError {
   return new PgkeepError('CANCELLED', 'the backup was cancelled; its partial file was removed')
 }
@@ -163,7 +173,7 @@ export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
     const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
     if (signal.aborted) throw cancelled()
     if (!outcome.ok) throw toPgkeepError(outcome.e)
-    if (exit.code !== 0) throw classifyPgFailure(exit.stderrTail, exit.code)
+    if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit.stderrTail, exit.code)
     const { rawBytes, sizeBytes, sha256 } = outcome.r
     await ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
     const onDisk = (await stat(partialPath)).size
@@ -183,7 +193,7 @@ export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
       clearInterval(sizer)
     }
     if (signal.aborted) throw cancelled()
-    if (exit.code !== 0) throw classifyPgFailure(exit.stderrTail, exit.code)
+    if (exit.code !== 0) throw failureAfter(await directorySize(partialPath), exit.stderrTail, exit.code)
     const tree = await hashDirectory(partialPath)
     const partialPrefix = `${backup.name}.partial/`
     const files = tree.files.map(f => ({ ...f, path: f.path.startsWith(partialPrefix) ? `${backup.name}/${f.path.slice(partialPrefix.length)}` : f.path }))

@@ -1,5 +1,5 @@
 import { spawn, execFileSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -64,8 +64,10 @@ t.test('a pgkeep process killed with -9 mid-dump leaves a backup marked INTERRUP
 t.test('pg_dump dying with a non-zero exit after writing a lot fails the backup and keeps nothing', async t => {
   const fakeBin = mkdtempSync(join(tmpdir(), 'pgkeep-fake-bin-'))
   t.teardown(() => rmSync(fakeBin, { recursive: true, force: true }))
+  const calls = join(fakeBin, 'calls')
   writeFileSync(join(fakeBin, 'pg_dump'), `#!/bin/sh
 if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 15.99"; exit 0; fi
+echo run >> ${calls}
 head -c 20000000 /dev/urandom
 echo "pg_dump: error: Dumping the contents of table \\"orders\\" failed: PQgetResult() failed." >&2
 echo "pg_dump: error: Error message from server: server closed the connection unexpectedly" >&2
@@ -85,6 +87,7 @@ exit 1
   t.ok(maxBytes > 1_000_000, `bytes flowed before the failure (${maxBytes})`)
   t.same(readdirSync(config.backupDir).filter(f => f !== 'registry.json' && !f.startsWith('.')), [], 'no file, partial or manifest left')
   t.equal(service.list({ status: 'completed' }).total, 0)
+  t.equal(readFileSync(calls, 'utf8'), 'run\n', 'a connection lost after bytes were written is not retried')
 })
 
 /** A 3 MB tmpfs gives a real ENOSPC mid-write; mounting needs root, which the harness has. */

@@ -24,16 +24,12 @@ export class RestoreProgressMeter {
 
   constructor (private readonly totalBytes: number, private readonly emit: (p: RestoreProgress) => void) {}
 
-  add (n: number): void { this.set(this.bytes + n) }
+  add (n: number): void { this.update(this.bytes + n) }
 
-  set (bytes: number): void {
-    if (bytes <= this.bytes) return
-    this.bytes = Math.min(bytes, this.totalBytes)
-    this.schedule()
-  }
-
-  setItem (item: string): void {
-    this.item = item
+  /** bytes done so far (ignored when lower than before) and, optionally, what the tool is working on */
+  update (bytes: number | undefined, item?: string): void {
+    if (item !== undefined) this.item = item
+    if (bytes !== undefined && bytes > this.bytes) this.bytes = Math.min(bytes, this.totalBytes)
     this.schedule()
   }
 
@@ -90,9 +86,10 @@ export class ItemProgress {
     private readonly sizes: Map<number, number>,
     private readonly baseBytes: number,
     private readonly totalBytes: number,
+    private readonly parallel: boolean,
   ) {}
 
-  static async load (pgRestorePath: string, path: string, format: 'directory' | 'custom', totalBytes: number, env: NodeJS.ProcessEnv): Promise<ItemProgress> {
+  static async load (pgRestorePath: string, path: string, format: 'directory' | 'custom', totalBytes: number, parallel: boolean, env: NodeJS.ProcessEnv): Promise<ItemProgress> {
     const { stdout } = await run(pgRestorePath, ['-l', '-F', format === 'directory' ? 'd' : 'c', path], { env, maxBuffer: 64 * 1024 * 1024 })
     const order = [...stdout.matchAll(/^(\d+); \d+ \d+ TABLE DATA /gm)].map(m => Number(m[1]))
     const sizes = new Map<number, number>()
@@ -108,17 +105,17 @@ export class ItemProgress {
     } else {
       for (const id of order) sizes.set(id, order.length > 0 ? totalBytes / order.length : 0)
     }
-    return new ItemProgress(order, sizes, base, totalBytes)
+    return new ItemProgress(order, sizes, base, totalBytes, parallel)
   }
 
   /** Bytes considered done after this verbose line, or undefined when the line says nothing new. */
   onLine (line: RestoreLine): number | undefined {
-    if (line.kind === 'data') {
+    if (line.kind === 'data' && !this.parallel) {
       // serial restore: data items come in TOC order, so starting the next one finishes the previous
       const id = this.order[this.started - 1]
       if (id !== undefined) this.finished.add(id)
       this.started++
-    } else if (line.kind === 'finished' && this.sizes.has(line.dumpId)) {
+    } else if (line.kind === 'finished' && this.parallel && this.sizes.has(line.dumpId)) {
       this.finished.add(line.dumpId)
     } else {
       return undefined

@@ -98,7 +98,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       const meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
       try {
         const items = cmd.stdinFile === undefined
-          ? await ItemProgress.load(tool.path, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, env.env)
+          ? await ItemProgress.load(tool.path, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
           : undefined
         await this.runTool(tool.path, cmd, env.env, meter, items)
         meter.finish()
@@ -133,9 +133,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       this.emit('log', this.scrub(line))
       const parsed = parseRestoreLine(line)
       if (!parsed) return
-      meter.setItem(parsed.kind === 'data' ? parsed.table : parsed.item)
-      const bytes = items?.onLine(parsed)
-      if (bytes !== undefined) meter.set(bytes)
+      meter.update(items?.onLine(parsed), parsed.kind === 'data' ? parsed.table : parsed.item)
     })
 
     let readFailure: unknown

@@ -32,23 +32,25 @@ await cluster.psql(`
   CREATE VIEW item_labels AS SELECT label FROM items;
 `, 'src')
 
-/** Row count and a content checksum for every user table, keyed by its quoted name. */
+/** Row count and a content checksum for every user table, keyed by its quoted name (one query: query_to_xml runs the per-table SQL). */
 async function fingerprint (db: string): Promise<Record<string, string>> {
-  const names = (await cluster.psql(`SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
-    WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)).split('\n').filter(Boolean)
-  const out: Record<string, string> = {}
-  for (const name of names) {
-    out[name] = (await cluster.psql(`SELECT count(*) || ' ' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '-') FROM ${name} t`, db)).trim()
-  }
-  return out
+  const rows = await cluster.psql(`SELECT format('%I.%I', schemaname, tablename) || E'\\t' || (xpath('/row/c/text()', query_to_xml(format(
+      'SELECT count(*) || '' '' || coalesce(md5(string_agg(t::text, '','' ORDER BY t::text)), ''-'') AS c FROM %I.%I t',
+      schemaname, tablename), false, true, '')))[1]::text
+    FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)
+  return Object.fromEntries(rows.split('\n').filter(Boolean).map(l => l.split('\t')))
 }
 
 const source = await fingerprint('src')
 
+/** Single files come from pg_dump's stdout, as pgkeep writes them: a custom archive then has no data offsets. */
 async function pgDump (db: string, format: BackupFormat, out: string): Promise<void> {
   const f = { custom: 'c', plain: 'p', tar: 't', directory: 'd' }[format]
-  const args = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', db, '-F', f, '-f', out]
-  await run(join(cluster.binDir, 'pg_dump'), format === 'custom' ? [...args, '-Z', '0'] : args)
+  const args = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', db, '-F', f]
+  if (format === 'directory') { await run(join(cluster.binDir, 'pg_dump'), [...args, '-f', out]); return }
+  const { stdout } = await run(join(cluster.binDir, 'pg_dump'), format === 'custom' ? [...args, '-Z', '0'] : args,
+    { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 })
+  writeFileSync(out, stdout)
 }
 
 async function compressFile (path: string, compression: Compression): Promise<string> {
@@ -100,12 +102,15 @@ t.test('every format restores into a new database with the same tables and rows'
     const db = `restored ${format} ${compression} "ü"`
     const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
     const progress: RestoreProgress[] = []
-    job.on('progress', (p: RestoreProgress) => progress.push(p))
+    const at: number[] = []
+    job.on('progress', (p: RestoreProgress) => { progress.push(p); at.push(Date.now()) })
     const result = await job.done
     t.equal(result.ok, true, `${format}/${compression}`)
     t.same(await fingerprint(db), source, `${format}/${compression}${jobs ? ` -j ${jobs}` : ''}: same tables, rows and contents`)
     t.match(progress.at(-1), { percent: 100 }, 'progress ends at 100%')
     t.ok(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1].bytes), 'progress never goes backwards')
+    // the last event is the final 100% and may follow closely; all others are at most 5 a second
+    t.ok(at.slice(0, -1).every((ms, i) => i === 0 || ms - at[i - 1] >= 190), 'progress is throttled')
   }
 })
 
@@ -145,6 +150,16 @@ t.test('a wrong target password fails with PG_AUTH_FAILED and the password appea
     const everything = JSON.stringify({ message: err.message, details: err.details, stack: err.stack, logs })
     t.notMatch(everything, secret)
   }
+})
+
+t.test('a backup that breaks off mid-stream fails the restore as an integrity problem', async t => {
+  const b = await makeBackup('src', 'custom', 'zstd')
+  const { readFileSync } = await import('node:fs')
+  const data = readFileSync(join(dir, b.name))
+  writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
+  const err = await rejection(startRestore(b, dir, target, { database: 'half', create: true }).done)
+  t.equal(err.code, 'INTEGRITY_FAILED')
+  t.match(err.message, /zstd/)
 })
 
 t.test('a restore that is not of a completed backup is refused', async t => {

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { Target } from '../config.ts'
-import { PgkeepError } from './errors.ts'
+import { InvalidInputError, PgkeepError } from './errors.ts'
 import { parseSchemaPattern, parseTablePattern } from './pg-name-pattern.ts'
 import { connectionError, versionFromNum, withTargetClient } from './target-connection.ts'
 
@@ -31,6 +31,23 @@ export interface DumpScope {
   dataOnly: boolean
 }
 
+/** Collects bind values; patterns compare under the default collation, as pg_dump 12+ does. */
+function sqlParams (): { values: unknown[], param: (v: unknown) => string } {
+  const values: unknown[] = []
+  return { values, param: (v) => { values.push(v); return `$${values.length}::pg_catalog.text COLLATE pg_catalog.default` } }
+}
+
+function schemaClause (target: Target, schemas: string[], param: (v: unknown) => string): string {
+  return `(${schemas.map(p => `n.nspname OPERATOR(pg_catalog.~) ${param(parseSchemaPattern(p, target.database).name)}`).join(' OR ')})`
+}
+
+/** pg_dump refuses to run when no schema matches any -n pattern: say so before it starts. */
+function schemaCheckQuery (target: Target, schemas: string[]): { text: string, values: unknown[] } | undefined {
+  if (schemas.length === 0) return undefined
+  const { values, param } = sqlParams()
+  return { text: `SELECT count(*)::pg_catalog.int4 AS n FROM pg_catalog.pg_namespace n WHERE ${schemaClause(target, schemas, param)}`, values }
+}
+
 /**
  * Builds the WHERE clauses that pick the tables pg_dump copies data for. What is counted:
  *  - relkind 'r' only: plain tables and the leaf partitions of partitioned tables (a partitioned
@@ -44,8 +61,7 @@ export interface DumpScope {
  * does (it RESETs search_path for that lookup); this connection leaves search_path untouched.
  */
 function tableQuery (target: Target, scope: DumpScope): { text: string, values: unknown[] } {
-  const values: unknown[] = []
-  const param = (v: unknown): string => { values.push(v); return `$${values.length}::pg_catalog.text COLLATE pg_catalog.default` }
+  const { values, param } = sqlParams()
   const where: string[] = [
     `c.relkind = 'r'`,
     `n.nspname <> 'information_schema'`,
@@ -57,10 +73,7 @@ function tableQuery (target: Target, scope: DumpScope): { text: string, values: 
   where.push(`(c.oid NOT IN (SELECT d.objid FROM pg_catalog.pg_depend d
       WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
         AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e')${extConfig})`)
-  if (scope.schemas.length > 0) {
-    const any = scope.schemas.map(p => `n.nspname OPERATOR(pg_catalog.~) ${param(parseSchemaPattern(p, target.database).name)}`)
-    where.push(`(${any.join(' OR ')})`)
-  }
+  if (scope.schemas.length > 0) where.push(schemaClause(target, scope.schemas, param))
   for (const p of scope.excludeTables) {
     const pat = parseTablePattern(p, target.database)
     const inSchema = pat.schema === undefined
@@ -85,14 +98,19 @@ async function serverVersion (client: pg.Client): Promise<{ version: string, maj
 /**
  * Asks the target, before the dump starts, which tables pg_dump will copy and how big they are
  * on disk, so progress can be weighted by size. Connection failures become PG_AUTH_FAILED or
- * PG_CONNECTION_FAILED (details.retryable for transient ones); bad patterns INVALID_INPUT.
+ * PG_CONNECTION_FAILED (details.retryable for transient ones); bad patterns, and schema patterns
+ * of which none matches (pg_dump would stop on them), INVALID_INPUT.
  */
 export async function inspectTarget (target: Target, scope: DumpScope): Promise<TargetFacts> {
   // parse the patterns first: a typo should not cost a connection attempt
   const query = tableQuery(target, scope)
+  const schemaCheck = schemaCheckQuery(target, scope.schemas)
   return await withTargetClient(target, async (client) => {
     try {
       const { version, major } = await serverVersion(client)
+      if (schemaCheck && (await client.query<{ n: number }>(schemaCheck)).rows[0].n === 0) {
+        throw new InvalidInputError(`no schema in database "${target.database}" matches ${scope.schemas.map(p => `"${p}"`).join(', ')}; pg_dump would fail with "no matching schemas were found"`, 'schemas')
+      }
       const { rows } = await client.query<{ relid: string, schema: string, name: string, bytes: string, reltuples: number }>(query)
       const tables = rows.map(r => ({ relid: Number(r.relid), schema: r.schema, name: r.name, bytes: Number(r.bytes), reltuples: r.reltuples }))
       return { serverVersion: version, serverMajor: major, tables, totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0) }

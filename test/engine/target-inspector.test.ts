@@ -98,7 +98,8 @@ const cases: Array<{ what: string, schemas?: string[], exclude?: string[] }> = [
 for (const c of cases) {
   t.test(`filters match pg_dump -n/-T: ${c.what}`, async t => {
     const args = [...(c.schemas ?? []).flatMap(s => ['-n', s]), ...(c.exclude ?? []).flatMap(x => ['-T', x])]
-    t.same(await inspectedTables(c.schemas ?? [], c.exclude ?? []), await pgDumpTables(args))
+    const [ours, theirs] = await Promise.all([inspectedTables(c.schemas ?? [], c.exclude ?? []), pgDumpTables(args)])
+    t.same(ours, theirs)
   })
 }
 
@@ -107,6 +108,13 @@ t.test('a pattern naming another database is refused before connecting', async t
     { code: 'INVALID_INPUT' })
   await t.rejects(inspectTarget(target, { schemas: ['a.b.c'], excludeTables: [], schemaOnly: false, dataOnly: false }),
     { code: 'INVALID_INPUT' })
+})
+
+t.test('schema patterns of which none matches are refused, as pg_dump would refuse them', async t => {
+  await t.rejects(inspectTarget(target, { schemas: ['nosuch*'], excludeTables: [], schemaOnly: false, dataOnly: false }),
+    { code: 'INVALID_INPUT', message: /nosuch/ })
+  await t.rejects(pgDumpTables(['-n', 'nosuch*']), { message: /no matching schemas were found/ })
+  t.same(await inspectedTables(['nosuch', 'scratch'], []), await pgDumpTables(['-n', 'nosuch', '-n', 'scratch']), 'one matching pattern is enough')
 })
 
 t.test('connects over a unix socket directory as well as TCP', async t => {

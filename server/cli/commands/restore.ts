@@ -1,18 +1,11 @@
 import type { WriteStream } from 'node:tty'
+import type { RestoreProgress } from '../../engine/restore.ts'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
 import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { onInterrupt, withLocalService } from '../local-service.ts'
-import { printJson } from '../output.ts'
+import { formatDuration, printJson } from '../output.ts'
 import { ProgressReporter } from '../progress-bar.ts'
-
-/** What the CLI relies on of the engine's RestoreJob (docs/architecture.md). */
-interface RestoreJobView {
-  id: string
-  events: { on: (event: string, fn: (arg: unknown) => void) => unknown }
-  done: Promise<unknown>
-  cancel: () => Promise<unknown>
-}
 
 const OPTIONS = {
   database: { type: 'string' },
@@ -62,16 +55,19 @@ ${GLOBAL_HELP}
     const req = restoreRequestFromFlags(values)
     return await withLocalService(io, globals, async (service) => {
       const backup = service.get(id)
-      const job = service.restore(id, req) as unknown as RestoreJobView
+      const job = service.restore(id, req)
       const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns ?? 80 })
       let cancelled = false
-      job.events.on('log', (e) => { if (globals.verbose) reporter.message(`pg_restore: ${(e as { line?: string }).line ?? String(e)}`) })
+      job.on('log', (line: string) => { if (globals.verbose) reporter.message(line) })
+      job.on('progress', (p: RestoreProgress) => {
+        reporter.update({ backupId: id, bytes: p.bytes, rate: p.rate, percent: p.percent, currentTable: p.currentItem, tablesDone: 0, tablesTotal: 0 })
+      })
       const stop = onInterrupt(io, `restore of ${backup.name}`, async () => { cancelled = true; await job.cancel() })
       try {
         const result = await job.done
         reporter.done()
-        if (globals.json) printJson(io, result ?? { ok: true })
-        else write(io.stdout, `restored ${backup.name} into ${req.database}`)
+        if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
+        else write(io.stdout, `restored ${backup.name} into ${req.database} in ${formatDuration(result.durationMs / 1000)}`)
         return EXIT.OK
       } catch (err) {
         reporter.done()

@@ -1,0 +1,120 @@
+import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { Compile } from 'typebox/compile'
+import { Backup, type ListResult, type CleanupResult } from '../../schemas/backup.ts'
+import { dispatch } from '../../server/cli/main.ts'
+import { startCluster } from '../helpers/pg-cluster.ts'
+import { createSampleDatabase } from '../helpers/sample-db.ts'
+import { memoryIO, runCli } from './cli-runner.ts'
+
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+await createSampleDatabase(cluster, 'shop', { rows: 2000 })
+const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-local-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+const env = { DATABASE_URL: cluster.url('shop'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
+const checkBackup = Compile(Backup)
+
+/** In-process run of one command against the same backups dir and cluster. */
+async function cli (args: string[]): Promise<{ code: number, out: string, err: string }> {
+  const io = memoryIO(env)
+  const code = await dispatch(args, io)
+  return { code, out: io.out(), err: io.err() }
+}
+
+let first: Backup
+
+t.test('create --json prints only the backup record, valid against the Backup schema, and its file exists', async t => {
+  const r = await runCli(['create', '--json'], env)
+  t.equal(r.code, 0, r.stderr)
+  const record = JSON.parse(r.stdout) as Backup
+  t.ok(checkBackup.Check(record), 'matches schemas/backup.ts Backup')
+  t.equal(record.status, 'completed')
+  t.equal(record.target, 'default')
+  t.equal(record.database, 'shop')
+  t.ok(statSync(join(dir, record.name)).size > 0, 'the backup file is on disk')
+  t.ok(existsSync(join(dir, `${record.name}.manifest.json`)), 'a manifest sits next to it')
+  t.notMatch(r.stderr, /\x1b/, 'no terminal control codes when stderr is not a TTY')
+  first = record
+})
+
+t.test('list shows the backup in a table and as JSON', async t => {
+  const human = await cli(['list'])
+  t.equal(human.code, 0)
+  t.match(human.out, /^ID +NAME +TARGET +STATUS +SIZE +CREATED +DURATION$/m)
+  t.match(human.out, first.name)
+  const json = await cli(['list', '--json', '--status', 'completed'])
+  const result = JSON.parse(json.out) as ListResult
+  t.equal(result.total, 1)
+  t.equal(result.items[0].id, first.id)
+  const none = await cli(['list', '--status', 'failed'])
+  t.equal(none.out, 'no backups\n')
+})
+
+t.test('info and status show one backup in detail; an unknown id exits 1 with NOT_FOUND', async t => {
+  for (const name of ['info', 'status']) {
+    const r = await cli([name, first.id])
+    t.equal(r.code, 0)
+    t.match(r.out, /^Status: +completed$/m)
+    t.match(r.out, new RegExp(`^SHA-256: +${first.sha256}$`, 'm'))
+  }
+  const json = await cli(['info', '--json', first.id])
+  t.equal((JSON.parse(json.out) as { backup: Backup }).backup.id, first.id)
+  const missing = await cli(['info', '01936f1e-8a2b-7c3d-8e4f-0123456789ab'])
+  t.equal(missing.code, 1)
+  t.match(missing.err, /^pgkeep: NOT_FOUND: /)
+})
+
+t.test('validate passes an intact backup and exits 3 once a byte of the file is changed', async t => {
+  const ok = await cli(['validate', first.id])
+  t.equal(ok.code, 0, ok.err)
+  t.match(ok.out, /^ok {2}/)
+  const file = join(dir, first.name)
+  const fd = openSync(file, 'r+')
+  writeSync(fd, Buffer.from('XXXX'), 0, 4, Math.floor(statSync(file).size / 2))
+  closeSync(fd)
+  const bad = await runCli(['validate', first.id], env)
+  t.equal(bad.code, 3)
+  t.match(bad.stderr, /^pgkeep: INTEGRITY_FAILED: /)
+  const info = JSON.parse((await cli(['info', '--json', first.id])).out) as { backup: Backup }
+  t.equal(info.backup.verification?.ok, false, 'the failed check is stored in the record')
+})
+
+t.test('pin protects a backup from cleanup; --off removes the pin', async t => {
+  const pinned = await cli(['pin', first.id])
+  t.equal(pinned.code, 0)
+  t.match(pinned.out, /^pinned /)
+  const unpinned = await cli(['pin', '--off', first.id])
+  t.match(unpinned.out, /^unpinned /)
+})
+
+t.test('cleanup --dry-run lists exactly what the real run then deletes', async t => {
+  for (let i = 0; i < 3; i++) {
+    const r = await cli(['create', '--json', '--compression', 'gzip', '--level', '1'])
+    t.equal(r.code, 0, r.err)
+  }
+  const dry = await cli(['cleanup', '--keep-last', '2', '--dry-run', '--json'])
+  t.equal(dry.code, 0, dry.err)
+  const planned = JSON.parse(dry.out) as CleanupResult
+  t.equal(planned.dryRun, true)
+  t.equal(planned.deleted.length, 2, 'four backups, keep the last two')
+  for (const b of planned.deleted) t.ok(existsSync(join(dir, b.name)), 'a dry run deletes nothing')
+  const human = await cli(['cleanup', '--keep-last', '2', '--dry-run'])
+  t.match(human.out, /would delete 2 backup\(s\)/)
+
+  const real = await cli(['cleanup', '--keep-last', '2', '--json'])
+  const done = JSON.parse(real.out) as CleanupResult
+  t.same(done.deleted.map(b => b.id).sort(), planned.deleted.map(b => b.id).sort(), 'same backups as the dry run')
+  for (const b of done.deleted) t.notOk(existsSync(join(dir, b.name)), `${b.name} removed`)
+  const left = JSON.parse((await cli(['list', '--json'])).out) as ListResult
+  t.equal(left.total, 2)
+})
+
+t.test('reindex rebuilds the registry from the manifests', async t => {
+  rmSync(join(dir, 'registry.json'), { force: true })
+  const r = await cli(['reindex'])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /registry rebuilt: 2 backup\(s\)/)
+})

@@ -71,7 +71,7 @@ export class Scheduler extends EventEmitter {
     if (config.cleanupCron) {
       checkCron(config.cleanupCron)
       const hasPolicy = config.retention !== undefined
-      scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true, unref: true }, async () => {
+      scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true }, async () => {
         if (!hasPolicy) return
         try {
           scheduler.emit('cleanup', { result: await service.cleanup({}) })
@@ -179,7 +179,6 @@ export class Scheduler extends EventEmitter {
     const cron = new Cron(entry.def.cron, {
       timezone: entry.def.timezone,
       paused: true,
-      unref: true,
       protect: () => { void this.#track(this.#recordMissed(name, floorSecond(new Date()), 'overlap', 1).catch(() => {})) },
     }, async (job: Cron) => {
       const run = this.#run(name, floorSecond(job.currentRun() ?? new Date()))

@@ -1,0 +1,138 @@
+import { once } from 'node:events'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import t, { type Test } from 'tap'
+import type { Backup, CleanupResult } from '../../schemas/backup.ts'
+import type { MissedRun } from '../../schemas/schedule.ts'
+import { Scheduler } from '../../server/schedules/scheduler.ts'
+import { startCluster } from '../helpers/pg-cluster.ts'
+import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
+import { openService, waitUntil } from '../helpers/service.ts'
+
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+await createSampleDatabase(cluster, 'small', { rows: 500 })
+// ~40 MB of poorly compressible text: with gzip -9 the dump takes a few seconds on a shared core
+await createSampleDatabase(cluster, 'slow', { rows: 120_000, padding: 300 })
+
+async function setup (t: Test, database: string, extra: Record<string, unknown> = {}) {
+  const config = { ...testConfig(cluster, database), ...extra }
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const scheduler = await Scheduler.open(service, config)
+  t.teardown(() => scheduler.close())
+  return { config, service, scheduler }
+}
+
+t.test('a seconds-level schedule fires, tags its backups, and applies its retention after a success', async t => {
+  const { service, scheduler } = await setup(t, 'small')
+  await scheduler.start()
+  const created = await scheduler.create({
+    name: 'every-2s', cron: '*/2 * * * * *', backup: { compression: 'none' }, retention: { keepLast: 1 },
+  }, 'alice')
+  t.equal(created.source, 'api')
+  t.equal(created.nextRuns.length, 5)
+  const times = created.nextRuns.map(Date.parse)
+  t.ok(times[0] > Date.now() - 1000 && times.every((x, i) => i === 0 || x - times[i - 1] === 2000), 'next runs are 2 s apart')
+
+  const finished: { backup: Backup, retention?: CleanupResult }[] = []
+  scheduler.on('finished', e => finished.push(e))
+  await waitUntil(() => finished.length >= 2, 20_000, 'two scheduled runs')
+  await scheduler.update('every-2s', { enabled: false })
+  const [first, second] = finished
+  t.equal(first.backup.status, 'completed')
+  t.equal(first.backup.scheduleId, 'every-2s')
+  t.equal(first.backup.createdBy, 'schedule:every-2s')
+  t.same(second.retention?.deleted.map(b => b.id), [first.backup.id], 'keepLast 1 removed the older run')
+  t.throws(() => service.get(first.backup.id), { code: 'NOT_FOUND' })
+  const view = scheduler.get('every-2s')
+  t.equal(view.lastBackupId !== undefined, true)
+  t.same(view.nextRuns, [], 'a disabled schedule has no next runs')
+})
+
+t.test('a slow run blocks the next ticks, which are reported as missed (overlap), and runs resume after it', async t => {
+  const { service, scheduler } = await setup(t, 'slow')
+  await scheduler.start()
+  const missed: MissedRun[] = []
+  const fired: Backup[] = []
+  scheduler.on('missed', e => missed.push(e.missed))
+  scheduler.on('fired', e => fired.push(e.backup))
+  await scheduler.create({ name: 'every-1s', cron: '* * * * * *', backup: { format: 'plain', compression: 'gzip', level: 9 } }, 'alice')
+  await waitUntil(() => fired.length >= 1, 10_000, 'first run')
+  await waitUntil(() => missed.length >= 1, 20_000, 'a tick skipped for overlap')
+  t.equal(missed[0].reason, 'overlap')
+  t.notOk(['completed', 'failed', 'cancelled'].includes(service.get(fired[0].id).status), 'the skipped tick came while the first run was still going')
+  t.equal(fired.length, 1, 'no second backup started while the first ran')
+  const done = await service.waitFor(fired[0].id)
+  t.equal(done.status, 'completed')
+  await waitUntil(() => fired.length >= 2, 10_000, 'the next run after the slow one ended')
+  await scheduler.update('every-1s', { enabled: false })
+  await service.cancel(fired[1].id).catch(() => {})
+  t.ok(Date.parse(fired[1].createdAt) >= Date.parse(done.finishedAt!) - 1000, 'the second run started only after the first finished')
+  t.ok(scheduler.get('every-1s').missed.length >= 1, 'the miss is kept in the schedule view')
+})
+
+t.test('API schedules persist 0600, survive a restart, and runs missed while down are reported once', async t => {
+  const { config, service, scheduler } = await setup(t, 'small')
+  await scheduler.start()
+  await scheduler.create({ name: 'hourly', cron: '0 0 * * * *', timezone: 'Europe/Paris', backup: { format: 'custom' } }, 'alice')
+  await scheduler.close()
+  const path = `${config.backupDir}/.pgkeep/schedules.json`
+  t.equal(statSync(path).mode & 0o777, 0o600)
+  // as if the server had been down for three hours and a half since the schedule last ticked
+  const file = JSON.parse(readFileSync(path, 'utf8'))
+  file.state.hourly.lastTickAt = new Date(Date.now() - 3.5 * 3600_000).toISOString()
+  writeFileSync(path, JSON.stringify(file))
+
+  const again = await Scheduler.open(service, config)
+  t.teardown(() => again.close())
+  const missed = once(again, 'missed')
+  await again.start()
+  const [{ schedule, missed: m }] = await missed
+  t.equal(schedule, 'hourly')
+  t.equal(m.reason, 'downtime')
+  t.equal(m.count, 3)
+  t.equal(new Date(m.scheduledAt).getUTCMinutes(), 0)
+  const view = again.get('hourly')
+  t.equal(view.timezone, 'Europe/Paris')
+  t.equal(view.createdBy, 'alice')
+  t.equal(view.missed[0].count, 3)
+  t.ok(Date.parse(view.nextRuns[0]) > Date.now())
+
+  // the report is not repeated by the next restart
+  await again.close()
+  const third = await Scheduler.open(service, config)
+  t.teardown(() => third.close())
+  let repeated = false
+  third.on('missed', () => { repeated = true })
+  await third.start()
+  t.notOk(repeated)
+})
+
+t.test('config schedules are listed read-only; bad cron, zone and duplicate names are refused', async t => {
+  const { scheduler } = await setup(t, 'small', {
+    schedules: [{ name: 'nightly', cron: '30 2 * * *', backup: { compression: 'gzip' }, retention: { keepDaily: 7 } }],
+  })
+  await scheduler.start()
+  const nightly = scheduler.get('nightly')
+  t.equal(nightly.source, 'config')
+  t.match(nightly.nextRuns[0], /T\d\d:30:00\.000Z$/)
+  await t.rejects(scheduler.update('nightly', { enabled: false }), { code: 'INVALID_STATE' })
+  await t.rejects(scheduler.remove('nightly'), { code: 'INVALID_STATE' })
+  await t.rejects(scheduler.create({ name: 'nightly', cron: '* * * * *' }, 'a'), { code: 'CONFLICT' })
+  await t.rejects(scheduler.create({ name: 'bad', cron: '61 * * * *' }, 'a'), { code: 'INVALID_INPUT' })
+  await t.rejects(scheduler.create({ name: 'bad', cron: '* * * * *', timezone: 'Mars/Olympus' }, 'a'), { code: 'INVALID_INPUT' })
+  t.throws(() => scheduler.get('nope'), { code: 'NOT_FOUND' })
+  t.same(scheduler.list().map(s => s.name), ['nightly'], 'nothing was stored by the refused calls')
+})
+
+t.test('the retention cleanup runs on its own cron', async t => {
+  const { service, scheduler } = await setup(t, 'small', { cleanupCron: '* * * * * *', retention: { keepLast: 1 } })
+  const a = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
+  const b = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
+  t.equal(b.status, 'completed')
+  const cleaned = once(scheduler, 'cleanup')
+  await scheduler.start()
+  const [{ result }] = await cleaned
+  t.same(result.deleted.map((x: Backup) => x.id), [a.id])
+})

@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import type { FastifyInstance } from 'fastify'
+import { startCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
+import { testConfig } from '../../helpers/sample-db.ts'
+import { buildApp } from '../../../server/http/app.ts'
+import { UsersStore } from '../../../server/auth/users-store.ts'
+import type { Config } from '../../../server/config.ts'
+
+const run = promisify(execFile)
+const repo = fileURLToPath(new URL('../../../', import.meta.url))
+export const ARTIFACTS = join(repo, 'test-artifacts')
+
+export const ADMIN = { username: 'alice', password: 'alice-Passw0rd!' }
+export const VIEWER = { username: 'victor', password: 'victor-Passw0rd!' }
+export const DATABASE = 'shop'
+
+export interface Stack {
+  cluster: TestCluster
+  config: Config
+  backupDir: string
+  url: string
+  /** closes the HTTP server and starts a fresh one on the same port (same backups dir, same secret) */
+  restart (): Promise<void>
+  stop (): Promise<void>
+}
+
+/**
+ * `tables` tables of poorly compressible text (`mbPerTable` each). gzip -9 runs in-process behind
+ * backpressure, so it paces pg_dump itself: ~25 MB take several seconds and move table by table.
+ * (zstd -T0 would swallow the whole input at once and leave the bar parked near the end.)
+ */
+export async function fillDatabase (cluster: TestCluster, tables = 8, mbPerTable = 3): Promise<void> {
+  await cluster.createDatabase(DATABASE)
+  const rows = Math.round(mbPerTable * 1024 * 1024 / 132)
+  const sql = Array.from({ length: tables }, (_, i) => `
+    CREATE TABLE public.part_${i} AS
+      SELECT g AS id, md5(g::text || '${i}') || md5((g * 31)::text) || md5((g * 17 + ${i})::text) || md5((g * 7)::text) AS body
+      FROM generate_series(1, ${rows}) g;`).join('\n')
+  await cluster.psql(sql + '\nANALYZE;', DATABASE)
+}
+
+function sourcesHash (): string {
+  const hash = createHash('sha256')
+  const files = [join(repo, 'vite.config.ts'), ...readdirSync(join(repo, 'client'), { recursive: true, encoding: 'utf8' }).map(f => join(repo, 'client', f))]
+  for (const f of files.sort()) if (statSync(f).isFile()) hash.update(f).update(readFileSync(f))
+  for (const f of readdirSync(join(repo, 'schemas')).sort()) hash.update(f).update(readFileSync(join(repo, 'schemas', f)))
+  return hash.digest('hex').slice(0, 16)
+}
+
+/**
+ * The dashboard as built from the current sources, built once per source state: into a private temp
+ * dir first (browser test files run in parallel), then renamed into place, so nobody serves half a build.
+ */
+async function buildClient (): Promise<string> {
+  const dir = join(ARTIFACTS, `client-${sourcesHash()}`)
+  if (existsSync(join(dir, 'index.html'))) return dir
+  const out = mkdtempSync(join(tmpdir(), 'pgkeep-client-'))
+  await run(join(repo, 'node_modules/.bin/vite'), ['build', '--outDir', out, '--emptyOutDir', '--logLevel', 'error'], { cwd: repo })
+  try {
+    renameSync(out, dir)
+  } catch {
+    // a parallel test file finished first (or /tmp is another filesystem): serve ours from where it is
+    return existsSync(join(dir, 'index.html')) ? (rmSync(out, { recursive: true, force: true }), dir) : out
+  }
+  return dir
+}
+
+export async function startStack (opts: { tables?: number, mbPerTable?: number } = {}): Promise<Stack> {
+  const t0 = Date.now()
+  mkdirSync(ARTIFACTS, { recursive: true })
+  const [cluster, clientDir] = await Promise.all([startCluster(), buildClient()])
+  const t1 = Date.now()
+  await fillDatabase(cluster, opts.tables, opts.mbPerTable)
+  if (process.env.PGKEEP_TEST_TIMING) process.stderr.write(`stack: cluster+client ${t1 - t0} ms, fill ${Date.now() - t1} ms\n`)
+  const config = testConfig(cluster, DATABASE, { PGKEEP_JWT_SECRET: randomBytes(32).toString('hex'), PGKEEP_LOG_LEVEL: 'warn' })
+  // the test cluster's disk is a shared tmpfs; the default 1 GiB free-space floor is not what we test here
+  config.minFreeBytes = 0
+  const users = new UsersStore(config.backupDir)
+  await users.add(ADMIN.username, 'admin', ADMIN.password)
+  await users.add(VIEWER.username, 'viewer', VIEWER.password)
+
+  const quiet = { write: () => {} }
+  const limits = { global: 100_000, login: 1000, create: 1000 }
+  let app: FastifyInstance = await buildApp(config, { clientDir, logStream: quiet, rateLimits: limits, cancelRunningOnClose: true })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  if (!address || typeof address === 'string') throw new Error('server has no TCP address')
+  const port = address.port
+
+  return {
+    cluster,
+    config,
+    backupDir: config.backupDir,
+    url: `http://127.0.0.1:${port}`,
+    restart: async () => {
+      await app.close()
+      app = await buildApp(config, { clientDir, logStream: quiet, rateLimits: limits, cancelRunningOnClose: true })
+      await app.listen({ host: '127.0.0.1', port })
+    },
+    stop: async () => {
+      await app.close().catch(() => {})
+      await cluster.stop()
+      rmSync(config.backupDir, { recursive: true, force: true })
+    },
+  }
+}

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { startStack, ADMIN, VIEWER } from './helpers/stack.ts'
+import { openBrowser, login, recordAttribute, recorded } from './helpers/browser.ts'
+import { ApiClient } from './helpers/api-client.ts'
+
+// small data: nothing here needs a long dump except the one a viewer watches, which is cancelled
+const stack = await startStack({ tables: 4, mbPerTable: 2 })
+t.teardown(stack.stop)
+const admin = await ApiClient.login(stack.url, ADMIN)
+
+t.test('a viewer sees backups and live jobs but no create, cancel, validate, restore, delete or download controls', async t => {
+  const done = await admin.create({ compression: 'none' })
+  t.equal(await admin.waitTerminal(done.id), 'completed')
+  const running = await admin.create({ compression: 'gzip', level: 9 })
+
+  const viewer = await openBrowser(stack.url)
+  t.teardown(viewer.close)
+  const { page } = viewer
+  await login(page, VIEWER.username, VIEWER.password)
+  await page.locator(`tr[data-backup-id="${done.id}"][data-status="completed"]`).waitFor()
+  await page.locator(`article[data-backup-id="${running.id}"]`).waitFor()
+
+  for (const name of ['Start backup', 'Cancel', 'Validate', 'Restore', 'Delete']) {
+    t.equal(await page.getByRole('button', { name, exact: true }).count(), 0, `no ${name} button`)
+  }
+  t.equal(await page.getByRole('link', { name: 'Download' }).count(), 0, 'no Download link')
+  t.equal(await page.getByRole('link', { name: 'Audit log' }).count(), 0, 'no admin pages in the navigation')
+
+  const refused = await page.request.post(`/api/backup/${running.id}/cancel`, { data: {} })
+  t.equal(refused.status(), 403, 'and the server refuses a viewer who tries anyway')
+  await admin.call('POST', `/api/backup/${running.id}/cancel`, {})
+  await page.locator(`article[data-backup-id="${running.id}"][data-status="cancelled"]`).waitFor({ timeout: 30_000 })
+})
+
+t.test('a wrong form value shows an error on its field and creates nothing', async t => {
+  const session = await openBrowser(stack.url)
+  t.teardown(session.close)
+  const { page } = session
+  await login(page, ADMIN.username, ADMIN.password)
+  const registry = join(stack.backupDir, 'registry.json')
+  const before = readFileSync(registry, 'utf8')
+  const total = await admin.total()
+  let creates = 0
+  page.on('request', r => { if (r.url().endsWith('/api/backup/create')) creates++ })
+
+  await page.getByLabel('Name').fill('-starts with a dash!')
+  await page.getByLabel('Compression').selectOption('gzip')
+  await page.getByLabel('Level').fill('12')
+  await page.getByRole('button', { name: 'Start backup' }).click()
+
+  const name = page.getByLabel('Name')
+  t.equal(await name.getAttribute('aria-invalid'), 'true', 'the name field is marked invalid')
+  t.match(await page.locator('#cb-name-error').innerText(), /letters, digits/, 'with a message saying what is allowed')
+  t.match(await page.locator('#cb-level-error').innerText(), /gzip level must be a whole number from 1 to 9/)
+  t.ok(await name.evaluate(el => el === document.activeElement), 'focus moves to the first invalid field')
+  t.equal(creates, 0, 'no request was sent')
+  t.equal(readFileSync(registry, 'utf8'), before, 'the registry is unchanged')
+  t.equal(await admin.total(), total, 'the list is unchanged')
+})
+
+t.test('the live connection comes back after a server restart and updates flow again', async t => {
+  const session = await openBrowser(stack.url)
+  t.teardown(session.close)
+  const { page } = session
+  await login(page, ADMIN.username, ADMIN.password)
+  await page.locator('[data-state="online"]').waitFor()
+  await recordAttribute(page, 'conn', '[data-state]', 'data-state')
+
+  await stack.restart()
+  await page.waitForFunction(() => {
+    const seen = (window as unknown as { conn: string[] }).conn
+    return seen.includes('offline') && seen.at(-1) === 'online'
+  }, undefined, { timeout: 30_000 })
+  const states = await recorded(page, 'conn')
+  t.ok(states.indexOf('offline') < states.lastIndexOf('online'), `indicator went offline then online (${states.join(' → ')})`)
+
+  const backup = await admin.create({ compression: 'none' })
+  await page.locator(`article[data-backup-id="${backup.id}"][data-status="completed"]`).waitFor({ timeout: 60_000 })
+  await page.locator(`tr[data-backup-id="${backup.id}"]`).waitFor()
+  t.pass('a backup started after the restart appears and completes without a reload')
+})

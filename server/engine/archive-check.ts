@@ -65,7 +65,7 @@ function errorLines (stderr: string): string[] {
   return stderr.split('\n').map(l => l.trim()).filter(l => /^pg_restore: (?:error|fatal):/i.test(l))
 }
 
-interface StreamInput { file: string, compression: Compression, sniff?: 'custom' | 'tar', sink?: () => Writable }
+interface StreamInput { file: string, compression: Compression, sniff?: 'custom' | 'tar' }
 
 /**
  * Runs pg_restore over `args`, optionally feeding it `input` decompressed on the fly. Reports, in
@@ -80,7 +80,8 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
     child.once('error', reject)
     child.once('close', (code, sig) => resolve({ code, signal: sig }))
   })
-  const onAbort = (): void => { child.kill('SIGKILL') }
+  let killCodec: (() => void) | undefined
+  const onAbort = (): void => { child.kill('SIGKILL'); killCodec?.() }
   signal?.addEventListener('abort', onAbort, { once: true })
 
   let sniffFailure: string | undefined
@@ -89,7 +90,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
   let piped: Promise<unknown> = Promise.resolve()
   if (input) {
     const dec = await createDecompressor(input.compression)
-    signal?.addEventListener('abort', () => dec.kill('SIGKILL'), { once: true })
+    killCodec = () => dec.kill('SIGKILL')
     dec.stream.on('error', err => { codecFailure ??= codecMessage(input.compression, err) })
     const source = createReadStream(input.file, { highWaterMark: 1024 * 1024 })
     source.on('error', err => { readFailure ??= err.message })

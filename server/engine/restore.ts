@@ -22,7 +22,7 @@ export type { RestoreProgress } from './restore-progress.ts'
 
 export interface RestoreResult { ok: true, durationMs: number }
 
-/** events: 'progress' (RestoreProgress), 'log' (line: string) */
+/** events: 'progress' (RestoreProgress), 'log' (line: string), 'status' ('running' | 'completed' | 'failed' | 'cancelled') */
 export interface RestoreJob extends EventEmitter {
   /** a UUIDv7 */
   id: string
@@ -66,7 +66,10 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   ) {
     super()
     this.graceMs = opts.cancelGraceMs ?? 5000
-    this.done = this.run().finally(() => { this.settled = true })
+    this.done = this.run().then(
+      result => { this.settled = true; this.emit('status', 'completed'); return result },
+      (err: unknown) => { this.settled = true; this.emit('status', this.cancelled ? 'cancelled' : 'failed'); throw err },
+    )
     // the caller may only ever look at events; an unobserved failure must not crash the process
     this.done.catch(() => {})
   }
@@ -94,7 +97,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       this.checkCancelled()
       const { fresh } = await prepareDatabase(this.target, this.req.database, { create: this.req.create === true, clean: this.req.clean === true, plain })
       this.checkCancelled()
-      const cmd = buildRestoreCommand(this.backup, path, env.connArgs(this.req.database), this.req, fresh)
+      this.emit('status', 'running')
+      const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(this.req.database)), this.req, fresh)
       const meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
       try {
         const items = cmd.stdinFile === undefined
@@ -178,6 +182,14 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     await stopBackends(this.target, this.req.database, this.appName, this.graceMs).catch(() => {})
     await this.done.catch(() => {})
   }
+}
+
+/**
+ * libpq reads a -d value containing '=' (or starting with postgres://) as a connection string, so a
+ * database named e.g. "a=b" would be misread: always hand it over as a quoted conninfo keyword.
+ */
+export function dbnameConninfo (db: string): string {
+  return `dbname='${db.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
 }
 
 function isBrokenPipe (err: unknown): boolean {

@@ -9,7 +9,7 @@ import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat, Compression } from '../../schemas/backup.ts'
 import type { Target } from '../../server/config.ts'
 import { isPgkeepError, type PgkeepError } from '../../server/engine/errors.ts'
-import { startRestore, type RestoreProgress } from '../../server/engine/restore.ts'
+import { dbnameConninfo, startRestore, type RestoreProgress } from '../../server/engine/restore.ts'
 import { startCluster, type TestCluster } from '../helpers/pg-cluster.ts'
 
 const run = promisify(execFile)
@@ -37,7 +37,7 @@ async function fingerprint (db: string): Promise<Record<string, string>> {
   const rows = await cluster.psql(`SELECT format('%I.%I', schemaname, tablename) || E'\\t' || (xpath('/row/c/text()', query_to_xml(format(
       'SELECT count(*) || '' '' || coalesce(md5(string_agg(t::text, '','' ORDER BY t::text)), ''-'') AS c FROM %I.%I t',
       schemaname, tablename), false, true, '')))[1]::text
-    FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, db)
+    FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1`, dbnameConninfo(db))
   return Object.fromEntries(rows.split('\n').filter(Boolean).map(l => l.split('\t')))
 }
 
@@ -99,7 +99,8 @@ t.test('every format restores into a new database with the same tables and rows'
   ]
   for (const [format, compression, jobs] of cases) {
     const b = await makeBackup('src', format, compression)
-    const db = `restored ${format} ${compression} "ü"`
+    // quotes, unicode and '=' (which libpq would read as a connection string) in the database name
+    const db = `restored ${format}=${compression} "ü"`
     const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
     const progress: RestoreProgress[] = []
     const at: number[] = []

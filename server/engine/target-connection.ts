@@ -54,7 +54,8 @@ function scrub (text: string, target: Target): string {
  */
 export function connectionError (err: unknown, target: Target): PgkeepError {
   const codes = errorCodes(err)
-  const raw = scrub(String((err as Error)?.message ?? err), target)
+  // Node's AggregateError (one failure per resolved address) has an empty message
+  const raw = scrub(String((err as Error)?.message || codes.join(', ') || err), target)
   const sqlstate = err instanceof pg.DatabaseError ? err.code : undefined
   if (sqlstate === '28P01' || sqlstate === '28000') {
     return new PgkeepError('PG_AUTH_FAILED',

@@ -92,6 +92,8 @@ export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
 
   const child = await prepareChildEnv(target, appName)
   const estimator = new ProgressEstimator(facts)
+  // pg_dump prints "schema.table" unquoted; the known names disambiguate a dot inside either part
+  const knownTables = facts.tables.map(t => ({ schema: t.schema, table: t.name }))
   let lastSent = ''
   const sendProgress = (): void => {
     const snap = estimator.snapshot()
@@ -136,7 +138,7 @@ export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
     const run = spawnPgDump(pgDump.path, args, child.env)
     run.onLine((line) => {
       ctx.onLog(line)
-      const table = parseDumpingTable(line)
+      const table = parseDumpingTable(line, knownTables)
       if (table) estimator.onTableStarted(table.schema, table.table)
     })
 

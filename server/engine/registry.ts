@@ -1,4 +1,6 @@
-import { mkdir, open, rename } from 'node:fs/promises'
+import { AsyncLocalStorage } from 'node:async_hooks'
+import type { Stats } from 'node:fs'
+import { mkdir, open, rename, stat } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
 import { Compile } from 'typebox/compile'
 import { Backup } from '../../schemas/backup.ts'
@@ -9,6 +11,7 @@ import { scanManifests } from './manifest.ts'
 
 export const REGISTRY_FILE = 'registry.json'
 const checkBackup = Compile(Backup)
+const insideUpdate = new AsyncLocalStorage<{ registry: Registry, done: boolean }>()
 
 type DiskState =
   | { kind: 'ok', backups: Backup[], stamp: string }
@@ -44,6 +47,10 @@ function parseRegistry (text: string): { backups: Backup[] } | { reason: string,
   }
   if (invalid > 0) return { reason: `${invalid} record(s) do not match the Backup schema, first: ${firstProblem}`, valid }
   return { backups: valid }
+}
+
+function stampOf (st: Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}`
 }
 
 function newestFirst (a: Backup, b: Backup): number {
@@ -108,7 +115,10 @@ export class Registry {
   get (id: string): Backup | undefined { return this.#byId.get(id) }
   findByName (name: string): Backup | undefined { return this.#byName.get(name) }
 
-  /** Applies fn to the current records (re-read under the lock) and writes the result atomically. */
+  /**
+   * Applies fn to the current records (re-read under the lock) and writes the result atomically.
+   * Throwing in fn writes nothing. fn must not call update/put/remove itself (rejected: it would deadlock).
+   */
   update<T> (fn: (backups: Map<string, Backup>) => T | Promise<T>): Promise<T> {
     return this.#serialized(async () => {
       const map = new Map((await this.#readForWrite()).map(b => [b.id, b]))
@@ -152,7 +162,20 @@ export class Registry {
   }
 
   #serialized<T> (fn: () => Promise<T>): Promise<T> {
-    const run = (): Promise<T> => withFileLock(this.lockPath, fn)
+    // A registry call from inside an update fn would wait for itself forever: fail loudly instead.
+    const frame = insideUpdate.getStore()
+    if (frame?.registry === this && !frame.done) {
+      return Promise.reject(new PgkeepError('INTERNAL', 'registry update called from inside another update of the same registry'))
+    }
+    const run = (): Promise<T> => withFileLock(this.lockPath, async () => {
+      // `done` lets work that fn merely started (and that outlives it) use the registry afterwards.
+      const mine = { registry: this, done: false }
+      try {
+        return await insideUpdate.run(mine, fn)
+      } finally {
+        mine.done = true
+      }
+    })
     const p = this.#chain.then(run, run)
     this.#chain = p.catch(() => {})
     return p
@@ -169,7 +192,7 @@ export class Registry {
     try {
       // fstat and read on one descriptor: the stamp always describes exactly the bytes parsed.
       const st = await fh.stat()
-      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}`
+      const stamp = stampOf(st)
       if (skipIfStamp !== undefined && stamp === skipIfStamp) return 'unchanged'
       const parsed = parseRegistry(await fh.readFile('utf8'))
       return 'backups' in parsed ? { kind: 'ok', backups: parsed.backups, stamp } : { kind: 'corrupt', ...parsed }
@@ -214,9 +237,9 @@ export class Registry {
     const sorted = backups.slice().sort(newestFirst)
     await writeFileAtomic(this.path, `${JSON.stringify({ registryVersion: 1, backups: sorted }, null, 2)}\n`, 0o640)
     this.#writes++
-    const state = await this.#readDisk()
-    // Re-stat what we just wrote so the next reload() skips the parse; the content is ours (we hold the lock).
-    this.#setView(sorted, state !== 'unchanged' && state.kind === 'ok' ? state.stamp : '')
+    // Stamp what we just wrote so the next reload() skips the parse; the content is ours (we hold the lock).
+    const st = await stat(this.path)
+    this.#setView(sorted, stampOf(st))
   }
 
   #setView (backups: Backup[], stamp: string): void {

@@ -64,6 +64,14 @@ t.test('update returns what fn returns, clears undefined fields, and refuses inv
   await t.rejects(registry.update(all => { all.set(b.id, { ...b, status: 'exploded' } as unknown as Backup) }),
     { code: 'INTERNAL', message: /invalid registry record/ })
   await t.rejects(registry.update(() => { throw new Error('fn failed') }), /fn failed/)
+  let later: Promise<void> | undefined
+  await t.rejects(registry.update(async () => {
+    later = new Promise(resolve => setTimeout(resolve, 1)).then(() => registry.put(makeBackup({ name: 'later.dump' })))
+    await registry.put(makeBackup())
+  }), { code: 'INTERNAL', message: /inside another update/ }, 'a nested update fails at once instead of deadlocking')
+  await later
+  t.ok(registry.findByName('later.dump'), 'work merely started inside an update may use the registry once it is over')
+  await registry.remove(registry.findByName('later.dump')?.id ?? '')
   t.equal(readFileSync(join(dir, 'registry.json'), 'utf8'), before, 'registry.json untouched')
   t.equal(registry.get(b.id)?.status, 'failed')
   await registry.put(makeBackup())

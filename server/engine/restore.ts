@@ -99,6 +99,9 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       this.checkCancelled()
       this.emit('status', 'running')
       const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(this.req.database)), this.req, fresh)
+      if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
+        this.emit('log', `pgkeep: restoring with one job: -j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`)
+      }
       const meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
       try {
         const items = cmd.stdinFile === undefined

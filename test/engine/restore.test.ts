@@ -9,6 +9,7 @@ import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat, Compression } from '../../schemas/backup.ts'
 import type { Target } from '../../server/config.ts'
 import { isPgkeepError, type PgkeepError } from '../../server/engine/errors.ts'
+import { classifyRestoreFailure } from '../../server/engine/restore-command.ts'
 import { dbnameConninfo, startRestore, type RestoreProgress } from '../../server/engine/restore.ts'
 import { startCluster, type TestCluster } from '../helpers/pg-cluster.ts'
 
@@ -196,4 +197,19 @@ t.test('cancelling a running restore rejects with CANCELLED and leaves no backen
   t.ok(Date.now() - started < 10_000, 'cancel is prompt')
   t.equal((await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${appName}'`)).trim(), '0', 'no backend remains')
   t.equal((await cluster.psql('SELECT count(*) FROM slow', 'slow copy').catch(() => '0')).trim(), '0', 'the interrupted COPY left no rows')
+})
+
+t.test('pg_restore failures are classified from its error lines, not from object names in verbose lines', async t => {
+  const id = (s: string): string => s
+  const verbose = ['pg_restore: creating TABLE "public.error_log"', 'pg_restore: processing data for table "public.password authentication failed"']
+  const stmt = classifyRestoreFailure('pg_restore', [...verbose,
+    'pg_restore: error: could not execute query: ERROR:  role "bob" does not exist',
+    'Command was: ALTER TABLE public.t OWNER TO bob;'], 1, id)
+  t.equal(stmt.code, 'PG_RESTORE_FAILED', 'a missing owner role inside the dump is a restore failure, not a login failure')
+  t.match(stmt.message, /role "bob" does not exist \| Command was: ALTER TABLE/)
+  const login = classifyRestoreFailure('psql', ['psql: error: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication failed for user "postgres"'], 2, id)
+  t.equal(login.code, 'PG_AUTH_FAILED')
+  const gone = classifyRestoreFailure('pg_restore', ['pg_restore: error: connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "x" does not exist'], 1, id)
+  t.equal(gone.code, 'PG_CONNECTION_FAILED')
+  t.equal(dbnameConninfo("it's a=b\\c"), "dbname='it\\'s a=b\\\\c'")
 })

@@ -221,3 +221,12 @@ t.test('a directory backup with a data file deleted or altered fails', async t =
   writeFileSync(join(dir, stray.name, 'extra.dat'), 'x')
   t.match(await validateBackup(stray, dir), { ok: false, message: /^file not in the manifest: / })
 })
+
+t.test('only a missing backups dir, a missing tool or a cancel throw', async t => {
+  const b = await singleFileBackup('custom', 'none')
+  await t.rejects(validateBackup(b, join(dir, 'nope')), { code: 'NOT_FOUND' })
+  const empty = mkdtempSync(join(tmpdir(), 'pgkeep-nobin-'))
+  t.teardown(() => rmSync(empty, { recursive: true, force: true }))
+  await t.rejects(validateBackup(b, dir, { pgBinDir: empty }), { code: 'TOOL_MISSING' })
+  await t.rejects(validateBackup(b, dir, { signal: AbortSignal.abort() }), { code: 'CANCELLED' })
+})

@@ -1,0 +1,40 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { dispatch } from '../../server/cli/main.ts'
+import { startCluster } from '../helpers/pg-cluster.ts'
+import { memoryIO, runCli } from './cli-runner.ts'
+
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-doctor-'))
+t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+
+t.test('doctor on a healthy setup prints one ok line per check and exits 0', async t => {
+  const r = await runCli(['doctor'], { DATABASE_URL: cluster.url(), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir })
+  t.equal(r.code, 0, r.stdout + r.stderr)
+  for (const check of ['pg_dump', 'pg_restore', 'psql', 'zstd', 'target default', 'backups dir', 'free space']) {
+    t.match(r.stdout, new RegExp(`^ok {4}${check} `, 'm'), check)
+  }
+  t.notMatch(r.stdout, /FAIL/)
+  t.notOk(r.stdout.includes(cluster.password), 'the password is not printed')
+})
+
+t.test('doctor with an unreachable target marks it FAIL and exits 1; --json says which', async t => {
+  const io = memoryIO({ DATABASE_URL: 'postgres://postgres:pw@127.0.0.1:1/postgres', PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir, PATH: process.env.PATH })
+  t.equal(await dispatch(['doctor', '--json'], io), 1)
+  const report = JSON.parse(io.out()) as { ok: boolean, checks: { name: string, ok: boolean, detail: string }[] }
+  t.equal(report.ok, false)
+  t.same(report.checks.filter(c => !c.ok).map(c => c.name), ['target default'])
+  t.match(report.checks.find(c => c.name === 'target default')?.detail, /127\.0\.0\.1:1/)
+})
+
+t.test('doctor fails the free space check when less than minFreeBytes is free', async t => {
+  const cfg = join(dir, 'pgkeep.json')
+  const { writeFileSync } = await import('node:fs')
+  writeFileSync(cfg, JSON.stringify({ minFreeBytes: Number.MAX_SAFE_INTEGER }))
+  const io = memoryIO({ DATABASE_URL: cluster.url(), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir, PGKEEP_CONFIG: cfg, PATH: process.env.PATH })
+  t.equal(await dispatch(['doctor'], io), 1)
+  t.match(io.out(), /^FAIL {2}free space /m)
+})

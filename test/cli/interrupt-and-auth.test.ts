@@ -1,0 +1,58 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import type { ListResult } from '../../schemas/backup.ts'
+import { dispatch } from '../../server/cli/main.ts'
+import { startCluster, TEST_PASSWORD } from '../helpers/pg-cluster.ts'
+import { createSampleDatabase } from '../helpers/sample-db.ts'
+import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
+
+// ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+await createSampleDatabase(cluster, 'big', { rows: 200_000, padding: 160 })
+
+function backupsDir (t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-int-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+t.test('Ctrl-C during create cancels the dump: exit 130, status cancelled, no partial file left', async t => {
+  const dir = backupsDir(t)
+  const env = { DATABASE_URL: cluster.url('big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
+  // detached: its own process group, so signalling the group reaches pg_dump too, as a terminal's Ctrl-C does
+  const run = spawnCli(['create', '--compression', 'zstd', '--level', '19'], env, { detached: true })
+  await new Promise<void>((resolve, reject) => {
+    const onData = (): void => { if (/B\/s/.test(run.stderrText())) { run.child.stderr?.off('data', onData); resolve() } }
+    run.child.stderr?.on('data', onData)
+    run.child.once('close', () => reject(new Error(`create ended before any progress: ${run.stderrText()}`)))
+  })
+  t.ok(readdirSync(dir).some(f => f.endsWith('.partial')), 'the dump is being written')
+  process.kill(-run.child.pid!, 'SIGINT')
+  const r = await run.result
+  t.equal(r.code, 130, r.stderr)
+  t.match(r.stderr, /pgkeep: backup \S+ cancelled\n$/)
+  t.same(readdirSync(dir).filter(f => f.endsWith('.partial')), [], 'no .partial left')
+  const io = memoryIO(env)
+  t.equal(await dispatch(['list', '--json'], io), 0)
+  const list = JSON.parse(io.out()) as ListResult
+  t.equal(list.items.length, 1)
+  t.equal(list.items[0].status, 'cancelled')
+  t.equal(list.items[0].error?.code, 'CANCELLED')
+})
+
+t.test('a wrong password fails with PG_AUTH_FAILED, exit 1, and neither password appears in the output', async t => {
+  const dir = backupsDir(t)
+  const wrong = 'Wr0ng-Passw0rd-do-not-print'
+  const url = cluster.url('big').replace(encodeURIComponent(TEST_PASSWORD), encodeURIComponent(wrong))
+  const r = await runCli(['create'], { DATABASE_URL: url, PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir })
+  t.equal(r.code, 1)
+  t.match(r.stderr, /^pgkeep: PG_AUTH_FAILED: /m)
+  for (const secret of [wrong, encodeURIComponent(wrong), TEST_PASSWORD, encodeURIComponent(TEST_PASSWORD)]) {
+    t.notOk(r.stdout.includes(secret), 'not in stdout')
+    t.notOk(r.stderr.includes(secret), 'not in stderr')
+  }
+  t.same(readdirSync(dir).filter(f => f.endsWith('.partial')), [], 'no .partial left')
+})

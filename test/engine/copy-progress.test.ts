@@ -4,7 +4,8 @@ import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Target } from '../../server/config.ts'
-import { cancelBackends, createCopyProgressPoller, readCopyProgress, type CopySample } from '../../server/engine/target-inspector.ts'
+import { ProgressEstimator } from '../../server/engine/progress-estimator.ts'
+import { cancelBackends, createCopyProgressPoller, inspectTarget, readCopyProgress, type CopySample } from '../../server/engine/target-inspector.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
 
 const DB = 'copyprog'
@@ -12,17 +13,24 @@ const cluster = await startCluster()
 t.teardown(cluster.stop)
 await cluster.createDatabase(DB)
 // ~9 MB of COPY text: far more than the socket and pipe buffers, so a consumer that stops reading holds the COPY mid-table
-await cluster.psql(`CREATE TABLE public.copyme AS SELECT g AS id, md5(g::text) AS payload FROM generate_series(1, 300000) g; ANALYZE public.copyme`, DB)
+await cluster.psql(`CREATE TABLE public.copyme AS SELECT g AS id, md5(g::text) AS payload FROM generate_series(1, 300000) g;
+  CREATE TABLE public.aaa_small AS SELECT g AS id FROM generate_series(1, 20000) g;
+  CREATE TABLE public.zzz_small AS SELECT g AS id FROM generate_series(1, 20000) g;
+  ANALYZE`, DB)
 const relid = Number(await cluster.psql(`SELECT 'public.copyme'::regclass::oid`, DB))
 const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: DB }
 const serverEnv = { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }
 
 /** A pg_dump of the big table whose stdout nobody reads yet: the COPY runs until the pipe fills, then waits. */
-async function startHeldDump (appName: string): Promise<{ child: ChildProcess, readBytes: (n: number) => Promise<void>, finish: () => Promise<number | null> }> {
-  const child = spawn(join(cluster.binDir, 'pg_dump'), ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', DB, '-t', 'public.copyme', '--verbose'],
+async function startHeldDump (appName: string, tables = ['public.copyme'], onLine?: (line: string) => void): Promise<{ child: ChildProcess, readBytes: (n: number) => Promise<void>, finish: () => Promise<number | null> }> {
+  const child = spawn(join(cluster.binDir, 'pg_dump'), ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', DB, ...tables.flatMap(x => ['-t', x]), '--verbose'],
     { env: { ...serverEnv, PGAPPNAME: appName }, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines = createInterface({ input: child.stderr! })
-  for await (const line of lines) if (line.includes('dumping contents of table "public.copyme"')) break
+  const started = new Promise<void>(resolve => lines.on('line', (line) => {
+    onLine?.(line)
+    if (line.includes('dumping contents of table "public.copyme"')) resolve()
+  }))
+  await started
   const stdout = child.stdout!
   const readBytes = async (n: number): Promise<void> => {
     let got = 0
@@ -152,4 +160,48 @@ t.test('cancelBackends terminates a backend that outlives the cancel', async t =
   psql.stdin!.end('SELECT 1;\n')
   await exited
   t.match(stderr, /terminating connection due to administrator command|server closed the connection/, 'then terminated')
+})
+
+t.test('the estimator fed by a real pg_dump moves smoothly through a big table and never backwards', async t => {
+  const facts = await inspectTarget(target, { schemas: ['public'], excludeTables: [], schemaOnly: false, dataOnly: false })
+  t.same(facts.tables.map(x => x.name), ['aaa_small', 'copyme', 'zzz_small'])
+  const estimator = new ProgressEstimator(facts)
+  const percents: number[] = []
+  const look = (): void => { percents.push(estimator.snapshot().percent!) }
+  const dump = await startHeldDump('pgkeep-test-live', ['public.*'], (line) => {
+    const m = /^pg_dump: dumping contents of table "([^.]*)\.(.*)"$/.exec(line)
+    if (m) { estimator.onTableStarted(m[1], m[2]); look() }
+  })
+  const small = facts.tables[0].bytes / facts.totalBytes * 100
+  let copySamples = 0
+  let notify = (): void => {}
+  const poller = createCopyProgressPoller(target, 'pgkeep-test-live', 20, (s) => {
+    estimator.onCopySample(s)
+    look()
+    copySamples++
+    notify()
+  })
+  await new Promise<void>(resolve => { notify = resolve })
+  const inside = estimator.snapshot()
+  t.equal(inside.currentTable, 'public.copyme')
+  t.equal(inside.tablesDone, 1)
+  t.ok(inside.percent! > Math.floor(small * 10) / 10, `${inside.percent}% is past the small table's ${small.toFixed(1)}%`)
+
+  let raw = 0
+  dump.child.stdout!.on('data', (chunk: Buffer) => { estimator.onBytes(raw += chunk.length); look() })
+  t.equal(await dump.finish(), 0)
+  await poller.stop()
+  t.ok(copySamples > 0)
+  const before = estimator.snapshot()
+  t.ok(before.percent! <= 99.9)
+  t.equal(before.currentTable, 'public.zzz_small')
+  t.equal(before.bytes, raw)
+  estimator.complete()
+  look()
+  for (let i = 1; i < percents.length; i++) {
+    if (percents[i] < percents[i - 1]) t.fail(`percent went back from ${percents[i - 1]} to ${percents[i]}`)
+  }
+  t.ok(percents.slice(0, -1).every(p => p <= 99.9))
+  t.equal(percents.at(-1), 100)
+  t.same(estimator.snapshot().tablesDone, 3)
 })

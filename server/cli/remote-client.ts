@@ -81,6 +81,10 @@ export class RemoteClient {
     return unwrapBackup(await this.json('POST', `/api/backup/${encodeURIComponent(id)}/validate`))
   }
 
+  async pin (id: string, pinned: boolean): Promise<Backup> {
+    return unwrapBackup(await this.json('POST', `/api/backup/${encodeURIComponent(id)}/pin`, { body: { pinned } }))
+  }
+
   async cleanup (req: CleanupRequest): Promise<CleanupResult> {
     return await this.json('POST', '/api/backup/cleanup', { body: req })
   }
@@ -91,13 +95,20 @@ export class RemoteClient {
    */
   async download (backup: Backup, file: string): Promise<DownloadResult> {
     const partial = `${file}.partial`
-    const have = await stat(partial).then(s => s.size, () => 0)
-    const res = await this.send('GET', `/api/backup/download/${encodeURIComponent(backup.id)}`, {
-      headers: have > 0 ? { range: `bytes=${have}-` } : {},
-    })
-    const resumedFrom = res.status === 206 ? have : 0
-    if (!res.body) throw new PgkeepError('INTERNAL', 'the server sent no body')
-    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(partial, { flags: resumedFrom > 0 ? 'a' : 'w' }))
+    let have = await stat(partial).then(s => s.size, () => 0)
+    // a tar made on the fly need not come out byte-identical twice, so only stored files are resumed
+    if (backup.format === 'directory' || (backup.sizeBytes !== undefined && have > backup.sizeBytes)) have = 0
+    let resumedFrom = 0
+    if (have === 0 || have !== backup.sizeBytes) {
+      const res = await this.send('GET', `/api/backup/download/${encodeURIComponent(backup.id)}`, {
+        headers: have > 0 ? { range: `bytes=${have}-` } : {},
+      })
+      resumedFrom = res.status === 206 ? have : 0
+      if (!res.body) throw new PgkeepError('INTERNAL', 'the server sent no body')
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(partial, { flags: resumedFrom > 0 ? 'a' : 'w' }))
+    } else {
+      resumedFrom = have
+    }
     const hash = createHash('sha256')
     let bytes = 0
     for await (const chunk of createReadStream(partial)) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }

@@ -1,7 +1,8 @@
-import { backupIdArg, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { withLocalService } from '../local-service.ts'
 import { printJson } from '../output.ts'
+import { RemoteClient } from '../remote-client.ts'
 
 export const command: Command = {
   name: 'pin',
@@ -14,10 +15,11 @@ ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, { off: { type: 'boolean' } }, io, { min: 1, max: 1, names: 'backup ID' })
-    if (globals.server) throw new UsageError('pin works on the local engine; the HTTP API has no pin route')
     const id = backupIdArg(positionals[0])
     const pinned = values.off !== true
-    const backup = await withLocalService(io, globals, async service => await service.pin(id, pinned))
+    const backup = globals.server
+      ? await new RemoteClient(globals.server, globals.token ?? '').pin(id, pinned)
+      : await withLocalService(io, globals, async service => await service.pin(id, pinned))
     if (globals.json) printJson(io, backup)
     else write(io.stdout, `${pinned ? 'pinned' : 'unpinned'} ${backup.name}`)
     return EXIT.OK

@@ -34,15 +34,10 @@ export const INTERRUPTED_MESSAGE = 'pgkeep stopped while this backup was running
  */
 export async function recoverInterrupted (registry: Registry, backupDir: string): Promise<{ interrupted: Backup[], removedPartials: string[] }> {
   const interrupted: Backup[] = []
-  const live: Backup[] = []
   await registry.update(all => {
     const finishedAt = new Date().toISOString()
     for (const b of all.values()) {
-      if (!IN_FLIGHT.includes(b.status)) continue
-      if (isOwnerAlive(b)) {
-        live.push(b)
-        continue
-      }
+      if (!IN_FLIGHT.includes(b.status) || isOwnerAlive(b)) continue
       const failed: Backup = { ...b, status: 'failed', finishedAt, error: { code: 'INTERRUPTED', message: INTERRUPTED_MESSAGE } }
       delete failed.ownerPid
       all.set(b.id, failed)
@@ -50,11 +45,15 @@ export async function recoverInterrupted (registry: Registry, backupDir: string)
     }
   })
 
-  const removedPartials: string[] = []
   let names: string[]
-  try { names = await readdir(backupDir) } catch { names = [] }
+  try { names = (await readdir(backupDir)).filter(n => n.endsWith('.partial')) } catch { names = [] }
+  if (names.length === 0) return { interrupted, removedPartials: [] }
+  // Listing first, then reading the registry: a job records itself before creating its partial, so any
+  // partial listed above whose job is live (even one another process just started) is known by now.
+  await registry.reload()
+  const live = registry.all().filter(b => IN_FLIGHT.includes(b.status) && isOwnerAlive(b))
+  const removedPartials: string[] = []
   for (const name of names) {
-    if (!name.endsWith('.partial')) continue
     // A live job writes `<name>.partial` (possibly with extra suffixes): keep anything that starts with its name.
     if (live.some(b => name.startsWith(b.name))) continue
     await rm(join(backupDir, name), { recursive: true, force: true })

@@ -106,7 +106,8 @@ export class Registry {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     await mkdir(join(dir, '.pgkeep'), { recursive: true, mode: 0o700 })
     const registry = new Registry(dir, opts?.onWarning)
-    await removeStaleTempFiles(dir, REGISTRY_FILE)
+    // registry.json's and the manifests' leftovers from a writer killed mid-write
+    await removeStaleTempFiles(dir)
     await registry.reload()
     return registry
   }

@@ -81,3 +81,16 @@ t.test('our own pid counts as the owner only for records created in this life of
   t.same(result.removedPartials, [`${previousLife.name}.partial`])
   t.equal(registry.get(thisLife.id)?.status, 'running')
 })
+
+t.test('a partial of a live job that another process registered after we opened the registry is kept', async t => {
+  const dir = tempDir(t)
+  const ours = await Registry.open(dir)
+  const theirs = await Registry.open(dir)
+  const other = liveProcess(t)
+  const job = makeBackup({ status: 'running', ownerPid: other.pid })
+  await theirs.put(job)
+  writeFileSync(join(dir, `${job.name}.partial`), 'being written by the CLI')
+  const result = await recoverInterrupted(ours, dir)
+  t.same(result, { interrupted: [], removedPartials: [] })
+  t.ok(existsSync(join(dir, `${job.name}.partial`)))
+})

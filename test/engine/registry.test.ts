@@ -6,7 +6,7 @@ import type { Backup } from '../../schemas/backup.ts'
 import { writeFileAtomic } from '../../server/engine/atomic-file.ts'
 import { hashTree, writeManifest } from '../../server/engine/manifest.ts'
 import { Registry } from '../../server/engine/registry.ts'
-import { enginePath, makeBackup, spawnScript, tempDir, waitForLine } from './storage-fixtures.ts'
+import { deadPid, enginePath, liveProcess, makeBackup, spawnScript, tempDir, waitForLine } from './storage-fixtures.ts'
 
 /** A completed backup with its data file and manifest on disk, as the dump pipeline leaves it. */
 async function storeCompleted (dir: string, over: Partial<Backup> = {}): Promise<Backup> {
@@ -202,6 +202,21 @@ t.test('a writer killed with SIGKILL mid-write never leaves a truncated registry
   t.same(readdirSync(dir).filter(n => n.endsWith('.tmp')), [], 'temp files of the dead writer removed')
   await registry.put(makeBackup())
   t.equal(registry.all().length, 202, 'the dead writer\'s lock, if any, was taken over')
+})
+
+t.test('opening removes the temp files of writers that died, never those of live ones', async t => {
+  const dir = tempDir(t)
+  const dead = await deadPid()
+  const live = liveProcess(t).pid
+  const names = [
+    `.registry.json.${dead}.0123456789ab.tmp`,
+    `.x.dump.manifest.json.${dead}.ba9876543210.tmp`,
+    `.registry.json.${live}.0123456789ab.tmp`,
+    'unrelated.tmp',
+  ]
+  for (const n of names) writeFileSync(join(dir, n), '{')
+  await openWithWarnings(dir)
+  t.same(readdirSync(dir).filter(n => n.endsWith('.tmp')).sort(), [names[2], 'unrelated.tmp'].sort())
 })
 
 t.test('writeFileAtomic sets the mode and removes its temp file when the rename fails', async t => {

@@ -91,7 +91,7 @@ async function readText (path: string): Promise<string | undefined> {
  * Breaking a stale lock is itself serialized (by a tiny ".break" lock) so that two waiters that both
  * judged it stale cannot end with one of them unlinking the fresh lock the other just created.
  */
-async function breakStaleLock (lockPath: string, staleText: string): Promise<void> {
+async function breakStaleLock (lockPath: string, staleText: string): Promise<boolean> {
   const breakPath = `${lockPath}.break`
   try {
     const fh = await open(breakPath, 'wx', 0o600)
@@ -102,13 +102,14 @@ async function breakStaleLock (lockPath: string, staleText: string): Promise<voi
     try {
       if (Date.now() - (await stat(breakPath)).mtimeMs > GARBAGE_GRACE_MS) await unlink(breakPath)
     } catch { /* gone meanwhile */ }
-    return
+    return false
   }
   try {
     if ((await readText(lockPath)) === staleText) await unlink(lockPath).catch(() => {})
   } finally {
     await unlink(breakPath).catch(() => {})
   }
+  return true
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -142,10 +143,9 @@ async function acquire (lockPath: string, timeoutMs: number): Promise<string> {
     }
     const text = await readText(lockPath)
     if (text === undefined) continue
-    if (await isStale(lockPath, text)) {
-      await breakStaleLock(lockPath, text)
-      continue
-    }
+    const stale = await isStale(lockPath, text)
+    // Broken: retry at once. Someone else is breaking it: back off like any waiter.
+    if (stale && await breakStaleLock(lockPath, text)) continue
     holder = parseLock(text)?.pid.toString() ?? 'unknown'
     if (Date.now() >= deadline) {
       throw new PgkeepError('INTERNAL',

@@ -74,6 +74,17 @@ t.test('a stale lock holding a dead pid is taken over', async t => {
   t.notOk(existsSync(lockPath))
 })
 
+t.test('a stale lock is still taken over when a process died while breaking it', async t => {
+  const dir = tempDir(t)
+  const lockPath = join(dir, 'registry.lock')
+  writeFileSync(lockPath, `${await deadPid()}\n`)
+  writeFileSync(`${lockPath}.break`, '')
+  const old = new Date(Date.now() - 60_000)
+  utimesSync(`${lockPath}.break`, old, old)
+  t.equal(await withFileLock(lockPath, async () => 'mine', { timeoutMs: 5000 }), 'mine')
+  t.notOk(existsSync(`${lockPath}.break`))
+})
+
 t.test('a lock whose pid was reused by an unrelated process is taken over', async t => {
   const dir = tempDir(t)
   const lockPath = join(dir, 'registry.lock')

@@ -5,6 +5,7 @@ export interface CliIO {
   stdout: NodeJS.WriteStream | NodeJS.WritableStream
   stderr: NodeJS.WritableStream
   stdin: NodeJS.ReadableStream
+  /** stderr is a terminal: live progress bars (which go to stderr) may redraw in place */
   isTTY: boolean
   env: NodeJS.ProcessEnv
 }

@@ -99,7 +99,8 @@ async function main (): Promise<void> {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
-    isTTY: process.stdout.isTTY === true,
+    // live progress goes to stderr, so `pgkeep create --json | jq` still shows a bar on the terminal
+    isTTY: process.stderr.isTTY === true,
     env: process.env,
   })
   process.exitCode = code

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync, statSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -6,7 +7,7 @@ import { Compile } from 'typebox/compile'
 import { Backup, type ListResult, type CleanupResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
-import { createSampleDatabase } from '../helpers/sample-db.ts'
+import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
 
 const cluster = await startCluster()
@@ -117,4 +118,23 @@ t.test('reindex rebuilds the registry from the manifests', async t => {
   const r = await cli(['reindex'])
   t.equal(r.code, 0, r.err)
   t.match(r.out, /registry rebuilt: 2 backup\(s\)/)
+})
+
+t.test('download copies a local backup whole and checksum-verified', async t => {
+  const newest = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).items[0]
+  const file = join(dir, 'copies', 'copy.dump')
+  mkdirSync(join(dir, 'copies'))
+  const r = await cli(['download', newest.id, '-o', file])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /sha256 ok/)
+  t.equal(createHash('sha256').update(readFileSync(file)).digest('hex'), newest.sha256)
+  t.notOk(existsSync(`${file}.partial`))
+})
+
+t.test('restore --create brings a backup back into a new database with the same content', async t => {
+  const newest = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).items[0]
+  const r = await cli(['restore', newest.id, '--database', 'shop_copy', '--create'])
+  t.equal(r.code, 0, r.err)
+  t.match(r.out, /^restored \S+ into shop_copy in /)
+  t.equal(await databaseFingerprint(cluster, 'shop_copy'), await databaseFingerprint(cluster, 'shop'))
 })

@@ -1,5 +1,8 @@
-import { copyFile, rename } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { copyFile, rename, rm } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
+import { PgkeepError } from '../../engine/errors.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { withLocalService } from '../local-service.ts'
@@ -40,13 +43,22 @@ ${GLOBAL_HELP}
       const files = await service.filesOf(id)
       if (files.isDirectory) throw new UsageError(`backup ${backup.name} is a directory at ${files.path}; copy it from there or use --server for a tar`)
       const file = resolve(values.output ?? basename(files.path))
-      // the copy is not renamed into place until it is whole, same as the remote path
+      // the copy is not renamed into place until it is whole and matches the manifest, same as the remote path
       await copyFile(files.path, `${file}.partial`)
+      const hash = createHash('sha256')
+      let bytes = 0
+      for await (const chunk of createReadStream(`${file}.partial`)) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }
+      const sha256 = hash.digest('hex')
+      const expected = files.files[0]?.sha256 ?? backup.sha256
+      if (expected !== undefined && sha256 !== expected) {
+        await rm(`${file}.partial`, { force: true })
+        throw new PgkeepError('INTEGRITY_FAILED', `${files.path} has sha256 ${sha256}, its manifest says ${expected}; run pgkeep validate ${id}`)
+      }
       await rename(`${file}.partial`, file)
-      return { path: file, bytes: files.files[0]?.sizeBytes ?? 0, sha256: backup.sha256 }
+      return { path: file, bytes, sha256, verified: expected !== undefined }
     })
     if (globals.json) printJson(io, r)
-    else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}`)
+    else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}${r.verified ? '  sha256 ok' : ''}`)
     return EXIT.OK
   },
 }

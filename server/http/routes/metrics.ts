@@ -15,6 +15,16 @@ function allBackups (service: BackupService): Backup[] {
   }
 }
 
+function newestCompletedByTarget (backups: Backup[]): Map<string, Backup> {
+  const newest = new Map<string, Backup>()
+  for (const b of backups) {
+    if (b.status !== 'completed') continue
+    const cur = newest.get(b.target)
+    if (!cur || (b.finishedAt ?? b.createdAt) > (cur.finishedAt ?? cur.createdAt)) newest.set(b.target, b)
+  }
+  return newest
+}
+
 /** A registry of our own (not prom-client's global one), so several apps in one process do not collide. */
 export function createMetrics (service: BackupService, backupDir: string): { registry: Registry, dispose: () => void } {
   const registry = new Registry()
@@ -26,26 +36,24 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
       for (const [status, n] of counts) this.set({ status }, n)
     },
   })
-  const lastTs = new Gauge({ name: 'pgkeep_last_success_timestamp_seconds', help: 'Finish time of the newest completed backup per target', labelNames: ['target'], registers: [registry] })
-  const lastSize = new Gauge({ name: 'pgkeep_last_success_size_bytes', help: 'Size of the newest completed backup per target', labelNames: ['target'], registers: [registry] })
+  new Gauge({
+    name: 'pgkeep_last_success_timestamp_seconds', help: 'Finish time of the newest completed backup per target', labelNames: ['target'], registers: [registry],
+    collect () {
+      this.reset()
+      for (const [target, b] of newestCompletedByTarget(allBackups(service))) this.set({ target }, Date.parse(b.finishedAt ?? b.createdAt) / 1000)
+    },
+  })
+  new Gauge({
+    name: 'pgkeep_last_success_size_bytes', help: 'Size of the newest completed backup per target', labelNames: ['target'], registers: [registry],
+    collect () {
+      this.reset()
+      for (const [target, b] of newestCompletedByTarget(allBackups(service))) this.set({ target }, b.sizeBytes ?? 0)
+    },
+  })
   new Gauge({
     name: 'pgkeep_storage_used_bytes', help: 'Bytes stored by completed backups', registers: [registry],
     collect () {
-      let used = 0
-      const newest = new Map<string, Backup>()
-      for (const b of allBackups(service)) {
-        if (b.status !== 'completed') continue
-        used += b.sizeBytes ?? 0
-        const cur = newest.get(b.target)
-        if (!cur || (b.finishedAt ?? b.createdAt) > (cur.finishedAt ?? cur.createdAt)) newest.set(b.target, b)
-      }
-      this.set(used)
-      lastTs.reset()
-      lastSize.reset()
-      for (const [target, b] of newest) {
-        lastTs.set({ target }, Date.parse(b.finishedAt ?? b.createdAt) / 1000)
-        lastSize.set({ target }, b.sizeBytes ?? 0)
-      }
+      this.set(allBackups(service).reduce((sum, b) => sum + (b.status === 'completed' ? b.sizeBytes ?? 0 : 0), 0))
     },
   })
   new Gauge({

@@ -12,13 +12,15 @@ const START_TIME_SLACK_MS = 5000
 /**
  * Whether the process named by ownerPid is still the one that owns this job. A pid alone is not enough:
  * after a crash the pid may belong to someone else (in a container pgkeep is pid 1 on every start, so our own
- * pid may be a previous life's). The owner started before it created the record, so a process that started
- * after the record's createdAt is an impostor.
+ * pid may be a previous life's). The owner started before it created (or started) the job, so a process that
+ * started after that moment is an impostor.
  */
 export function isOwnerAlive (backup: Backup): boolean {
   const pid = backup.ownerPid
   if (pid === undefined || !isProcessAlive(pid)) return false
-  const created = Date.parse(backup.createdAt)
+  // startedAt is written by the process that runs the job, createdAt by the one that queued it (the same one
+  // today); the later of the two is the most lenient bound that still unmasks a reused pid.
+  const created = Date.parse(backup.startedAt ?? backup.createdAt)
   const started = processStartedAtMs(pid)
   if (started === undefined || Number.isNaN(created)) return true
   // Our own start time is exact (performance.timeOrigin, fractional ms; createdAt is whole ms).

@@ -64,6 +64,8 @@ t.test('a live pid that started after the record was created is a reused pid, no
   }
   t.equal(isOwnerAlive(reused), false)
   t.equal(isOwnerAlive(genuine), true)
+  t.equal(isOwnerAlive({ ...reused, startedAt: new Date().toISOString() }), true, 'queued long ago, started by this live process')
+  t.equal(isOwnerAlive({ ...genuine, ownerPid: undefined }), false, 'no owner recorded')
 })
 
 t.test('our own pid counts as the owner only for records created in this life of the process', async t => {

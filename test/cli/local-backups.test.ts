@@ -93,8 +93,9 @@ t.test('pin protects a backup from cleanup; --off removes the pin', async t => {
 
 t.test('cleanup --dry-run lists exactly what the real run then deletes', async t => {
   for (let i = 0; i < 3; i++) {
-    const r = await cli(['create', '--json', '--compression', 'gzip', '--level', '1'])
+    const r = await cli(['create', '--json', '--compression', 'gzip', '--level', '1', ...(i === 0 ? ['--verbose'] : [])])
     t.equal(r.code, 0, r.err)
+    if (i === 0) t.match(r.err, /dumping contents of table "public\.orders"/, '--verbose shows pg_dump\'s log lines on stderr')
   }
   const dry = await cli(['cleanup', '--keep-last', '2', '--dry-run', '--json'])
   t.equal(dry.code, 0, dry.err)

@@ -3,6 +3,7 @@ import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backu
 import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'
+import { PgkeepError } from '../../engine/errors.ts'
 import { EXIT, exitCodeFor } from '../exit-codes.ts'
 import { cliUser, onInterrupt, withLocalService } from '../local-service.ts'
 import { backupDuration, formatBytes, formatDuration, printJson } from '../output.ts'
@@ -84,7 +85,7 @@ function onStatus (w: Watch, b: Backup): void {
   if (b.id === w.id && w.globals.verbose && !TERMINAL_STATUSES.includes(b.status)) w.reporter.message(`${b.status}: ${b.name}`)
 }
 function onLog (w: Watch, e: { backupId: string, line: string }): void {
-  if (e.backupId === w.id && w.globals.verbose) w.reporter.message(`pg_dump: ${e.line}`)
+  if (e.backupId === w.id && w.globals.verbose) w.reporter.message(e.line)
 }
 
 function reporterFor (io: CliIO): ProgressReporter {
@@ -114,7 +115,8 @@ async function createLocal (io: CliIO, globals: Globals, req: CreateBackupReques
 async function createRemote (io: CliIO, globals: Globals, req: CreateBackupRequest, client: RemoteClient): Promise<number> {
   const w: Watch = { reporter: reporterFor(io), globals, io }
   let resolveFinal!: (b: Backup) => void
-  const final = new Promise<Backup>(resolve => { resolveFinal = resolve })
+  let rejectFinal!: (err: Error) => void
+  const final = new Promise<Backup>((resolve, reject) => { resolveFinal = resolve; rejectFinal = reject })
   const terminal = (b: Backup): void => { if (b.id === w.id && TERMINAL_STATUSES.includes(b.status)) resolveFinal(b) }
   // the socket opens before the create call so no status change can slip between the two
   const socket = await client.events((e) => {
@@ -123,6 +125,7 @@ async function createRemote (io: CliIO, globals: Globals, req: CreateBackupReque
     else if (e.type === 'log') onLog(w, e)
     else if (e.type === 'snapshot') for (const j of e.jobs) { terminal(j.backup); if (j.progress) onProgress(w, j.progress) }
   })
+  let finished = false
   const stopListening = onInterrupt(io, 'the remote backup', async () => { if (w.id) await client.cancel(w.id) })
   try {
     const created = await client.create(req)
@@ -131,11 +134,19 @@ async function createRemote (io: CliIO, globals: Globals, req: CreateBackupReque
     terminal(created)
     // a job that ended between the create reply and our id being known shows up in its status
     client.status(created.id).then(s => terminal(s.backup), () => {})
-    socket.closed.then(async () => { if (w.id) terminal((await client.status(w.id)).backup) }).catch(() => {})
+    socket.closed.then(async () => {
+      if (finished) return
+      const id = w.id as string
+      const now = (await client.status(id)).backup
+      terminal(now)
+      // the server keeps running the job; say where to look instead of waiting forever
+      if (!TERMINAL_STATUSES.includes(now.status)) rejectFinal(new PgkeepError('INTERNAL', `lost the event socket to ${client.base.origin}; the backup goes on there: pgkeep status ${id} --server ${client.base.origin}`))
+    }).catch((err: unknown) => rejectFinal(err as Error))
     const b = await final
     w.reporter.done()
     return finish(io, globals, b)
   } finally {
+    finished = true
     stopListening()
     socket.close()
   }

@@ -84,3 +84,41 @@ t.test('the live connection comes back after a server restart and updates flow a
   await page.locator(`tr[data-backup-id="${backup.id}"]`).waitFor()
   t.pass('a backup started after the restart appears and completes without a reload')
 })
+
+t.test('a failed backup is never silent: the card and a toast show its error code and message', async t => {
+  const session = await openBrowser(stack.url)
+  t.teardown(session.close)
+  const { page } = session
+  await login(page, ADMIN.username, ADMIN.password)
+  await page.getByText('More options').click()
+  await page.getByLabel('Schemas').fill('no_such_schema')
+  await page.getByRole('button', { name: 'Start backup' }).click()
+
+  const card = page.locator('article[data-status="failed"]')
+  await card.waitFor({ timeout: 60_000 })
+  const error = await card.locator('dd.error').innerText()
+  t.match(error, /^[A-Z_]+ \S/, `the card shows code and message (${error})`)
+  const toast = page.locator('.toast[data-kind="error"]').filter({ hasText: 'failed' })
+  await toast.waitFor()
+  t.match(await toast.locator('.detail').innerText(), /^[A-Z_]+: \S/, 'the toast carries the code and message')
+})
+
+t.test('an expired session goes to the login page and back to where the user was', async t => {
+  const session = await openBrowser(stack.url)
+  t.teardown(session.close)
+  const { page } = session
+  await login(page, ADMIN.username, ADMIN.password, '/dashboard/storage')
+  await page.locator('[data-state="online"]').waitFor()
+  await session.context.clearCookies()
+
+  // the live feed says something changed; the page's next API call finds the session gone
+  await admin.create({ compression: 'none' })
+  await page.waitForURL(url => url.pathname === '/login')
+  t.equal(new URL(page.url()).searchParams.get('next'), '/dashboard/storage', 'the page is remembered')
+  await page.getByLabel('Username').fill(ADMIN.username)
+  await page.getByLabel('Password').fill(ADMIN.password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.waitForURL(url => url.pathname === '/dashboard/storage')
+  await page.getByRole('heading', { name: 'Storage', level: 1 }).waitFor()
+  t.pass('back on the storage page after signing in again')
+})

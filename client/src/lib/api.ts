@@ -17,6 +17,10 @@ export class ApiError extends Error {
   }
 }
 
+let unauthorized: () => void = () => router.toLogin()
+/** What a 401 outside the login call means: the session is gone (set by the session store). */
+export function onUnauthorized (fn: () => void): void { unauthorized = fn }
+
 async function request<T> (method: string, path: string, body?: unknown): Promise<T> {
   let res: Response
   try {
@@ -34,7 +38,7 @@ async function request<T> (method: string, path: string, body?: unknown): Promis
   try { data = text ? JSON.parse(text) : undefined } catch { data = undefined }
   if (!res.ok) {
     // the login call answers 401 for bad credentials: that is a form error, not an expired session
-    if (res.status === 401 && path !== '/api/auth/login') router.toLogin()
+    if (res.status === 401 && path !== '/api/auth/login' && path !== '/api/auth/me') unauthorized()
     const reply = (data ?? {}) as Partial<ErrorReply>
     throw new ApiError({
       statusCode: res.status,

@@ -3,6 +3,7 @@ import type { Backup, BackupStatus, Progress } from '../../../schemas/backup.ts'
 import type { ServerEvent } from '../../../schemas/events.ts'
 import { api } from './api.ts'
 import { toasts } from './toasts.svelte.ts'
+import { session } from './session.svelte.ts'
 
 export type ConnectionState = 'connecting' | 'online' | 'offline'
 export interface LogLine { line: string, at: string }
@@ -64,8 +65,11 @@ class Live {
     const delay = 250 + Math.random() * cap
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
-      // the session may have expired while we were away: api.me() sends us to login on 401
-      api.me().then(() => this.connect(), () => { if (this.#wanted) this.#scheduleReconnect() })
+      // the session may have expired while we were away: a 401 here means log in again, not retry forever
+      api.me().then(() => this.connect(), (err: { statusCode?: number }) => {
+        if (err.statusCode === 401) session.expired()
+        else if (this.#wanted) this.#scheduleReconnect()
+      })
     }, delay)
   }
 

@@ -1,4 +1,5 @@
-import { api, type Role, type User } from './api.ts'
+import { api, onUnauthorized, type Role, type User } from './api.ts'
+import { router } from './router.svelte.ts'
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 }
 
@@ -6,6 +7,16 @@ const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 }
 class Session {
   user = $state<User | null>(null)
   checked = $state(false)
+
+  constructor () {
+    onUnauthorized(() => this.expired())
+  }
+
+  expired (): void {
+    // forget the user first: the login page sends anyone still "logged in" straight back
+    this.user = null
+    router.toLogin()
+  }
 
   can (role: Role): boolean {
     return this.user !== null && RANK[this.user.role] >= RANK[role]

@@ -102,6 +102,28 @@ t.test('downloading a completed backup gives bytes whose sha256 matches the API'
   t.equal(download.suggestedFilename(), backup.name)
 })
 
+t.test('delete asks for a confirmation naming the backup: Escape keeps it, confirming removes the row', async t => {
+  const row = page.locator('tr[data-status="cancelled"]').first()
+  const id = await row.getAttribute('data-backup-id')
+  const name = (await row.locator('td.name').innerText()).trim()
+  const del = row.getByRole('button', { name: 'Delete' })
+  await del.focus()
+  await page.keyboard.press('Enter')
+  const dialog = page.getByRole('dialog')
+  await dialog.waitFor()
+  t.match(await dialog.innerText(), name, 'the dialog names the backup')
+  t.equal(await page.evaluate(() => document.activeElement?.textContent), 'Keep it', 'focus starts on the safe choice')
+  await page.keyboard.press('Escape')
+  await dialog.waitFor({ state: 'hidden' })
+  t.ok(await del.evaluate(el => el === document.activeElement), 'focus returns to the Delete button')
+  t.equal((await page.request.get(`/api/backup/status/${id}`)).status(), 200, 'Escape deleted nothing')
+
+  await del.click()
+  await dialog.getByRole('button', { name: 'Delete backup' }).click()
+  await page.locator(`tr[data-backup-id="${id}"]`).waitFor({ state: 'detached' })
+  t.equal((await page.request.get(`/api/backup/status/${id}`)).status(), 404, 'the backup is gone on the server')
+})
+
 t.test('the page raised no script errors', async t => {
   t.same(pageErrors, [])
 })

@@ -36,6 +36,8 @@ export class Inbox {
     ws.on('message', (data) => {
       const msg = JSON.parse(data.toString())
       if (!checkServerEvent.Check(msg)) this.invalid.push(msg)
+      // non-enumerable: comparisons of the message itself stay exact
+      Object.defineProperty(msg, 'receivedAt', { value: Date.now(), enumerable: false })
       this.messages.push(msg)
       this.#waiters = this.#waiters.filter(w => {
         if (!w.pred(msg)) return true

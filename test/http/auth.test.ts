@@ -34,6 +34,13 @@ t.test('the cookie is Secure when the request came over https', async t => {
   t.notOk(res.cookies.find(c => c.name === 'pgkeep_session')?.secure)
 })
 
+t.test('behind a trusted TLS proxy the cookie gets Secure', async t => {
+  const proxied = await setupApp(t, cluster, 'app', { trustProxy: true })
+  const res = await proxied.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'root', password: ADMIN_PASSWORD }, headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.cookies.find(c => c.name === 'pgkeep_session')?.secure, true)
+})
+
 t.test('a wrong password or unknown user is 401 with the error shape and no hint which one', async t => {
   const wrong = await login('root', 'not the password', { 'x-test': 'a' })
   const unknown = await login('ghost', 'not the password')

@@ -4,7 +4,9 @@ import { formatBytes, formatDuration } from './output.ts'
 const CLEAR_LINE = '\r\x1b[2K'
 
 /** One line describing a running dump; pure so it can be tested without a terminal. */
-export function renderProgress (p: Progress, columns = 80): string {
+export function renderProgress (p: Progress, width = 80): string {
+  // a pseudo-terminal without a size (script(1), some CI runners) reports 0 columns
+  const columns = width > 0 ? width : 80
   const parts: string[] = []
   if (p.percent !== undefined) {
     const pct = Math.min(100, Math.max(0, p.percent))

@@ -52,6 +52,7 @@ t.test('the progress line never claims more than 100% and never exceeds the term
   t.match(renderProgress(progress({ percent: 140 }), 80), /100%/)
   const narrow = renderProgress(progress({ percent: 10, bytes: 1e9, rate: 1e6, etaSeconds: 9999, currentTable: 'x'.repeat(200), tablesTotal: 5 }), 40)
   t.ok(narrow.length < 40)
+  t.match(renderProgress(progress({ percent: 10 }), 0), /^\[#*\.+\] +10%/, 'a terminal reporting 0 columns gets the default width')
 })
 
 t.test('without an estimate the line shows bytes and rate only', async t => {

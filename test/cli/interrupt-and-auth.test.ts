@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,7 +7,8 @@ import type { ListResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
 import { startCluster, TEST_PASSWORD } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
-import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
+import { waitUntil } from '../helpers/service.ts'
+import { BIN, memoryIO, runCli, spawnCli } from './cli-runner.ts'
 
 // ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
 const cluster = await startCluster()
@@ -29,7 +31,9 @@ t.test('Ctrl-C during create cancels the dump: exit 130, status cancelled, no pa
     run.child.stderr?.on('data', onData)
     run.child.once('close', () => reject(new Error(`create ended before any progress: ${run.stderrText()}`)))
   })
-  t.ok(readdirSync(dir).some(f => f.endsWith('.partial')), 'the dump is being written')
+  // the first progress line can come before the first byte; the partial file shows the dump has begun writing
+  await waitUntil(() => readdirSync(dir).some(f => f.endsWith('.partial')), 20_000, 'the partial file')
+  t.pass('the dump is being written')
   process.kill(-run.child.pid!, 'SIGINT')
   const r = await run.result
   t.equal(r.code, 130, r.stderr)
@@ -55,4 +59,19 @@ t.test('a wrong password fails with PG_AUTH_FAILED, exit 1, and neither password
     t.notOk(r.stderr.includes(secret), 'not in stderr')
   }
   t.same(readdirSync(dir).filter(f => f.endsWith('.partial')), [], 'no .partial left')
+})
+
+t.test('on a terminal create draws a live bar that redraws in place, then prints the result', async t => {
+  const dir = backupsDir(t)
+  // script(1) gives the CLI a real pseudo-terminal, the way a person runs it
+  const child = spawn('script', ['-qec', `${process.execPath} ${BIN} create --format plain --compression none`, '/dev/null'], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', DATABASE_URL: cluster.url('big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let text = ''
+  child.stdout.on('data', (d: Buffer) => { text += d.toString() })
+  const code = await new Promise<number | null>(resolve => child.once('close', resolve))
+  t.equal(code, 0, text)
+  t.match(text, /\r\x1b\[2K\[[#.]+\] +\d+%/, 'a bar with a percentage, redrawn with carriage return + clear line')
+  t.match(text, /completed default-big-\S+\.sql /, 'the result line')
 })

@@ -89,7 +89,7 @@ function onLog (w: Watch, e: { backupId: string, line: string }): void {
 }
 
 function reporterFor (io: CliIO): ProgressReporter {
-  return new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns ?? 80 })
+  return new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
 }
 
 async function createLocal (io: CliIO, globals: Globals, req: CreateBackupRequest): Promise<number> {

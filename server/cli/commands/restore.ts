@@ -56,7 +56,7 @@ ${GLOBAL_HELP}
     return await withLocalService(io, globals, async (service) => {
       const backup = service.get(id)
       const job = service.restore(id, req)
-      const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns ?? 80 })
+      const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
       let cancelled = false
       job.on('log', (line: string) => { if (globals.verbose) reporter.message(line) })
       job.on('progress', (p: RestoreProgress) => {

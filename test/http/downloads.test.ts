@@ -66,6 +66,7 @@ t.test('a directory-format backup streams as a tar holding every file of its man
   t.equal(res.statusCode, 200, res.statusCode === 200 ? 'ok' : res.body)
   t.equal(res.headers['content-disposition'], `attachment; filename="${b.name}.tar"`)
   t.equal(res.headers['content-type'], 'application/x-tar')
+  t.equal(Number(res.headers['content-length']), res.rawPayload.length, 'Content-Length is exact')
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-tar-'))
   writeFileSync(join(dir, 'b.tar'), res.rawPayload)
   const listed = execFileSync('tar', ['-tf', join(dir, 'b.tar')]).toString().trim().split('\n').sort()

@@ -40,6 +40,15 @@ async function checkIntegrity (service: BackupService, backup: Backup, files: St
   if (!checked.verification?.ok) throw new IntegrityError(`backup ${backup.name} failed its integrity check: ${checked.verification?.message ?? 'checksum mismatch'}; it will not be served`)
 }
 
+/**
+ * Exact size of the tar archiver writes for these files: a 512-byte header per file, data padded to 512, two
+ * zero blocks at the end. Only when every name fits the plain ustar name field; otherwise (pax headers) unknown.
+ */
+function tarSize (files: StoredFile[]): number | undefined {
+  if (files.some(f => Buffer.byteLength(f.rel) > 100)) return undefined
+  return files.reduce((sum, f) => sum + 512 + Math.ceil(f.sizeBytes / 512) * 512, 0) + 1024
+}
+
 const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const service = fastify.backupService
   const backupDir = resolve(fastify.config.backupDir)
@@ -62,8 +71,10 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     void reply.header('ETag', etag).header('Cache-Control', 'no-store')
 
     if (layout.isDirectory) {
-      // a tar is built on the fly, so its length is not known up front and it cannot be resumed
+      // built on the fly: its length is computed from the manifest, but it cannot be resumed
       const tar = new TarArchive()
+      const length = tarSize(files)
+      if (length !== undefined) void reply.header('Content-Length', length)
       for (const f of files) tar.file(f.abs, { name: f.rel })
       void tar.finalize()
       tar.on('warning', (err: Error) => request.log.warn({ err }, 'tar warning'))

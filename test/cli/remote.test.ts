@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -9,7 +9,8 @@ import { dispatch } from '../../server/cli/main.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
 import { setupApp } from '../http/helper.ts'
-import { memoryIO, runCli } from './cli-runner.ts'
+import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
+import { waitUntil } from '../helpers/service.ts'
 
 const cluster = await startCluster()
 t.teardown(cluster.stop)
@@ -18,8 +19,11 @@ const out = mkdtempSync(join(tmpdir(), 'pgkeep-cli-remote-'))
 t.teardown(() => rmSync(out, { recursive: true, force: true }))
 
 // one real server over a real socket for the whole file: the CLI talks HTTP and WebSocket to it
-const tt = t
-const server = await setupApp(tt, cluster, 'shop')
+// a second target big enough (~40 MB at zstd -19) that a dump lasts long enough to interrupt
+await createSampleDatabase(cluster, 'big', { rows: 200_000, padding: 160 })
+const big = { name: 'big', host: '127.0.0.1', port: cluster.port, user: cluster.user, database: 'big', password: cluster.password }
+const server = await setupApp(t, cluster, 'shop', {}, {})
+server.config.targets.big = big
 await server.app.listen({ host: '127.0.0.1', port: 0 })
 const address = server.app.server.address()
 const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
@@ -107,4 +111,16 @@ t.test('remote validate and pin go through the API', async t => {
   const p = await cli(['pin', '--json', created.id])
   t.equal(p.code, 0, p.err)
   t.equal((JSON.parse(p.out) as Backup).pinned, true)
+})
+
+t.test('Ctrl-C during a remote create cancels the job on the server: exit 130, status cancelled', async t => {
+  const run = spawnCli(['create', '--server', url, '--token', operator, '--target', 'big', '--compression', 'zstd', '--level', '19'])
+  await waitUntil(() => readdirSync(server.config.backupDir).some(f => f.endsWith('.partial')), 30_000, 'the server to start writing')
+  run.child.kill('SIGINT')
+  const r = await run.result
+  t.equal(r.code, 130, r.stderr)
+  t.match(r.stderr, /pgkeep: backup \S+ cancelled\n$/)
+  const list = JSON.parse((await cli(['list', '--json', '--target', 'big'])).out) as ListResult
+  t.equal(list.items[0]?.status, 'cancelled')
+  t.same(readdirSync(server.config.backupDir).filter(f => f.endsWith('.partial')), [], 'no .partial left on the server')
 })

@@ -6,7 +6,7 @@ import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
 export interface LiveClient {
   readonly bufferedAmount: number
   readonly readyState: number
-  send (data: string): void
+  send (data: Buffer, options: { binary: false }): void
   terminate (): void
 }
 
@@ -92,7 +92,7 @@ export class LiveHub {
   add (client: LiveClient): () => void {
     this.#clients.add(client)
     const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active() }
-    this.#sendTo(client, JSON.stringify(snapshot))
+    this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
     return () => { this.#clients.delete(client) }
   }
 
@@ -152,11 +152,13 @@ export class LiveHub {
     this.#send(JSON.stringify(event))
   }
 
-  #send (data: string): void {
+  #send (text: string): void {
+    // encoded once: ws would otherwise turn the same string into bytes again for every viewer
+    const data = Buffer.from(text)
     for (const c of this.#clients) this.#sendTo(c, data)
   }
 
-  #sendTo (client: LiveClient, data: string): void {
+  #sendTo (client: LiveClient, data: Buffer): void {
     if (client.readyState !== OPEN) {
       this.#clients.delete(client)
       return
@@ -167,7 +169,7 @@ export class LiveHub {
       client.terminate()
       return
     }
-    client.send(data)
+    client.send(data, { binary: false })
     this.#sent++
   }
 }

@@ -15,6 +15,7 @@ import { PgkeepError } from './errors.ts'
 export interface CheckOutcome { ok: boolean, message?: string }
 
 const SNIFF_BYTES = 512
+const EOF_GRACE_MS = 30_000
 
 /** Why a file is not what its record says, decided from its first decompressed bytes. */
 export function sniffArchive (head: Buffer, format: 'custom' | 'tar'): string | undefined {
@@ -88,6 +89,8 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
   let codecFailure: string | undefined
   let readFailure: string | undefined
   let piped: Promise<unknown> = Promise.resolve()
+  let stuckTimer: NodeJS.Timeout | undefined
+  let stuckAfterEof = false
   if (input) {
     const dec = await createDecompressor(input.compression)
     killCodec = () => dec.kill('SIGKILL')
@@ -101,14 +104,25 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
       stages.push(s)
     }
     stages.push(feedChild(child.stdin!, { drainAfterClose: true }))
-    piped = (pipeline as (...s: unknown[]) => Promise<void>)(...stages).catch(() => {})
+    piped = (pipeline as (...s: unknown[]) => Promise<void>)(...stages).then(
+      () => {
+        // pg_restore has nothing slow left to do once its input has ended (it writes to /dev/null);
+        // it is still running only if stuck, which it is on some truncated tar archives read from a pipe
+        stuckTimer = setTimeout(() => { stuckAfterEof = true; child.kill('SIGKILL') }, EOF_GRACE_MS)
+      },
+      () => {
+        // the verdict is already known (bad bytes), and pg_restore can spin for ever on a tar cut short
+        child.kill('SIGKILL')
+      })
   }
   try {
     const [, exit] = await Promise.all([piped, exited])
+    clearTimeout(stuckTimer)
     if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
     if (sniffFailure) return { ok: false, message: sniffFailure }
     if (codecFailure) return { ok: false, message: codecFailure }
     if (readFailure) return { ok: false, message: `read failed: ${readFailure}` }
+    if (stuckAfterEof) return { ok: false, message: `pg_restore did not finish within ${EOF_GRACE_MS / 1000} s of the end of its input (a truncated archive?)` }
     const errors = errorLines(stderr)
     if (exit.code !== 0 || errors.length > 0) {
       const last = stderr.trim().split('\n').at(-1)?.trim()
@@ -117,6 +131,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
     }
     return { ok: true }
   } finally {
+    clearTimeout(stuckTimer)
     signal?.removeEventListener('abort', onAbort)
   }
 }

@@ -153,7 +153,11 @@ class RestoreRun extends EventEmitter implements RestoreJob {
         feedChild(child.stdin!, { drainAfterClose: false }))
         .catch((err: unknown) => {
           // the child quitting early is explained by its own exit status; anything else is a broken backup file
-          if (!(err instanceof ChildStoppedReading)) readFailure = err
+          if (!(err instanceof ChildStoppedReading)) {
+            readFailure = err
+            // the restore has failed already, and pg_restore can spin for ever on a tar cut short
+            child.kill('SIGKILL')
+          }
           child.stdin!.destroy()
         })
     }

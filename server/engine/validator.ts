@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../schemas/backup.ts'
 import { checkPlainFile, runPgRestoreCheck, type CheckOutcome } from './archive-check.ts'
 import { NotFoundError, PgkeepError } from './errors.ts'
-import { manifestPath, readManifest } from './manifest.ts'
+import { digestOfFiles, manifestPath, readManifest } from './manifest.ts'
 import { findPgTool } from './pg-tools.ts'
 
 export interface ValidationResult {
@@ -61,6 +61,16 @@ async function loadListedFiles (backup: Backup, backupDir: string): Promise<List
   if (backup.format !== 'directory' && !files.some(f => f.path === backup.name)) return `manifest does not list ${backup.name}`
   if (backup.format === 'directory' && !files.some(f => f.path === join(backup.name, 'toc.dat'))) return `manifest does not list ${backup.name}/toc.dat`
   return files
+}
+
+/**
+ * A directory's single checksum is a sha256 over "sha256  path" lines; manifest.ts sorts the lines,
+ * the dump job keeps them in path order. Both describe the same files, so either is accepted.
+ */
+function directoryDigests (files: ListedFile[]): string[] {
+  const byPath = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  const inOrder = (list: ListedFile[]): string => createHash('sha256').update(list.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
+  return [digestOfFiles(files), inOrder(files), inOrder(byPath)]
 }
 
 async function hashFile (path: string, signal?: AbortSignal): Promise<string> {
@@ -140,9 +150,10 @@ export async function validateBackup (backup: Backup, backupDir: string, opts: V
     cancelledIf(opts.signal)
     if (problem) return fail(problem)
   }
-  if (backup.format !== 'directory' && backup.sha256 !== undefined) {
-    const listed = files.find(f => f.path === backup.name)
-    if (listed && listed.sha256 !== backup.sha256.toLowerCase()) return fail(`sha256 of ${backup.name} in the manifest differs from the registry record`)
+  if (backup.sha256 !== undefined) {
+    // the registry's checksum must describe the same bytes as the manifest's, or one of them was swapped
+    const expected = backup.format === 'directory' ? directoryDigests(files) : [files.find(f => f.path === backup.name)?.sha256]
+    if (!expected.includes(backup.sha256.toLowerCase())) return fail(`sha256 of ${backup.name} in the manifest differs from the registry record`)
   }
   if (backup.format === 'directory') {
     const extra = await unlistedFiles(backupDir, backup.name, new Set(files.map(f => f.path)))

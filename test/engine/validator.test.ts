@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,7 +8,7 @@ import { gzipSync } from 'node:zlib'
 import t from 'tap'
 import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat, Compression } from '../../schemas/backup.ts'
-import { hashTree, manifestPath, writeManifest } from '../../server/engine/manifest.ts'
+import { digestOfFiles, hashTree, manifestPath, writeManifest } from '../../server/engine/manifest.ts'
 import { validateBackup } from '../../server/engine/validator.ts'
 import { startCluster, type TestCluster } from '../helpers/pg-cluster.ts'
 
@@ -229,4 +230,15 @@ t.test('only a missing backups dir, a missing tool or a cancel throw', async t =
   t.teardown(() => rmSync(empty, { recursive: true, force: true }))
   await t.rejects(validateBackup(b, dir, { pgBinDir: empty }), { code: 'TOOL_MISSING' })
   await t.rejects(validateBackup(b, dir, { signal: AbortSignal.abort() }), { code: 'CANCELLED' })
+})
+
+t.test('a registry checksum that disagrees with the manifest fails', async t => {
+  const single = await singleFileBackup('plain', 'none')
+  t.equal((await validateBackup({ ...single, sha256: 'ab'.repeat(32) }, dir)).message, `sha256 of ${single.name} in the manifest differs from the registry record`)
+  const d = await directoryBackup()
+  const files = await hashTree(dir, d.name)
+  t.same(await validateBackup({ ...d, sha256: digestOfFiles(files) }, dir), { ok: true, method: 'sha256+pg_restore' }, 'the directory digest over the sorted manifest lines matches')
+  const pathOrder = createHash('sha256').update(files.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
+  t.same(await validateBackup({ ...d, sha256: pathOrder }, dir), { ok: true, method: 'sha256+pg_restore' }, 'so does the digest over the lines in path order')
+  t.equal((await validateBackup({ ...d, sha256: 'cd'.repeat(32) }, dir)).ok, false)
 })

@@ -15,7 +15,7 @@ import { PgkeepError } from './errors.ts'
 export interface CheckOutcome { ok: boolean, message?: string }
 
 const SNIFF_BYTES = 512
-const EOF_GRACE_MS = 30_000
+export const EOF_GRACE_MS = 30_000
 
 /** Why a file is not what its record says, decided from its first decompressed bytes. */
 export function sniffArchive (head: Buffer, format: 'custom' | 'tar'): string | undefined {
@@ -72,7 +72,7 @@ interface StreamInput { file: string, compression: Compression, sniff?: 'custom'
  * Runs pg_restore over `args`, optionally feeding it `input` decompressed on the fly. Reports, in
  * order of usefulness: a wrong file type, a decompressor failure, then pg_restore's own complaint.
  */
-export async function runPgRestoreCheck (pgRestorePath: string, args: string[], input: StreamInput | undefined, signal?: AbortSignal): Promise<CheckOutcome> {
+export async function runPgRestoreCheck (pgRestorePath: string, args: string[], input: StreamInput | undefined, signal?: AbortSignal, eofGraceMs = EOF_GRACE_MS): Promise<CheckOutcome> {
   if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
   const child = spawn(pgRestorePath, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: childEnv() })
   let stderr = ''
@@ -108,7 +108,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
       () => {
         // pg_restore has nothing slow left to do once its input has ended (it writes to /dev/null);
         // it is still running only if stuck, which it is on some truncated tar archives read from a pipe
-        stuckTimer = setTimeout(() => { stuckAfterEof = true; child.kill('SIGKILL') }, EOF_GRACE_MS)
+        stuckTimer = setTimeout(() => { stuckAfterEof = true; child.kill('SIGKILL') }, eofGraceMs)
       },
       () => {
         // the verdict is already known (bad bytes), and pg_restore can spin for ever on a tar cut short
@@ -122,7 +122,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
     if (sniffFailure) return { ok: false, message: sniffFailure }
     if (codecFailure) return { ok: false, message: codecFailure }
     if (readFailure) return { ok: false, message: `read failed: ${readFailure}` }
-    if (stuckAfterEof) return { ok: false, message: `pg_restore did not finish within ${EOF_GRACE_MS / 1000} s of the end of its input (a truncated archive?)` }
+    if (stuckAfterEof) return { ok: false, message: `pg_restore did not finish within ${eofGraceMs / 1000} s of the end of its input (a truncated archive?)` }
     const errors = errorLines(stderr)
     if (exit.code !== 0 || errors.length > 0) {
       const last = stderr.trim().split('\n').at(-1)?.trim()

@@ -17,7 +17,12 @@ export interface ValidationResult {
   message?: string
 }
 
-export interface ValidateOptions { pgBinDir?: string, signal?: AbortSignal }
+export interface ValidateOptions {
+  pgBinDir?: string
+  signal?: AbortSignal
+  /** how long pg_restore may still run once its input has ended (it spins for ever on some truncated tars) */
+  eofGraceMs?: number
+}
 
 interface ListedFile { path: string, sizeBytes: number, sha256: string }
 
@@ -129,7 +134,7 @@ async function structuralCheck (backup: Backup, backupDir: string, opts: Validat
   }
   const fmt = backup.format === 'custom' ? 'c' : 't'
   return await runPgRestoreCheck(pgRestore.path, ['-f', '/dev/null', '-F', fmt],
-    { file, compression: backup.compression, sniff: backup.format }, opts.signal)
+    { file, compression: backup.compression, sniff: backup.format }, opts.signal, opts.eofGraceMs)
 }
 
 /**

@@ -153,6 +153,13 @@ t.test('a truncated zstd file is reported by the decompressor', async t => {
   t.match(r.message, /^zstd.*premature end/)
 })
 
+t.test('an uncompressed tar cut in half fails although pg_restore never stops reading it', async t => {
+  const tar = await dump('tar')
+  const b = await singleFileBackup('tar', 'none', tar.subarray(0, tar.length >> 1))
+  const r = await validateBackup(b, dir, { eofGraceMs: 1000 })
+  t.same(r, { ok: false, method: 'sha256+pg_restore', message: 'pg_restore did not finish within 1 s of the end of its input (a truncated archive?)' })
+})
+
 t.test('a plain dump without its trailer fails', async t => {
   const sql = (await dump('plain')).toString('utf8')
   const cut = Buffer.from(sql.slice(0, sql.lastIndexOf('-- PostgreSQL database dump complete')))

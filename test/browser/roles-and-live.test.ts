@@ -9,6 +9,18 @@ import { ApiClient } from './helpers/api-client.ts'
 const stack = await startStack({ tables: 4, mbPerTable: 3 })
 t.teardown(stack.stop)
 const admin = await ApiClient.login(stack.url, ADMIN)
+// one admin browser for the tests below (launching Chromium and logging in dominate their time)
+const adminSession = await openBrowser(stack.url)
+t.teardown(adminSession.close)
+const { page } = adminSession
+await login(page, ADMIN.username, ADMIN.password)
+
+/** A clean backups page: no half-filled form left over from the previous test. */
+async function freshBackupsPage (): Promise<void> {
+  await page.goto('/dashboard/backup')
+  await page.getByRole('button', { name: 'Start backup' }).waitFor()
+  await page.locator('[data-state="online"]').waitFor()
+}
 
 t.test('a viewer sees backups and live jobs but no create, cancel, validate, restore, delete or download controls', async t => {
   const done = await admin.create({ compression: 'none' })
@@ -38,15 +50,14 @@ t.test('a viewer sees backups and live jobs but no create, cancel, validate, res
 })
 
 t.test('a wrong form value shows an error on its field and creates nothing', async t => {
-  const session = await openBrowser(stack.url)
-  t.teardown(session.close)
-  const { page } = session
-  await login(page, ADMIN.username, ADMIN.password)
+  await freshBackupsPage()
   const registry = join(stack.backupDir, 'registry.json')
   const before = readFileSync(registry, 'utf8')
   const total = await admin.total()
   let creates = 0
-  page.on('request', r => { if (r.url().endsWith('/api/backup/create')) creates++ })
+  const count = (r: { url (): string }): void => { if (r.url().endsWith('/api/backup/create')) creates++ }
+  page.on('request', count)
+  t.teardown(() => { page.off('request', count) })
 
   await page.getByLabel('Name').fill('-starts with a dash!')
   await page.getByLabel('Compression').selectOption('gzip')
@@ -64,11 +75,7 @@ t.test('a wrong form value shows an error on its field and creates nothing', asy
 })
 
 t.test('the live connection comes back after a server restart and updates flow again', async t => {
-  const session = await openBrowser(stack.url)
-  t.teardown(session.close)
-  const { page } = session
-  await login(page, ADMIN.username, ADMIN.password)
-  await page.locator('[data-state="online"]').waitFor()
+  await freshBackupsPage()
   await recordAttribute(page, 'conn', '[data-state]', 'data-state')
 
   await stack.restart()
@@ -86,10 +93,7 @@ t.test('the live connection comes back after a server restart and updates flow a
 })
 
 t.test('a failed backup is never silent: the card and a toast show its error code and message', async t => {
-  const session = await openBrowser(stack.url)
-  t.teardown(session.close)
-  const { page } = session
-  await login(page, ADMIN.username, ADMIN.password)
+  await freshBackupsPage()
   await page.getByText('More options').click()
   await page.getByLabel('Schemas').fill('no_such_schema')
   await page.getByRole('button', { name: 'Start backup' }).click()
@@ -103,13 +107,12 @@ t.test('a failed backup is never silent: the card and a toast show its error cod
   t.match(await toast.locator('.detail').innerText(), /^[A-Z_]+: \S/, 'the toast carries the code and message')
 })
 
+// last: it throws the admin browser's session away
 t.test('an expired session goes to the login page and back to where the user was', async t => {
-  const session = await openBrowser(stack.url)
-  t.teardown(session.close)
-  const { page } = session
-  await login(page, ADMIN.username, ADMIN.password, '/dashboard/storage')
+  await page.getByRole('link', { name: 'Storage' }).click()
+  await page.getByRole('heading', { name: 'Storage', level: 1 }).waitFor()
   await page.locator('[data-state="online"]').waitFor()
-  await session.context.clearCookies()
+  await adminSession.context.clearCookies()
 
   // the live feed says something changed; the page's next API call finds the session gone
   await admin.create({ compression: 'none' })

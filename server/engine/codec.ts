@@ -28,7 +28,8 @@ export function checkLevel (compression: Compression, level: number): void {
 }
 
 function zstdStage (args: string[], zstdPath: string): CodecStage {
-  const child = spawn(zstdPath, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  // own process group, like pg_dump: Ctrl-C is pgkeep's to handle
+  const child = spawn(zstdPath, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000) })
   // The readable side ends only once zstd has exited 0: a truncated or corrupt input makes zstd exit

@@ -82,7 +82,9 @@ const MAX_LINE_CHARS = 8192
 const STDERR_DRAIN_MS = 2000
 
 export function spawnPgDump (pgDumpPath: string, args: string[], env: NodeJS.ProcessEnv): PgDumpRun {
-  const child = spawn(pgDumpPath, args, { env, shell: false, stdio: ['ignore', 'pipe', 'pipe'] })
+  // its own process group: a terminal's Ctrl-C reaches only pgkeep, which then cancels cleanly,
+  // instead of racing pg_dump's own death into a "failed" backup
+  const child = spawn(pgDumpPath, args, { env, shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines = new EventEmitter()
   const tail: string[] = []
   let partial = ''

@@ -13,7 +13,7 @@ export interface RunningServer {
 }
 
 export const FIRST_ADMIN_HINT = 'no users yet: every API call will be refused until you create the first admin with\n' +
-  '  pgkeep user add admin --role admin'
+  '  npx pgkeep user add admin --role admin   (from the pgkeep folder; asks for the password)'
 
 /**
  * Listens on config.host:port. On SIGTERM/SIGINT it stops accepting connections, cancels running dumps

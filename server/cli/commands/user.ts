@@ -54,7 +54,7 @@ export const command: Command = {
         case 'list': {
           const list = await users.list()
           if (globals.json) printJson(io, list)
-          else if (list.length === 0) write(io.stdout, 'no users (create the first admin with: pgkeep user add admin --role admin)')
+          else if (list.length === 0) write(io.stdout, 'no users (create the first admin with: npx pgkeep user add admin --role admin)')
           else write(io.stdout, table(['USER', 'ROLE'], list.map(u => [u.username, u.role])))
           return EXIT.OK
         }

@@ -11,7 +11,7 @@ import type { Backup, RestoreRequest } from '../../schemas/backup.ts'
 import type { Target } from '../config.ts'
 import { ChildStoppedReading, feedChild } from './child-feed.ts'
 import { createDecompressor, type CodecStage } from './codec.ts'
-import { InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from './errors.ts'
+import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from './errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from './passfile.ts'
 import { findPgTool } from './pg-tools.ts'
 import { buildRestoreCommand, classifyRestoreFailure, parseRestoreLine, type RestoreCommand } from './restore-command.ts'
@@ -93,6 +93,10 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     try {
       const tool = await findPgTool(plain ? 'psql' : 'pg_restore', this.opts.pgBinDir)
       const totalBytes = await backupSize(path, this.backup.format === 'directory')
+      // a cut file is the common damage, and pg_restore spins for ever on a truncated tar: refuse it up front
+      if (this.backup.sizeBytes !== undefined && totalBytes !== this.backup.sizeBytes) {
+        throw new IntegrityError(`the backup ${this.backup.name} is ${totalBytes} bytes on disk but ${this.backup.sizeBytes} were written; run validate on it`)
+      }
       env = await prepareChildEnv(this.target, this.appName)
       this.checkCancelled()
       const { fresh } = await prepareDatabase(this.target, this.req.database, { create: this.req.create === true, clean: this.req.clean === true, plain })

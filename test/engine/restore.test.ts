@@ -164,6 +164,17 @@ t.test('a backup that breaks off mid-stream fails the restore as an integrity pr
   t.match(err.message, /zstd/)
 })
 
+t.test('a backup shorter on disk than recorded is refused before pg_restore starts', async t => {
+  const b = await makeBackup('src', 'tar', 'none')
+  const { readFileSync } = await import('node:fs')
+  const data = readFileSync(join(dir, b.name))
+  writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
+  const err = await rejection(startRestore({ ...b, sizeBytes: data.length }, dir, target, { database: 'cut tar', create: true }).done)
+  t.equal(err.code, 'INTEGRITY_FAILED')
+  t.match(err.message, `is ${data.length >> 1} bytes on disk but ${data.length} were written`)
+  t.equal((await cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'cut tar'")).trim(), '0', 'no database was created')
+})
+
 t.test('a restore that is not of a completed backup is refused', async t => {
   const b = await makeBackup('src', 'custom', 'none')
   t.throws(() => startRestore({ ...b, status: 'failed' }, dir, target, { database: 'x', create: true }), { code: 'INVALID_STATE' })

@@ -79,8 +79,6 @@ export async function startStack (opts: { tables?: number, mbPerTable?: number }
   await fillDatabase(cluster, opts.tables, opts.mbPerTable)
   if (process.env.PGKEEP_TEST_TIMING) process.stderr.write(`stack: cluster+client ${t1 - t0} ms, fill ${Date.now() - t1} ms\n`)
   const config = testConfig(cluster, DATABASE, { PGKEEP_JWT_SECRET: randomBytes(32).toString('hex'), PGKEEP_LOG_LEVEL: 'warn' })
-  // the test cluster's disk is a shared tmpfs; the default 1 GiB free-space floor is not what we test here
-  config.minFreeBytes = 0
   const users = new UsersStore(config.backupDir)
   await users.add(ADMIN.username, 'admin', ADMIN.password)
   await users.add(VIEWER.username, 'viewer', VIEWER.password)

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
 import { startCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
@@ -128,4 +128,42 @@ t.test('a backup failing on a wrong password reaches the webhook, retried after 
   t.match(retry.body.text, /backup \*.+\* of default\/app failed \(PG_AUTH_FAILED/)
   t.same(retry.body, first.body)
   t.notMatch(JSON.stringify(retry.body), /wrong-Pa55word|pgkeep-test-Secr3t/, 'no password in the alert')
+})
+
+t.test('a failed validation and runs missed while the server was down reach the webhook', async t => {
+  const receiver = await startReceiver()
+  t.teardown(receiver.stop)
+  const config = { ...testConfig(cluster, 'app'), webhooks: [receiver.url] }
+  t.teardown(config.cleanup)
+  let app = await buildTestApp(config)
+  const admin = await tokenFor(app, 'admin')
+  const created = await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: { name: 'hourly', cron: '0 * * * *' } })
+  t.equal(created.statusCode, 201)
+  const backup = await app.backupService.waitFor((await app.backupService.create({ compression: 'none' }, 'test')).id)
+  t.equal(backup.status, 'completed')
+  await app.close()
+
+  // down for two hours and a half, and meanwhile the backup file got damaged
+  const path = `${config.backupDir}/.pgkeep/schedules.json`
+  const file = JSON.parse(readFileSync(path, 'utf8'))
+  file.state.hourly.lastTickAt = new Date(Date.now() - 2.5 * 3600_000).toISOString()
+  writeFileSync(path, JSON.stringify(file))
+  const dump = `${config.backupDir}/${backup.name}`
+  const bytes = readFileSync(dump)
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff
+  writeFileSync(dump, bytes)
+
+  app = await buildTestApp(config)
+  t.teardown(() => app.close())
+  const missed = await receiver.next()
+  t.equal(missed.body.event, 'schedule.missed')
+  t.match(missed.body.text, /schedule \*hourly\* missed its run at .+: the server was not running/)
+  t.match(missed.body.schedule, { name: 'hourly', reason: 'downtime', count: 2 })
+
+  const validated = await app.inject({ method: 'POST', url: `/api/backup/${backup.id}/validate`, headers: auth(admin) })
+  t.equal(validated.json().backup?.verification?.ok ?? false, false, `validate replied ${validated.statusCode}`)
+  const alert = await receiver.next()
+  t.equal(alert.body.event, 'validation.failed')
+  t.equal(alert.body.backup.id, backup.id)
+  t.match(alert.body.text, /validation of backup \*.+\* \(default\/app\) failed/)
 })

@@ -43,7 +43,7 @@ t.test('a revoked token is refused with 401', async t => {
   await t.rejects(app.injectWS(`/api/backup/ws?token=${token}`), /401/)
 })
 
-t.test('the snapshot lists active jobs and a viewer then sees created, status and progress, all valid events', async t => {
+t.test('the snapshot lists active jobs and a viewer then sees created, status and deleted, all valid events', async t => {
   const operator = await tokenFor(app, 'operator')
   const before = await connect(`/api/backup/ws?token=${viewer}`)
   const res = await app.inject({ method: 'POST', url: '/api/backup/create', headers: { authorization: `Bearer ${operator}` }, payload: { compression: 'none' } })

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, Progress } from '../../schemas/backup.ts'
 import type { Target } from '../config.ts'
 import { PgkeepError, toPgkeepError } from './errors.ts'
 import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from './dump-pipeline.ts'
-import type { ManifestFile } from './manifest.ts'
+import { digestOfFiles, type ManifestFile } from './manifest.ts'
 import { prepareChildEnv } from './passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump } from './pg-dump-process.ts'
 import { findPgTool } from './pg-tools.ts'
@@ -200,7 +199,7 @@ export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
     const partialPrefix = `${backup.name}.partial/`
     const files = tree.files.map(f => ({ ...f, path: f.path.startsWith(partialPrefix) ? `${backup.name}/${f.path.slice(partialPrefix.length)}` : f.path }))
     // the directory's checksum covers final paths, so it stays valid after the rename
-    const sha256 = createHash('sha256').update(files.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
+    const sha256 = digestOfFiles(files)
     const result = { rawBytes: tree.sizeBytes, sizeBytes: tree.sizeBytes, sha256 }
     estimator.onBytes(tree.sizeBytes)
     await ctx.onVerifying(result)

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Compression } from '../../schemas/backup.ts'
 import { createCompressor } from './codec.ts'
 import { PgkeepError, toPgkeepError } from './errors.ts'
+import { digestOfFiles } from './manifest.ts'
 
 export interface PipelineResult {
   /** bytes pg_dump produced */
@@ -165,7 +166,7 @@ export async function hashDirectory (dir: string): Promise<DirectoryHash> {
     const files: DirectoryHash['files'] = []
     for (const p of paths) files.push({ path: p.rel, ...await hashAndSyncFile(p.abs) })
     await fsyncPath(dir)
-    const sha256 = createHash('sha256').update(files.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
+    const sha256 = digestOfFiles(files)
     return { files, sizeBytes: files.reduce((n, f) => n + f.sizeBytes, 0), sha256 }
   } catch (err) {
     throw toPgkeepError(err)

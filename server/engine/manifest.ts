@@ -109,9 +109,10 @@ export async function hashTree (root: string, relPath?: string): Promise<Manifes
 }
 
 /** The single sha256 of a directory-format backup: over the sorted "sha256  path" lines, like sha256sum output. */
-export function digestOfFiles (files: ManifestFile[]): string {
-  const lines = files.map(f => `${f.sha256}  ${f.path}\n`).sort()
-  return createHash('sha256').update(lines.join('')).digest('hex')
+export function digestOfFiles (files: ReadonlyArray<Pick<ManifestFile, 'path' | 'sha256'>>): string {
+  // byte-order sort by path, not locale: the checksum must not depend on the machine it is computed on
+  const byPath = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  return createHash('sha256').update(byPath.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
 }
 
 /**

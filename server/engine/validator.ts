@@ -68,16 +68,6 @@ async function loadListedFiles (backup: Backup, backupDir: string): Promise<List
   return files
 }
 
-/**
- * A directory's single checksum is a sha256 over "sha256  path" lines; manifest.ts sorts the lines,
- * the dump job keeps them in path order. Both describe the same files, so either is accepted.
- */
-function directoryDigests (files: ListedFile[]): string[] {
-  const byPath = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
-  const inOrder = (list: ListedFile[]): string => createHash('sha256').update(list.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
-  return [digestOfFiles(files), inOrder(files), inOrder(byPath)]
-}
-
 async function hashFile (path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256')
   await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hash, { signal })
@@ -157,7 +147,7 @@ export async function validateBackup (backup: Backup, backupDir: string, opts: V
   }
   if (backup.sha256 !== undefined) {
     // the registry's checksum must describe the same bytes as the manifest's, or one of them was swapped
-    const expected = backup.format === 'directory' ? directoryDigests(files) : [files.find(f => f.path === backup.name)?.sha256]
+    const expected = backup.format === 'directory' ? [digestOfFiles(files)] : [files.find(f => f.path === backup.name)?.sha256]
     if (!expected.includes(backup.sha256.toLowerCase())) return fail(`sha256 of ${backup.name} in the manifest differs from the registry record`)
   }
   if (backup.format === 'directory') {

@@ -41,6 +41,7 @@ export class Scheduler extends EventEmitter {
   readonly #entries = new Map<string, Entry>()
   readonly #running = new Set<Promise<void>>()
   #cleanupCron?: Cron
+  #cleanupUnusable = false
   #closed = false
 
   private constructor (service: ScheduledBackupService, store: ScheduleStore) {
@@ -68,11 +69,11 @@ export class Scheduler extends EventEmitter {
       if (!scheduler.#entries.has(def.name)) scheduler.#entries.set(def.name, { def, source: 'api' })
     }
     await scheduler.#store.pruneState(new Set(scheduler.#entries.keys()))
-    if (config.cleanupCron) {
+    if (config.cleanupCron && config.retention === undefined) {
+      scheduler.#cleanupUnusable = true
+    } else if (config.cleanupCron) {
       checkCron(config.cleanupCron)
-      const hasPolicy = config.retention !== undefined
       scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true }, async () => {
-        if (!hasPolicy) return
         try {
           scheduler.emit('cleanup', { result: await service.cleanup({}) })
         } catch (err) {
@@ -84,6 +85,9 @@ export class Scheduler extends EventEmitter {
   }
 
   async start (): Promise<void> {
+    if (this.#cleanupUnusable) {
+      this.emit('cleanup-error', { error: new PgkeepError('CONFIG_INVALID', 'cleanupCron is set but no retention policy is configured; the scheduled cleanup will not run') })
+    }
     for (const entry of this.#entries.values()) await this.#arm(entry, true)
     this.#cleanupCron?.resume()
   }

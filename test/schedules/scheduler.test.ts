@@ -112,8 +112,11 @@ t.test('API schedules persist 0600, survive a restart, and runs missed while dow
 t.test('config schedules are listed read-only; bad cron, zone and duplicate names are refused', async t => {
   const { scheduler } = await setup(t, 'small', {
     schedules: [{ name: 'nightly', cron: '30 2 * * *', backup: { compression: 'gzip' }, retention: { keepDaily: 7 } }],
+    cleanupCron: '0 3 * * *',
   })
+  const unusable = once(scheduler, 'cleanup-error')
   await scheduler.start()
+  t.match((await unusable)[0].error, { code: 'CONFIG_INVALID', message: /no retention policy/ }, 'a cleanup cron without a policy is reported, not silently idle')
   const nightly = scheduler.get('nightly')
   t.equal(nightly.source, 'config')
   t.match(nightly.nextRuns[0], /T\d\d:30:00\.000Z$/)

@@ -4,36 +4,34 @@
 // CPU is not the server's. Size by BENCH_SIZE_MB (default 1024), viewers by BENCH_VIEWERS (200).
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import WebSocket from 'ws'
 import type { Progress } from '../schemas/backup.ts'
 import { fillDatabase, percentile, sizeMb, startBenchServer, startCluster, type BenchServer } from './http-setup.ts'
 import { fmtMb, fmtMs, line } from './measure.ts'
 
 const viewersWanted = Number(process.env.BENCH_VIEWERS ?? 200)
 
-/** Child mode: N viewers; prints "ready", then at the end one JSON line of [bytes, receivedAt] per progress event. */
-async function runViewers (url: string, n: number): Promise<void> {
-  const sockets: WebSocket[] = []
-  const received: [number, number][][] = []
-  let done = 0
-  await Promise.all(Array.from({ length: n }, async (_, i) => {
-    const ws = new WebSocket(url)
-    sockets.push(ws)
-    received[i] = []
-    ws.on('message', (data) => {
-      const m = JSON.parse(data.toString())
-      if (m.type === 'progress') received[i].push([m.bytes, Date.now()])
-      if (m.type === 'status' && ['completed', 'failed', 'cancelled'].includes(m.status)) {
-        if (++done === n) {
-          process.stdout.write(JSON.stringify({ received, closed: sockets.filter(s => s.readyState !== WebSocket.OPEN).length }) + '\n')
-          for (const s of sockets) s.terminate()
-        }
-      }
-    })
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  }))
-  process.stdout.write('ready\n')
-}
+/**
+ * The viewers' process, in plain JavaScript so no TypeScript loader runs beside the server: connects N
+ * viewers, prints "ready", then one JSON line of [bytes, receivedAt] per progress event and viewer.
+ */
+const VIEWERS_JS = `
+import WebSocket from 'ws'
+const [url, n] = [process.argv[1], Number(process.argv[2])]
+const sockets = []; const received = []; let done = 0
+await Promise.all(Array.from({ length: n }, async (_, i) => {
+  const ws = new WebSocket(url); sockets.push(ws); received[i] = []
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString())
+    if (m.type === 'progress') received[i].push([m.bytes, Date.now()])
+    if (m.type === 'status' && ['completed', 'failed', 'cancelled'].includes(m.status) && ++done === n) {
+      process.stdout.write(JSON.stringify({ received, closed: sockets.filter(s => s.readyState !== WebSocket.OPEN).length }) + '\\n')
+      for (const s of sockets) s.terminate()
+    }
+  })
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+}))
+process.stdout.write('ready\\n')
+`
 
 async function timedDump (server: BenchServer, onProgress?: (p: Progress) => void): Promise<{ ms: number, peakRss: number }> {
   const service = server.app.backupService
@@ -60,8 +58,8 @@ async function main (): Promise<void> {
     await timedDump(server) // warm the page cache
 
     const alone1 = await timedDump(server)
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--viewers', `ws://${server.baseUrl}/api/backup/ws?token=${server.token}`, String(viewersWanted)],
-      { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--input-type=module', '-e', VIEWERS_JS, `ws://${server.baseUrl}/api/backup/ws?token=${server.token}`, String(viewersWanted)],
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('..', import.meta.url)) })
     let out = ''
     child.stdout.on('data', (d: Buffer) => { out += d })
     await new Promise<void>((resolve, reject) => {
@@ -100,5 +98,4 @@ async function main (): Promise<void> {
   }
 }
 
-if (process.argv[2] === '--viewers') await runViewers(process.argv[3], Number(process.argv[4]))
-else await main()
+await main()

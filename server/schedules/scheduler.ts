@@ -120,12 +120,12 @@ export class Scheduler extends EventEmitter {
     const def: StoredSchedule = { ...entry.def, ...patch }
     checkCron(def.cron, def.timezone)
     await this.#store.putSchedule(def)
-    const wasEnabled = entry.def.enabled
     entry.def = def
     entry.cron?.stop()
     entry.cron = undefined
-    // re-enabling starts afresh: the runs skipped while disabled were skipped on purpose
-    await this.#arm(entry, wasEnabled)
+    // starts afresh: ticks of the old pattern were all handled live, and runs skipped while disabled
+    // were skipped on purpose
+    await this.#arm(entry, false)
     return this.#view(entry)
   }
 
@@ -178,8 +178,14 @@ export class Scheduler extends EventEmitter {
 
   /** Starts the timer; with `detectMissed`, fire times between the last handled one and now are reported. */
   async #arm (entry: Entry, detectMissed: boolean): Promise<void> {
-    if (!entry.def.enabled || this.#closed) return
     const name = entry.def.name
+    if (this.#closed) return
+    if (!entry.def.enabled) {
+      // a schedule disabled (e.g. in the config file) owes nothing for the time it spends disabled
+      const state = this.#store.state(name)
+      if (state) await this.#store.putState(name, { ...state, lastTickAt: new Date().toISOString() })
+      return
+    }
     const cron = new Cron(entry.def.cron, {
       timezone: entry.def.timezone,
       paused: true,

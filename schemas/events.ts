@@ -1,11 +1,14 @@
 import { Type, type Static } from 'typebox'
 import { Backup, BackupStatus, Progress } from './backup.ts'
 import { BackupId } from './common.ts'
+import { RestoreState } from './restore.ts'
 
 /** The WebSocket protocol, declared once: one JSON object per message. */
 export const SnapshotEvent = Type.Object({
   type: Type.Literal('snapshot'),
   jobs: Type.Array(Type.Object({ backup: Backup, progress: Type.Optional(Progress) })),
+  /** restores still running when the viewer connected */
+  restores: Type.Optional(Type.Array(RestoreState)),
 })
 export const StatusEvent = Type.Object({
   type: Type.Literal('status'),
@@ -26,10 +29,16 @@ export const LogEvent = Type.Object({
 })
 export const CreatedEvent = Type.Object({ type: Type.Literal('created'), backupId: BackupId, backup: Backup })
 export const DeletedEvent = Type.Object({ type: Type.Literal('deleted'), backupId: BackupId })
+/** Flat like progress: a RestoreState with its type; sent on start, on progress (throttled) and on its end. */
+export const RestoreEvent = Type.Object({
+  ...RestoreState.properties,
+  type: Type.Literal('restore'),
+})
 
-export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, CreatedEvent, DeletedEvent])
+export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, CreatedEvent, DeletedEvent, RestoreEvent])
 export type ServerEvent = Static<typeof ServerEvent>
 export type SnapshotEvent = Static<typeof SnapshotEvent>
 export type StatusEvent = Static<typeof StatusEvent>
 export type ProgressEvent = Static<typeof ProgressEvent>
 export type LogEvent = Static<typeof LogEvent>
+export type RestoreEvent = Static<typeof RestoreEvent>

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Backup, Progress } from '../../schemas/backup.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
 
 export interface BackupEventMap {
   created: [Backup]
@@ -7,6 +8,7 @@ export interface BackupEventMap {
   progress: [Progress]
   log: [{ backupId: string, line: string, at: string }]
   deleted: [{ backupId: string }]
+  restore: [RestoreState]
 }
 
 /** The engine's events, declared once; adapters (WebSocket, CLI) subscribe. */

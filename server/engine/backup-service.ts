@@ -5,6 +5,7 @@ import {
   TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
   type ListQuery, type ListResult, type Progress, type RestoreRequest,
 } from '../../schemas/backup.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
 import type { Config } from '../config.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { resolveCreateRequest } from './backup-request.ts'
@@ -17,6 +18,7 @@ import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './recovery.ts'
 import { Registry } from './registry.ts'
 import { startRestore, type RestoreJob } from './restore.ts'
+import { RestoreTracker } from './restore-tracker.ts'
 import { planRetention, validatePolicy } from './retention.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
 import { validateBackup } from './validator.ts'
@@ -26,6 +28,8 @@ export interface BackupServiceOptions {
   retry?: RetryPolicy
   /** re-read registry.json this often to see another process's writes (the CLI and the server share a dir); 0 = never */
   registryPollMs?: number
+  /** how long a finished restore's state stays readable (default 10 minutes) */
+  restoreKeepMs?: number
 }
 
 interface ActiveJob {
@@ -46,6 +50,7 @@ export class BackupService extends BackupEvents {
   private readonly jobs = new Map<string, ActiveJob>()
   private readonly queue: JobQueue
   private readonly restores = new Map<string, RestoreJob>()
+  private readonly restoreTracker: RestoreTracker
   private pollTimer?: NodeJS.Timeout
   private closing = false
 
@@ -54,8 +59,10 @@ export class BackupService extends BackupEvents {
     readonly registry: Registry,
     private readonly log: EngineLogger,
     private readonly retry: RetryPolicy,
+    restoreKeepMs?: number,
   ) {
     super()
+    this.restoreTracker = new RestoreTracker(s => this.emit('restore', s), restoreKeepMs)
     this.queue = new JobQueue(config.concurrency, id => this.runJob(id))
   }
 
@@ -69,7 +76,7 @@ export class BackupService extends BackupEvents {
       await rm(join(config.backupDir, b.name), { recursive: true, force: true })
       await rm(manifestPath(config.backupDir, b.name), { force: true })
     }
-    const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY)
+    const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
       service.pollTimer.unref()
@@ -250,7 +257,22 @@ export class BackupService extends BackupEvents {
     const job = startRestore(b, this.config.backupDir, target, req, { pgBinDir: this.config.pgBinDir, cancelGraceMs: this.config.cancelGraceMs })
     this.restores.set(job.id, job)
     job.done.catch(() => {}).finally(() => this.restores.delete(job.id))
+    this.restoreTracker.track(job, b.id, req.database)
     return job
+  }
+
+  /** A restore's last known state; NOT_FOUND once it has been finished for longer than restoreKeepMs. */
+  restoreState (restoreId: string): RestoreState {
+    return this.restoreTracker.state(restoreId)
+  }
+
+  activeRestores (): RestoreState[] {
+    return this.restoreTracker.active()
+  }
+
+  /** Resolves with the final state; INVALID_STATE if the restore has already ended. */
+  async cancelRestore (restoreId: string): Promise<RestoreState> {
+    return await this.restoreTracker.cancel(restoreId)
   }
 
   getRestore (restoreId: string): RestoreJob | undefined {
@@ -308,5 +330,6 @@ export class BackupService extends BackupEvents {
     if (opts.cancelRunning) for (const [, job] of running) job.controller.abort()
     await Promise.all(running.map(([, job]) => job.done))
     await Promise.all([...this.restores.values()].map(async r => { await r.cancel().catch(() => {}) }))
+    await this.restoreTracker.close()
   }
 }

@@ -17,6 +17,7 @@ import auditPlugin from './plugins/app/audit.ts'
 import schedulerPlugin from './plugins/app/scheduler.ts'
 import authRoutes from './routes/auth.ts'
 import backupRoutes from './routes/backups.ts'
+import restoreRoutes from './routes/restores.ts'
 import downloadRoutes from './routes/downloads.ts'
 import auditRoutes from './routes/audit.ts'
 import healthRoutes from './routes/health.ts'
@@ -84,6 +85,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(backupRoutes, { prefix: '/api/backup' })
   await app.register(downloadRoutes, { prefix: '/api/backup' })
+  await app.register(restoreRoutes, { prefix: '/api/restore' })
   await app.register(wsRoutes)
   await app.register(scheduleRoutes)
   await app.register(auditRoutes, { prefix: '/api/audit' })

@@ -1,5 +1,6 @@
 import type { Backup, Progress } from '../../schemas/backup.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
 import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
 
 /** What the hub needs from a socket: the `ws` WebSocket fits as is. */
@@ -16,8 +17,10 @@ export interface LiveSource {
   on (event: 'progress', fn: (p: Progress) => void): unknown
   on (event: 'log', fn: (e: { backupId: string, line: string, at: string }) => void): unknown
   on (event: 'deleted', fn: (e: { backupId: string }) => void): unknown
+  on (event: 'restore', fn: (s: RestoreState) => void): unknown
   off (event: string, fn: (...args: any[]) => void): unknown
   active (): { backup: Backup, progress?: Progress }[]
+  activeRestores?: () => RestoreState[]
 }
 
 export interface LiveHubOptions {
@@ -79,7 +82,10 @@ export class LiveHub {
     source.on('progress', onProgress)
     source.on('log', onLog)
     source.on('deleted', onDeleted)
+    const onRestore = (s: RestoreState): void => this.#restore(s)
+    source.on('restore', onRestore)
     this.#detach = () => {
+      source.off('restore', onRestore)
       source.off('created', onCreated)
       source.off('status', onStatus)
       source.off('progress', onProgress)
@@ -91,7 +97,8 @@ export class LiveHub {
   /** Registers a viewer and sends it the snapshot of active jobs; returns the unsubscribe function. */
   add (client: LiveClient): () => void {
     this.#clients.add(client)
-    const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active() }
+    const restores = this.#source.activeRestores?.() ?? []
+    const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}) }
     this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
     return () => { this.#clients.delete(client) }
   }
@@ -110,11 +117,28 @@ export class LiveHub {
   }
 
   #progress (p: Progress): void {
-    const data = JSON.stringify({ type: 'progress', ...p } satisfies ServerEvent)
-    let t = this.#throttles.get(p.backupId)
+    this.#throttled(p.backupId, JSON.stringify({ type: 'progress', ...p } satisfies ServerEvent))
+  }
+
+  /** Running states share the progress throttle (keyed apart from backups); an ending one flushes and goes at once. */
+  #restore (s: RestoreState): void {
+    const key = `restore:${s.restoreId}`
+    const data = JSON.stringify({ ...s, type: 'restore' } satisfies ServerEvent)
+    if (s.status === 'running') {
+      this.#throttled(key, data)
+      return
+    }
+    // like a backup's status: the last progress reaches viewers before the state that ends it
+    this.#flushProgress(key)
+    this.#forget(key)
+    this.#send(data)
+  }
+
+  #throttled (key: string, data: string): void {
+    let t = this.#throttles.get(key)
     if (!t) {
       t = { lastSentAt: 0 }
-      this.#throttles.set(p.backupId, t)
+      this.#throttles.set(key, t)
     }
     const wait = t.lastSentAt + this.#interval - Date.now()
     if (wait <= 0 && !t.timer) {
@@ -125,7 +149,7 @@ export class LiveHub {
     // keep only the newest: a viewer wants where the job is, not every step it took
     t.pending = data
     if (!t.timer) {
-      t.timer = setTimeout(() => this.#flushProgress(p.backupId), Math.max(wait, 0))
+      t.timer = setTimeout(() => this.#flushProgress(key), Math.max(wait, 0))
       t.timer.unref()
     }
   }

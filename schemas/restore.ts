@@ -1,0 +1,38 @@
+import { Type, type Static } from 'typebox'
+import { BackupId, IsoDateTime } from './common.ts'
+
+export const RestoreStatus = Type.Union([
+  Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled'),
+])
+export type RestoreStatus = Static<typeof RestoreStatus>
+
+/** Restore ids are UUIDv7 like backup ids, but name a restore job, never a backup. */
+export const RestoreId = Type.String({
+  pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$',
+  description: 'UUIDv7 of a restore job',
+})
+export const RestoreIdParams = Type.Object({ id: RestoreId }, { additionalProperties: false })
+
+/** Bytes of the backup read so far out of its size on disk; percent reaches 100 only on success. */
+export const RestoreProgress = Type.Object({
+  bytes: Type.Integer({ minimum: 0 }),
+  totalBytes: Type.Integer({ minimum: 0 }),
+  percent: Type.Number({ minimum: 0, maximum: 100 }),
+  /** bytes per second, smoothed */
+  rate: Type.Number({ minimum: 0 }),
+  currentItem: Type.Optional(Type.String()),
+})
+export type RestoreProgress = Static<typeof RestoreProgress>
+
+/** One restore job as the server knows it: while it runs and for a while after it ends. */
+export const RestoreState = Type.Object({
+  restoreId: RestoreId,
+  backupId: BackupId,
+  database: Type.String(),
+  status: RestoreStatus,
+  progress: Type.Optional(RestoreProgress),
+  error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+  /** when this state was last changed */
+  at: IsoDateTime,
+})
+export type RestoreState = Static<typeof RestoreState>

@@ -4,9 +4,10 @@ import type { ErrorReply } from '../../../schemas/errors.ts'
 import type { Role, User, LoginReply } from '../../../schemas/auth.ts'
 import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
+import type { RestoreState } from '../../../schemas/restore.ts'
 import { router } from './router.svelte.ts'
 
-export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch }
+export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
 export class ApiError extends Error {
   readonly statusCode: number
   readonly code: string
@@ -71,7 +72,10 @@ export const api = {
   validateBackup: (id: string) => request<{ backup: Backup } | Backup>('POST', `/api/backup/${id}/validate`, {})
     .then(r => ('backup' in r ? r.backup : r)),
   deleteBackup: (id: string) => request<unknown>('DELETE', `/api/backup/${id}`),
-  restoreBackup: (id: string, req: RestoreRequest) => request<Record<string, unknown>>('POST', `/api/backup/${id}/restore`, req),
+  restoreBackup: (id: string, req: RestoreRequest) =>
+    request<{ restore: { id: string, backupId: string, database: string } }>('POST', `/api/backup/${id}/restore`, req),
+  restoreState: (restoreId: string) => request<RestoreState>('GET', `/api/restore/${restoreId}`),
+  cancelRestore: (restoreId: string) => request<RestoreState>('POST', `/api/restore/${restoreId}/cancel`, {}),
   downloadUrl: (id: string) => `/api/backup/download/${id}`,
 
   listSchedules: () => request<ScheduleList>('GET', '/api/schedules').then(r => r.items),

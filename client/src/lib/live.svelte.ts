@@ -1,6 +1,7 @@
 /** Owns the WebSocket: reconnects with backoff, resyncs from `snapshot`, tracks active jobs. */
 import type { Backup, BackupStatus, Progress } from '../../../schemas/backup.ts'
 import type { ServerEvent } from '../../../schemas/events.ts'
+import type { RestoreState } from '../../../schemas/restore.ts'
 import { api } from './api.ts'
 import { toasts } from './toasts.svelte.ts'
 import { session } from './session.svelte.ts'
@@ -23,6 +24,8 @@ class Live {
   jobs = $state<Record<string, Job>>({})
   /** bumps on created/status/deleted so lists know to refresh */
   revision = $state(0)
+  /** restores seen since this page loaded, by restore id; their last state (running or how they ended) */
+  restores = $state<Record<string, RestoreState>>({})
 
   #ws: WebSocket | undefined
   #attempt = 0
@@ -59,6 +62,12 @@ class Live {
     delete this.jobs[id]
   }
 
+  /** Records a restore this page started, so its card shows before the first event (or if events were missed). */
+  trackRestore (state: RestoreState): void {
+    // its own events may have come first and be further along already
+    this.restores[state.restoreId] ??= state
+  }
+
   #scheduleReconnect (): void {
     // full jitter so many dashboards don't stampede a restarting server
     const cap = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.#attempt++)
@@ -75,7 +84,7 @@ class Live {
 
   #apply (e: ServerEvent): void {
     switch (e.type) {
-      case 'snapshot': this.#resync(e.jobs); break
+      case 'snapshot': this.#resync(e.jobs); this.#resyncRestores(e.restores ?? []); break
       case 'created':
         this.jobs[e.backupId] ??= { backup: e.backup, log: [] }
         this.revision++
@@ -96,6 +105,29 @@ class Live {
         break
       }
       case 'deleted': delete this.jobs[e.backupId]; this.revision++; break
+      case 'restore': {
+        const { type: _type, ...state } = e
+        this.#setRestore(state)
+        break
+      }
+    }
+  }
+
+  #setRestore (state: RestoreState): void {
+    const before = this.restores[state.restoreId]
+    // events can overtake the reply that told us about the restore: never step back from an end
+    if (before && before.status !== 'running') return
+    this.restores[state.restoreId] = state
+    if (before?.status === 'running' && state.status !== 'running') notifyRestoreEnded(state)
+  }
+
+  /** Restores that ended while the socket was down are not in the snapshot: ask for how they ended. */
+  #resyncRestores (running: RestoreState[]): void {
+    const seen = new Set<string>()
+    for (const s of running) { seen.add(s.restoreId); this.#setRestore(s) }
+    for (const [id, s] of Object.entries(this.restores)) {
+      if (seen.has(id) || s.status !== 'running') continue
+      api.restoreState(id).then(state => this.#setRestore(state), () => {})
     }
   }
 
@@ -130,6 +162,12 @@ function notifyFinished (b: Backup): void {
   if (b.status === 'completed') toasts.push('success', `Backup ${b.name} completed`)
   else if (b.status === 'cancelled') toasts.push('info', `Backup ${b.name} cancelled`)
   else toasts.push('error', `Backup ${b.name} failed`, b.error ? `${b.error.code}: ${b.error.message}` : 'No error detail was recorded.')
+}
+
+function notifyRestoreEnded (s: RestoreState): void {
+  if (s.status === 'completed') toasts.push('success', `Restore into ${s.database} completed`)
+  else if (s.status === 'cancelled') toasts.push('info', `Restore into ${s.database} cancelled`)
+  else toasts.push('error', `Restore into ${s.database} failed`, s.error ? `${s.error.code}: ${s.error.message}` : 'No error detail was recorded.')
 }
 
 export const live = new Live()

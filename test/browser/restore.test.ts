@@ -1,0 +1,56 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { startStack, ADMIN, ARTIFACTS } from './helpers/stack.ts'
+import { openBrowser, login, recordAttribute, recorded } from './helpers/browser.ts'
+import { ApiClient } from './helpers/api-client.ts'
+
+// ~12 MB of table data: the restore is fed through gunzip and paced by COPY, so its percent moves
+const stack = await startStack({ tables: 4, mbPerTable: 3 })
+t.teardown(stack.stop)
+const admin = await ApiClient.login(stack.url, ADMIN)
+const session = await openBrowser(stack.url)
+t.teardown(session.close)
+const { page } = session
+const pageErrors: string[] = []
+page.on('pageerror', e => pageErrors.push(e.message))
+await login(page, ADMIN.username, ADMIN.password)
+
+t.test('a completed backup is restored from the list into a new database, followed live to completed', async t => {
+  const backup = await admin.create({ format: 'custom', compression: 'gzip', level: 1 })
+  t.equal(await admin.waitTerminal(backup.id), 'completed')
+  await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
+  await page.locator('[data-state="online"]').waitFor()
+
+  const row = page.locator(`tr[data-backup-id="${backup.id}"][data-status="completed"]`)
+  await row.waitFor()
+  await row.getByRole('button', { name: 'Restore' }).click()
+  const dialog = page.getByRole('dialog', { name: /^Restore / })
+  await dialog.getByLabel('Target database').fill('shop_copy')
+  const create = dialog.getByLabel('Create the database first')
+  if (!await create.isChecked()) await create.check()
+  await recordAttribute(page, 'percents', 'dialog .percent', 'data-percent')
+  await recordAttribute(page, 'restoreStatuses', 'dialog [data-restore-status]', 'data-restore-status')
+  await dialog.getByRole('button', { name: 'Restore' }).click()
+
+  await dialog.locator('[data-restore-status="completed"]').waitFor({ timeout: 90_000 })
+  await page.screenshot({ path: join(ARTIFACTS, 'restore-completed-1280.png'), fullPage: true })
+  const percents = (await recorded(page, 'percents')).filter(Boolean).map(Number)
+  t.equal(percents.at(-1), 100, `ends at 100 % (${percents.join(' → ')})`)
+  t.ok(percents.some(p => p > 0 && p < 100), 'a percent between 0 and 100 was shown on the way')
+  t.same([...percents].sort((a, b) => a - b), percents, 'the percent never went backwards')
+  const statuses = await recorded(page, 'restoreStatuses')
+  t.ok(statuses.includes('running'), `went through running (${statuses.join(' → ')})`)
+  t.equal(statuses.at(-1), 'completed')
+  t.match(await dialog.getByRole('status').innerText(), /completed/)
+  await page.locator('.toast[data-kind="success"]').filter({ hasText: 'Restore into shop_copy completed' }).waitFor()
+  t.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no page reload happened')
+
+  const tables = await stack.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", 'shop_copy')
+  t.equal(tables.trim(), '4', 'the restored database has every table')
+  t.equal((await stack.cluster.psql('SELECT count(*) FROM public.part_0', 'shop_copy')).trim(),
+    (await stack.cluster.psql('SELECT count(*) FROM public.part_0', 'shop')).trim(), 'with every row')
+
+  await dialog.getByRole('button', { name: 'Close' }).click()
+  await dialog.waitFor({ state: 'hidden' })
+  t.same(pageErrors, [], 'no uncaught page errors')
+})

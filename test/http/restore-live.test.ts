@@ -1,7 +1,10 @@
 import t, { type Test } from 'tap'
 import type WebSocket from 'ws'
 import { startCluster } from '../helpers/pg-cluster.ts'
-import { waitUntil } from '../helpers/service.ts'
+import { BackupService } from '../../server/engine/backup-service.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
+import { testConfig } from '../helpers/sample-db.ts'
+import { FAST_RETRY, waitUntil } from '../helpers/service.ts'
 import { auditLines, setupApp } from './helper.ts'
 import { Inbox } from './live-helpers.ts'
 
@@ -111,4 +114,31 @@ t.test('viewers follow a restore to completed: valid restore events, percent nev
   t.same(inbox.invalid, [], 'every message validated against ServerEvent')
   t.equal((await cluster.psql('SELECT count(*) FROM slow', 'restored_ws')).trim(), '2000')
   t.equal((await as('admin', { method: 'GET', url: `/api/restore/${id}` })).json().status, 'completed')
+})
+
+t.test('a failed restore keeps its error code and message, and a finished state is forgotten after restoreKeepMs', async t => {
+  await cluster.createDatabase('tiny')
+  await cluster.psql('CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);', 'tiny')
+  const config = testConfig(cluster, 'tiny')
+  t.teardown(config.cleanup)
+  const service = await BackupService.open(config, { retry: FAST_RETRY, restoreKeepMs: 300 })
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const seen: RestoreState[] = []
+  service.on('restore', s => seen.push(s))
+  const backup = await service.waitFor((await service.create({ format: 'custom', compression: 'none' }, 'test')).id)
+  t.equal(backup.status, 'completed')
+
+  const failing = service.restore(backup.id, { database: 'no such database' })
+  await failing.done.catch(() => {})
+  await waitUntil(() => service.restoreState(failing.id).status !== 'running', 5000, 'the failure to be recorded')
+  const failed = service.restoreState(failing.id)
+  t.match(failed, { status: 'failed', error: { code: String, message: String } })
+  t.not(failed.error?.code, 'CANCELLED')
+  t.same(service.activeRestores(), [], 'nothing is running any more')
+  await t.rejects(service.cancelRestore(failing.id), { code: 'INVALID_STATE' })
+  t.same(seen.filter(s => s.restoreId === failing.id).map(s => s.status).at(-1), 'failed', 'the failure was announced')
+
+  await waitUntil(() => { try { service.restoreState(failing.id); return false } catch { return true } }, 5000, 'the state to expire')
+  t.throws(() => service.restoreState(failing.id), { code: 'NOT_FOUND' })
+  await t.rejects(service.cancelRestore(failing.id), { code: 'NOT_FOUND' })
 })

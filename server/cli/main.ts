@@ -3,33 +3,30 @@ import { GLOBAL_HELP, GLOBAL_OPTIONS, write, type CliIO, type Command } from './
 import { EXIT } from './exit-codes.ts'
 import { reportError } from './output.ts'
 
-/** Loaded on demand so `pgkeep list` never pays for fastify, and a missing file breaks only its command. */
-export const COMMANDS: Record<string, string> = {
-  create: './commands/create.ts',
-  list: './commands/list.ts',
-  info: './commands/info.ts',
-  status: './commands/status.ts',
-  validate: './commands/validate.ts',
-  cleanup: './commands/cleanup.ts',
-  restore: './commands/restore.ts',
-  pin: './commands/pin.ts',
-  cancel: './commands/cancel.ts',
-  download: './commands/download.ts',
-  reindex: './commands/reindex.ts',
-  doctor: './commands/doctor.ts',
-  serve: './commands/serve.ts',
-  user: './commands/user.ts',
-  token: './commands/token.ts',
+/**
+ * Loaded on demand so `pgkeep list` never pays for fastify. Literal import() calls (not computed paths)
+ * let the bundler split each command into its own chunk.
+ */
+export const COMMANDS: Record<string, () => Promise<{ command?: Command }>> = {
+  create: async () => await import('./commands/create.ts'),
+  list: async () => await import('./commands/list.ts'),
+  info: async () => await import('./commands/info.ts'),
+  status: async () => await import('./commands/status.ts'),
+  validate: async () => await import('./commands/validate.ts'),
+  cleanup: async () => await import('./commands/cleanup.ts'),
+  restore: async () => await import('./commands/restore.ts'),
+  pin: async () => await import('./commands/pin.ts'),
+  cancel: async () => await import('./commands/cancel.ts'),
+  download: async () => await import('./commands/download.ts'),
+  reindex: async () => await import('./commands/reindex.ts'),
+  doctor: async () => await import('./commands/doctor.ts'),
+  serve: async () => await import('./commands/serve.ts'),
+  user: async () => await import('./commands/user.ts'),
+  token: async () => await import('./commands/token.ts'),
 }
 
 async function loadCommand (name: string): Promise<Command | undefined> {
-  try {
-    const mod = await import(new URL(COMMANDS[name], import.meta.url).href) as { command?: Command }
-    return mod.command
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(COMMANDS[name].slice(2))) return undefined
-    throw err
-  }
+  return (await COMMANDS[name]()).command
 }
 
 const VALUE_FLAGS = new Set(Object.entries(GLOBAL_OPTIONS).filter(([, o]) => o.type === 'string').map(([k]) => `--${k}`))

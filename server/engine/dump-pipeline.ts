@@ -12,7 +12,8 @@ import { digestOfFiles } from './manifest.ts'
 export interface PipelineResult {
   /** bytes pg_dump produced */
   rawBytes: number
-  rawSha256: string
+  /** only with hashRaw: the record keeps the stored file's checksum, and every hash costs CPU zstd wants */
+  rawSha256?: string
   /** bytes written to the partial file */
   sizeBytes: number
   sha256: string
@@ -21,20 +22,24 @@ export interface PipelineResult {
 /** Counts and hashes what flows through without holding on to it. */
 class Meter extends Transform {
   bytes = 0
-  private readonly hash: Hash = createHash('sha256')
+  private readonly hash?: Hash
 
-  constructor (private readonly onBytes?: (total: number) => void) {
+  constructor (opts: { hash: boolean, onBytes?: (total: number) => void }) {
     super({ highWaterMark: 1024 * 1024 })
+    if (opts.hash) this.hash = createHash('sha256')
+    this.onBytes = opts.onBytes
   }
+
+  private readonly onBytes?: (total: number) => void
 
   override _transform (chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length
-    this.hash.update(chunk)
+    this.hash?.update(chunk)
     this.onBytes?.(this.bytes)
     done(null, chunk)
   }
 
-  digest (): string { return this.hash.digest('hex') }
+  digest (): string | undefined { return this.hash?.digest('hex') }
 }
 
 async function fsyncPath (path: string, flags = 'r'): Promise<void> {
@@ -58,12 +63,14 @@ export async function runDumpPipeline (opts: {
   partialPath: string
   onBytes?: (rawBytes: number) => void
   signal?: AbortSignal
+  /** also hash pg_dump's uncompressed output (tests use it to prove the round trip) */
+  hashRaw?: boolean
 }): Promise<PipelineResult> {
   const { source, compression, level, partialPath, signal } = opts
   signal?.throwIfAborted()
   const compressor = await createCompressor(compression, level)
-  const raw = new Meter(opts.onBytes)
-  const stored = new Meter()
+  const raw = new Meter({ hash: opts.hashRaw === true, onBytes: opts.onBytes })
+  const stored = new Meter({ hash: true })
   // 'wx': a leftover file with this name is a bug somewhere else, never something to overwrite
   const out = createWriteStream(partialPath, { flags: 'wx', mode: 0o640 })
   try {
@@ -76,7 +83,7 @@ export async function runDumpPipeline (opts: {
     if (e?.code === 'EEXIST') throw new PgkeepError('CONFLICT', `${partialPath} already exists`, { cause: err })
     throw toPgkeepError(err)
   }
-  return { rawBytes: raw.bytes, rawSha256: raw.digest(), sizeBytes: stored.bytes, sha256: stored.digest() }
+  return { rawBytes: raw.bytes, rawSha256: raw.digest(), sizeBytes: stored.bytes, sha256: stored.digest() as string }
 }
 
 async function exists (path: string): Promise<boolean> {

@@ -109,7 +109,7 @@ t.test('real pg_dump output', async t => {
       const args = buildPgDumpArgs({ format: 'custom', compression, level: LEVEL[compression], options: OPTIONS, pgDumpMajor: pgDump.major }, child.connArgs())
       const proc = spawnPgDump(pgDump.path, args, child.env)
       let lastSeen = 0
-      const result = await runDumpPipeline({ source: proc.stdout, compression, level: LEVEL[compression], partialPath, onBytes: n => { lastSeen = n } })
+      const result = await runDumpPipeline({ source: proc.stdout, compression, level: LEVEL[compression], partialPath, onBytes: n => { lastSeen = n }, hashRaw: true })
       t.equal((await proc.exited).code, 0)
       t.ok(result.rawBytes > 1_000_000, `pg_dump wrote ${result.rawBytes} bytes`)
       t.equal(lastSeen, result.rawBytes, 'onBytes saw every raw byte')

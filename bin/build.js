@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Builds what is stale: the dashboard (vite -> dist/client) and the server/CLI bundle (esbuild ->
+// dist/cli, so `pgkeep` starts in a fraction of a second instead of compiling TypeScript each time).
+// Run by `npm start` and `npm test` (prestart/pretest), so both work straight after `npm ci`.
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { CLI, CLIENT, isFresh, root } from './freshness.js'
+
+const force = process.argv.includes('--force')
+
+if (force || !isFresh(CLIENT.output, CLIENT.sources)) {
+  process.stderr.write('building the dashboard (vite)...\n')
+  execFileSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' })
+}
+
+if (force || !isFresh(CLI.output, CLI.sources)) {
+  process.stderr.write('bundling the server and CLI (esbuild)...\n')
+  rmSync(join(root, 'dist/cli'), { recursive: true, force: true })
+  const { build } = await import('esbuild')
+  // dist/cli sits as deep as server/http, so paths relative to import.meta.url (../../dist/client) still hold
+  await build({
+    entryPoints: [join(root, 'server/cli/main.ts')],
+    outdir: join(root, 'dist/cli'),
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  })
+}

@@ -54,3 +54,50 @@ t.test('a completed backup is restored from the list into a new database, follow
   await dialog.waitFor({ state: 'hidden' })
   t.same(pageErrors, [], 'no uncaught page errors')
 })
+
+t.test('a running restore is cancelled from its dialog after confirmation and ends cancelled without a reload', async t => {
+  // each row of this table waits in a CHECK constraint on the way back in: the restore lasts while the data stays tiny
+  await stack.cluster.psql(`
+    CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_setting('pgkeep.fast', true) IS DISTINCT FROM 'on' THEN PERFORM pg_sleep(0.002); END IF;
+      RETURN true;
+    END $$;
+    CREATE TABLE public.slow (id int CHECK (slow_ok(id)));
+    SET pgkeep.fast = on;
+    INSERT INTO public.slow SELECT generate_series(1, 20000);
+  `, 'shop')
+  const backup = await admin.create({ format: 'custom', compression: 'zstd' })
+  t.equal(await admin.waitTerminal(backup.id), 'completed')
+  await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
+
+  const row = page.locator(`tr[data-backup-id="${backup.id}"][data-status="completed"]`)
+  await row.waitFor()
+  await row.getByRole('button', { name: 'Restore' }).click()
+  const dialog = page.getByRole('dialog', { name: /^Restore / })
+  await dialog.getByLabel('Target database').fill('shop_cancelled')
+  await dialog.getByRole('button', { name: 'Restore' }).click()
+  await dialog.locator('[data-restore-status="running"]').waitFor()
+  const copyingSlow = async (): Promise<boolean> => Number(await stack.cluster.psql(
+    `SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pgkeep-restore-%' AND query LIKE 'COPY public.slow%'`)) > 0
+  // pg_restore reports nothing while one COPY runs, so watch the server for it
+  for (const deadline = Date.now() + 30_000; !await copyingSlow();) {
+    if (Date.now() > deadline) throw new Error('the restore never reached the slow table')
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+
+  await dialog.getByRole('button', { name: 'Cancel restore' }).click()
+  const confirm = page.getByRole('dialog', { name: 'Cancel restore?' })
+  t.match(await confirm.innerText(), 'shop_cancelled', 'the confirmation names the database')
+  await confirm.getByRole('button', { name: 'Cancel restore' }).click()
+
+  await dialog.locator('[data-restore-status="cancelled"]').waitFor({ timeout: 30_000 })
+  t.match(await dialog.getByRole('status').innerText(), /cancelled/)
+  t.match(await dialog.locator('.error').innerText(), /CANCELLED/, 'the dialog shows the code')
+  t.equal(await dialog.getByRole('button', { name: 'Cancel restore' }).count(), 0, 'nothing left to cancel')
+  await page.locator('.toast').filter({ hasText: 'Restore into shop_cancelled cancelled' }).waitFor()
+  t.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no page reload happened')
+  await page.screenshot({ path: join(ARTIFACTS, 'restore-cancelled-1280.png'), fullPage: true })
+  await dialog.getByRole('button', { name: 'Close' }).click()
+  t.same(pageErrors, [], 'no uncaught page errors')
+})

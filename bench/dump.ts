@@ -20,7 +20,8 @@ async function fillDatabase (cluster: TestCluster, db: string, mb: number): Prom
     const to = Math.min(rows, from + batch - 1)
     await cluster.psql(`INSERT INTO payload SELECT g, md5(random()::text) || md5(random()::text), md5(random()::text) || md5(g::text), md5(random()::text) || md5(random()::text) FROM generate_series(${from}, ${to}) g`, db)
   }
-  await cluster.psql("INSERT INTO small SELECT g, 'x' || g FROM generate_series(1, 1000) g; VACUUM ANALYZE", db)
+  await cluster.psql("INSERT INTO small SELECT g, 'x' || g FROM generate_series(1, 1000) g", db)
+  await cluster.psql('VACUUM ANALYZE', db)
 }
 
 async function pgkeepCreate (cluster: TestCluster, db: string, backupDir: string): Promise<{ ms: number, peakRssMb: number, record: { name: string, sizeBytes: number, id: string } }> {

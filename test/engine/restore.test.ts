@@ -12,6 +12,7 @@ import { isPgkeepError, type PgkeepError } from '../../server/engine/errors.ts'
 import { classifyRestoreFailure } from '../../server/engine/restore-command.ts'
 import { dbnameConninfo, startRestore, type RestoreProgress } from '../../server/engine/restore.ts'
 import { startCluster, type TestCluster } from '../helpers/pg-cluster.ts'
+import { createSlowRestoreDatabase } from '../helpers/sample-db.ts'
 
 const run = promisify(execFile)
 
@@ -181,18 +182,7 @@ t.test('a restore that is not of a completed backup is refused', async t => {
 })
 
 t.test('cancelling a running restore rejects with CANCELLED and leaves no backend behind', async t => {
-  await cluster.createDatabase('slowsrc')
-  // each row waits in a CHECK constraint, so the COPY lasts seconds while the data stays tiny
-  await cluster.psql(`
-    CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
-    BEGIN
-      IF current_setting('pgkeep.fast', true) IS DISTINCT FROM 'on' THEN PERFORM pg_sleep(0.002); END IF;
-      RETURN true;
-    END $$;
-    CREATE TABLE slow (id int CHECK (slow_ok(id)));
-    SET pgkeep.fast = on;
-    INSERT INTO slow SELECT generate_series(1, 5000);
-  `, 'slowsrc')
+  await createSlowRestoreDatabase(cluster, 'slowsrc', 5000)
   const activity = async (appName: string, where = ''): Promise<number> =>
     Number(await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${appName}' ${where}`))
 

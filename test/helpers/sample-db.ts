@@ -34,6 +34,24 @@ break');
   `, name)
 }
 
+/**
+ * A database whose restore lasts seconds while its data stays tiny: every row passes a CHECK that sleeps
+ * 2 ms unless pgkeep.fast is on (it is while filling). For tests that must catch a restore mid-way.
+ */
+export async function createSlowRestoreDatabase (cluster: TestCluster, name: string, rows: number): Promise<void> {
+  await cluster.createDatabase(name)
+  await cluster.psql(`
+    CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+      IF current_setting('pgkeep.fast', true) IS DISTINCT FROM 'on' THEN PERFORM pg_sleep(0.002); END IF;
+      RETURN true;
+    END $$;
+    CREATE TABLE slow (id int CHECK (slow_ok(id)));
+    SET pgkeep.fast = on;
+    INSERT INTO slow SELECT generate_series(1, ${rows});
+  `, name)
+}
+
 /** Schema and data of every user table as one comparable string: equal fingerprints = same content. */
 export async function databaseFingerprint (cluster: TestCluster, database: string): Promise<string> {
   const tables = (await cluster.psql(`

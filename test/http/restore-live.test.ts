@@ -3,25 +3,14 @@ import type WebSocket from 'ws'
 import { startCluster } from '../helpers/pg-cluster.ts'
 import { BackupService } from '../../server/engine/backup-service.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
-import { testConfig } from '../helpers/sample-db.ts'
+import { createSlowRestoreDatabase, testConfig } from '../helpers/sample-db.ts'
 import { FAST_RETRY, waitUntil } from '../helpers/service.ts'
 import { auditLines, setupApp } from './helper.ts'
 import { Inbox } from './live-helpers.ts'
 
 const cluster = await startCluster()
 t.teardown(cluster.stop)
-// each row waits in a CHECK constraint on the way in, so restoring it lasts seconds while the data stays tiny
-await cluster.createDatabase('slowsrc')
-await cluster.psql(`
-  CREATE FUNCTION slow_ok(int) RETURNS boolean LANGUAGE plpgsql AS $$
-  BEGIN
-    IF current_setting('pgkeep.fast', true) IS DISTINCT FROM 'on' THEN PERFORM pg_sleep(0.002); END IF;
-    RETURN true;
-  END $$;
-  CREATE TABLE slow (id int CHECK (slow_ok(id)));
-  SET pgkeep.fast = on;
-  INSERT INTO slow SELECT generate_series(1, 2000);
-`, 'slowsrc')
+await createSlowRestoreDatabase(cluster, 'slowsrc', 2000)
 
 const { app, as, token } = await setupApp(t, cluster, 'slowsrc')
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'

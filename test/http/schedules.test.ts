@@ -6,6 +6,13 @@ import { waitUntil } from '../helpers/service.ts'
 import { startReceiver } from '../alerts/webhook-receiver.ts'
 import { buildTestApp, tokenFor } from './live-helpers.ts'
 
+/** A minute past the hour, n hours before the current one: exactly n hourly runs fell due since, whatever the clock says now. */
+function hoursBeforeThisHour (n: number): Date {
+  const d = new Date()
+  d.setUTCMinutes(1, 0, 0)
+  return new Date(d.getTime() - n * 3600_000)
+}
+
 const cluster = await startCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'app', { rows: 500 })
@@ -146,7 +153,7 @@ t.test('a failed validation and runs missed while the server was down reach the 
   // down for two hours and a half, and meanwhile the backup file got damaged
   const path = `${config.backupDir}/.pgkeep/schedules.json`
   const file = JSON.parse(readFileSync(path, 'utf8'))
-  file.state.hourly.lastTickAt = new Date(Date.now() - 2.5 * 3600_000).toISOString()
+  file.state.hourly.lastTickAt = hoursBeforeThisHour(2).toISOString()
   writeFileSync(path, JSON.stringify(file))
   const dump = `${config.backupDir}/${backup.name}`
   const bytes = readFileSync(dump)

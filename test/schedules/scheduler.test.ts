@@ -8,6 +8,13 @@ import { startCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
 
+/** A minute past the hour, n hours before the current one: exactly n hourly runs fell due since, whatever the clock says now. */
+function hoursBeforeThisHour (n: number): Date {
+  const d = new Date()
+  d.setUTCMinutes(1, 0, 0)
+  return new Date(d.getTime() - n * 3600_000)
+}
+
 const cluster = await startCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'small', { rows: 500 })
@@ -81,7 +88,7 @@ t.test('API schedules persist 0600, survive a restart, and runs missed while dow
   t.equal(statSync(path).mode & 0o777, 0o600)
   // as if the server had been down for three hours and a half since the schedule last ticked
   const file = JSON.parse(readFileSync(path, 'utf8'))
-  file.state.hourly.lastTickAt = new Date(Date.now() - 3.5 * 3600_000).toISOString()
+  file.state.hourly.lastTickAt = hoursBeforeThisHour(3).toISOString()
   writeFileSync(path, JSON.stringify(file))
 
   const again = await Scheduler.open(service, config)

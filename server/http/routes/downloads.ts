@@ -49,6 +49,9 @@ function tarSize (files: StoredFile[]): number | undefined {
   return files.reduce((sum, f) => sum + 512 + Math.ceil(f.sizeBytes / 512) * 512, 0) + 1024
 }
 
+// 1 MiB reads instead of the default 64 KiB: a quarter of the syscalls and socket writes per gigabyte
+const READ_CHUNK = 1024 * 1024
+
 const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const service = fastify.backupService
   const backupDir = resolve(fastify.config.backupDir)
@@ -103,9 +106,9 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return reply.code(206)
         .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
         .header('Content-Length', range.end - range.start + 1)
-        .send(createReadStream(file.abs, { start: range.start, end: range.end }))
+        .send(createReadStream(file.abs, { start: range.start, end: range.end, highWaterMark: READ_CHUNK }))
     }
-    return reply.header('Content-Length', size).send(createReadStream(file.abs))
+    return reply.header('Content-Length', size).send(createReadStream(file.abs, { highWaterMark: READ_CHUNK }))
   })
 }
 

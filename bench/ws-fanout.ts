@@ -67,9 +67,11 @@ async function main (): Promise<void> {
       child.stdout.on('data', check)
       child.once('exit', code => reject(new Error(`viewers exited ${code}`)))
     })
+    // listen for the exit before the dump: the viewers may report and exit before timedDump returns
+    const viewersExited = new Promise<void>(resolve => child.once('exit', () => resolve()))
     const emitted = new Map<number, number>()
     const watched = await timedDump(server, p => { if (!emitted.has(p.bytes)) emitted.set(p.bytes, Date.now()) })
-    await new Promise<void>(resolve => child.once('exit', () => resolve()))
+    await viewersExited
     const result = JSON.parse(out.split('\n').find(l => l.startsWith('{')) ?? '{"received":[]}') as { received: [number, number][][], closed: number }
     const alone2 = await timedDump(server)
 

@@ -5,13 +5,7 @@ import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
 import { startReceiver } from '../alerts/webhook-receiver.ts'
 import { buildTestApp, tokenFor } from './live-helpers.ts'
-
-/** A minute past the hour, n hours before the current one: exactly n hourly runs fell due since, whatever the clock says now. */
-function hoursBeforeThisHour (n: number): Date {
-  const d = new Date()
-  d.setUTCMinutes(1, 0, 0)
-  return new Date(d.getTime() - n * 3600_000)
-}
+import { hoursBeforeThisHour } from '../helpers/schedule-time.ts'
 
 const cluster = await startCluster()
 t.teardown(cluster.stop)

@@ -7,13 +7,8 @@ import { Scheduler } from '../../server/schedules/scheduler.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
+import { hoursBeforeThisHour } from '../helpers/schedule-time.ts'
 
-/** A minute past the hour, n hours before the current one: exactly n hourly runs fell due since, whatever the clock says now. */
-function hoursBeforeThisHour (n: number): Date {
-  const d = new Date()
-  d.setUTCMinutes(1, 0, 0)
-  return new Date(d.getTime() - n * 3600_000)
-}
 
 const cluster = await startCluster()
 t.teardown(cluster.stop)

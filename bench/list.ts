@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { uuidv7 } from 'uuidv7'
 import type { Backup } from '../schemas/backup.ts'
-import { Registry } from '../server/engine/registry.ts'
+import { Registry } from '../server/engine/store/registry.ts'
 import { percentile, startBenchServer } from './http-setup.ts'
 import { line } from './measure.ts'
 

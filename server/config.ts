@@ -6,7 +6,7 @@ import { Compile } from 'typebox/compile'
 import { ConfigFile } from '../schemas/config.ts'
 import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
-import { PgkeepError } from './engine/errors.ts'
+import { PgkeepError } from './errors.ts'
 
 /** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
 export interface Target {

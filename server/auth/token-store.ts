@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { createSigner, createVerifier } from 'fast-jwt'
 import { ROLES, TOKEN_NAME_PATTERN, type Role, type TokenInfo } from '../../schemas/auth.ts'
-import { InvalidInputError, NotFoundError, PgkeepError } from '../engine/errors.ts'
+import { InvalidInputError, NotFoundError, PgkeepError } from '../errors.ts'
 import { readJson, SerialQueue, writeJsonAtomic } from './secure-file.ts'
 import type { UsersStore } from './users-store.ts'
 

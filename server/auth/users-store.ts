@@ -1,7 +1,7 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { join } from 'node:path'
 import { ROLES, USERNAME_PATTERN, type Role, type User } from '../../schemas/auth.ts'
-import { InvalidInputError, NotFoundError, PgkeepError } from '../engine/errors.ts'
+import { InvalidInputError, NotFoundError, PgkeepError } from '../errors.ts'
 import { readJson, SerialQueue, writeJsonAtomic } from './secure-file.ts'
 
 interface StoredUser {

@@ -1,5 +1,5 @@
 import type { Backup } from '../../schemas/backup.ts'
-import { PgkeepError, toPgkeepError } from '../engine/errors.ts'
+import { PgkeepError, toPgkeepError } from '../errors.ts'
 import { UsageError, write, type CliIO } from './command.ts'
 import { EXIT, exitCodeFor } from './exit-codes.ts'
 

@@ -7,7 +7,7 @@ import WebSocket from 'ws'
 import type { Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult } from '../../schemas/backup.ts'
 import { ERROR_CODES, type ErrorCode } from '../../schemas/errors.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
-import { PgkeepError } from '../engine/errors.ts'
+import { PgkeepError } from '../errors.ts'
 
 function asErrorCode (code: unknown): ErrorCode {
   return (ERROR_CODES as readonly unknown[]).includes(code) ? code as ErrorCode : 'INTERNAL'

@@ -1,8 +1,8 @@
 import { Compile } from 'typebox/compile'
 import { CreateBackupRequest, type Backup, type BackupOptions } from '../../schemas/backup.ts'
 import type { Config, Target } from '../config.ts'
-import { checkLevel, DEFAULT_LEVEL } from './codec.ts'
-import { InvalidInputError } from './errors.ts'
+import { checkLevel, DEFAULT_LEVEL } from './pg/codec.ts'
+import { InvalidInputError } from '../errors.ts'
 
 const checkRequest = Compile(CreateBackupRequest)
 

@@ -1,5 +1,5 @@
 import { BACKUP_NAME_PATTERN, type BackupFormat, type Compression } from '../../schemas/backup.ts'
-import { InvalidInputError } from './errors.ts'
+import { InvalidInputError } from '../errors.ts'
 
 const NAME_RE = new RegExp(BACKUP_NAME_PATTERN)
 const MAX_NAME_LENGTH = 100

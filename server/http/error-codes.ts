@@ -2,7 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import type { ErrorCode } from '../../schemas/errors.ts'
 import type { ErrorReply } from '../../schemas/errors.ts'
-import { isPgkeepError } from '../engine/errors.ts'
+import { isPgkeepError } from '../errors.ts'
 
 /** The one table from engine error codes to HTTP statuses. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {

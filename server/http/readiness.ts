@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../config.ts'
-import { toPgkeepError } from '../engine/errors.ts'
-import { findPgTool } from '../engine/pg-tools.ts'
-import { checkDumpCompatible } from '../engine/target-inspector.ts'
-import { versionFromNum, withTargetClient } from '../engine/target-connection.ts'
+import { toPgkeepError } from '../errors.ts'
+import { findPgTool } from '../engine/pg/tools.ts'
+import { checkDumpCompatible } from '../engine/pg/inspector.ts'
+import { versionFromNum, withTargetClient } from '../engine/pg/connection.ts'
 
 export interface ReadinessCheck { name: string, ok: boolean, message?: string }
 export interface Readiness { ready: boolean, checks: ReadinessCheck[] }

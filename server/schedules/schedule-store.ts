@@ -4,8 +4,8 @@ import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { CreateBackupRequest, RetentionPolicy } from '../../schemas/backup.ts'
 import { MissedRun } from '../../schemas/schedule.ts'
-import { writeFileAtomic } from '../engine/atomic-file.ts'
-import { PgkeepError } from '../engine/errors.ts'
+import { writeFileAtomic } from '../engine/store/atomic-file.ts'
+import { PgkeepError } from '../errors.ts'
 
 /** A schedule as stored: what the API accepted, without the derived fields (next runs, source). */
 export const StoredSchedule = Type.Object({

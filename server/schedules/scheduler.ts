@@ -5,7 +5,7 @@ import {
 } from '../../schemas/backup.ts'
 import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../schemas/schedule.ts'
 import type { Config } from '../config.ts'
-import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../engine/errors.ts'
+import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
 
 /** The subset of BackupService a scheduler drives. */

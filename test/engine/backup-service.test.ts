@@ -4,7 +4,7 @@ import t from 'tap'
 import { startCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService } from '../helpers/service.ts'
-import type { PgkeepError } from '../../server/engine/errors.ts'
+import type { PgkeepError } from '../../server/errors.ts'
 
 const cluster = await startCluster()
 t.teardown(cluster.stop)

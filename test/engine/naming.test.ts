@@ -1,7 +1,7 @@
 import t from 'tap'
 import { BACKUP_NAME_PATTERN } from '../../schemas/backup.ts'
 import { fileExtension, finalName, generateBackupName } from '../../server/engine/naming.ts'
-import { PgkeepError } from '../../server/engine/errors.ts'
+import { PgkeepError } from '../../server/errors.ts'
 
 const ID = '019abc12-3456-7def-8123-456789abcdef'
 const AT = new Date('2026-11-25T12:21:36.789Z')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { ERROR_CODES } from '../../schemas/errors.ts'
-import { PgkeepError } from '../../server/engine/errors.ts'
+import { PgkeepError } from '../../server/errors.ts'
 import { HTTP_STATUS, toErrorReply } from '../../server/http/error-codes.ts'
 import { parseRange } from '../../server/http/range.ts'
 

@@ -3,7 +3,7 @@ import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backu
 import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'
-import { PgkeepError } from '../../engine/errors.ts'
+import { PgkeepError } from '../../errors.ts'
 import { EXIT, exitCodeFor } from '../exit-codes.ts'
 import { cliUser, onInterrupt, withLocalService } from '../local-service.ts'
 import { backupDuration, formatBytes, formatDuration, printJson } from '../output.ts'

@@ -1,5 +1,5 @@
 import type { WriteStream } from 'node:tty'
-import type { RestoreProgress } from '../../engine/restore.ts'
+import type { RestoreProgress } from '../../engine/restore/restore-job.ts'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
 import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'

@@ -4,7 +4,7 @@ import { Type } from 'typebox'
 import { LoginReply, LoginRequest, User } from '../../../schemas/auth.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import { SESSION_TTL_SECONDS } from '../../auth/token-store.ts'
-import { PgkeepError } from '../../engine/errors.ts'
+import { PgkeepError } from '../../errors.ts'
 import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
 
 const errors = { 400: ErrorReply, 401: ErrorReply, 429: ErrorReply }

@@ -8,7 +8,7 @@ import type { Backup } from '../../../schemas/backup.ts'
 import { IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import type { BackupService } from '../../engine/backup-service.ts'
-import { IntegrityError, InvalidStateError, PgkeepError } from '../../engine/errors.ts'
+import { IntegrityError, InvalidStateError, PgkeepError } from '../../errors.ts'
 import { errorReply } from '../error-codes.ts'
 import { parseRange } from '../range.ts'
 

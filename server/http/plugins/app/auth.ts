@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ROLES, type Role } from '../../../../schemas/auth.ts'
-import { PgkeepError } from '../../../engine/errors.ts'
+import { PgkeepError } from '../../../errors.ts'
 import { TokenStore, type Principal, type TokenClaims } from '../../../auth/token-store.ts'
 import { UsersStore } from '../../../auth/users-store.ts'
 import { SESSION_COOKIE } from '../external/jwt.ts'

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
-import { PgkeepError } from '../../../engine/errors.ts'
+import { PgkeepError } from '../../../errors.ts'
 
 export interface RateLimits {
   /** requests per minute per client IP, every route */

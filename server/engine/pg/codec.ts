@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process'
+import { Duplex, PassThrough } from 'node:stream'
+import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib'
+import type { Compression } from '../../../schemas/backup.ts'
+import { PgkeepError } from '../../errors.ts'
+import { findZstd } from './tools.ts'
+
+/**
+ * A compressing or decompressing stage for a stream pipeline. `stream` is the Duplex to pipe through;
+ * zstd runs as a child process (multi-threaded with -T0), so its exit status is checked separately
+ * and `kill` lets a cancel stop it.
+ */
+export interface CodecStage {
+  stream: Duplex
+  kill: (signal?: NodeJS.Signals) => void
+}
+
+export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6, none: 0 }
+
+export function checkLevel (compression: Compression, level: number): void {
+  const max = compression === 'zstd' ? 19 : compression === 'gzip' ? 9 : 0
+  const min = compression === 'none' ? 0 : 1
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new PgkeepError('INVALID_INPUT', compression === 'none'
+      ? 'level cannot be set without compression'
+      : `level for ${compression} must be between ${min} and ${max}`, { details: { field: 'level' } })
+  }
+}
+
+function zstdStage (args: string[], zstdPath: string): CodecStage {
+  // own process group, like pg_dump: Ctrl-C is pgkeep's to handle
+  const child = spawn(zstdPath, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000) })
+  // The readable side ends only once zstd has exited 0: a truncated or corrupt input makes zstd exit
+  // non-zero after it has already flushed its output, and that must fail the pipeline, not end it.
+  const output = new PassThrough({ highWaterMark: 1024 * 1024 })
+  child.stdout.pipe(output, { end: false })
+  const stream = Duplex.from({ writable: child.stdin, readable: output })
+  child.on('error', err => stream.destroy(err))
+  child.on('close', (code, signal) => {
+    if (code === 0) output.end()
+    else stream.destroy(new PgkeepError('INTERNAL', `zstd exited with ${code ?? signal}: ${stderr.trim().split('\n').at(-1) ?? ''}`))
+  })
+  // zstd closes its stdin early on error; swallow EPIPE there, the close handler reports the real cause
+  child.stdin.on('error', () => {})
+  return { stream, kill: (sig = 'SIGTERM') => { child.kill(sig) } }
+}
+
+export async function createCompressor (compression: Compression, level: number): Promise<CodecStage> {
+  if (compression === 'zstd') return zstdStage(['-T0', `-${level}`, '-q', '-c', '-'], await findZstd())
+  if (compression === 'gzip') {
+    const gz = createGzip({ level, chunkSize: 256 * 1024 })
+    return { stream: gz, kill: () => gz.destroy() }
+  }
+  const pass = new PassThrough({ highWaterMark: 1024 * 1024 })
+  return { stream: pass, kill: () => pass.destroy() }
+}
+
+export async function createDecompressor (compression: Compression): Promise<CodecStage> {
+  if (compression === 'zstd') return zstdStage(['-d', '-q', '-c', '-'], await findZstd())
+  if (compression === 'gzip') {
+    // finishFlush tolerant of nothing: a truncated gzip must error, not end quietly
+    const gunzip = createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_FINISH })
+    return { stream: gunzip, kill: () => gunzip.destroy() }
+  }
+  const pass = new PassThrough({ highWaterMark: 1024 * 1024 })
+  return { stream: pass, kill: () => pass.destroy() }
+}

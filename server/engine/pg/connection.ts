@@ -1,0 +1,128 @@
+import pg from 'pg'
+import type { Target } from '../../config.ts'
+import { PgkeepError } from '../../errors.ts'
+
+export const INSPECTOR_APP_NAME = 'pgkeep-inspector'
+const CONNECT_TIMEOUT_MS = 5000
+// pg_table_size waits behind an ACCESS EXCLUSIVE lock; never let the inspector hang for ever on one
+const STATEMENT_TIMEOUT_MS = 60_000
+
+/**
+ * libpq sslmodes mapped onto node-postgres, which cannot fall back from TLS to plain:
+ * 'prefer'/'allow' therefore connect without TLS, like libpq does when the server has no TLS.
+ */
+function sslOption (sslmode: string | undefined): pg.ClientConfig['ssl'] {
+  switch (sslmode) {
+    case 'require': return { rejectUnauthorized: false }
+    case 'verify-ca':
+    case 'verify-full': return true
+    default: return false
+  }
+}
+
+// network-level failures that a later attempt may not meet: the server restarting, a flaky link
+const RETRYABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT'])
+// 57P01..57P03: admin shutdown, crash shutdown, cannot connect now (starting up); 53300: too many connections
+const RETRYABLE_SQLSTATE = new Set(['57P01', '57P02', '57P03', '53300'])
+
+function errorCodes (err: unknown): string[] {
+  const e = err as { code?: unknown, errors?: unknown[] }
+  const codes: string[] = []
+  if (typeof e?.code === 'string') codes.push(e.code)
+  // Node 20 tries every resolved address and reports an AggregateError holding one error per address
+  for (const inner of Array.isArray(e?.errors) ? e.errors : []) {
+    const c = (inner as { code?: unknown })?.code
+    if (typeof c === 'string') codes.push(c)
+  }
+  return codes
+}
+
+function where (target: Target): string {
+  const at = target.host.startsWith('/') ? `socket ${target.host}/.s.PGSQL.${target.port}` : `${target.host}:${target.port}`
+  return `target "${target.name}" (${at}, database "${target.database}", user "${target.user}")`
+}
+
+/** Belt and braces: a server or driver message must never be the way a password leaks out. */
+function scrub (text: string, target: Target): string {
+  const pw = target.password
+  return pw ? text.split(pw).join('***') : text
+}
+
+/**
+ * Turns a driver error into the PgkeepError an admin can act on. Transient failures carry
+ * details.retryable so withRetry() tries again; the password never appears anywhere in it.
+ */
+export function connectionError (err: unknown, target: Target): PgkeepError {
+  const codes = errorCodes(err)
+  // Node's AggregateError (one failure per resolved address) has an empty message
+  const raw = scrub(String((err as Error)?.message || codes.join(', ') || err), target)
+  const sqlstate = err instanceof pg.DatabaseError ? err.code : undefined
+  if (sqlstate === '28P01' || sqlstate === '28000') {
+    return new PgkeepError('PG_AUTH_FAILED',
+      `authentication failed for ${where(target)}: ${raw}; check the password (or password file) and pg_hba.conf`,
+      { details: { target: target.name, sqlstate, retryable: false } })
+  }
+  if (sqlstate === '3D000') {
+    return new PgkeepError('PG_CONNECTION_FAILED',
+      `database "${target.database}" does not exist on ${where(target)}; check the target's database name`,
+      { details: { target: target.name, sqlstate, retryable: false } })
+  }
+  if (sqlstate !== undefined && RETRYABLE_SQLSTATE.has(sqlstate)) {
+    return new PgkeepError('PG_CONNECTION_FAILED', `${where(target)} is not accepting connections right now: ${raw}`,
+      { details: { target: target.name, sqlstate, retryable: true } })
+  }
+  const net = codes.find(c => RETRYABLE_NET.has(c))
+  // node-postgres reports its own connect timeout and dropped sockets without an errno code
+  const dropped = /timeout|terminated unexpectedly|Connection terminated/i.test(raw)
+  if (net !== undefined || dropped) {
+    const hint = net === 'ECONNREFUSED' || net === 'ENOENT'
+      ? 'is the server running and accepting connections there?'
+      : net === 'ENOTFOUND' || net === 'EAI_AGAIN' ? 'check the host name' : 'the server did not answer in time'
+    return new PgkeepError('PG_CONNECTION_FAILED', `cannot connect to ${where(target)}: ${raw}; ${hint}`,
+      { details: { target: target.name, errno: net, retryable: true } })
+  }
+  return new PgkeepError('PG_CONNECTION_FAILED', `cannot connect to ${where(target)}: ${raw}`,
+    { details: { target: target.name, sqlstate, retryable: false } })
+}
+
+/** Opens a short-lived connection for pgkeep's own questions. The caller must end() it. */
+export async function connectTarget (target: Target): Promise<pg.Client> {
+  const client = new pg.Client({
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    ssl: sslOption(target.sslmode),
+    application_name: INSPECTOR_APP_NAME,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
+  })
+  // a server restart or pg_terminate_backend arrives as an 'error' event; unhandled it would kill the process
+  client.on('error', () => {})
+  try {
+    await client.connect()
+  } catch (err) {
+    await client.end().catch(() => {})
+    throw connectionError(err, target)
+  }
+  return client
+}
+
+/** Runs fn on a fresh connection and always ends it. */
+export async function withTargetClient<T> (target: Target, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = await connectTarget(target)
+  try {
+    return await fn(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** server_version_num (e.g. 150018) -> '15.18'; 90624 -> '9.6.24' */
+export function versionFromNum (num: number): { version: string, major: number } {
+  if (num >= 100000) return { version: `${Math.floor(num / 10000)}.${num % 10000}`, major: Math.floor(num / 10000) }
+  const major = Math.floor(num / 10000)
+  const minor = Math.floor(num / 100) % 100
+  return { version: `${major}.${minor}.${num % 100}`, major }
+}

@@ -1,0 +1,72 @@
+import { execFile } from 'node:child_process'
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs'
+import { delimiter, join } from 'node:path'
+import { promisify } from 'node:util'
+import { PgkeepError } from '../../errors.ts'
+
+const run = promisify(execFile)
+
+export type PgToolName = 'pg_dump' | 'pg_restore' | 'psql'
+
+export interface PgTool {
+  path: string
+  /** e.g. "15.18" */
+  version: string
+  major: number
+}
+
+function isExecutable (path: string): boolean {
+  try { accessSync(path, constants.X_OK); return true } catch { return false }
+}
+
+/**
+ * Candidate locations, best first: an explicit bin dir, then the newest /usr/lib/postgresql/N/bin
+ * (Debian's PATH only carries pg_wrapper, whose pick depends on a running cluster), then PATH.
+ */
+export function candidateDirs (pgBinDir?: string, pathEnv = process.env.PATH ?? ''): string[] {
+  if (pgBinDir) return [pgBinDir]
+  const root = '/usr/lib/postgresql'
+  const versioned = existsSync(root)
+    ? readdirSync(root).filter(v => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)).map(v => join(root, v, 'bin'))
+    : []
+  return [...versioned, ...pathEnv.split(delimiter).filter(Boolean)]
+}
+
+export function parsePgVersion (text: string): { version: string, major: number } | undefined {
+  // "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" or "16beta2"
+  const m = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?/.exec(text) ?? /PostgreSQL\s+(\d+)(?:\.(\d+))?/.exec(text)
+  if (!m) return undefined
+  return { version: m[2] === undefined ? m[1] : `${m[1]}.${m[2]}`, major: Number(m[1]) }
+}
+
+const cache = new Map<string, PgTool>()
+
+/** Finds a PostgreSQL client binary and its version; TOOL_MISSING when there is none. */
+export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<PgTool> {
+  const key = `${name}:${pgBinDir ?? ''}`
+  const hit = cache.get(key)
+  if (hit) return hit
+  for (const dir of candidateDirs(pgBinDir)) {
+    const path = join(dir, name)
+    if (!isExecutable(path)) continue
+    try {
+      const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
+      const v = parsePgVersion(stdout)
+      if (!v) continue
+      const tool = { path, ...v }
+      cache.set(key, tool)
+      return tool
+    } catch {
+      // a broken wrapper (e.g. pg_wrapper with no cluster) is not a usable tool: keep looking
+    }
+  }
+  throw new PgkeepError('TOOL_MISSING', `${name} not found${pgBinDir ? ` in ${pgBinDir}` : ' under /usr/lib/postgresql/*/bin or on PATH'}; install the PostgreSQL client package`)
+}
+
+export async function findZstd (): Promise<string> {
+  for (const dir of (process.env.PATH ?? '/usr/bin').split(delimiter)) {
+    const p = join(dir, 'zstd')
+    if (isExecutable(p)) return p
+  }
+  throw new PgkeepError('TOOL_MISSING', 'zstd not found on PATH; install the zstd package or use --compression gzip')
+}

@@ -1,0 +1,127 @@
+import { execFile } from 'node:child_process'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { RestoreLine } from './command.ts'
+
+const run = promisify(execFile)
+
+export interface RestoreProgress { bytes: number, totalBytes: number, percent: number, rate: number, currentItem?: string }
+
+const MIN_INTERVAL_MS = 200
+
+/**
+ * Progress of one restore, throttled to at most 5 events a second. Bytes only grow, so percent
+ * never goes backwards; it reaches 100 only through finish().
+ */
+export class RestoreProgressMeter {
+  private bytes = 0
+  private item: string | undefined
+  private rate = 0
+  private lastEmitAt = 0
+  private lastEmitBytes = 0
+  private timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly totalBytes: number, private readonly emit: (p: RestoreProgress) => void) {}
+
+  add (n: number): void { this.update(this.bytes + n) }
+
+  /** bytes done so far (ignored when lower than before) and, optionally, what the tool is working on */
+  update (bytes: number | undefined, item?: string): void {
+    if (item !== undefined) this.item = item
+    if (bytes !== undefined && bytes > this.bytes) this.bytes = Math.min(bytes, this.totalBytes)
+    this.schedule()
+  }
+
+  finish (): void {
+    this.stop()
+    this.bytes = this.totalBytes
+    this.send(100)
+  }
+
+  stop (): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  private schedule (): void {
+    if (this.timer) return
+    const wait = this.lastEmitAt + MIN_INTERVAL_MS - Date.now()
+    if (wait <= 0) { this.send(); return }
+    this.timer = setTimeout(() => { this.timer = undefined; this.send() }, wait)
+    this.timer.unref()
+  }
+
+  private send (percent?: number): void {
+    const now = Date.now()
+    if (this.lastEmitAt > 0 && now > this.lastEmitAt) {
+      const instant = (this.bytes - this.lastEmitBytes) * 1000 / (now - this.lastEmitAt)
+      // smoothed so a burst of pipe buffering doesn't make the rate jump around
+      this.rate = this.rate === 0 ? instant : this.rate * 0.7 + instant * 0.3
+    }
+    this.lastEmitAt = now
+    this.lastEmitBytes = this.bytes
+    const pct = percent ?? (this.totalBytes > 0 ? Math.min(99.9, this.bytes * 100 / this.totalBytes) : 0)
+    this.emit({
+      bytes: this.bytes,
+      totalBytes: this.totalBytes,
+      percent: Math.round(pct * 10) / 10,
+      rate: Math.round(this.rate),
+      ...(this.item === undefined ? {} : { currentItem: this.item }),
+    })
+  }
+}
+
+/**
+ * When pg_restore reads the backup itself (directory format, or -j on a custom file) there is no
+ * byte stream to count: progress comes from its --verbose lines instead, each finished TABLE DATA
+ * item adding the size of its data file (directory) or an equal share (custom).
+ */
+export class ItemProgress {
+  private started = 0
+  private readonly finished = new Set<number>()
+
+  private constructor (
+    private readonly order: number[],
+    private readonly sizes: Map<number, number>,
+    private readonly baseBytes: number,
+    private readonly totalBytes: number,
+    private readonly parallel: boolean,
+  ) {}
+
+  static async load (pgRestorePath: string, path: string, format: 'directory' | 'custom', totalBytes: number, parallel: boolean, env: NodeJS.ProcessEnv): Promise<ItemProgress> {
+    const { stdout } = await run(pgRestorePath, ['-l', '-F', format === 'directory' ? 'd' : 'c', path], { env, maxBuffer: 64 * 1024 * 1024 })
+    const order = [...stdout.matchAll(/^(\d+); \d+ \d+ TABLE DATA /gm)].map(m => Number(m[1]))
+    const sizes = new Map<number, number>()
+    let base = 0
+    if (format === 'directory') {
+      let dataBytes = 0
+      for (const name of await readdir(path)) {
+        const m = /^(\d+)\.dat/.exec(name)
+        const size = (await stat(join(path, name))).size
+        if (m && order.includes(Number(m[1]))) { sizes.set(Number(m[1]), size); dataBytes += size }
+      }
+      base = Math.max(0, totalBytes - dataBytes)
+    } else {
+      for (const id of order) sizes.set(id, order.length > 0 ? totalBytes / order.length : 0)
+    }
+    return new ItemProgress(order, sizes, base, totalBytes, parallel)
+  }
+
+  /** Bytes considered done after this verbose line, or undefined when the line says nothing new. */
+  onLine (line: RestoreLine): number | undefined {
+    if (line.kind === 'data' && !this.parallel) {
+      // serial restore: data items come in TOC order, so starting the next one finishes the previous
+      const id = this.order[this.started - 1]
+      if (id !== undefined) this.finished.add(id)
+      this.started++
+    } else if (line.kind === 'finished' && this.parallel && this.sizes.has(line.dumpId)) {
+      this.finished.add(line.dumpId)
+    } else {
+      return undefined
+    }
+    let done = this.baseBytes
+    for (const id of this.finished) done += this.sizes.get(id) ?? 0
+    return Math.min(done, this.totalBytes)
+  }
+}

@@ -1,0 +1,65 @@
+import { readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
+import { isProcessAlive, processStartedAtMs } from './file-lock.ts'
+import type { Registry } from './registry.ts'
+
+const IN_FLIGHT: readonly BackupStatus[] = ['queued', 'running', 'verifying']
+
+// /proc start times are derived from boot time in whole seconds: allow for that rounding and small clock slews.
+const START_TIME_SLACK_MS = 5000
+
+/**
+ * Whether the process named by ownerPid is still the one that owns this job. A pid alone is not enough:
+ * after a crash the pid may belong to someone else (in a container pgkeep is pid 1 on every start, so our own
+ * pid may be a previous life's). The owner started before it created (or started) the job, so a process that
+ * started after that moment is an impostor.
+ */
+export function isOwnerAlive (backup: Backup): boolean {
+  const pid = backup.ownerPid
+  if (pid === undefined || !isProcessAlive(pid)) return false
+  // startedAt is written by the process that runs the job, createdAt by the one that queued it (the same one
+  // today); the later of the two is the most lenient bound that still unmasks a reused pid.
+  const created = Date.parse(backup.startedAt ?? backup.createdAt)
+  const started = processStartedAtMs(pid)
+  if (started === undefined || Number.isNaN(created)) return true
+  // Our own start time is exact (performance.timeOrigin, fractional ms; createdAt is whole ms).
+  const slack = pid === process.pid ? 1 : START_TIME_SLACK_MS
+  return started <= created + slack
+}
+
+export const INTERRUPTED_MESSAGE = 'pgkeep stopped while this backup was running; the partial file was removed'
+
+/**
+ * Start-up repair after a crash: jobs whose owner is gone become failed/INTERRUPTED, and every `*.partial`
+ * file or directory that no live job (of this or another process sharing the dir) owns is removed.
+ */
+export async function recoverInterrupted (registry: Registry, backupDir: string): Promise<{ interrupted: Backup[], removedPartials: string[] }> {
+  const interrupted: Backup[] = []
+  await registry.update(all => {
+    const finishedAt = new Date().toISOString()
+    for (const b of all.values()) {
+      if (!IN_FLIGHT.includes(b.status) || isOwnerAlive(b)) continue
+      const failed: Backup = { ...b, status: 'failed', finishedAt, error: { code: 'INTERRUPTED', message: INTERRUPTED_MESSAGE } }
+      delete failed.ownerPid
+      all.set(b.id, failed)
+      interrupted.push(failed)
+    }
+  })
+
+  let names: string[]
+  try { names = (await readdir(backupDir)).filter(n => n.endsWith('.partial')) } catch { names = [] }
+  if (names.length === 0) return { interrupted, removedPartials: [] }
+  // Listing first, then reading the registry: a job records itself before creating its partial, so any
+  // partial listed above whose job is live (even one another process just started) is known by now.
+  await registry.reload()
+  const live = registry.all().filter(b => IN_FLIGHT.includes(b.status) && isOwnerAlive(b))
+  const removedPartials: string[] = []
+  for (const name of names) {
+    // A live job writes `<name>.partial` (possibly with extra suffixes): keep anything that starts with its name.
+    if (live.some(b => name.startsWith(b.name))) continue
+    await rm(join(backupDir, name), { recursive: true, force: true })
+    removedPartials.push(name)
+  }
+  return { interrupted, removedPartials }
+}

@@ -1,0 +1,120 @@
+import { Compile } from 'typebox/compile'
+import { RetentionPolicy, type Backup } from '../../../schemas/backup.ts'
+import { InvalidInputError } from '../../errors.ts'
+
+const checkPolicy = Compile(RetentionPolicy)
+const RULES = ['keepLast', 'maxAgeDays', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const
+const DAY_MS = 86_400_000
+
+/** Refuses an empty policy: "keep nothing" is never what an admin meant, and would delete every backup but the newest. */
+export function validatePolicy (policy: RetentionPolicy | undefined): RetentionPolicy {
+  if (policy === undefined || policy === null) {
+    throw new InvalidInputError('retention policy is empty: set keepLast, maxAgeDays, keepDaily, keepWeekly or keepMonthly', 'policy')
+  }
+  if (!checkPolicy.Check(policy)) {
+    const e = [...checkPolicy.Errors(policy)][0]
+    const field = e?.instancePath.replace(/^\//, '') || 'policy'
+    throw new InvalidInputError(`retention policy ${field}: ${e?.message ?? 'is invalid'}`, field === 'policy' ? 'policy' : `policy.${field}`)
+  }
+  const out: RetentionPolicy = {}
+  for (const rule of RULES) if (policy[rule] !== undefined) out[rule] = policy[rule]
+  if (Object.keys(out).length === 0) {
+    throw new InvalidInputError('retention policy is empty: set keepLast, maxAgeDays, keepDaily, keepWeekly or keepMonthly', 'policy')
+  }
+  return out
+}
+
+const pad = (n: number, w = 2): string => String(n).padStart(w, '0')
+
+function dayKey (d: Date): string {
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`
+}
+
+function monthKey (d: Date): string {
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}`
+}
+
+/** ISO 8601 week (Monday first; week 1 holds the year's first Thursday), e.g. 2026-12-31 and 2027-01-01 are both 2026-W53. */
+export function isoWeekKey (d: Date): string {
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()))
+  const weekday = t.getUTCDay() || 7
+  // The Thursday of this week decides which ISO year the week belongs to.
+  t.setUTCDate(t.getUTCDate() + 4 - weekday)
+  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1)
+  const week = Math.ceil(((t.getTime() - yearStart) / DAY_MS + 1) / 7)
+  return `${t.getUTCFullYear()}-W${pad(week)}`
+}
+
+function createdMs (b: Backup): number {
+  const ms = Date.parse(b.createdAt)
+  return Number.isNaN(ms) ? -Infinity : ms
+}
+
+/** Newest first; the id (UUIDv7, time-ordered) breaks ties so the plan never depends on input order. */
+function newestFirst (a: Backup, b: Backup): number {
+  const d = createdMs(b) - createdMs(a)
+  if (d !== 0) return d
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0
+}
+
+/**
+ * What a retention run deletes and why it keeps the rest. Pure and deterministic: the dry run and the real run
+ * call this same function. Rules, applied to each target separately, on `completed` backups only (nothing else
+ * is ever deleted, nor counted by a rule), ordered newest first by createdAt:
+ * - keepLast N: the N newest.
+ * - maxAgeDays D: every backup created less than D days before `now`.
+ * - keepDaily / keepWeekly / keepMonthly N (restic / pgBackRest semantics): walk the backups newest first and
+ *   bucket them by UTC day / ISO week / UTC month; the newest backup of each of the N most recent buckets that
+ *   hold a backup is kept. Buckets without backups are not counted, so a gap never uses up the allowance.
+ * - always: pinned backups, and the newest completed backup of each target.
+ * A backup is kept when any rule keeps it (its reasons list every rule that did) and deleted otherwise.
+ */
+export function planRetention (backups: Backup[], policy: RetentionPolicy, now: Date, opts?: { target?: string }): {
+  delete: Backup[]
+  keep: { backup: Backup, reasons: string[] }[]
+} {
+  const p = validatePolicy(policy)
+  const byTarget = new Map<string, Backup[]>()
+  for (const b of backups) {
+    if (b.status !== 'completed') continue
+    if (opts?.target !== undefined && b.target !== opts.target) continue
+    const list = byTarget.get(b.target) ?? []
+    list.push(b)
+    byTarget.set(b.target, list)
+  }
+
+  const reasons = new Map<Backup, string[]>()
+  const keepFor = (b: Backup, reason: string): void => { reasons.get(b)?.push(reason) }
+  for (const list of byTarget.values()) {
+    list.sort(newestFirst)
+    for (const b of list) reasons.set(b, [])
+    keepFor(list[0], 'newest of target')
+    list.forEach((b, i) => {
+      if (b.pinned) keepFor(b, 'pinned')
+      if (p.keepLast !== undefined && i < p.keepLast) keepFor(b, `last ${p.keepLast}`)
+      if (p.maxAgeDays !== undefined && now.getTime() - createdMs(b) < p.maxAgeDays * DAY_MS) keepFor(b, `younger than ${p.maxAgeDays} days`)
+    })
+    const buckets: [number | undefined, string, (d: Date) => string][] = [
+      [p.keepDaily, 'daily', dayKey], [p.keepWeekly, 'weekly', isoWeekKey], [p.keepMonthly, 'monthly', monthKey],
+    ]
+    for (const [count, label, keyOf] of buckets) {
+      if (count === undefined) continue
+      const seen = new Set<string>()
+      for (const b of list) {
+        if (seen.size >= count) break
+        const ms = createdMs(b)
+        if (!Number.isFinite(ms)) continue
+        const key = keyOf(new Date(ms))
+        if (seen.has(key)) continue
+        seen.add(key)
+        keepFor(b, `${label} ${key}`)
+      }
+    }
+  }
+
+  const all = [...reasons.keys()].sort(newestFirst)
+  return {
+    delete: all.filter(b => reasons.get(b)?.length === 0),
+    keep: all.filter(b => (reasons.get(b)?.length ?? 0) > 0).map(b => ({ backup: b, reasons: reasons.get(b) ?? [] })),
+  }
+}

@@ -1,0 +1,96 @@
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import t from 'tap'
+import { dispatch } from '../../server/cli/main.ts'
+import { loadConfig } from '../../server/config.ts'
+import { buildApp } from '../../server/http/app.ts'
+import { memoryIO, spawnCli } from './cli-runner.ts'
+
+const SECRET = 'cli-suite-jwt-secret-0123456789abcdefghij'
+
+function env (dir: string): Record<string, string> {
+  return { PGKEEP_BACKUP_DIR: dir, PGKEEP_JWT_SECRET: SECRET, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }
+}
+
+async function run (args: string[], dir: string, stdin?: string): Promise<{ code: number, out: string, err: string }> {
+  const io = memoryIO(env(dir))
+  if (stdin !== undefined) {
+    const input = new PassThrough()
+    input.end(stdin)
+    io.stdin = input
+  }
+  const code = await dispatch(args, io)
+  return { code, out: io.out(), err: io.err() }
+}
+
+t.test('user add reads the password from stdin, never argv, and the user can log in over the API', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-'))
+  const added = await run(['user', 'add', 'alice', '--role', 'operator', '--password-stdin'], dir, 'alice secret pw\n')
+  t.equal(added.code, 0, added.err)
+  t.match(added.out, 'alice')
+  t.equal((await run(['user', 'add', 'bob', '--role', 'viewer', '--password', 'x'], dir)).code, 2, '--password is not a flag')
+  t.equal((await run(['user', 'add', 'bob', '--role', 'root', '--password-stdin'], dir, 'long password')).code, 2)
+  const noTty = await run(['user', 'add', 'bob', '--role', 'viewer'], dir, '')
+  t.equal(noTty.code, 2)
+  t.match(noTty.err, /password-stdin/)
+  const list = await run(['user', 'list', '--json'], dir)
+  t.same(JSON.parse(list.out), [{ username: 'alice', role: 'operator' }])
+
+  const app = await buildApp(loadConfig(env(dir)), { logStream: { write () {} } })
+  t.teardown(() => app.close())
+  const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'alice secret pw' } })
+  t.equal(login.statusCode, 200)
+
+  t.equal((await run(['user', 'passwd', 'alice', '--password-stdin'], dir, 'a new password\n')).code, 0)
+  t.equal((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'alice secret pw' } })).statusCode, 401)
+  t.equal((await run(['user', 'remove', 'alice'], dir)).code, 0)
+  t.equal((await run(['user', 'remove', 'alice'], dir)).code, 1)
+  const audit = readFileSync(join(dir, '.pgkeep', 'audit.jsonl'), 'utf8')
+  t.match(audit, /"action":"user.add","subject":"alice"/)
+  t.match(audit, /"action":"user.remove","subject":"alice"/)
+  t.notMatch(audit, 'alice secret pw')
+})
+
+t.test('token create prints the token once; it works as a Bearer until token revoke', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-'))
+  const created = await run(['token', 'create', '--name', 'ci', '--role', 'operator', '--expires', '30d'], dir)
+  t.equal(created.code, 0, created.err)
+  const token = created.out.trim()
+  t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/)
+  t.match(created.err, /shown once/)
+  t.notMatch(readFileSync(join(dir, '.pgkeep', 'tokens.json'), 'utf8'), token)
+  const app = await buildApp(loadConfig(env(dir)), { logStream: { write () {} } })
+  t.teardown(() => app.close())
+  const me = await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
+  t.same(me.json(), { username: 'token:ci', role: 'operator' })
+  const list = JSON.parse((await run(['token', 'list', '--json'], dir)).out)
+  t.equal(list.length, 1)
+  t.match(list[0], { name: 'ci', role: 'operator', expiresAt: String })
+  t.equal((await run(['token', 'revoke', list[0].id], dir)).code, 0)
+  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })).statusCode, 401)
+  t.equal((await run(['token', 'create', '--name', 'x', '--role', 'viewer', '--expires', 'soon'], dir)).code, 2)
+  t.equal((await run(['token', 'create', '--role', 'viewer'], dir)).code, 2)
+})
+
+t.test('serve with no users prints the first-admin hint, listens, and exits 0 on SIGTERM', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-serve-'))
+  const { child, result, stderrText } = spawnCli(['serve', '--port', '0'], env(dir))
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderrText()}`)), 30_000)
+    child.stderr?.on('data', () => {
+      const m = /listening on (http:\/\/\S+)/.exec(stderrText())
+      if (m) { clearTimeout(timer); resolve(m[1]) }
+    })
+  })
+  const health = await fetch(`${url}/api/health`)
+  t.equal(health.status, 200)
+  t.equal((await fetch(`${url}/api/backup/list`)).status, 401, 'never runs open')
+  child.kill('SIGTERM')
+  const { code, stdout } = await result
+  t.equal(code, 0)
+  t.match(stdout, /pgkeep user add admin --role admin/)
+  t.notMatch(stdout + stderrText(), SECRET)
+})

@@ -1,0 +1,166 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import type { Target } from '../../../server/config.ts'
+import { PgkeepError } from '../../../server/errors.ts'
+import { checkDumpCompatible, inspectTarget } from '../../../server/engine/pg/inspector.ts'
+import { startCluster } from '../../helpers/pg-cluster.ts'
+import { createServer } from 'node:net'
+
+const run = promisify(execFile)
+const DB = 'inspect'
+
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+await cluster.createDatabase(DB)
+await cluster.psql(`
+  CREATE SCHEMA sales; CREATE SCHEMA archive; CREATE SCHEMA "Ünïcödé Schema"; CREATE SCHEMA scratch;
+  CREATE TABLE public.small (id int PRIMARY KEY, note text);
+  INSERT INTO public.small SELECT g, 'row ' || g FROM generate_series(1, 200) g;
+  CREATE TABLE public.big_toast (id int, doc text);
+  ALTER TABLE public.big_toast ALTER COLUMN doc SET STORAGE EXTERNAL;
+  INSERT INTO public.big_toast SELECT g, repeat(md5(g::text), 2000) FROM generate_series(1, 30) g;
+  CREATE TABLE public."MixedCase" (x int); INSERT INTO public."MixedCase" VALUES (1);
+  CREATE TABLE public."dotted.name" (x int);
+  CREATE UNLOGGED TABLE public.scratch_unlogged (x int); INSERT INTO public.scratch_unlogged VALUES (1);
+  CREATE TABLE sales.orders (id int, at date) PARTITION BY RANGE (at);
+  CREATE TABLE sales.orders_2023 PARTITION OF sales.orders FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+  CREATE TABLE sales.orders_2024 PARTITION OF sales.orders FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+  CREATE TABLE archive.orders_2022 PARTITION OF sales.orders FOR VALUES FROM ('2022-01-01') TO ('2023-01-01');
+  INSERT INTO sales.orders SELECT g, date '2022-01-01' + g FROM generate_series(0, 1000) g;
+  CREATE TABLE sales.customers (id int);
+  CREATE TABLE "Ünïcödé Schema"."täble ✓" (x text); INSERT INTO "Ünïcödé Schema"."täble ✓" VALUES ('ü');
+  CREATE TABLE scratch.tmp1 (x int); CREATE TABLE scratch.tmp2 (x int);
+  CREATE MATERIALIZED VIEW public.mv AS SELECT count(*) FROM public.small;
+  CREATE VIEW public.v AS SELECT 1 AS one;
+  CREATE SEQUENCE public.seq;
+  CREATE EXTENSION postgres_fdw;
+  CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname '${DB}');
+  CREATE FOREIGN TABLE public.remote_small (id int) SERVER loopback OPTIONS (table_name 'small');
+  ANALYZE;
+`, DB)
+
+const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: DB }
+
+/** What a real pg_dump with these filters says it copies, from its --verbose lines. */
+async function pgDumpTables (args: string[]): Promise<string[]> {
+  const { stderr } = await run(join(cluster.binDir, 'pg_dump'), [
+    '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', DB, '--verbose', '-f', '/dev/null', ...args,
+  ], { env: { ...process.env, LC_MESSAGES: 'C', LC_ALL: 'C' }, maxBuffer: 16 * 1024 * 1024 })
+  return [...stderr.matchAll(/^pg_dump: dumping contents of table "(.*)"$/gm)].map(m => m[1]).sort()
+}
+
+async function inspectedTables (schemas: string[], excludeTables: string[]): Promise<string[]> {
+  const facts = await inspectTarget(target, { schemas, excludeTables, schemaOnly: false, dataOnly: false })
+  return facts.tables.map(x => `${x.schema}.${x.name}`).sort()
+}
+
+t.test('lists exactly the tables pg_dump copies, with server version, sizes and row estimates', async t => {
+  const facts = await inspectTarget(target, { schemas: [], excludeTables: [], schemaOnly: false, dataOnly: false })
+  t.equal(facts.serverMajor, 15)
+  t.match(facts.serverVersion, /^15\.\d+$/)
+  t.same(facts.tables.map(x => `${x.schema}.${x.name}`).sort(), await pgDumpTables([]))
+  const names = facts.tables.map(x => x.name)
+  t.notOk(names.includes('orders'), 'a partitioned parent holds no rows of its own')
+  t.notOk(names.includes('mv') || names.includes('remote_small'), 'no materialized views or foreign tables')
+
+  const toast = facts.tables.find(x => x.name === 'big_toast')!
+  const heapOnly = Number(await cluster.psql(`SELECT pg_relation_size('public.big_toast')`, DB))
+  t.ok(toast.bytes > heapOnly * 10, `TOAST counts: ${toast.bytes} bytes against ${heapOnly} in the heap`)
+  t.equal(facts.totalBytes, facts.tables.reduce((s, x) => s + x.bytes, 0))
+  t.equal(facts.tables.find(x => x.name === 'small')!.reltuples, 200)
+  const oid = Number(await cluster.psql(`SELECT 'public.small'::regclass::oid`, DB))
+  t.equal(facts.tables.find(x => x.name === 'small')!.relid, oid)
+})
+
+t.test('a schema-only scope lists the same tables with nothing to copy', async t => {
+  const facts = await inspectTarget(target, { schemas: [], excludeTables: [], schemaOnly: true, dataOnly: false })
+  t.ok(facts.tables.length > 5)
+  t.ok(facts.tables.every(x => x.bytes === 0))
+  t.equal(facts.totalBytes, 0)
+})
+
+const cases: Array<{ what: string, schemas?: string[], exclude?: string[] }> = [
+  { what: 'one schema', schemas: ['sales'] },
+  { what: 'schema wildcards and a quoted unicode schema', schemas: ['s*', '"Ünïcödé Schema"'] },
+  { what: 'a ? wildcard and upper case folded to lower', schemas: ['ARCHIV?'] },
+  { what: 'an unqualified exclusion (matches only tables on the search path)', exclude: ['small', 'orders_2023'] },
+  { what: 'qualified exclusions with wildcards', exclude: ['sales.orders_202?', 'archive.*', '*.tmp1'] },
+  { what: 'quoted mixed case against folded lower case', exclude: ['"MixedCase"', 'big_toast'] },
+  { what: 'a folded name that does not match a mixed-case table', exclude: ['MixedCase'] },
+  { what: 'excluding a partitioned parent', exclude: ['sales.orders'] },
+  { what: 'a quoted dotted name and a unicode table', exclude: ['public."dotted.name"', '"Ünïcödé Schema"."täble ✓"'] },
+  { what: 'schemas and exclusions together', schemas: ['sales', 'archive', 'public'], exclude: ['sales.customers', 'public.s*'] },
+  { what: 'a database-qualified exclusion', exclude: [`${DB}.scratch.tmp2`] },
+  { what: 'regular-expression classes outside quotes, as pg_dump allows', exclude: ['sales.orders_202[34]'] },
+]
+for (const c of cases) {
+  t.test(`filters match pg_dump -n/-T: ${c.what}`, async t => {
+    const args = [...(c.schemas ?? []).flatMap(s => ['-n', s]), ...(c.exclude ?? []).flatMap(x => ['-T', x])]
+    const [ours, theirs] = await Promise.all([inspectedTables(c.schemas ?? [], c.exclude ?? []), pgDumpTables(args)])
+    t.same(ours, theirs)
+  })
+}
+
+t.test('a pattern naming another database is refused before connecting', async t => {
+  await t.rejects(inspectTarget(target, { schemas: [], excludeTables: ['otherdb.public.small'], schemaOnly: false, dataOnly: false }),
+    { code: 'INVALID_INPUT' })
+  await t.rejects(inspectTarget(target, { schemas: ['a.b.c'], excludeTables: [], schemaOnly: false, dataOnly: false }),
+    { code: 'INVALID_INPUT' })
+})
+
+t.test('schema patterns of which none matches are refused, as pg_dump would refuse them', async t => {
+  await t.rejects(inspectTarget(target, { schemas: ['nosuch*'], excludeTables: [], schemaOnly: false, dataOnly: false }),
+    { code: 'INVALID_INPUT', message: /nosuch/ })
+  await t.rejects(pgDumpTables(['-n', 'nosuch*']), { message: /no matching schemas were found/ })
+  t.same(await inspectedTables(['nosuch', 'scratch'], []), await pgDumpTables(['-n', 'nosuch', '-n', 'scratch']), 'one matching pattern is enough')
+})
+
+t.test('connects over a unix socket directory as well as TCP', async t => {
+  const facts = await inspectTarget({ ...target, host: cluster.socketDir, password: undefined }, { schemas: ['sales'], excludeTables: [], schemaOnly: false, dataOnly: false })
+  t.same(facts.tables.map(x => x.name).sort(), ['orders_2023', 'orders_2024', 'customers'].sort())
+})
+
+const scope = { schemas: [], excludeTables: [], schemaOnly: false, dataOnly: false }
+
+t.test('a wrong password is PG_AUTH_FAILED and the password appears nowhere in the error', async t => {
+  const password = 'Wr0ng-Pa55word-7c1e'
+  const err = await inspectTarget({ ...target, password }, scope).then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof PgkeepError)
+  const e = err as PgkeepError
+  t.equal(e.code, 'PG_AUTH_FAILED')
+  t.match(e.message, /password authentication failed/)
+  t.equal(e.details?.retryable, false)
+  const everything = [e.message, e.stack, JSON.stringify(e.details), JSON.stringify(e), String(e.cause)].join('\n')
+  t.notOk(everything.includes(password), 'wrong password not disclosed')
+  t.notOk(everything.includes(cluster.password), 'real password not disclosed')
+})
+
+async function closedPort (): Promise<number> {
+  return await new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+t.test('a closed port is PG_CONNECTION_FAILED and retryable', async t => {
+  const port = await closedPort()
+  await t.rejects(inspectTarget({ ...target, port }, scope), { code: 'PG_CONNECTION_FAILED', details: { retryable: true } })
+})
+
+t.test('a missing database is PG_CONNECTION_FAILED and not retryable', async t => {
+  const err = await inspectTarget({ ...target, database: 'no_such_db' }, scope).then(() => undefined, (e: unknown) => e) as PgkeepError
+  t.equal(err.code, 'PG_CONNECTION_FAILED')
+  t.equal(err.details?.retryable, false)
+  t.match(err.message, /no_such_db/)
+})
+
+t.test('pg_dump older than the server is a version mismatch that says what to install', async t => {
+  t.throws(() => checkDumpCompatible(15, 16), { code: 'PG_VERSION_MISMATCH', message: /PostgreSQL 16.*pg_dump is version 15.*install/ })
+  t.doesNotThrow(() => checkDumpCompatible(16, 15))
+  t.doesNotThrow(() => checkDumpCompatible(15, 15))
+  t.throws(() => checkDumpCompatible(16, 8), { code: 'PG_VERSION_MISMATCH' })
+})

@@ -1,0 +1,65 @@
+import t from 'tap'
+import type WebSocket from 'ws'
+import { startCluster } from '../../helpers/pg-cluster.ts'
+import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
+import { buildTestApp, Inbox, tokenFor } from '../live-helpers.ts'
+
+const cluster = await startCluster()
+t.teardown(cluster.stop)
+await createSampleDatabase(cluster, 'app', { rows: 500 })
+
+const config = testConfig(cluster, 'app')
+t.teardown(config.cleanup)
+const app = await buildTestApp(config)
+t.teardown(() => app.close())
+const viewer = await tokenFor(app, 'viewer')
+
+async function connect (path: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, inbox: Inbox }> {
+  let inbox!: Inbox
+  const ws = await app.injectWS(path, { headers }, { onInit: (s: WebSocket) => { inbox = new Inbox(s) } })
+  t.teardown(() => ws.terminate())
+  return { ws, inbox }
+}
+
+t.test('without a token the upgrade is refused with 401', async t => {
+  await t.rejects(app.injectWS('/api/backup/ws'), /Unexpected server response: 401/)
+  await t.rejects(app.injectWS('/api/backup/ws?token=not.a.jwt'), /401/)
+})
+
+t.test('a viewer token in ?token= or the session cookie opens the socket and a snapshot comes first', async t => {
+  const byQuery = await connect(`/api/backup/ws?token=${viewer}`)
+  const first = await byQuery.inbox.next(() => true)
+  t.equal(first.type, 'snapshot')
+  t.same(first.jobs, [])
+  const byCookie = await connect('/api/backup/ws', { cookie: `pgkeep_session=${viewer}` })
+  t.equal((await byCookie.inbox.next(() => true)).type, 'snapshot')
+})
+
+t.test('a revoked token is refused with 401', async t => {
+  const token = await tokenFor(app, 'viewer', 'soon-revoked')
+  const { ws } = await connect(`/api/backup/ws?token=${token}`)
+  ws.terminate()
+  await app.tokens.revoke('soon-revoked')
+  await t.rejects(app.injectWS(`/api/backup/ws?token=${token}`), /401/)
+})
+
+t.test('the snapshot lists active jobs and a viewer then sees created, status and deleted, all valid events', async t => {
+  const operator = await tokenFor(app, 'operator')
+  const before = await connect(`/api/backup/ws?token=${viewer}`)
+  const res = await app.inject({ method: 'POST', url: '/api/backup/create', headers: { authorization: `Bearer ${operator}` }, payload: { compression: 'none' } })
+  t.equal(res.statusCode, 202)
+  const id = res.json().backup.id
+  // a viewer joining mid-job finds it in its snapshot, unless the small dump already ended
+  const late = await connect(`/api/backup/ws?token=${viewer}`)
+  const snap = await late.inbox.next(m => m.type === 'snapshot')
+  const done = await before.inbox.next(m => m.type === 'status' && m.backupId === id && m.status === 'completed')
+  t.ok(snap.jobs.length === 0 || snap.jobs[0].backup.id === id)
+  t.ok(before.inbox.messages.some(m => m.type === 'created' && m.backupId === id), 'created event')
+  t.ok(before.inbox.messages.some(m => m.type === 'status' && m.status === 'running'), 'running status')
+  t.equal(done.backup.id, id)
+  t.same(before.inbox.invalid, [], 'every message matched ServerEvent')
+
+  const del = await app.inject({ method: 'DELETE', url: `/api/backup/${id}`, headers: { authorization: `Bearer ${await tokenFor(app, 'admin')}` } })
+  t.equal(del.statusCode, 200)
+  t.same(await before.inbox.next(m => m.type === 'deleted'), { type: 'deleted', backupId: id })
+})

@@ -42,3 +42,5 @@ export type StatusEvent = Static<typeof StatusEvent>
 export type ProgressEvent = Static<typeof ProgressEvent>
 export type LogEvent = Static<typeof LogEvent>
 export type RestoreEvent = Static<typeof RestoreEvent>
+export type CreatedEvent = Static<typeof CreatedEvent>
+export type DeletedEvent = Static<typeof DeletedEvent>

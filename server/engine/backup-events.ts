@@ -1,31 +1,43 @@
 import { EventEmitter } from 'node:events'
 import type { Backup, Progress } from '../../schemas/backup.ts'
+import type { DeletedEvent, LogEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 
+/** An event's payload as the engine emits it: the WebSocket message without its `type`. */
+type Payload<E> = Omit<E, 'type'>
+
+/**
+ * The engine's events. Their payloads are the ones schemas/events.ts declares for the WebSocket, so the
+ * protocol has one declaration and the hub only adds `type`.
+ */
 export interface BackupEventMap {
   created: [Backup]
   status: [Backup]
+  /** on every change the dump job sees (and at least once a second while it runs); the hub throttles for viewers */
   progress: [Progress]
-  log: [{ backupId: string, line: string, at: string }]
-  deleted: [{ backupId: string }]
+  log: [Payload<LogEvent>]
+  deleted: [Payload<DeletedEvent>]
   restore: [RestoreState]
 }
 
-/** The engine's events, declared once; adapters (WebSocket, CLI) subscribe. */
+export type BackupEventName = keyof BackupEventMap
+export type BackupEventListener<K extends BackupEventName> = (...args: BackupEventMap[K]) => void
+
+/** Typed emit/on/off over the map above; adapters (WebSocket, CLI) subscribe. */
 export class BackupEvents extends EventEmitter {
-  override emit<K extends keyof BackupEventMap> (event: K, ...args: BackupEventMap[K]): boolean {
+  override emit<K extends BackupEventName> (event: K, ...args: BackupEventMap[K]): boolean {
     return super.emit(event, ...args)
   }
 
-  override on<K extends keyof BackupEventMap> (event: K, listener: (...args: BackupEventMap[K]) => void): this {
+  override on<K extends BackupEventName> (event: K, listener: BackupEventListener<K>): this {
     return super.on(event, listener as (...a: unknown[]) => void)
   }
 
-  override off<K extends keyof BackupEventMap> (event: K, listener: (...args: BackupEventMap[K]) => void): this {
+  override off<K extends BackupEventName> (event: K, listener: BackupEventListener<K>): this {
     return super.off(event, listener as (...a: unknown[]) => void)
   }
 
-  override once<K extends keyof BackupEventMap> (event: K, listener: (...args: BackupEventMap[K]) => void): this {
+  override once<K extends BackupEventName> (event: K, listener: BackupEventListener<K>): this {
     return super.once(event, listener as (...a: unknown[]) => void)
   }
 }

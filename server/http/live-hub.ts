@@ -1,7 +1,8 @@
-import type { Backup, Progress } from '../../schemas/backup.ts'
+import type { Backup, BackupWithProgress, Progress } from '../../schemas/backup.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
+import type { BackupEventMap, BackupEvents } from '../engine/backup-events.ts'
 
 /** What the hub needs from a socket: the `ws` WebSocket fits as is. */
 export interface LiveClient {
@@ -11,36 +12,25 @@ export interface LiveClient {
   terminate (): void
 }
 
-/** The subset of BackupService the hub listens to. */
-export interface LiveSource {
-  on (event: 'created' | 'status', fn: (backup: Backup) => void): unknown
-  on (event: 'progress', fn: (p: Progress) => void): unknown
-  on (event: 'log', fn: (e: { backupId: string, line: string, at: string }) => void): unknown
-  on (event: 'deleted', fn: (e: { backupId: string }) => void): unknown
-  on (event: 'restore', fn: (s: RestoreState) => void): unknown
-  off (event: string, fn: (...args: any[]) => void): unknown
-  active (): { backup: Backup, progress?: Progress }[]
-  activeRestores?: () => RestoreState[]
+/** What the hub needs of BackupService: its events, and who is active for a viewer's first snapshot. */
+export interface LiveSource extends Pick<BackupEvents, 'on' | 'off'> {
+  active (): BackupWithProgress[]
+  activeRestores (): RestoreState[]
 }
 
 export interface LiveHubOptions {
   /** a client whose unsent bytes exceed this is dropped rather than buffered for */
   maxBufferedBytes?: number
-  /** minimum gap between two progress events of one job */
+  /** minimum gap between two progress events of one job: the one place progress is throttled */
   progressIntervalMs?: number
-}
-
-export interface LiveHubStats {
-  clients: number
-  dropped: number
-  sent: number
 }
 
 const OPEN = 1
 
 interface JobThrottle {
   lastSentAt: number
-  pending?: string
+  /** serialized only if it is still the newest when its turn comes */
+  pending?: ServerEvent
   timer?: NodeJS.Timeout
 }
 
@@ -56,8 +46,6 @@ export class LiveHub {
   readonly #interval: number
   readonly #source: LiveSource
   readonly #detach: () => void
-  #dropped = 0
-  #sent = 0
 
   constructor (source: LiveSource, options: LiveHubOptions = {}) {
     this.#source = source
@@ -71,9 +59,8 @@ export class LiveHub {
       if (TERMINAL_STATUSES.includes(backup.status)) this.#forget(backup.id)
     }
     const onProgress = (p: Progress): void => this.#progress(p)
-    const onLog = (e: { backupId: string, line: string, at: string }): void =>
-      this.#broadcast({ type: 'log', backupId: e.backupId, line: e.line, at: e.at })
-    const onDeleted = (e: { backupId: string }): void => {
+    const onLog = (...[e]: BackupEventMap['log']): void => this.#broadcast({ ...e, type: 'log' })
+    const onDeleted = (...[e]: BackupEventMap['deleted']): void => {
       this.#forget(e.backupId)
       this.#broadcast({ type: 'deleted', backupId: e.backupId })
     }
@@ -97,14 +84,10 @@ export class LiveHub {
   /** Registers a viewer and sends it the snapshot of active jobs; returns the unsubscribe function. */
   add (client: LiveClient): () => void {
     this.#clients.add(client)
-    const restores = this.#source.activeRestores?.() ?? []
+    const restores = this.#source.activeRestores()
     const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}) }
     this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
     return () => { this.#clients.delete(client) }
-  }
-
-  stats (): LiveHubStats {
-    return { clients: this.#clients.size, dropped: this.#dropped, sent: this.#sent }
   }
 
   /** Stops listening and terminates every viewer (server shutdown). */
@@ -117,24 +100,24 @@ export class LiveHub {
   }
 
   #progress (p: Progress): void {
-    this.#throttled(p.backupId, JSON.stringify({ type: 'progress', ...p } satisfies ServerEvent))
+    this.#throttled(p.backupId, { type: 'progress', ...p })
   }
 
   /** Running states share the progress throttle (keyed apart from backups); an ending one flushes and goes at once. */
   #restore (s: RestoreState): void {
     const key = `restore:${s.restoreId}`
-    const data = JSON.stringify({ ...s, type: 'restore' } satisfies ServerEvent)
+    const event: ServerEvent = { ...s, type: 'restore' }
     if (s.status === 'running') {
-      this.#throttled(key, data)
+      this.#throttled(key, event)
       return
     }
     // like a backup's status: the last progress reaches viewers before the state that ends it
     this.#flushProgress(key)
     this.#forget(key)
-    this.#send(data)
+    this.#broadcast(event)
   }
 
-  #throttled (key: string, data: string): void {
+  #throttled (key: string, event: ServerEvent): void {
     let t = this.#throttles.get(key)
     if (!t) {
       t = { lastSentAt: 0 }
@@ -143,27 +126,27 @@ export class LiveHub {
     const wait = t.lastSentAt + this.#interval - Date.now()
     if (wait <= 0 && !t.timer) {
       t.lastSentAt = Date.now()
-      this.#send(data)
+      this.#broadcast(event)
       return
     }
     // keep only the newest: a viewer wants where the job is, not every step it took
-    t.pending = data
+    t.pending = event
     if (!t.timer) {
       t.timer = setTimeout(() => this.#flushProgress(key), Math.max(wait, 0))
       t.timer.unref()
     }
   }
 
-  #flushProgress (backupId: string): void {
-    const t = this.#throttles.get(backupId)
+  #flushProgress (key: string): void {
+    const t = this.#throttles.get(key)
     if (!t) return
     clearTimeout(t.timer)
     t.timer = undefined
     if (t.pending === undefined) return
-    const data = t.pending
+    const event = t.pending
     t.pending = undefined
     t.lastSentAt = Date.now()
-    this.#send(data)
+    this.#broadcast(event)
   }
 
   #forget (backupId: string): void {
@@ -173,12 +156,8 @@ export class LiveHub {
   }
 
   #broadcast (event: ServerEvent): void {
-    this.#send(JSON.stringify(event))
-  }
-
-  #send (text: string): void {
     // encoded once: ws would otherwise turn the same string into bytes again for every viewer
-    const data = Buffer.from(text)
+    const data = Buffer.from(JSON.stringify(event))
     for (const c of this.#clients) this.#sendTo(c, data)
   }
 
@@ -189,11 +168,9 @@ export class LiveHub {
     }
     if (client.bufferedAmount + data.length > this.#maxBuffered) {
       this.#clients.delete(client)
-      this.#dropped++
       client.terminate()
       return
     }
     client.send(data, { binary: false })
-    this.#sent++
   }
 }

@@ -1,0 +1,88 @@
+import t, { type Test } from 'tap'
+import type { BackupWithProgress, Progress } from '../../schemas/backup.ts'
+import type { ServerEvent } from '../../schemas/events.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
+import { BackupEvents } from '../../server/engine/backup-events.ts'
+import { LiveHub, type LiveClient } from '../../server/http/live-hub.ts'
+import { makeBackup } from '../engine/store/fixtures.ts'
+
+/** A BackupService as the hub sees it: the engine's typed events and its lists of active jobs. */
+class Source extends BackupEvents {
+  active (): BackupWithProgress[] { return [] }
+  activeRestores (): RestoreState[] { return [] }
+}
+
+class Viewer implements LiveClient {
+  readonly readyState = 1
+  bufferedAmount = 0
+  terminated = false
+  readonly received: ServerEvent[] = []
+  #waiters: Array<() => void> = []
+  send (data: Buffer): void {
+    this.received.push(JSON.parse(data.toString()))
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  /** resolves once the check holds, re-checked on every message */
+  async until (check: () => boolean): Promise<void> {
+    // the hub's flush timers are unref'd (they must not hold a server open): hold the loop while waiting
+    const keepAlive = setInterval(() => {}, 1000)
+    try {
+      while (!check()) await new Promise<void>(resolve => this.#waiters.push(resolve))
+    } finally {
+      clearInterval(keepAlive)
+    }
+  }
+
+  terminate (): void { this.terminated = true }
+  ofType<K extends ServerEvent['type']> (type: K): Extract<ServerEvent, { type: K }>[] {
+    return this.received.filter(e => e.type === type) as Extract<ServerEvent, { type: K }>[]
+  }
+}
+
+function setup (t: Test): { source: Source, viewer: Viewer, hub: LiveHub } {
+  const source = new Source()
+  const hub = new LiveHub(source, { progressIntervalMs: 50 })
+  t.teardown(() => hub.close())
+  const viewer = new Viewer()
+  hub.add(viewer)
+  return { source, viewer, hub }
+}
+
+t.test('a burst of progress reaches viewers as the first and the newest, and the last one before the final status', async t => {
+  const { source, viewer } = setup(t)
+  const backup = makeBackup({ status: 'running' })
+  const progress = (bytes: number): Progress => ({ backupId: backup.id, bytes, rate: 0, tablesDone: 0, tablesTotal: 1 })
+  for (let i = 1; i <= 100; i++) source.emit('progress', progress(i))
+  t.same(viewer.ofType('progress').map(p => p.bytes), [1], 'the first goes at once, the rest wait')
+  await viewer.until(() => viewer.ofType('progress').length === 2)
+  t.same(viewer.ofType('progress').map(p => p.bytes), [1, 100], 'only the newest of the waiting ones follows')
+  source.emit('progress', progress(200))
+  source.emit('status', { ...backup, status: 'completed' })
+  t.same(viewer.received.slice(-2).map(e => e.type), ['progress', 'status'], 'the last progress is flushed before the status')
+  t.equal(viewer.ofType('progress').at(-1)?.bytes, 200)
+})
+
+t.test('running restore states are throttled like progress; an ending state flushes the last one and goes at once', async t => {
+  const { source, viewer } = setup(t)
+  const state = (bytes: number, status: RestoreState['status'] = 'running'): RestoreState => ({
+    restoreId: '01936f6e-0000-7000-8000-000000000001', backupId: '01936f6e-0000-7000-8000-000000000002', database: 'db', status,
+    progress: { bytes, totalBytes: 1000, percent: bytes / 10, rate: 0 }, at: new Date().toISOString(),
+  })
+  for (let i = 1; i <= 50; i++) source.emit('restore', state(i))
+  t.equal(viewer.ofType('restore').length, 1, 'one state of the burst now')
+  source.emit('restore', state(1000, 'completed'))
+  t.same(viewer.ofType('restore').map(s => [s.status, s.progress?.bytes]), [['running', 1], ['running', 50], ['completed', 1000]])
+})
+
+t.test('a viewer that cannot keep up is dropped, the others keep receiving', async t => {
+  const { source, viewer, hub } = setup(t)
+  const slow = new Viewer()
+  hub.add(slow)
+  slow.bufferedAmount = 10 * 1024 * 1024
+  source.emit('deleted', { backupId: '01936f6e-0000-7000-8000-000000000003' })
+  t.ok(slow.terminated, 'the slow viewer is terminated')
+  t.equal(viewer.ofType('deleted').length, 1)
+  source.emit('deleted', { backupId: '01936f6e-0000-7000-8000-000000000004' })
+  t.equal(viewer.ofType('deleted').length, 2)
+})

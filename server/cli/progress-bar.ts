@@ -28,30 +28,35 @@ export interface ProgressReporterOptions {
   columns?: number
   /** how often a non-TTY stream gets a plain progress line */
   plainIntervalMs?: number
+  /** how often a TTY redraws at most (the engine reports every change) */
+  frameIntervalMs?: number
   now?: () => number
 }
 
 /**
- * On a TTY redraws one line in place; otherwise (CI logs, pipes) prints a plain line every few
- * seconds so the log shows life without thousands of lines.
+ * On a TTY redraws one line in place, at most every frameIntervalMs; otherwise (CI logs, pipes)
+ * prints a plain line every few seconds so the log shows life without thousands of lines.
  */
 export class ProgressReporter {
   private readonly out: NodeJS.WritableStream
   private readonly opts: Required<ProgressReporterOptions>
   private barShown = false
   private lastPlainAt = -Infinity
+  private lastFrameAt = -Infinity
   private last?: Progress
+  /** the newest progress is not on screen yet */
+  private stale = false
 
   constructor (out: NodeJS.WritableStream, opts: ProgressReporterOptions) {
     this.out = out
-    this.opts = { columns: 80, plainIntervalMs: 5000, now: Date.now, ...opts }
+    this.opts = { columns: 80, plainIntervalMs: 5000, frameIntervalMs: 100, now: Date.now, ...opts }
   }
 
   update (p: Progress): void {
     this.last = p
     if (this.opts.tty) {
-      this.out.write(CLEAR_LINE + renderProgress(p, this.opts.columns))
-      this.barShown = true
+      this.stale = true
+      if (this.opts.now() - this.lastFrameAt >= this.opts.frameIntervalMs) this.draw()
       return
     }
     const now = this.opts.now()
@@ -60,8 +65,18 @@ export class ProgressReporter {
     this.out.write(renderProgress(p, 200) + '\n')
   }
 
+  private draw (): void {
+    if (!this.last) return
+    this.out.write(CLEAR_LINE + renderProgress(this.last, this.opts.columns))
+    this.barShown = true
+    this.stale = false
+    this.lastFrameAt = this.opts.now()
+  }
+
   /** A line that must not be overwritten by the bar (status change, log line). */
   message (line: string): void {
+    // whatever the bar last knew is shown before the message, as if no frame had been skipped
+    if (this.stale) this.draw()
     if (this.barShown) this.out.write(CLEAR_LINE)
     this.out.write(line + '\n')
     if (this.barShown && this.last) this.out.write(renderProgress(this.last, this.opts.columns))

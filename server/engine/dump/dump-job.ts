@@ -3,14 +3,14 @@ import { join } from 'node:path'
 import type { Backup, Progress } from '../../../schemas/backup.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
-import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
-import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
-import { prepareChildEnv } from '../pg/passfile.ts'
-import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump } from './pg-dump-process.ts'
-import { findPgTool } from '../pg/tools.ts'
-import { ProgressEstimator } from './progress-estimator.ts'
-import { withRetry, type RetryPolicy } from '../retry.ts'
+import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, type TargetFacts } from '../pg/inspector.ts'
+import { findPgTool, type PgTool } from '../pg/tools.ts'
+import { withRetry, type RetryPolicy } from '../retry.ts'
+import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
+import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpRun } from './pg-dump-process.ts'
+import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
+import { ProgressFeed } from './progress-feed.ts'
 
 export type ProgressFields = Omit<Progress, 'backupId'>
 
@@ -22,7 +22,7 @@ export interface DumpJobContext {
   cancelGraceMs: number
   retry: RetryPolicy
   signal: AbortSignal
-  /** at most ~5 per second; the final one has percent 100 */
+  /** on every visible change; the final one has percent 100 */
   onProgress: (p: ProgressFields) => void
   onLog: (line: string) => void
   /** facts learned before the first byte: recorded on the backup while it runs */
@@ -38,7 +38,6 @@ export interface DumpJobResult {
   sha256: string
 }
 
-const PROGRESS_INTERVAL_MS = 200
 const COPY_POLL_MS = 500
 
 export function applicationName (backupId: string): string {
@@ -76,134 +75,153 @@ function cancelled (): PgkeepError {
  * signal fired); on any failure the partial file or directory is gone before it returns.
  */
 export async function runDumpJob (ctx: DumpJobContext): Promise<DumpJobResult> {
-  const { backup, target, signal } = ctx
-  const partialPath = join(ctx.backupDir, `${backup.name}.partial`)
-  const finalPath = join(ctx.backupDir, backup.name)
-  const appName = applicationName(backup.id)
-  const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
-  const scope = { schemas: backup.options.schemas, excludeTables: backup.options.excludeTables, schemaOnly: backup.options.schemaOnly, dataOnly: backup.options.dataOnly }
+  return await new DumpJob(ctx).run()
+}
 
-  // Connection problems surface here, before any byte is written, which is where retrying is safe.
-  const facts: TargetFacts = await withRetry(() => inspectTarget(target, scope), ctx.retry, { signal })
-  if (signal.aborted) throw cancelled()
-  checkDumpCompatible(pgDump.major, facts.serverMajor)
-  await ctx.onStarted({ pgServerVersion: facts.serverVersion, pgDumpVersion: pgDump.version, tablesCount: facts.tables.length })
+/** One dump, in the steps it goes through: inspect, spawn pg_dump, write, commit. */
+class DumpJob {
+  private readonly partialPath: string
+  private readonly finalPath: string
+  private readonly appName: string
 
-  const child = await prepareChildEnv(target, appName)
-  const estimator = new ProgressEstimator(facts)
-  // pg_dump prints "schema.table" unquoted; the known names disambiguate a dot inside either part
-  const knownTables = facts.tables.map(t => ({ schema: t.schema, table: t.name }))
-  let lastSent = ''
-  const sendProgress = (): void => {
-    const snap = estimator.snapshot()
-    const key = `${snap.bytes}|${snap.percent}|${snap.currentTable}|${snap.tablesDone}`
-    if (key === lastSent) return
-    lastSent = key
-    ctx.onProgress(snap)
+  constructor (private readonly ctx: DumpJobContext) {
+    this.partialPath = join(ctx.backupDir, `${ctx.backup.name}.partial`)
+    this.finalPath = join(ctx.backupDir, ctx.backup.name)
+    this.appName = applicationName(ctx.backup.id)
   }
-  const ticker = setInterval(sendProgress, PROGRESS_INTERVAL_MS)
-  const poller = createCopyProgressPoller(target, appName, COPY_POLL_MS, s => estimator.onCopySample(s))
 
-  try {
-    const result = await withRetry(async () => {
-      await removePartial(partialPath)
-      return await dumpOnce()
-    }, ctx.retry, { signal })
-    estimator.complete()
-    clearInterval(ticker)
-    lastSent = ''
-    sendProgress()
-    return result
-  } catch (err) {
-    await removePartial(partialPath)
+  async run (): Promise<DumpJobResult> {
+    const { ctx } = this
+    const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
+    const facts = await this.inspect(pgDump)
+    const env = await prepareChildEnv(ctx.target, this.appName)
+    const progress = new ProgressFeed(facts, ctx.onProgress)
+    const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
+    try {
+      const result = await withRetry(async () => {
+        await removePartial(this.partialPath)
+        return await this.dumpOnce(pgDump, env, facts, progress)
+      }, ctx.retry, { signal: ctx.signal })
+      progress.complete()
+      return result
+    } catch (err) {
+      await removePartial(this.partialPath)
+      if (ctx.signal.aborted) throw cancelled()
+      throw toPgkeepError(err)
+    } finally {
+      progress.stop()
+      await poller.stop()
+      await env.dispose()
+    }
+  }
+
+  /** Connection problems surface here, before any byte is written, which is where retrying is safe. */
+  private async inspect (pgDump: PgTool): Promise<TargetFacts> {
+    const { backup, target, signal } = this.ctx
+    const { schemas, excludeTables, schemaOnly, dataOnly } = backup.options
+    const facts = await withRetry(() => inspectTarget(target, { schemas, excludeTables, schemaOnly, dataOnly }), this.ctx.retry, { signal })
     if (signal.aborted) throw cancelled()
-    throw toPgkeepError(err)
-  } finally {
-    clearInterval(ticker)
-    await poller.stop()
-    await child.dispose()
+    checkDumpCompatible(pgDump.major, facts.serverMajor)
+    await this.ctx.onStarted({ pgServerVersion: facts.serverVersion, pgDumpVersion: pgDump.version, tablesCount: facts.tables.length })
+    return facts
   }
 
-  async function dumpOnce (): Promise<DumpJobResult> {
-    const isDirectory = backup.format === 'directory'
+  private async dumpOnce (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): Promise<DumpJobResult> {
+    const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
+    const stopWatching = this.stopOnAbort(pgDumpRun)
+    try {
+      if (this.ctx.backup.format === 'directory') return await this.writeDirectory(pgDumpRun, progress)
+      return await this.writeSingleFile(pgDumpRun, progress)
+    } finally {
+      stopWatching()
+    }
+  }
+
+  private spawnPgDump (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): PgDumpRun {
+    const { backup } = this.ctx
     const args = buildPgDumpArgs({
       format: backup.format,
       compression: backup.compression,
       level: backup.level,
       options: backup.options,
       pgDumpMajor: pgDump.major,
-      outputDir: isDirectory ? partialPath : undefined,
-    }, child.connArgs())
-    const run = spawnPgDump(pgDump.path, args, child.env)
-    run.onLine((line) => {
-      ctx.onLog(line)
+      outputDir: backup.format === 'directory' ? this.partialPath : undefined,
+    }, env.connArgs())
+    const pgDumpRun = spawnPgDump(pgDump.path, args, env.env)
+    // pg_dump prints "schema.table" unquoted; the known names disambiguate a dot inside either part
+    const knownTables = facts.tables.map(t => ({ schema: t.schema, table: t.name }))
+    pgDumpRun.onLine((line) => {
+      this.ctx.onLog(line)
       const table = parseDumpingTable(line, knownTables)
-      if (table) estimator.onTableStarted(table.schema, table.table)
+      if (table) progress.onTableStarted(table.schema, table.table)
     })
+    return pgDumpRun
+  }
 
+  /** Cancel: SIGTERM, SIGKILL after the grace period, and the server backend stopped explicitly. Returns the unsubscribe. */
+  private stopOnAbort (pgDumpRun: PgDumpRun): () => void {
+    const { signal, target, cancelGraceMs } = this.ctx
     let killTimer: NodeJS.Timeout | undefined
     const onAbort = (): void => {
-      run.kill('SIGTERM')
-      killTimer = setTimeout(() => run.kill('SIGKILL'), ctx.cancelGraceMs)
+      pgDumpRun.kill('SIGTERM')
+      killTimer = setTimeout(() => pgDumpRun.kill('SIGKILL'), cancelGraceMs)
       // pg_dump's server backend can outlive a killed client for a while: stop it explicitly
-      cancelBackends(target, appName).catch(() => {})
+      cancelBackends(target, this.appName).catch(() => {})
     }
     signal.addEventListener('abort', onAbort, { once: true })
-
-    try {
-      if (isDirectory) return await dumpDirectory(run)
-      return await dumpSingleFile(run)
-    } finally {
+    return () => {
       signal.removeEventListener('abort', onAbort)
       if (killTimer) clearTimeout(killTimer)
     }
   }
 
-  async function dumpSingleFile (run: ReturnType<typeof spawnPgDump>): Promise<DumpJobResult> {
+  private async writeSingleFile (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
+    const { backup, signal } = this.ctx
     const piped = runDumpPipeline({
-      source: run.stdout,
+      source: pgDumpRun.stdout,
       compression: backup.compression,
       level: backup.level,
-      partialPath,
-      onBytes: n => estimator.onBytes(n),
+      partialPath: this.partialPath,
+      onBytes: n => progress.onBytes(n),
       signal,
     })
     // a failed write (disk full) leaves pg_dump blocked on a full pipe: stop it
-    piped.catch(() => run.kill('SIGTERM'))
-    const exit = await run.exited
+    piped.catch(() => pgDumpRun.kill('SIGTERM'))
+    const exit = await pgDumpRun.exited
     const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
     if (signal.aborted) throw cancelled()
     if (!outcome.ok) throw toPgkeepError(outcome.e)
     if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit.stderrTail, exit.code)
     const { rawBytes, sizeBytes, sha256 } = outcome.r
-    await ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
-    const onDisk = (await stat(partialPath)).size
+    await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
+    const onDisk = (await stat(this.partialPath)).size
     if (onDisk !== sizeBytes) throw new PgkeepError('INTEGRITY_FAILED', `wrote ${sizeBytes} bytes but ${onDisk} are on disk`)
-    await commitPartial(partialPath, finalPath)
+    await commitPartial(this.partialPath, this.finalPath)
     return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }] }
   }
 
-  async function dumpDirectory (run: ReturnType<typeof spawnPgDump>): Promise<DumpJobResult> {
+  private async writeDirectory (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
+    const { backup, signal } = this.ctx
     // pg_dump writes the files itself; we can only watch the directory grow
-    run.stdout.resume()
-    const sizer = setInterval(() => { directorySize(partialPath).then(n => estimator.onBytes(n), () => {}) }, COPY_POLL_MS)
+    pgDumpRun.stdout.resume()
+    const sizer = setInterval(() => { directorySize(this.partialPath).then(n => progress.onBytes(n), () => {}) }, COPY_POLL_MS)
     let exit
     try {
-      exit = await run.exited
+      exit = await pgDumpRun.exited
     } finally {
       clearInterval(sizer)
     }
     if (signal.aborted) throw cancelled()
-    if (exit.code !== 0) throw failureAfter(await directorySize(partialPath), exit.stderrTail, exit.code)
-    const tree = await hashDirectory(partialPath)
+    if (exit.code !== 0) throw failureAfter(await directorySize(this.partialPath), exit.stderrTail, exit.code)
+    const tree = await hashDirectory(this.partialPath)
     const partialPrefix = `${backup.name}.partial/`
     const files = tree.files.map(f => ({ ...f, path: f.path.startsWith(partialPrefix) ? `${backup.name}/${f.path.slice(partialPrefix.length)}` : f.path }))
     // the directory's checksum covers final paths, so it stays valid after the rename
     const sha256 = digestOfFiles(files)
     const result = { rawBytes: tree.sizeBytes, sizeBytes: tree.sizeBytes, sha256 }
-    estimator.onBytes(tree.sizeBytes)
-    await ctx.onVerifying(result)
-    await commitPartial(partialPath, finalPath)
+    progress.onBytes(tree.sizeBytes)
+    await this.ctx.onVerifying(result)
+    await commitPartial(this.partialPath, this.finalPath)
     return { ...result, files }
   }
 }

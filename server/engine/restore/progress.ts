@@ -2,71 +2,52 @@ import { execFile } from 'node:child_process'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import type { RestoreProgress } from '../../../schemas/restore.ts'
+import { SlidingRate } from '../sliding-rate.ts'
 import type { RestoreLine } from './command.ts'
 
 const run = promisify(execFile)
 
-export interface RestoreProgress { bytes: number, totalBytes: number, percent: number, rate: number, currentItem?: string }
-
-const MIN_INTERVAL_MS = 200
 
 /**
- * Progress of one restore, throttled to at most 5 events a second. Bytes only grow, so percent
- * never goes backwards; it reaches 100 only through finish().
+ * Progress of one restore, reported on every change (the live hub throttles what viewers see). Bytes
+ * only grow, so percent never goes backwards; it reaches 100 only through finish().
  */
 export class RestoreProgressMeter {
   private bytes = 0
   private item: string | undefined
-  private rate = 0
-  private lastEmitAt = 0
-  private lastEmitBytes = 0
-  private timer: NodeJS.Timeout | undefined
+  private readonly rate: SlidingRate
 
-  constructor (private readonly totalBytes: number, private readonly emit: (p: RestoreProgress) => void) {}
+  constructor (private readonly totalBytes: number, private readonly emit: (p: RestoreProgress) => void, private readonly now: () => number = Date.now) {
+    this.rate = new SlidingRate(now())
+  }
 
   add (n: number): void { this.update(this.bytes + n) }
 
   /** bytes done so far (ignored when lower than before) and, optionally, what the tool is working on */
   update (bytes: number | undefined, item?: string): void {
+    const moved = bytes !== undefined && bytes > this.bytes
+    if (!moved && (item === undefined || item === this.item)) return
     if (item !== undefined) this.item = item
-    if (bytes !== undefined && bytes > this.bytes) this.bytes = Math.min(bytes, this.totalBytes)
-    this.schedule()
+    if (moved) {
+      this.bytes = Math.min(bytes, this.totalBytes)
+      this.rate.record(this.now(), this.bytes)
+    }
+    this.send()
   }
 
   finish (): void {
-    this.stop()
     this.bytes = this.totalBytes
     this.send(100)
   }
 
-  stop (): void {
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = undefined
-  }
-
-  private schedule (): void {
-    if (this.timer) return
-    const wait = this.lastEmitAt + MIN_INTERVAL_MS - Date.now()
-    if (wait <= 0) { this.send(); return }
-    this.timer = setTimeout(() => { this.timer = undefined; this.send() }, wait)
-    this.timer.unref()
-  }
-
   private send (percent?: number): void {
-    const now = Date.now()
-    if (this.lastEmitAt > 0 && now > this.lastEmitAt) {
-      const instant = (this.bytes - this.lastEmitBytes) * 1000 / (now - this.lastEmitAt)
-      // smoothed so a burst of pipe buffering doesn't make the rate jump around
-      this.rate = this.rate === 0 ? instant : this.rate * 0.7 + instant * 0.3
-    }
-    this.lastEmitAt = now
-    this.lastEmitBytes = this.bytes
     const pct = percent ?? (this.totalBytes > 0 ? Math.min(99.9, this.bytes * 100 / this.totalBytes) : 0)
     this.emit({
       bytes: this.bytes,
       totalBytes: this.totalBytes,
       percent: Math.round(pct * 10) / 10,
-      rate: Math.round(this.rate),
+      rate: Math.round(this.rate.perSecond(this.now())),
       ...(this.item === undefined ? {} : { currentItem: this.item }),
     })
   }

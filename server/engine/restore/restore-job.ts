@@ -16,9 +16,9 @@ import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
 import { buildRestoreCommand, classifyRestoreFailure, parseRestoreLine, type RestoreCommand } from './command.ts'
 import { prepareDatabase, stopBackends } from './database.ts'
-import { ItemProgress, RestoreProgressMeter, type RestoreProgress } from './progress.ts'
+import { ItemProgress, RestoreProgressMeter } from './progress.ts'
 
-export type { RestoreProgress } from './progress.ts'
+export type { RestoreProgress } from '../../../schemas/restore.ts'
 
 export interface RestoreResult { ok: true, durationMs: number }
 
@@ -107,15 +107,11 @@ class RestoreRun extends EventEmitter implements RestoreJob {
         this.emit('log', `pgkeep: restoring with one job: -j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`)
       }
       const meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
-      try {
-        const items = cmd.stdinFile === undefined
-          ? await ItemProgress.load(tool.path, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
-          : undefined
-        await this.runTool(tool.path, cmd, env.env, meter, items)
-        meter.finish()
-      } finally {
-        meter.stop()
-      }
+      const items = cmd.stdinFile === undefined
+        ? await ItemProgress.load(tool.path, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
+        : undefined
+      await this.runTool(tool.path, cmd, env.env, meter, items)
+      meter.finish()
       return { ok: true, durationMs: Date.now() - started }
     } catch (err) {
       if (this.cancelled) throw new PgkeepError('CANCELLED', `restore of ${this.backup.name} was cancelled`)
@@ -209,7 +205,7 @@ function isBrokenPipe (err: unknown): boolean {
 }
 
 /**
- * Restores a completed backup into req.database on `target`. The returned job emits throttled
+ * Restores a completed backup into req.database on `target`. The returned job emits
  * 'progress' (bytes of the backup read / its size) and every tool stderr line as 'log'.
  */
 export function startRestore (backup: Backup, backupDir: string, target: Target, req: RestoreRequest, opts: RestoreOptions = {}): RestoreJob {

@@ -105,15 +105,12 @@ t.test('every format restores into a new database with the same tables and rows'
     const db = `restored ${format}=${compression} "ü"`
     const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
     const progress: RestoreProgress[] = []
-    const at: number[] = []
-    job.on('progress', (p: RestoreProgress) => { progress.push(p); at.push(Date.now()) })
+    job.on('progress', (p: RestoreProgress) => { progress.push(p) })
     const result = await job.done
     t.equal(result.ok, true, `${format}/${compression}`)
     t.same(await fingerprint(db), source, `${format}/${compression}${jobs ? ` -j ${jobs}` : ''}: same tables, rows and contents`)
     t.match(progress.at(-1), { percent: 100 }, 'progress ends at 100%')
     t.ok(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1].bytes), 'progress never goes backwards')
-    // the last event is the final 100% and may follow closely; all others are at most 5 a second
-    t.ok(at.slice(0, -1).every((ms, i) => i === 0 || ms - at[i - 1] >= 190), 'progress is throttled')
   }
 })
 

@@ -49,7 +49,6 @@ const now = (): string => new Date().toISOString()
 export class BackupService extends BackupEvents {
   private readonly jobs = new Map<string, ActiveJob>()
   private readonly queue: JobQueue
-  private readonly restores = new Map<string, RestoreJob>()
   private readonly restoreTracker: RestoreTracker
   private pollTimer?: NodeJS.Timeout
   private closing = false
@@ -70,12 +69,7 @@ export class BackupService extends BackupEvents {
     const log = opts.logger ?? silentLogger
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
     const recovered = await recoverInterrupted(registry, config.backupDir)
-    for (const b of recovered.interrupted) {
-      log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
-      // a job can die after its rename but before "completed": its files are not a finished backup
-      await rm(join(config.backupDir, b.name), { recursive: true, force: true })
-      await rm(manifestPath(config.backupDir, b.name), { force: true })
-    }
+    for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
@@ -255,8 +249,6 @@ export class BackupService extends BackupEvents {
     const target = this.config.targets[targetName]
     if (!target) throw new InvalidInputError(`target: unknown target "${targetName}"`, 'target')
     const job = startRestore(b, this.config.backupDir, target, req, { pgBinDir: this.config.pgBinDir, cancelGraceMs: this.config.cancelGraceMs })
-    this.restores.set(job.id, job)
-    job.done.catch(() => {}).finally(() => this.restores.delete(job.id))
     this.restoreTracker.track(job, b.id, req.database)
     return job
   }
@@ -273,10 +265,6 @@ export class BackupService extends BackupEvents {
   /** Resolves with the final state; INVALID_STATE if the restore has already ended. */
   async cancelRestore (restoreId: string): Promise<RestoreState> {
     return await this.restoreTracker.cancel(restoreId)
-  }
-
-  getRestore (restoreId: string): RestoreJob | undefined {
-    return this.restores.get(restoreId)
   }
 
   async pin (id: string, pinned: boolean): Promise<Backup> {
@@ -329,7 +317,6 @@ export class BackupService extends BackupEvents {
     const running = [...this.jobs.entries()]
     if (opts.cancelRunning) for (const [, job] of running) job.controller.abort()
     await Promise.all(running.map(([, job]) => job.done))
-    await Promise.all([...this.restores.values()].map(async r => { await r.cancel().catch(() => {}) }))
     await this.restoreTracker.close()
   }
 }

@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import { isProcessAlive, processStartedAtMs } from './file-lock.ts'
+import { manifestPath } from './manifest.ts'
 import type { Registry } from './registry.ts'
 
 const IN_FLIGHT: readonly BackupStatus[] = ['queued', 'running', 'verifying']
@@ -31,8 +32,10 @@ export function isOwnerAlive (backup: Backup): boolean {
 export const INTERRUPTED_MESSAGE = 'pgkeep stopped while this backup was running; the partial file was removed'
 
 /**
- * Start-up repair after a crash: jobs whose owner is gone become failed/INTERRUPTED, and every `*.partial`
- * file or directory that no live job (of this or another process sharing the dir) owns is removed.
+ * Start-up repair after a crash, all of it: jobs whose owner is gone become failed/INTERRUPTED, whatever they
+ * had written is removed (a job can die after its rename but before "completed": those files are not a finished
+ * backup), and so is every `*.partial` file or directory that no live job (of this or another process sharing
+ * the dir) owns.
  */
 export async function recoverInterrupted (registry: Registry, backupDir: string): Promise<{ interrupted: Backup[], removedPartials: string[] }> {
   const interrupted: Backup[] = []
@@ -46,6 +49,10 @@ export async function recoverInterrupted (registry: Registry, backupDir: string)
       interrupted.push(failed)
     }
   })
+  for (const b of interrupted) {
+    await rm(join(backupDir, b.name), { recursive: true, force: true })
+    await rm(manifestPath(backupDir, b.name), { force: true })
+  }
 
   let names: string[]
   try { names = (await readdir(backupDir)).filter(n => n.endsWith('.partial')) } catch { names = [] }

@@ -4,6 +4,7 @@ import t from 'tap'
 import type { Role } from '../../../schemas/auth.ts'
 import { startCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
+import { waitUntil } from '../../helpers/service.ts'
 import { auditLines, setupApp } from '../helper.ts'
 
 const cluster = await startCluster()
@@ -171,9 +172,14 @@ t.test('an admin restores a completed backup: 202 with a job id, and the job fin
   const id = await completedBackup({ format: 'custom', compression: 'none' })
   const res = await as('admin', { method: 'POST', url: `/api/backup/${id}/restore`, payload: { database: 'restored_http', create: true } })
   t.equal(res.statusCode, 202)
-  const job = service.getRestore(res.json().restore.id)
-  t.ok(job, 'the service tracks the job')
-  await job!.done
+  const restoreId = res.json().restore.id
+  let state = (await as('admin', { method: 'GET', url: `/api/restore/${restoreId}` })).json()
+  t.equal(state.restoreId, restoreId, 'the server tracks the job')
+  await waitUntil(async () => {
+    state = (await as('admin', { method: 'GET', url: `/api/restore/${restoreId}` })).json()
+    return state.status !== 'running'
+  }, 60_000, 'the restore to end')
+  t.equal(state.status, 'completed')
   t.match(await cluster.psql('SELECT count(*) FROM public.orders', 'restored_http'), /300/)
   t.equal((await as('admin', { method: 'POST', url: `/api/backup/${id}/restore`, payload: { database: 'x', drop: true } })).statusCode, 400)
 })

@@ -12,8 +12,6 @@ import { digestOfFiles } from '../store/manifest.ts'
 export interface PipelineResult {
   /** bytes pg_dump produced */
   rawBytes: number
-  /** only with hashRaw: the record keeps the stored file's checksum, and every hash costs CPU zstd wants */
-  rawSha256?: string
   /** bytes written to the partial file */
   sizeBytes: number
   sha256: string
@@ -63,13 +61,12 @@ export async function runDumpPipeline (opts: {
   partialPath: string
   onBytes?: (rawBytes: number) => void
   signal?: AbortSignal
-  /** also hash pg_dump's uncompressed output (tests use it to prove the round trip) */
-  hashRaw?: boolean
 }): Promise<PipelineResult> {
   const { source, compression, level, partialPath, signal } = opts
   signal?.throwIfAborted()
   const compressor = await createCompressor(compression, level)
-  const raw = new Meter({ hash: opts.hashRaw === true, onBytes: opts.onBytes })
+  // only the stored bytes are hashed: the record keeps the stored file's checksum, and every hash costs CPU zstd wants
+  const raw = new Meter({ hash: false, onBytes: opts.onBytes })
   const stored = new Meter({ hash: true })
   // 'wx': a leftover file with this name is a bug somewhere else, never something to overwrite
   const out = createWriteStream(partialPath, { flags: 'wx', mode: 0o640 })
@@ -83,7 +80,7 @@ export async function runDumpPipeline (opts: {
     if (e?.code === 'EEXIST') throw new PgkeepError('CONFLICT', `${partialPath} already exists`, { cause: err })
     throw toPgkeepError(err)
   }
-  return { rawBytes: raw.bytes, rawSha256: raw.digest(), sizeBytes: stored.bytes, sha256: stored.digest() as string }
+  return { rawBytes: raw.bytes, sizeBytes: stored.bytes, sha256: stored.digest() as string }
 }
 
 async function exists (path: string): Promise<boolean> {

@@ -1,5 +1,5 @@
-import { execFile, execFileSync } from 'node:child_process'
-import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { execFile, execFileSync, spawn } from 'node:child_process'
+import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -93,7 +93,10 @@ async function templateDataDir (binDir: string): Promise<string> {
   return template
 }
 
-export async function startCluster (): Promise<TestCluster> {
+/** Where a running server lives: enough to talk to it from any process, and to stop it. */
+interface ServerInfo { root: string, data: string, socketDir: string, binDir: string, port: number }
+
+async function startServer (opts: { maxConnections: number }): Promise<ServerInfo> {
   const binDir = findPgBinDir()
   const template = await templateDataDir(binDir)
   const root = mkdtempSync(join(tmpdir(), 'pgkeep-test-pg-'))
@@ -105,21 +108,19 @@ export async function startCluster (): Promise<TestCluster> {
   cpSync(template, data, { recursive: true })
   if (isRoot) await run('chown', ['-R', 'postgres:postgres', data])
   const port = await freePort()
-  const pgctl = join(binDir, 'pg_ctl')
-  const opts = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60`
-  const [cmd, args] = asServerUser(pgctl, ['-D', data, '-o', opts, '-l', join(root, 'server.log'), '-w', 'start'])
+  const opts_ = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${opts.maxConnections}`
+  const [cmd, args] = asServerUser(join(binDir, 'pg_ctl'), ['-D', data, '-o', opts_, '-l', join(root, 'server.log'), '-w', 'start'])
   await run(cmd, args)
+  return { root, data, socketDir, binDir, port }
+}
 
-  const stop = async (): Promise<void> => {
-    const [c, a] = asServerUser(pgctl, ['-D', data, '-m', 'immediate', '-w', 'stop'])
-    await run(c, a).catch(() => {})
-    rmSync(root, { recursive: true, force: true })
-  }
-  process.once('exit', () => {
-    // last resort if a test crashed before teardown: never leave a server behind
-    try { execFileSync(...asServerUser(pgctl, ['-D', data, '-m', 'immediate', 'stop']), { stdio: 'ignore' }) } catch {}
-  })
+function stopServerSync (info: ServerInfo): void {
+  try { execFileSync(...asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', 'stop']), { stdio: 'ignore' }) } catch {}
+  rmSync(info.root, { recursive: true, force: true })
+}
 
+function clusterOf (info: ServerInfo, stop: () => Promise<void>): TestCluster {
+  const { port, socketDir, binDir } = info
   const psql = async (sql: string, database = 'postgres'): Promise<string> => {
     // over the unix socket with trust auth: the test harness itself never needs the password
     const { stdout } = await run(join(binDir, 'psql'), [
@@ -127,7 +128,6 @@ export async function startCluster (): Promise<TestCluster> {
     ], { maxBuffer: 256 * 1024 * 1024 })
     return stdout
   }
-
   return {
     host: '127.0.0.1',
     port,
@@ -137,7 +137,58 @@ export async function startCluster (): Promise<TestCluster> {
     binDir,
     url: (database = 'postgres') => `postgres://postgres:${encodeURIComponent(TEST_PASSWORD)}@127.0.0.1:${port}/${database}`,
     psql,
+    // never IF NOT EXISTS: on the run's shared cluster a name taken by another test file must fail loudly
     createDatabase: async (name) => { await psql(`CREATE DATABASE "${name.replace(/"/g, '""')}"`) },
     stop,
   }
+}
+
+/**
+ * A cluster of this process's own, stopped by stop() (or, if a test crashes first, when the process exits).
+ * For tests that stop, restart or reconfigure their server, or need a cluster-wide state of their own
+ * (roles, every database); everything else shares the run's cluster through testCluster().
+ */
+export async function startCluster (): Promise<TestCluster> {
+  const info = await startServer({ maxConnections: 60 })
+  const onExit = (): void => stopServerSync(info)
+  // last resort if a test crashed before teardown: never leave a server behind
+  process.once('exit', onExit)
+  return clusterOf(info, async () => {
+    process.off('exit', onExit)
+    const [c, a] = asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', '-w', 'stop'])
+    await run(c, a).catch(() => {})
+    rmSync(info.root, { recursive: true, force: true })
+  })
+}
+
+/** The tap runner's pid: the before/after scripts and every test file are its children. */
+const runFile = (runnerPid: number): string => join(tmpdir(), `pgkeep-test-run-${runnerPid}.json`)
+
+/**
+ * The cluster of this test run (one per `npm test`, started by test/helpers/run-cluster.ts before the first file):
+ * test files share it, each in databases of its own names, and its stop() does nothing. A file run on its own,
+ * outside tap, gets a private cluster instead.
+ */
+export async function testCluster (): Promise<TestCluster> {
+  let info: ServerInfo | undefined
+  try { info = JSON.parse(readFileSync(runFile(process.ppid), 'utf8')) as ServerInfo } catch {}
+  if (info === undefined) return await startCluster()
+  return clusterOf(info, async () => {})
+}
+
+/** Starts the run's cluster and a watchdog that stops it if the runner dies without running the after script. */
+export async function startRunCluster (runnerPid: number): Promise<void> {
+  const info = await startServer({ maxConnections: 300 })
+  writeFileSync(runFile(runnerPid), JSON.stringify(info), { mode: 0o600 })
+  const [cmd, args] = asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', 'stop'])
+  const stop = [cmd, ...args].map(a => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+  const watchdog = `while kill -0 ${runnerPid} 2>/dev/null; do sleep 2; done; ${stop} >/dev/null 2>&1; rm -rf '${info.root}' '${runFile(runnerPid)}'`
+  spawn('sh', ['-c', watchdog], { detached: true, stdio: 'ignore' }).unref()
+}
+
+export function stopRunCluster (runnerPid: number): void {
+  let info: ServerInfo
+  try { info = JSON.parse(readFileSync(runFile(runnerPid), 'utf8')) as ServerInfo } catch { return }
+  stopServerSync(info)
+  rmSync(runFile(runnerPid), { force: true })
 }

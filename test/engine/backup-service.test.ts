@@ -1,17 +1,17 @@
 import { existsSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService } from '../helpers/service.ts'
 import type { PgkeepError } from '../../server/errors.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app')
+await createSampleDatabase(cluster, 'service_app')
 
 t.test('bad names and options are rejected with INVALID_INPUT and nothing is stored', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -39,7 +39,7 @@ t.test('bad names and options are rejected with INVALID_INPUT and nothing is sto
 })
 
 t.test('a user-given name gets its extension and a duplicate name is a CONFLICT', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -50,17 +50,17 @@ t.test('a user-given name gets its extension and a duplicate name is a CONFLICT'
 })
 
 t.test('generated names follow <target>-<database>-<UTC stamp>-<short id>.<ext>', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
   const b = await service.create({ format: 'plain' }, 'test')
-  t.match(b.name, /^default-app-\d{8}T\d{6}Z-[0-9a-f]{8}\.sql\.zst$/)
+  t.match(b.name, /^default-service_app-\d{8}T\d{6}Z-[0-9a-f]{8}\.sql\.zst$/)
   await service.waitFor(b.id)
 })
 
 t.test('concurrent creates respect the queue: one at a time, in order, and a full queue is refused', async t => {
-  const config = { ...testConfig(cluster, 'app'), concurrency: 1, maxQueue: 3 }
+  const config = { ...testConfig(cluster, 'service_app'), concurrency: 1, maxQueue: 3 }
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
@@ -81,7 +81,7 @@ t.test('concurrent creates respect the queue: one at a time, in order, and a ful
 })
 
 t.test('cancelling a queued backup dequeues it without running pg_dump', async t => {
-  const config = { ...testConfig(cluster, 'app'), concurrency: 1 }
+  const config = { ...testConfig(cluster, 'service_app'), concurrency: 1 }
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
@@ -96,7 +96,7 @@ t.test('cancelling a queued backup dequeues it without running pg_dump', async t
 
 t.test('a wrong password fails with PG_AUTH_FAILED and the password appears nowhere', async t => {
   const wrong = 'WrongPassw0rd-zz9'
-  const config = testConfig(cluster, 'app', { DATABASE_URL: `postgres://postgres:${wrong}@127.0.0.1:${cluster.port}/app` })
+  const config = testConfig(cluster, 'service_app', { DATABASE_URL: `postgres://postgres:${wrong}@127.0.0.1:${cluster.port}/service_app` })
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -112,7 +112,7 @@ t.test('a wrong password fails with PG_AUTH_FAILED and the password appears nowh
 })
 
 t.test('an unreachable server is retried a bounded number of times, then PG_CONNECTION_FAILED', async t => {
-  const config = testConfig(cluster, 'app', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' })
+  const config = testConfig(cluster, 'service_app', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/service_app' })
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -124,7 +124,7 @@ t.test('an unreachable server is retried a bounded number of times, then PG_CONN
 })
 
 t.test('the registry is rebuilt from manifests when registry.json is deleted', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   let service = await openService(config)
   const b = await service.waitFor((await service.create({}, 'test')).id)
@@ -140,7 +140,7 @@ t.test('the registry is rebuilt from manifests when registry.json is deleted', a
 })
 
 t.test('a flipped byte in a completed backup is reported corrupt by validate and the status stays completed', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -156,7 +156,7 @@ t.test('a flipped byte in a completed backup is reported corrupt by validate and
 })
 
 t.test('deleting removes the files, the manifest and the entry, and says so', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -171,7 +171,7 @@ t.test('deleting removes the files, the manifest and the entry, and says so', as
 })
 
 t.test('cleanup: the dry run lists exactly what the real run deletes, an empty policy is refused', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'service_app')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())

@@ -2,15 +2,15 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { BackupFormat, Compression } from '../../schemas/backup.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint, testConfig } from '../helpers/sample-db.ts'
 import { openService } from '../helpers/service.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'shop')
-const source = await databaseFingerprint(cluster, 'shop')
-const config = testConfig(cluster, 'shop')
+await createSampleDatabase(cluster, 'roundtrip_shop')
+const source = await databaseFingerprint(cluster, 'roundtrip_shop')
+const config = testConfig(cluster, 'roundtrip_shop')
 t.teardown(config.cleanup)
 const service = await openService(config)
 t.teardown(() => service.close({ cancelRunning: true }))
@@ -38,7 +38,7 @@ for (const [format, compression] of cases) {
     const checked = await service.validate(done.id)
     t.equal(checked.verification?.ok, true, checked.verification?.message ?? '')
 
-    const db = `restored_${format}_${compression}`
+    const db = `roundtrip_restored_${format}_${compression}`
     const job = service.restore(done.id, { database: db, create: true })
     await job.done
     t.equal(await databaseFingerprint(cluster, db), source, 'restored database equals the source')

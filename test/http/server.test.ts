@@ -2,17 +2,17 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { startServer } from '../../server/http/server.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
 import { SECRET } from './helper.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 10000, padding: 300 })
+await createSampleDatabase(cluster, 'server_app', { rows: 10000, padding: 300 })
 
 t.test('shutting the server down cancels a running dump cleanly and stops accepting connections', async t => {
-  const config = { ...testConfig(cluster, 'app'), jwtSecret: SECRET, dev: false, port: 0, minFreeBytes: 0 }
+  const config = { ...testConfig(cluster, 'server_app'), jwtSecret: SECRET, dev: false, port: 0, minFreeBytes: 0 }
   t.teardown(config.cleanup)
   const server = await startServer(config, { logStream: { write () {} } })
   const service = server.app.backupService

@@ -1,18 +1,18 @@
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { buildTestApp, Inbox, tokenFor } from './live-helpers.ts'
 
 // One suite over a real listening port and the `ws` client: what a browser or script actually sees.
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
 // ~60 MB of table data: the dump lasts a few seconds
-await createSampleDatabase(cluster, 'big', { rows: 150_000, padding: 350 })
-await cluster.createDatabase('tiny')
+await createSampleDatabase(cluster, 'socket_big', { rows: 150_000, padding: 350 })
+await cluster.createDatabase('socket_tiny')
 
-const config = testConfig(cluster, 'big')
+const config = testConfig(cluster, 'socket_big')
 t.teardown(config.cleanup)
 const app = await buildTestApp(config)
 t.teardown(() => app.close())

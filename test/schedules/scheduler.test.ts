@@ -4,17 +4,17 @@ import t, { type Test } from 'tap'
 import type { Backup, CleanupResult } from '../../schemas/backup.ts'
 import type { MissedRun } from '../../schemas/schedule.ts'
 import { Scheduler } from '../../server/schedules/scheduler.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
 import { hoursBeforeThisHour } from '../helpers/schedule-time.ts'
 
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'small', { rows: 500 })
+await createSampleDatabase(cluster, 'sched_small', { rows: 500 })
 // ~40 MB of poorly compressible text: with gzip -9 the dump takes a few seconds on a shared core
-await createSampleDatabase(cluster, 'slow', { rows: 120_000, padding: 300 })
+await createSampleDatabase(cluster, 'sched_slow', { rows: 120_000, padding: 300 })
 
 async function setup (t: Test, database: string, extra: Record<string, unknown> = {}) {
   const config = { ...testConfig(cluster, database), ...extra }
@@ -27,7 +27,7 @@ async function setup (t: Test, database: string, extra: Record<string, unknown> 
 }
 
 t.test('a seconds-level schedule fires, tags its backups, and applies its retention after a success', async t => {
-  const { service, scheduler } = await setup(t, 'small')
+  const { service, scheduler } = await setup(t, 'sched_small')
   await scheduler.start()
   const created = await scheduler.create({
     name: 'every-2s', cron: '*/2 * * * * *', backup: { compression: 'none' }, retention: { keepLast: 1 },
@@ -53,7 +53,7 @@ t.test('a seconds-level schedule fires, tags its backups, and applies its retent
 })
 
 t.test('a slow run blocks the next ticks, which are reported as missed (overlap), and runs resume after it', async t => {
-  const { service, scheduler } = await setup(t, 'slow')
+  const { service, scheduler } = await setup(t, 'sched_slow')
   await scheduler.start()
   const missed: MissedRun[] = []
   const fired: Backup[] = []
@@ -75,7 +75,7 @@ t.test('a slow run blocks the next ticks, which are reported as missed (overlap)
 })
 
 t.test('API schedules persist 0600, survive a restart, and runs missed while down are reported once', async t => {
-  const { config, service, scheduler } = await setup(t, 'small')
+  const { config, service, scheduler } = await setup(t, 'sched_small')
   await scheduler.start()
   await scheduler.create({ name: 'hourly', cron: '0 0 * * * *', timezone: 'Europe/Paris', backup: { format: 'custom' } }, 'alice')
   await scheduler.close()
@@ -112,7 +112,7 @@ t.test('API schedules persist 0600, survive a restart, and runs missed while dow
 })
 
 t.test('config schedules are listed read-only; bad cron, zone and duplicate names are refused', async t => {
-  const { scheduler } = await setup(t, 'small', {
+  const { scheduler } = await setup(t, 'sched_small', {
     schedules: [{ name: 'nightly', cron: '30 2 * * *', backup: { compression: 'gzip' }, retention: { keepDaily: 7 } }],
     cleanupCron: '0 3 * * *',
   })
@@ -132,7 +132,7 @@ t.test('config schedules are listed read-only; bad cron, zone and duplicate name
 })
 
 t.test('the retention cleanup runs on its own cron', async t => {
-  const { service, scheduler } = await setup(t, 'small', { cleanupCron: '* * * * * *', retention: { keepLast: 1 } })
+  const { service, scheduler } = await setup(t, 'sched_small', { cleanupCron: '* * * * * *', retention: { keepLast: 1 } })
   const a = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
   const b = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
   t.equal(b.status, 'completed')

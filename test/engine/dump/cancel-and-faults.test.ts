@@ -5,19 +5,19 @@ import { join } from 'node:path'
 import t from 'tap'
 import { BackupService } from '../../../server/engine/backup-service.ts'
 import { applicationName } from '../../../server/engine/dump/dump-job.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { backendsOf, openService, waitUntil } from '../../helpers/service.ts'
 
 // ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'big', { rows: 200_000, padding: 160 })
+await createSampleDatabase(cluster, 'faults_big', { rows: 200_000, padding: 160 })
 
 const partials = (dir: string): string[] => readdirSync(dir).filter(f => f.endsWith('.partial'))
 
 t.test('cancelling a running dump stops pg_dump and its server backend and removes the partial file', async t => {
-  const config = testConfig(cluster, 'big')
+  const config = testConfig(cluster, 'faults_big')
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
@@ -36,10 +36,10 @@ t.test('cancelling a running dump stops pg_dump and its server backend and remov
 })
 
 t.test('a pgkeep process killed with -9 mid-dump leaves a backup marked INTERRUPTED at the next start, partial removed', async t => {
-  const config = testConfig(cluster, 'big')
+  const config = testConfig(cluster, 'faults_big')
   t.teardown(config.cleanup)
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../helpers/run-backup-child.ts')], {
-    env: { PATH: process.env.PATH, DATABASE_URL: cluster.url('big'), PGKEEP_BACKUP_DIR: config.backupDir, PGKEEP_PG_BIN_DIR: cluster.binDir },
+    env: { PATH: process.env.PATH, DATABASE_URL: cluster.url('faults_big'), PGKEEP_BACKUP_DIR: config.backupDir, PGKEEP_PG_BIN_DIR: cluster.binDir },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const line = await new Promise<string>((resolve, reject) => {
@@ -74,7 +74,7 @@ echo "pg_dump: error: Error message from server: server closed the connection un
 exit 1
 `)
   chmodSync(join(fakeBin, 'pg_dump'), 0o755)
-  const config = testConfig(cluster, 'big', { PGKEEP_PG_BIN_DIR: fakeBin })
+  const config = testConfig(cluster, 'faults_big', { PGKEEP_PG_BIN_DIR: fakeBin })
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close())
@@ -106,7 +106,7 @@ if (tmpfs) t.teardown(() => { try { execFileSync('umount', [tmpfs]) } catch {} r
 
 t.test('a full disk mid-write fails the backup with DISK_FULL, removes the partial and does not retry',
   { skip: tmpfs ? false : 'mounting a small tmpfs needs root' }, async t => {
-    const config = testConfig(cluster, 'big', { PGKEEP_BACKUP_DIR: join(tmpfs as string, 'backups') })
+    const config = testConfig(cluster, 'faults_big', { PGKEEP_BACKUP_DIR: join(tmpfs as string, 'backups') })
     mkdirSync(config.backupDir)
     const service = await openService(config)
     t.teardown(() => service.close())

@@ -5,7 +5,7 @@ import type { PgkeepError } from '../../../server/errors.ts'
 import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpPlan } from '../../../server/engine/dump/pg-dump-process.ts'
 import { findPgTool } from '../../../server/engine/pg/tools.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 
 const OPTIONS: BackupOptions = { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false }
 const CONN = ['-h', 'db.example', '-p', '5432', '-U', 'app', '-d', 'app']
@@ -69,7 +69,7 @@ t.test('schema and table patterns stay single argv elements that cannot be read 
 })
 
 t.test('against a real cluster', async t => {
-  const cluster = await startCluster()
+  const cluster = await testCluster()
   t.teardown(cluster.stop)
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
   const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'postgres', password: cluster.password }
@@ -100,13 +100,13 @@ t.test('against a real cluster', async t => {
   })
 
   t.test('every table is recognised in real pg_dump --verbose output, odd names included', async t => {
-    await cluster.createDatabase('names')
+    await cluster.createDatabase('process_names')
     await cluster.psql(`
       create table public.orders(id int); insert into public.orders values (1);
       create schema "Mixed Case"; create table "Mixed Case"."Ünïcode tbl"(x int);
       create table public."we""ird.name"(x int);
       create table public."Upper Case"(x int);
-      create schema "dot.schema"; create table "dot.schema"."t.1"(x int);`, 'names')
+      create schema "dot.schema"; create table "dot.schema"."t.1"(x int);`, 'process_names')
     const expected = [
       { schema: 'public', table: 'orders' },
       { schema: 'Mixed Case', table: 'Ünïcode tbl' },
@@ -114,7 +114,7 @@ t.test('against a real cluster', async t => {
       { schema: 'public', table: 'Upper Case' },
       { schema: 'dot.schema', table: 't.1' },
     ]
-    const { code, lines } = await dump({ ...target, database: 'names' }, conn => buildPgDumpArgs(plan({ format: 'plain', compression: 'none', level: 0 }), conn))
+    const { code, lines } = await dump({ ...target, database: 'process_names' }, conn => buildPgDumpArgs(plan({ format: 'plain', compression: 'none', level: 0 }), conn))
     t.equal(code, 0)
     const seen = lines.map(l => parseDumpingTable(l, expected)).filter(x => x !== undefined)
     t.same(new Set(seen.map(s => JSON.stringify(s))), new Set(expected.map(s => JSON.stringify(s))), 'each table once, split right')

@@ -17,7 +17,7 @@ import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump } from '../../../server/engine/dump/pg-dump-process.ts'
 import { findPgTool } from '../../../server/engine/pg/tools.ts'
 import { FAKE_PG_DUMP, fakePgDumpEnv } from '../../helpers/fake-pg-dump.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 
 const run = promisify(execFile)
 const OPTIONS: BackupOptions = { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false }
@@ -93,13 +93,13 @@ const dir = await mkdtemp(join(tmpdir(), 'pgkeep-pipeline-'))
 t.teardown(() => rm(dir, { recursive: true, force: true }))
 
 t.test('real pg_dump output', async t => {
-  const cluster = await startCluster()
+  const cluster = await testCluster()
   t.teardown(cluster.stop)
-  await cluster.createDatabase('shop')
+  await cluster.createDatabase('pipeline_shop')
   await cluster.psql(`create table orders as select g as id, md5(g::text) as note, now() as at from generate_series(1, 40000) g;
-    create table items as select g as id, repeat('x', g % 50) as label from generate_series(1, 20000) g;`, 'shop')
+    create table items as select g as id, repeat('x', g % 50) as label from generate_series(1, 20000) g;`, 'pipeline_shop')
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
-  const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'shop', password: cluster.password }
+  const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'pipeline_shop', password: cluster.password }
   const child = await prepareChildEnv(target, 'pgkeep-test')
   t.teardown(child.dispose)
 

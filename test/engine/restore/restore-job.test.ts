@@ -11,19 +11,19 @@ import type { Target } from '../../../server/config.ts'
 import { isPgkeepError, type PgkeepError } from '../../../server/errors.ts'
 import { classifyRestoreFailure } from '../../../server/engine/restore/command.ts'
 import { dbnameConninfo, startRestore, type RestoreProgress } from '../../../server/engine/restore/restore-job.ts'
-import { startCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
 
 const run = promisify(execFile)
 
-const cluster: TestCluster = await startCluster()
+const cluster: TestCluster = await testCluster()
 t.teardown(cluster.stop)
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-restore-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
 const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'postgres', password: cluster.password }
 
-await cluster.createDatabase('src')
+await cluster.createDatabase('restore_src')
 await cluster.psql(`
   CREATE TABLE items (id int PRIMARY KEY, label text, payload text, at timestamptz DEFAULT '2024-01-01');
   INSERT INTO items SELECT g, 'item ' || g, md5(g::text) FROM generate_series(1, 5000) g;
@@ -32,7 +32,7 @@ await cluster.psql(`
   INSERT INTO "Ünïcode sch"."tbl ""q""" SELECT 'ñ ' || g || ' "quoted" ☃', g / 7.0 FROM generate_series(1, 300) g;
   CREATE INDEX ON "Ünïcode sch"."tbl ""q""" (n);
   CREATE VIEW item_labels AS SELECT label FROM items;
-`, 'src')
+`, 'restore_src')
 
 /** Row count and a content checksum for every user table, keyed by its quoted name (one query: query_to_xml runs the per-table SQL). */
 async function fingerprint (db: string): Promise<Record<string, string>> {
@@ -43,7 +43,7 @@ async function fingerprint (db: string): Promise<Record<string, string>> {
   return Object.fromEntries(rows.split('\n').filter(Boolean).map(l => l.split('\t')))
 }
 
-const source = await fingerprint('src')
+const source = await fingerprint('restore_src')
 
 /** Single files come from pg_dump's stdout, as pgkeep writes them: a custom archive then has no data offsets. */
 async function pgDump (db: string, format: BackupFormat, out: string): Promise<void> {
@@ -100,7 +100,7 @@ t.test('every format restores into a new database with the same tables and rows'
     ['custom', 'zstd'], ['custom', 'none', 2], ['plain', 'gzip'], ['tar', 'none'], ['directory', 'none', 2],
   ]
   for (const [format, compression, jobs] of cases) {
-    const b = await makeBackup('src', format, compression)
+    const b = await makeBackup('restore_src', format, compression)
     // quotes, unicode and '=' (which libpq would read as a connection string) in the database name
     const db = `restored ${format}=${compression} "ü"`
     const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
@@ -115,35 +115,35 @@ t.test('every format restores into a new database with the same tables and rows'
 })
 
 t.test('restoring into an existing database needs clean, which replaces it', async t => {
-  const b = await makeBackup('src', 'custom', 'gzip')
-  await cluster.createDatabase('existing')
-  await cluster.psql('CREATE TABLE stray (x int); INSERT INTO stray VALUES (1)', 'existing')
+  const b = await makeBackup('restore_src', 'custom', 'gzip')
+  await cluster.createDatabase('restore_existing')
+  await cluster.psql('CREATE TABLE stray (x int); INSERT INTO stray VALUES (1)', 'restore_existing')
 
-  const conflict = await rejection(startRestore(b, dir, target, { database: 'existing', create: true }).done)
+  const conflict = await rejection(startRestore(b, dir, target, { database: 'restore_existing', create: true }).done)
   t.equal(conflict.code, 'CONFLICT')
-  t.match(conflict.message, /"existing" already exists/)
-  t.same(await fingerprint('existing'), { 'public.stray': '1 ' + (await cluster.psql("SELECT md5('(1)')")).trim() }, 'left untouched')
+  t.match(conflict.message, /"restore_existing" already exists/)
+  t.same(await fingerprint('restore_existing'), { 'public.stray': '1 ' + (await cluster.psql("SELECT md5('(1)')")).trim() }, 'left untouched')
 
-  await startRestore(b, dir, target, { database: 'existing', create: true, clean: true }).done
-  t.same(await fingerprint('existing'), source, 'replaced by the backup')
+  await startRestore(b, dir, target, { database: 'restore_existing', create: true, clean: true }).done
+  t.same(await fingerprint('restore_existing'), source, 'replaced by the backup')
 
-  await cluster.psql('DELETE FROM items WHERE id > 10', 'existing')
-  await startRestore(b, dir, target, { database: 'existing', clean: true }).done
-  t.same(await fingerprint('existing'), source, 'clean without create drops and restores the dumped objects in place')
+  await cluster.psql('DELETE FROM items WHERE id > 10', 'restore_existing')
+  await startRestore(b, dir, target, { database: 'restore_existing', clean: true }).done
+  t.same(await fingerprint('restore_existing'), source, 'clean without create drops and restores the dumped objects in place')
 
-  const plain = await makeBackup('src', 'plain', 'zstd')
-  await cluster.psql('CREATE TABLE stray (x int)', 'existing')
-  await startRestore(plain, dir, target, { database: 'existing', clean: true }).done
-  t.same(await fingerprint('existing'), source, 'a plain backup with clean re-creates the database')
+  const plain = await makeBackup('restore_src', 'plain', 'zstd')
+  await cluster.psql('CREATE TABLE stray (x int)', 'restore_existing')
+  await startRestore(plain, dir, target, { database: 'restore_existing', clean: true }).done
+  t.same(await fingerprint('restore_existing'), source, 'a plain backup with clean re-creates the database')
 })
 
 t.test('a wrong target password fails with PG_AUTH_FAILED and the password appears nowhere', async t => {
-  const b = await makeBackup('src', 'custom', 'none')
+  const b = await makeBackup('restore_src', 'custom', 'none')
   const secret = 'Wr0ng-pa55word-xyz'
   const bad: Target = { ...target, password: secret }
   for (const create of [true, false]) {
     const logs: string[] = []
-    const job = startRestore(b, dir, bad, { database: create ? 'never' : 'src', create })
+    const job = startRestore(b, dir, bad, { database: create ? 'never' : 'restore_src', create })
     job.on('log', (l: string) => logs.push(l))
     const err = await rejection(job.done)
     t.equal(err.code, 'PG_AUTH_FAILED', create ? 'while creating the database' : 'from pg_restore')
@@ -153,7 +153,7 @@ t.test('a wrong target password fails with PG_AUTH_FAILED and the password appea
 })
 
 t.test('a backup that breaks off mid-stream fails the restore as an integrity problem', async t => {
-  const b = await makeBackup('src', 'custom', 'zstd')
+  const b = await makeBackup('restore_src', 'custom', 'zstd')
   const { readFileSync } = await import('node:fs')
   const data = readFileSync(join(dir, b.name))
   writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
@@ -163,7 +163,7 @@ t.test('a backup that breaks off mid-stream fails the restore as an integrity pr
 })
 
 t.test('a backup shorter on disk than recorded is refused before pg_restore starts', async t => {
-  const b = await makeBackup('src', 'tar', 'none')
+  const b = await makeBackup('restore_src', 'tar', 'none')
   const { readFileSync } = await import('node:fs')
   const data = readFileSync(join(dir, b.name))
   writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
@@ -174,17 +174,17 @@ t.test('a backup shorter on disk than recorded is refused before pg_restore star
 })
 
 t.test('a restore that is not of a completed backup is refused', async t => {
-  const b = await makeBackup('src', 'custom', 'none')
+  const b = await makeBackup('restore_src', 'custom', 'none')
   t.throws(() => startRestore({ ...b, status: 'failed' }, dir, target, { database: 'x', create: true }), { code: 'INVALID_STATE' })
 })
 
 t.test('cancelling a running restore rejects with CANCELLED and leaves no backend behind', async t => {
-  await createSlowRestoreDatabase(cluster, 'slowsrc', 5000)
+  await createSlowRestoreDatabase(cluster, 'restore_slowsrc', 5000)
   const activity = async (appName: string, where = ''): Promise<number> =>
     Number(await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = '${appName}' ${where}`))
 
   for (const [format, compression] of [['custom', 'zstd'], ['plain', 'gzip']] as const) {
-    const b = await makeBackup('slowsrc', format, compression)
+    const b = await makeBackup('restore_slowsrc', format, compression)
     const job = startRestore(b, dir, target, { database: `slow copy ${format}`, create: true }, { cancelGraceMs: 2000 })
     const appName = `pgkeep-restore-${job.id}`
     // psql prints nothing as it goes, so watch the server: the restore's backend running its COPY

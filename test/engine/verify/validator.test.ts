@@ -10,24 +10,24 @@ import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat, Compression } from '../../../schemas/backup.ts'
 import { digestOfFiles, hashTree, manifestPath, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { validateBackup } from '../../../server/engine/verify/validator.ts'
-import { startCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 
 const run = promisify(execFile)
 
-const cluster: TestCluster = await startCluster()
+const cluster: TestCluster = await testCluster()
 t.teardown(cluster.stop)
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-validator-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-await cluster.createDatabase('src')
+await cluster.createDatabase('validator_src')
 await cluster.psql(`
   CREATE TABLE items (id int PRIMARY KEY, label text, payload text);
   INSERT INTO items SELECT g, 'item ' || g, md5(g::text) FROM generate_series(1, 20000) g;
   CREATE TABLE notes (id serial PRIMARY KEY, body text);
   INSERT INTO notes (body) SELECT repeat('note ', g % 20) FROM generate_series(1, 2000) g;
-`, 'src')
+`, 'validator_src')
 
-const dumpArgs = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', 'src']
+const dumpArgs = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', 'validator_src']
 
 /** Real pg_dump output; uncompressed inside so our own compression is the only one (as pgkeep dumps). */
 const dumps = new Map<string, Promise<Buffer>>()
@@ -64,7 +64,7 @@ function record (name: string, format: BackupFormat, compression: Compression): 
     id: uuidv7(),
     name,
     target: 'default',
-    database: 'src',
+    database: 'validator_src',
     format,
     compression,
     level: compression === 'zstd' ? 3 : compression === 'gzip' ? 6 : 0,

@@ -1,12 +1,12 @@
 import t from 'tap'
 import { signJwt } from '../../../server/auth/token-store.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { ADMIN_PASSWORD, auditLines, SECRET, setupApp, TEST_PASSWORD } from '../helper.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await cluster.createDatabase('app')
-const { app, logs, token, as } = await setupApp(t, cluster, 'app', { rateLimits: { global: 100_000, create: 100_000, login: 5 } })
+await cluster.createDatabase('auth_app')
+const { app, logs, token, as } = await setupApp(t, cluster, 'auth_app', { rateLimits: { global: 100_000, create: 100_000, login: 5 } })
 
 const login = (username: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers })
@@ -35,7 +35,7 @@ t.test('the cookie is Secure when the request came over https', async t => {
 })
 
 t.test('behind a trusted TLS proxy the cookie gets Secure', async t => {
-  const proxied = await setupApp(t, cluster, 'app', { trustProxy: true })
+  const proxied = await setupApp(t, cluster, 'auth_app', { trustProxy: true })
   const res = await proxied.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'root', password: ADMIN_PASSWORD }, headers: { 'x-forwarded-proto': 'https' } })
   t.equal(res.statusCode, 200)
   t.equal(res.cookies.find(c => c.name === 'pgkeep_session')?.secure, true)

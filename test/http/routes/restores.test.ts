@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import type WebSocket from 'ws'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { BackupService } from '../../../server/engine/backup-service.ts'
 import type { RestoreState } from '../../../schemas/restore.ts'
 import { createSlowRestoreDatabase, testConfig } from '../../helpers/sample-db.ts'
@@ -8,11 +8,11 @@ import { FAST_RETRY, waitUntil } from '../../helpers/service.ts'
 import { auditLines, setupApp } from '../helper.ts'
 import { Inbox } from '../live-helpers.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSlowRestoreDatabase(cluster, 'slowsrc', 2000)
+await createSlowRestoreDatabase(cluster, 'restores_slowsrc', 2000)
 
-const { app, as, token } = await setupApp(t, cluster, 'slowsrc')
+const { app, as, token } = await setupApp(t, cluster, 'restores_slowsrc')
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
 
 async function completedBackup (body: Record<string, unknown>): Promise<string> {
@@ -42,10 +42,10 @@ const copying = async (restoreId: string): Promise<boolean> =>
 
 t.test('a running restore is readable by id, listed in a new viewer\'s snapshot, and cancelled on request', async t => {
   const backupId = await completedBackup({ format: 'custom', compression: 'zstd' })
-  const id = await startRestore(backupId, 'slow copy')
+  const id = await startRestore(backupId, 'restores slow copy')
   const running = await as('admin', { method: 'GET', url: `/api/restore/${id}` })
   t.equal(running.statusCode, 200)
-  t.match(running.json(), { restoreId: id, backupId, database: 'slow copy', status: 'running', at: String })
+  t.match(running.json(), { restoreId: id, backupId, database: 'restores slow copy', status: 'running', at: String })
   await waitUntil(() => copying(id), 30_000, 'the restore to be copying rows')
 
   const inbox = await viewerSocket(t)
@@ -106,9 +106,9 @@ t.test('viewers follow a restore to completed: valid restore events, percent nev
 })
 
 t.test('a failed restore keeps its error code and message, and a finished state is forgotten after restoreKeepMs', async t => {
-  await cluster.createDatabase('tiny')
-  await cluster.psql('CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);', 'tiny')
-  const config = testConfig(cluster, 'tiny')
+  await cluster.createDatabase('restores_tiny')
+  await cluster.psql('CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);', 'restores_tiny')
+  const config = testConfig(cluster, 'restores_tiny')
   t.teardown(config.cleanup)
   const service = await BackupService.open(config, { retry: FAST_RETRY, restoreKeepMs: 300 })
   t.teardown(() => service.close({ cancelRunning: true }))

@@ -1,20 +1,20 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { waitUntil } from '../../helpers/service.ts'
 import { startReceiver } from '../../alerts/webhook-receiver.ts'
 import { buildTestApp, tokenFor } from '../live-helpers.ts'
 import { hoursBeforeThisHour } from '../../helpers/schedule-time.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 500 })
+await createSampleDatabase(cluster, 'schedules_app', { rows: 500 })
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
 
 t.test('admins create, read, change and delete schedules; others are refused; next runs are in every reply', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'schedules_app')
   t.teardown(config.cleanup)
   const app = await buildTestApp(config)
   t.teardown(() => app.close())
@@ -59,7 +59,7 @@ t.test('admins create, read, change and delete schedules; others are refused; ne
 })
 
 t.test('bad bodies and names get 400 with a code and store nothing', async t => {
-  const config = testConfig(cluster, 'app')
+  const config = testConfig(cluster, 'schedules_app')
   t.teardown(config.cleanup)
   const app = await buildTestApp(config)
   t.teardown(() => app.close())
@@ -86,7 +86,7 @@ t.test('bad bodies and names get 400 with a code and store nothing', async t => 
 })
 
 t.test('a seconds-level schedule created over the API fires, survives a restart of the app, and config ones are read-only', async t => {
-  const config = { ...testConfig(cluster, 'app'), schedules: [{ name: 'from-config', cron: '0 0 * * *' }] }
+  const config = { ...testConfig(cluster, 'schedules_app'), schedules: [{ name: 'from-config', cron: '0 0 * * *' }] }
   t.teardown(config.cleanup)
   let app = await buildTestApp(config)
   const admin = await tokenFor(app, 'admin')
@@ -113,8 +113,8 @@ t.test('a seconds-level schedule created over the API fires, survives a restart 
 t.test('a backup failing on a wrong password reaches the webhook, retried after a 500, with no secret in it', async t => {
   const receiver = await startReceiver([500])
   t.teardown(receiver.stop)
-  const wrong = cluster.url('app').replace(encodeURIComponent(cluster.password), 'wrong-Pa55word')
-  const config = { ...testConfig(cluster, 'app', { DATABASE_URL: wrong }), webhooks: [receiver.url] }
+  const wrong = cluster.url('schedules_app').replace(encodeURIComponent(cluster.password), 'wrong-Pa55word')
+  const config = { ...testConfig(cluster, 'schedules_app', { DATABASE_URL: wrong }), webhooks: [receiver.url] }
   t.teardown(config.cleanup)
   const app = await buildTestApp(config)
   t.teardown(() => app.close())
@@ -126,7 +126,7 @@ t.test('a backup failing on a wrong password reaches the webhook, retried after 
   t.equal(retry.body.event, 'backup.failed')
   t.equal(retry.body.backup.id, res.json().backup.id)
   t.equal(retry.body.backup.status, 'failed')
-  t.match(retry.body.text, /backup \*.+\* of default\/app failed \(PG_AUTH_FAILED/)
+  t.match(retry.body.text, /backup \*.+\* of default\/schedules_app failed \(PG_AUTH_FAILED/)
   t.same(retry.body, first.body)
   t.notMatch(JSON.stringify(retry.body), /wrong-Pa55word|pgkeep-test-Secr3t/, 'no password in the alert')
 })
@@ -134,7 +134,7 @@ t.test('a backup failing on a wrong password reaches the webhook, retried after 
 t.test('a failed validation and runs missed while the server was down reach the webhook', async t => {
   const receiver = await startReceiver()
   t.teardown(receiver.stop)
-  const config = { ...testConfig(cluster, 'app'), webhooks: [receiver.url] }
+  const config = { ...testConfig(cluster, 'schedules_app'), webhooks: [receiver.url] }
   t.teardown(config.cleanup)
   let app = await buildTestApp(config)
   const admin = await tokenFor(app, 'admin')
@@ -166,5 +166,5 @@ t.test('a failed validation and runs missed while the server was down reach the 
   const alert = await receiver.next()
   t.equal(alert.body.event, 'validation.failed')
   t.equal(alert.body.backup.id, backup.id)
-  t.match(alert.body.text, /validation of backup \*.+\* \(default\/app\) failed/)
+  t.match(alert.body.text, /validation of backup \*.+\* \(default\/schedules_app\) failed/)
 })

@@ -1,14 +1,14 @@
 import t from 'tap'
 import type WebSocket from 'ws'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { buildTestApp, Inbox, tokenFor } from '../live-helpers.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 500 })
+await createSampleDatabase(cluster, 'ws_app', { rows: 500 })
 
-const config = testConfig(cluster, 'app')
+const config = testConfig(cluster, 'ws_app')
 t.teardown(config.cleanup)
 const app = await buildTestApp(config)
 t.teardown(() => app.close())

@@ -6,7 +6,7 @@ import type { Backup } from '../../schemas/backup.ts'
 import { startStack, ADMIN, ARTIFACTS } from './helpers/stack.ts'
 import { openBrowser, login, recordAttribute, recorded, DESKTOP, PHONE } from './helpers/browser.ts'
 
-const stack = await startStack()
+const stack = await startStack({ database: 'browser_dashboard' })
 t.teardown(stack.stop)
 const session = await openBrowser(stack.url)
 t.teardown(session.close)

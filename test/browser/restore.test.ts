@@ -5,7 +5,7 @@ import { openBrowser, login, recordAttribute, recorded } from './helpers/browser
 import { ApiClient } from './helpers/api-client.ts'
 
 // ~12 MB of table data: the restore is fed through gunzip and paced by COPY, so its percent moves
-const stack = await startStack({ tables: 4, mbPerTable: 3 })
+const stack = await startStack({ database: 'browser_restore', tables: 4, mbPerTable: 3 })
 t.teardown(stack.stop)
 const admin = await ApiClient.login(stack.url, ADMIN)
 const session = await openBrowser(stack.url)
@@ -25,7 +25,7 @@ t.test('a completed backup is restored from the list into a new database, follow
   await row.waitFor()
   await row.getByRole('button', { name: 'Restore' }).click()
   const dialog = page.getByRole('dialog', { name: /^Restore / })
-  await dialog.getByLabel('Target database').fill('shop_copy')
+  await dialog.getByLabel('Target database').fill('browser_restore_copy')
   const create = dialog.getByLabel('Create the database first')
   if (!await create.isChecked()) await create.check()
   await recordAttribute(page, 'percents', 'dialog .percent', 'data-percent')
@@ -42,13 +42,13 @@ t.test('a completed backup is restored from the list into a new database, follow
   t.ok(statuses.includes('running'), `went through running (${statuses.join(' → ')})`)
   t.equal(statuses.at(-1), 'completed')
   t.match(await dialog.getByRole('status').innerText(), /completed/)
-  await page.locator('.toast[data-kind="success"]').filter({ hasText: 'Restore into shop_copy completed' }).waitFor()
+  await page.locator('.toast[data-kind="success"]').filter({ hasText: 'Restore into browser_restore_copy completed' }).waitFor()
   t.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no page reload happened')
 
-  const tables = await stack.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", 'shop_copy')
+  const tables = await stack.cluster.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", 'browser_restore_copy')
   t.equal(tables.trim(), '4', 'the restored database has every table')
-  t.equal((await stack.cluster.psql('SELECT count(*) FROM public.part_0', 'shop_copy')).trim(),
-    (await stack.cluster.psql('SELECT count(*) FROM public.part_0', 'shop')).trim(), 'with every row')
+  t.equal((await stack.cluster.psql('SELECT count(*) FROM public.part_0', 'browser_restore_copy')).trim(),
+    (await stack.cluster.psql('SELECT count(*) FROM public.part_0', stack.database)).trim(), 'with every row')
 
   await dialog.getByRole('button', { name: 'Close' }).click()
   await dialog.waitFor({ state: 'hidden' })
@@ -66,7 +66,7 @@ t.test('a running restore is cancelled from its dialog after confirmation and en
     CREATE TABLE public.slow (id int CHECK (slow_ok(id)));
     SET pgkeep.fast = on;
     INSERT INTO public.slow SELECT generate_series(1, 20000);
-  `, 'shop')
+  `, stack.database)
   const backup = await admin.create({ format: 'custom', compression: 'zstd' })
   t.equal(await admin.waitTerminal(backup.id), 'completed')
   await page.evaluate(() => { (window as unknown as { sameDocument: boolean }).sameDocument = true })
@@ -75,7 +75,7 @@ t.test('a running restore is cancelled from its dialog after confirmation and en
   await row.waitFor()
   await row.getByRole('button', { name: 'Restore' }).click()
   const dialog = page.getByRole('dialog', { name: /^Restore / })
-  await dialog.getByLabel('Target database').fill('shop_cancelled')
+  await dialog.getByLabel('Target database').fill('browser_restore_cancelled')
   await dialog.getByRole('button', { name: 'Restore' }).click()
   await dialog.locator('[data-restore-status="running"]').waitFor()
   const copyingSlow = async (): Promise<boolean> => Number(await stack.cluster.psql(
@@ -88,14 +88,14 @@ t.test('a running restore is cancelled from its dialog after confirmation and en
 
   await dialog.getByRole('button', { name: 'Cancel restore' }).click()
   const confirm = page.getByRole('dialog', { name: 'Cancel restore?' })
-  t.match(await confirm.innerText(), 'shop_cancelled', 'the confirmation names the database')
+  t.match(await confirm.innerText(), 'browser_restore_cancelled', 'the confirmation names the database')
   await confirm.getByRole('button', { name: 'Cancel restore' }).click()
 
   await dialog.locator('[data-restore-status="cancelled"]').waitFor({ timeout: 30_000 })
   t.match(await dialog.getByRole('status').innerText(), /cancelled/)
   t.match(await dialog.locator('.error').innerText(), /CANCELLED/, 'the dialog shows the code')
   t.equal(await dialog.getByRole('button', { name: 'Cancel restore' }).count(), 0, 'nothing left to cancel')
-  await page.locator('.toast').filter({ hasText: 'Restore into shop_cancelled cancelled' }).waitFor()
+  await page.locator('.toast').filter({ hasText: 'Restore into browser_restore_cancelled cancelled' }).waitFor()
   t.equal(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument), true, 'no page reload happened')
   await page.screenshot({ path: join(ARTIFACTS, 'restore-cancelled-1280.png'), fullPage: true })
   await dialog.getByRole('button', { name: 'Close' }).click()

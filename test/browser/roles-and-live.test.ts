@@ -6,7 +6,7 @@ import { openBrowser, login, recordAttribute, recorded } from './helpers/browser
 import { ApiClient } from './helpers/api-client.ts'
 
 // small data: nothing here needs a long dump except the one a viewer watches, which is cancelled
-const stack = await startStack({ tables: 4, mbPerTable: 3 })
+const stack = await startStack({ database: 'browser_live', tables: 4, mbPerTable: 3 })
 t.teardown(stack.stop)
 const admin = await ApiClient.login(stack.url, ADMIN)
 // one admin browser for the tests below (launching Chromium and logging in dominate their time)

@@ -3,7 +3,7 @@ import { startStack, ADMIN } from './helpers/stack.ts'
 import { openBrowser, login } from './helpers/browser.ts'
 import { ApiClient } from './helpers/api-client.ts'
 
-const stack = await startStack({ tables: 2, mbPerTable: 0.5 })
+const stack = await startStack({ database: 'browser_pages', tables: 2, mbPerTable: 0.5 })
 t.teardown(stack.stop)
 const admin = await ApiClient.login(stack.url, ADMIN)
 const session = await openBrowser(stack.url)

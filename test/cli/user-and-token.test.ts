@@ -5,13 +5,12 @@ import { PassThrough } from 'node:stream'
 import t from 'tap'
 import { dispatch } from '../../server/cli/main.ts'
 import { loadConfig } from '../../server/config.ts'
-import { buildApp } from '../../server/http/app.ts'
+import { appConfig, newApp, TEST_JWT_SECRET } from '../helpers/app.ts'
 import { memoryIO, spawnCli } from './cli-runner.ts'
 
-const SECRET = 'cli-suite-jwt-secret-0123456789abcdefghij'
 
 function env (dir: string): Record<string, string> {
-  return { PGKEEP_BACKUP_DIR: dir, PGKEEP_JWT_SECRET: SECRET, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }
+  return { PGKEEP_BACKUP_DIR: dir, PGKEEP_JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }
 }
 
 async function run (args: string[], dir: string, stdin?: string): Promise<{ code: number, out: string, err: string }> {
@@ -38,7 +37,7 @@ t.test('user add reads the password from stdin, never argv, and the user can log
   const list = await run(['user', 'list', '--json'], dir)
   t.same(JSON.parse(list.out), [{ username: 'alice', role: 'operator' }])
 
-  const app = await buildApp(loadConfig(env(dir)), { logStream: { write () {} } })
+  const app = await newApp(appConfig(loadConfig(env(dir))))
   t.teardown(() => app.close())
   const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'alice secret pw' } })
   t.equal(login.statusCode, 200)
@@ -61,7 +60,7 @@ t.test('token create prints the token once; it works as a Bearer until token rev
   t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/)
   t.match(created.err, /shown once/)
   t.notMatch(readFileSync(join(dir, '.pgkeep', 'tokens.json'), 'utf8'), token)
-  const app = await buildApp(loadConfig(env(dir)), { logStream: { write () {} } })
+  const app = await newApp(appConfig(loadConfig(env(dir))))
   t.teardown(() => app.close())
   const me = await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${token}` } })
   t.same(me.json(), { username: 'token:ci', role: 'operator' })
@@ -92,5 +91,5 @@ t.test('serve with no users prints the first-admin hint, listens, and exits 0 on
   const { code, stdout } = await result
   t.equal(code, 0)
   t.match(stdout, /pgkeep user add admin --role admin/)
-  t.notMatch(stdout + stderrText(), SECRET)
+  t.notMatch(stdout + stderrText(), TEST_JWT_SECRET)
 })

@@ -1,29 +1,8 @@
 import type WebSocket from 'ws'
 import { Compile } from 'typebox/compile'
-import type { FastifyInstance } from 'fastify'
-import type { Role } from '../../schemas/auth.ts'
 import { ServerEvent } from '../../schemas/events.ts'
-import { buildApp, type AppDeps } from '../../server/http/app.ts'
-import type { Config } from '../../server/config.ts'
 
-export const JWT_SECRET = 'pgkeep-test-jwt-secret-0123456789abcdef'
 export const checkServerEvent = Compile(ServerEvent)
-
-/** buildApp with a fixed JWT secret, quiet logs and no rate limits in the way; ready to inject. */
-export async function buildTestApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ ...config, jwtSecret: JWT_SECRET, dev: false, logLevel: 'warn' }, {
-    logStream: { write () {} },
-    rateLimits: { global: 1_000_000, create: 1_000_000, login: 1_000_000 },
-    ...deps,
-  })
-  await app.ready()
-  return app
-}
-
-/** An API token of that role (revocable by its name). */
-export async function tokenFor (app: FastifyInstance, role: Role, name = `t-${role}`): Promise<string> {
-  return (await app.tokens.create(JWT_SECRET, { name, role, createdBy: 'test' })).token
-}
 
 /** Collects every message of a socket from the start and lets a test wait for the one it wants. */
 export class Inbox {

@@ -5,15 +5,16 @@ import { startServer } from '../../server/http/server.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
-import { SECRET } from './helper.ts'
+import { appConfig } from '../helpers/app.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'server_app', { rows: 10000, padding: 300 })
 
 t.test('shutting the server down cancels a running dump cleanly and stops accepting connections', async t => {
-  const config = { ...testConfig(cluster, 'server_app'), jwtSecret: SECRET, dev: false, port: 0, minFreeBytes: 0 }
-  t.teardown(config.cleanup)
+  const base = testConfig(cluster, 'server_app')
+  t.teardown(base.cleanup)
+  const config = { ...appConfig(base), port: 0 }
   const server = await startServer(config, { logStream: { write () {} } })
   const service = server.app.backupService
   await server.app.users.add('ops', 'operator', 'ops password 1')

@@ -3,7 +3,8 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
-import { buildTestApp, Inbox, tokenFor } from './live-helpers.ts'
+import { build, tokenFor } from '../helpers/app.ts'
+import { Inbox } from './live-helpers.ts'
 
 // One suite over a real listening port and the `ws` client: what a browser or script actually sees.
 const cluster = await testCluster()
@@ -14,8 +15,7 @@ await cluster.createDatabase('socket_tiny')
 
 const config = testConfig(cluster, 'socket_big')
 t.teardown(config.cleanup)
-const app = await buildTestApp(config)
-t.teardown(() => app.close())
+const { app } = await build(t, config, { service: 'app' })
 await app.listen({ port: 0, host: '127.0.0.1' })
 const base = `127.0.0.1:${(app.server.address() as AddressInfo).port}`
 const viewer = await tokenFor(app, 'viewer')

@@ -1,14 +1,14 @@
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
-import { startCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
+import { newApp, appConfig } from '../../helpers/app.ts'
+import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { testConfig } from '../../helpers/sample-db.ts'
-import { buildApp } from '../../../server/http/app.ts'
 import { UsersStore } from '../../../server/auth/users-store.ts'
 import type { Config } from '../../../server/config.ts'
 
@@ -18,10 +18,11 @@ export const ARTIFACTS = join(repo, 'test-artifacts')
 
 export const ADMIN = { username: 'alice', password: 'alice-Passw0rd!' }
 export const VIEWER = { username: 'victor', password: 'victor-Passw0rd!' }
-export const DATABASE = 'shop'
 
 export interface Stack {
   cluster: TestCluster
+  /** the database the stack's target backs up, named by the test file (the run's cluster is shared) */
+  database: string
   config: Config
   backupDir: string
   url: string
@@ -35,14 +36,14 @@ export interface Stack {
  * backpressure, so it paces pg_dump itself: ~25 MB take several seconds and move table by table.
  * (zstd -T0 would swallow the whole input at once and leave the bar parked near the end.)
  */
-export async function fillDatabase (cluster: TestCluster, tables = 8, mbPerTable = 3): Promise<void> {
-  await cluster.createDatabase(DATABASE)
+export async function fillDatabase (cluster: TestCluster, database: string, tables = 8, mbPerTable = 3): Promise<void> {
+  await cluster.createDatabase(database)
   const rows = Math.round(mbPerTable * 1024 * 1024 / 132)
   const sql = Array.from({ length: tables }, (_, i) => `
     CREATE TABLE public.part_${i} AS
       SELECT g AS id, md5(g::text || '${i}') || md5((g * 31)::text) || md5((g * 17 + ${i})::text) || md5((g * 7)::text) AS body
       FROM generate_series(1, ${rows}) g;`).join('\n')
-  await cluster.psql(sql + '\nANALYZE;', DATABASE)
+  await cluster.psql(sql + '\nANALYZE;', database)
 }
 
 function sourcesHash (): string {
@@ -71,21 +72,21 @@ async function buildClient (): Promise<string> {
   return dir
 }
 
-export async function startStack (opts: { tables?: number, mbPerTable?: number } = {}): Promise<Stack> {
+export async function startStack (opts: { database: string, tables?: number, mbPerTable?: number }): Promise<Stack> {
   const t0 = Date.now()
   mkdirSync(ARTIFACTS, { recursive: true })
-  const [cluster, clientDir] = await Promise.all([startCluster(), buildClient()])
+  const [cluster, clientDir] = await Promise.all([testCluster(), buildClient()])
   const t1 = Date.now()
-  await fillDatabase(cluster, opts.tables, opts.mbPerTable)
+  await fillDatabase(cluster, opts.database, opts.tables, opts.mbPerTable)
   if (process.env.PGKEEP_TEST_TIMING) process.stderr.write(`stack: cluster+client ${t1 - t0} ms, fill ${Date.now() - t1} ms\n`)
-  const config = testConfig(cluster, DATABASE, { PGKEEP_JWT_SECRET: randomBytes(32).toString('hex'), PGKEEP_LOG_LEVEL: 'warn' })
+  const config = appConfig({ ...testConfig(cluster, opts.database), logLevel: 'warn' })
   const users = new UsersStore(config.backupDir)
   await users.add(ADMIN.username, 'admin', ADMIN.password)
   await users.add(VIEWER.username, 'viewer', VIEWER.password)
 
-  const quiet = { write: () => {} }
-  const limits = { global: 100_000, login: 1000, create: 1000 }
-  let app: FastifyInstance = await buildApp(config, { clientDir, logStream: quiet, rateLimits: limits, cancelRunningOnClose: true })
+  // a login limit a browser test can meet, unlike build(t)'s
+  const deps = { clientDir, rateLimits: { global: 100_000, login: 1000, create: 1000 }, cancelRunningOnClose: true }
+  let app: FastifyInstance = await newApp(config, deps)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (!address || typeof address === 'string') throw new Error('server has no TCP address')
@@ -93,12 +94,13 @@ export async function startStack (opts: { tables?: number, mbPerTable?: number }
 
   return {
     cluster,
+    database: opts.database,
     config,
     backupDir: config.backupDir,
     url: `http://127.0.0.1:${port}`,
     restart: async () => {
       await app.close()
-      app = await buildApp(config, { clientDir, logStream: quiet, rateLimits: limits, cancelRunningOnClose: true })
+      app = await newApp(config, deps)
       await app.listen({ host: '127.0.0.1', port })
     },
     stop: async () => {

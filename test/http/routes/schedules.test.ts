@@ -4,7 +4,7 @@ import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { waitUntil } from '../../helpers/service.ts'
 import { startReceiver } from '../../alerts/webhook-receiver.ts'
-import { buildTestApp, tokenFor } from '../live-helpers.ts'
+import { build, tokenFor } from '../../helpers/app.ts'
 import { hoursBeforeThisHour } from '../../helpers/schedule-time.ts'
 
 const cluster = await testCluster()
@@ -16,8 +16,7 @@ const auth = (token: string) => ({ authorization: `Bearer ${token}` })
 t.test('admins create, read, change and delete schedules; others are refused; next runs are in every reply', async t => {
   const config = testConfig(cluster, 'schedules_app')
   t.teardown(config.cleanup)
-  const app = await buildTestApp(config)
-  t.teardown(() => app.close())
+  const { app } = await build(t, config, { service: 'app' })
   const admin = await tokenFor(app, 'admin')
   const operator = await tokenFor(app, 'operator')
   const viewer = await tokenFor(app, 'viewer')
@@ -61,8 +60,7 @@ t.test('admins create, read, change and delete schedules; others are refused; ne
 t.test('bad bodies and names get 400 with a code and store nothing', async t => {
   const config = testConfig(cluster, 'schedules_app')
   t.teardown(config.cleanup)
-  const app = await buildTestApp(config)
-  t.teardown(() => app.close())
+  const { app } = await build(t, config, { service: 'app' })
   const admin = await tokenFor(app, 'admin')
   const bad: unknown[] = [
     { name: 'x', cron: '61 * * * *' },
@@ -88,15 +86,14 @@ t.test('bad bodies and names get 400 with a code and store nothing', async t => 
 t.test('a seconds-level schedule created over the API fires, survives a restart of the app, and config ones are read-only', async t => {
   const config = { ...testConfig(cluster, 'schedules_app'), schedules: [{ name: 'from-config', cron: '0 0 * * *' }] }
   t.teardown(config.cleanup)
-  let app = await buildTestApp(config)
+  let { app } = await build(t, config, { service: 'app' })
   const admin = await tokenFor(app, 'admin')
   const res = await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: { name: 'fast', cron: '*/2 * * * * *', backup: { compression: 'none' } } })
   t.equal(res.statusCode, 201)
   await waitUntil(() => app.backupService.list({}).items.some(b => b.scheduleId === 'fast' && b.status === 'completed'), 20_000, 'a scheduled backup')
   await app.close()
 
-  app = await buildTestApp(config)
-  t.teardown(() => app.close())
+  ;({ app } = await build(t, config, { service: 'app' }))
   const list = (await app.inject({ method: 'GET', url: '/api/schedules', headers: auth(admin) })).json()
   t.same(list.items.map((s: { name: string, source: string }) => [s.name, s.source]), [['fast', 'api'], ['from-config', 'config']])
   const fast = list.items[0]
@@ -116,8 +113,7 @@ t.test('a backup failing on a wrong password reaches the webhook, retried after 
   const wrong = cluster.url('schedules_app').replace(encodeURIComponent(cluster.password), 'wrong-Pa55word')
   const config = { ...testConfig(cluster, 'schedules_app', { DATABASE_URL: wrong }), webhooks: [receiver.url] }
   t.teardown(config.cleanup)
-  const app = await buildTestApp(config)
-  t.teardown(() => app.close())
+  const { app } = await build(t, config, { service: 'app' })
   const operator = await tokenFor(app, 'operator')
   const res = await app.inject({ method: 'POST', url: '/api/backup/create', headers: auth(operator), payload: {} })
   t.equal(res.statusCode, 202)
@@ -136,7 +132,7 @@ t.test('a failed validation and runs missed while the server was down reach the 
   t.teardown(receiver.stop)
   const config = { ...testConfig(cluster, 'schedules_app'), webhooks: [receiver.url] }
   t.teardown(config.cleanup)
-  let app = await buildTestApp(config)
+  let { app } = await build(t, config, { service: 'app' })
   const admin = await tokenFor(app, 'admin')
   const created = await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: { name: 'hourly', cron: '0 * * * *' } })
   t.equal(created.statusCode, 201)
@@ -154,8 +150,7 @@ t.test('a failed validation and runs missed while the server was down reach the 
   bytes[Math.floor(bytes.length / 2)] ^= 0xff
   writeFileSync(dump, bytes)
 
-  app = await buildTestApp(config)
-  t.teardown(() => app.close())
+  ;({ app } = await build(t, config, { service: 'app' }))
   const missed = await receiver.next()
   t.equal(missed.body.event, 'schedule.missed')
   t.match(missed.body.text, /schedule \*hourly\* missed its run at .+: the server was not running/)

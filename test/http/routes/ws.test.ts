@@ -2,7 +2,8 @@ import t from 'tap'
 import type WebSocket from 'ws'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
-import { buildTestApp, Inbox, tokenFor } from '../live-helpers.ts'
+import { build, tokenFor } from '../../helpers/app.ts'
+import { Inbox } from '../live-helpers.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -10,8 +11,7 @@ await createSampleDatabase(cluster, 'ws_app', { rows: 500 })
 
 const config = testConfig(cluster, 'ws_app')
 t.teardown(config.cleanup)
-const app = await buildTestApp(config)
-t.teardown(() => app.close())
+const { app } = await build(t, config, { service: 'app' })
 const viewer = await tokenFor(app, 'viewer')
 
 async function connect (path: string, headers: Record<string, string> = {}): Promise<{ ws: WebSocket, inbox: Inbox }> {

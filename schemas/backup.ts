@@ -114,6 +114,13 @@ export type Progress = Static<typeof Progress>
 export const BackupWithProgress = Type.Object({ backup: Backup, progress: Type.Optional(Progress) })
 export type BackupWithProgress = Static<typeof BackupWithProgress>
 
+/** The reply of create, cancel, validate and pin: the backup as it is after the call. */
+export const BackupReply = Type.Object({ backup: Backup })
+export type BackupReply = Static<typeof BackupReply>
+
+export const PinRequest = Type.Object({ pinned: Type.Boolean() }, { additionalProperties: false })
+export type PinRequest = Static<typeof PinRequest>
+
 export const SortField = Type.Union([
   Type.Literal('createdAt'), Type.Literal('name'), Type.Literal('sizeBytes'),
   Type.Literal('status'), Type.Literal('target'), Type.Literal('duration'),

@@ -24,7 +24,7 @@ export const JOBS_RANGE: Bounds = { min: 1, max: 32 }
 
 export const DEFAULT_FORMAT: BackupFormat = 'custom'
 export const DEFAULT_COMPRESSION: Compression = 'zstd'
-/** The level recorded when the request names none; an uncompressed backup records 0. */
+/** The level used when a request leaves it out; an uncompressed backup records 0. */
 export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6, none: 0 }
 
 export type CreateRuleProblem =
@@ -36,8 +36,9 @@ export type CreateRuleProblem =
 export type CreateRuleInput = Pick<CreateBackupRequest, 'format' | 'compression' | 'level' | 'schemaOnly' | 'dataOnly' | 'jobs'>
 
 /**
- * Every cross-field rule the request breaks, in the order a reader would fix them; empty when it keeps
- * them all. Absent format and compression count as their defaults. `message` is the API's wording.
+ * Every cross-field rule the request breaks, always in the same order (level, scope, jobs), so each door
+ * reports the same first problem; empty when it keeps them all. Absent format and compression count as
+ * their defaults. `message` is the API's wording.
  */
 export function createRuleProblems (req: CreateRuleInput): CreateRuleProblem[] {
   const format = req.format ?? DEFAULT_FORMAT

@@ -27,6 +27,9 @@ export const LoginReply = Type.Object({
 })
 export type LoginReply = Static<typeof LoginReply>
 
+export const LogoutReply = Type.Object({ ok: Type.Boolean() })
+export type LogoutReply = Static<typeof LogoutReply>
+
 /** A long-lived API token as listed (the token itself is shown once, at creation). */
 export const TokenInfo = Type.Object({
   id: Type.String(),

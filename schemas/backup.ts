@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { BackupId, IsoDateTime } from './common.ts'
+import { ANY_LEVEL, JOBS_RANGE } from './create-rules.ts'
 
 export const BACKUP_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'
 export const TARGET_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$'
@@ -27,14 +28,14 @@ export const CreateBackupRequest = Type.Object({
   name: Type.Optional(Type.String({ pattern: BACKUP_NAME_PATTERN })),
   format: Type.Optional(BackupFormat),
   compression: Type.Optional(Compression),
-  /** zstd 1..19, gzip 1..9; ignored for none. */
-  level: Type.Optional(Type.Integer({ minimum: 1, maximum: 19 })),
+  /** Its range depends on the compression, and none takes no level: see create-rules.ts. */
+  level: Type.Optional(Type.Integer({ minimum: ANY_LEVEL.min, maximum: ANY_LEVEL.max })),
   schemaOnly: Type.Optional(Type.Boolean()),
   dataOnly: Type.Optional(Type.Boolean()),
   schemas: Type.Optional(Type.Array(PgPattern, { maxItems: 100 })),
   excludeTables: Type.Optional(Type.Array(PgPattern, { maxItems: 1000 })),
   /** Parallel dump workers; directory format only. */
-  jobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
+  jobs: Type.Optional(Type.Integer({ minimum: JOBS_RANGE.min, maximum: JOBS_RANGE.max })),
   /** pg_dump --no-owner / --no-privileges: for restoring into a cluster with other roles */
   noOwner: Type.Optional(Type.Boolean()),
   noPrivileges: Type.Optional(Type.Boolean()),
@@ -112,6 +113,13 @@ export type Progress = Static<typeof Progress>
 
 export const BackupWithProgress = Type.Object({ backup: Backup, progress: Type.Optional(Progress) })
 export type BackupWithProgress = Static<typeof BackupWithProgress>
+
+/** The reply of create, cancel, validate and pin: the backup as it is after the call. */
+export const BackupReply = Type.Object({ backup: Backup })
+export type BackupReply = Static<typeof BackupReply>
+
+export const PinRequest = Type.Object({ pinned: Type.Boolean() }, { additionalProperties: false })
+export type PinRequest = Static<typeof PinRequest>
 
 export const SortField = Type.Union([
   Type.Literal('createdAt'), Type.Literal('name'), Type.Literal('sizeBytes'),

@@ -1,4 +1,4 @@
-import { Type } from 'typebox'
+import { Type, type Static } from 'typebox'
 
 /** Backup ids are UUIDv7: time-ordered, so sorting by id sorts by creation. */
 export const BackupId = Type.String({
@@ -9,3 +9,7 @@ export const BackupId = Type.String({
 export const IsoDateTime = Type.String({ format: 'date-time' })
 
 export const IdParams = Type.Object({ id: BackupId }, { additionalProperties: false })
+
+/** The reply of a DELETE: the id or name of what is gone. */
+export const DeletedReply = Type.Object({ deleted: Type.String() })
+export type DeletedReply = Static<typeof DeletedReply>

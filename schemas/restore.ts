@@ -36,3 +36,9 @@ export const RestoreState = Type.Object({
   at: IsoDateTime,
 })
 export type RestoreState = Static<typeof RestoreState>
+
+/** 202 to POST /api/backup/:id/restore: the restore job to follow at /api/restore/:id. */
+export const RestoreReply = Type.Object({
+  restore: Type.Object({ id: RestoreId, backupId: BackupId, database: Type.String() }),
+})
+export type RestoreReply = Static<typeof RestoreReply>

@@ -1,7 +1,7 @@
 import { Compile } from 'typebox/compile'
 import { CreateBackupRequest, type Backup, type BackupOptions } from '../../schemas/backup.ts'
+import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL } from '../../schemas/create-rules.ts'
 import type { Config, Target } from '../config.ts'
-import { checkLevel, DEFAULT_LEVEL } from './pg/codec.ts'
 import { InvalidInputError } from '../errors.ts'
 
 const checkRequest = Compile(CreateBackupRequest)
@@ -33,8 +33,8 @@ export interface ResolvedRequest {
 }
 
 /**
- * Checks a create request against the schema and the rules the schema cannot say (combinations,
- * levels per compression, known targets), and fills in defaults: custom format, zstd level 3.
+ * Checks a create request against the schema, the shared create rules (schemas/create-rules.ts) and
+ * the configured targets, and fills in the defaults.
  */
 export function resolveCreateRequest (req: unknown, config: Config): ResolvedRequest {
   if (!checkRequest.Check(req)) throw describeSchemaError(req)
@@ -43,20 +43,14 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
   if (!target) {
     throw new InvalidInputError(`target: unknown target "${req.target}"; configured: ${Object.keys(config.targets).join(', ') || 'none'}`, 'target')
   }
-  const format = req.format ?? 'custom'
-  const compression = req.compression ?? 'zstd'
-  if (req.level !== undefined && compression === 'none') throw new InvalidInputError('level: cannot be set when compression is none', 'level')
-  const level = req.level ?? DEFAULT_LEVEL[compression]
-  checkLevel(compression, level)
-  if (req.schemaOnly && req.dataOnly) throw new InvalidInputError('schemaOnly and dataOnly cannot both be set', 'dataOnly')
-  if (req.jobs !== undefined && req.jobs > 1 && format !== 'directory') {
-    throw new InvalidInputError('jobs: parallel dumps need the directory format', 'jobs')
-  }
+  const [problem] = createRuleProblems(req)
+  if (problem) throw new InvalidInputError(problem.message, problem.field)
+  const compression = req.compression ?? DEFAULT_COMPRESSION
   return {
     target,
-    format,
+    format: req.format ?? DEFAULT_FORMAT,
     compression,
-    level,
+    level: req.level ?? DEFAULT_LEVEL[compression],
     name: req.name,
     options: {
       schemaOnly: req.schemaOnly ?? false,

@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { ReadinessCheck } from '../../schemas/health.ts'
 import type { Config } from '../config.ts'
 import { toPgkeepError } from '../errors.ts'
 import { findPgTool } from '../engine/pg/tools.ts'
 import { checkDumpCompatible } from '../engine/pg/inspector.ts'
 import { versionFromNum, withTargetClient } from '../engine/pg/connection.ts'
 
-export interface ReadinessCheck { name: string, ok: boolean, message?: string }
 export interface Readiness { ready: boolean, checks: ReadinessCheck[] }
 
 async function check (name: string, fn: () => Promise<string | undefined>): Promise<ReadinessCheck> {

@@ -1,10 +1,11 @@
 /** The one module all HTTP goes through: typed from schemas/, same-origin cookie auth, 401 → login. */
-import type { Backup, BackupWithProgress, CreateBackupRequest, ListQuery, ListResult, RestoreRequest } from '../../../schemas/backup.ts'
+import type { BackupReply, BackupWithProgress, CreateBackupRequest, ListQuery, ListResult, RestoreRequest } from '../../../schemas/backup.ts'
+import type { DeletedReply } from '../../../schemas/common.ts'
 import type { ErrorReply } from '../../../schemas/errors.ts'
-import type { Role, User, LoginReply } from '../../../schemas/auth.ts'
+import type { Role, User, LoginReply, LogoutReply } from '../../../schemas/auth.ts'
 import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
-import type { RestoreState } from '../../../schemas/restore.ts'
+import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
@@ -61,27 +62,24 @@ function qs (params: Record<string, string | number | undefined>): string {
 export const api = {
   login: (username: string, password: string) =>
     request<LoginReply>('POST', '/api/auth/login', { username, password }),
-  logout: () => request<unknown>('POST', '/api/auth/logout', {}),
-  me: () => request<User | { user: User }>('GET', '/api/auth/me')
-    .then(r => ('user' in r ? r.user : r)),
+  logout: () => request<LogoutReply>('POST', '/api/auth/logout', {}),
+  me: () => request<User>('GET', '/api/auth/me'),
 
-  createBackup: (req: CreateBackupRequest) => request<{ backup: Backup }>('POST', '/api/backup/create', req),
+  createBackup: (req: CreateBackupRequest) => request<BackupReply>('POST', '/api/backup/create', req),
   listBackups: (q: ListQuery) => request<ListResult>('GET', `/api/backup/list${qs(q as Record<string, string | number | undefined>)}`),
   backupStatus: (id: string) => request<BackupWithProgress>('GET', `/api/backup/status/${id}`),
-  cancelBackup: (id: string) => request<unknown>('POST', `/api/backup/${id}/cancel`, {}),
-  validateBackup: (id: string) => request<{ backup: Backup } | Backup>('POST', `/api/backup/${id}/validate`, {})
-    .then(r => ('backup' in r ? r.backup : r)),
-  deleteBackup: (id: string) => request<unknown>('DELETE', `/api/backup/${id}`),
-  restoreBackup: (id: string, req: RestoreRequest) =>
-    request<{ restore: { id: string, backupId: string, database: string } }>('POST', `/api/backup/${id}/restore`, req),
+  cancelBackup: (id: string) => request<BackupReply>('POST', `/api/backup/${id}/cancel`, {}),
+  validateBackup: (id: string) => request<BackupReply>('POST', `/api/backup/${id}/validate`, {}).then(r => r.backup),
+  deleteBackup: (id: string) => request<DeletedReply>('DELETE', `/api/backup/${id}`),
+  restoreBackup: (id: string, req: RestoreRequest) => request<RestoreReply>('POST', `/api/backup/${id}/restore`, req),
   restoreState: (restoreId: string) => request<RestoreState>('GET', `/api/restore/${restoreId}`),
   cancelRestore: (restoreId: string) => request<RestoreState>('POST', `/api/restore/${restoreId}/cancel`, {}),
   downloadUrl: (id: string) => `/api/backup/download/${id}`,
 
   listSchedules: () => request<ScheduleList>('GET', '/api/schedules').then(r => r.items),
-  createSchedule: (s: ScheduleCreate) => request<unknown>('POST', '/api/schedules', s),
-  updateSchedule: (name: string, s: SchedulePatch) => request<unknown>('PATCH', `/api/schedules/${encodeURIComponent(name)}`, s),
-  deleteSchedule: (name: string) => request<unknown>('DELETE', `/api/schedules/${encodeURIComponent(name)}`),
+  createSchedule: (s: ScheduleCreate) => request<Schedule>('POST', '/api/schedules', s),
+  updateSchedule: (name: string, s: SchedulePatch) => request<Schedule>('PATCH', `/api/schedules/${encodeURIComponent(name)}`, s),
+  deleteSchedule: (name: string) => request<DeletedReply>('DELETE', `/api/schedules/${encodeURIComponent(name)}`),
 
   listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
 }

@@ -1,9 +1,13 @@
 /**
  * Client-side checks of a create request with the server's own rules: patterns and limits are
- * read from the CreateBackupRequest schema itself (never copied), so the two cannot drift apart.
+ * read from the CreateBackupRequest schema itself and the cross-field rules from create-rules.ts
+ * (never copied), so the two cannot drift apart.
  * Compiling the schema would say "must match pattern"; these messages tell the user what to type.
  */
 import { BACKUP_NAME_PATTERN, CreateBackupRequest, TARGET_NAME_PATTERN, type BackupFormat, type Compression } from '../../../schemas/backup.ts'
+import {
+  createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, JOBS_RANGE, LEVEL_RANGE, type CreateRuleProblem,
+} from '../../../schemas/create-rules.ts'
 
 export interface CreateForm {
   target: string
@@ -27,21 +31,17 @@ export interface Limits { minimum?: number, maximum?: number, maxLength?: number
 export const limitsOf = (schema: unknown): Limits => schema as Limits
 
 const props = CreateBackupRequest.properties
-const LEVEL = { min: limitsOf(props.level).minimum ?? 1, max: limitsOf(props.level).maximum ?? 19 }
-const JOBS = { min: limitsOf(props.jobs).minimum ?? 1, max: limitsOf(props.jobs).maximum ?? 32 }
 const PATTERN_ITEM = limitsOf(limitsOf(props.schemas).items)
 const PG_PATTERN_MAX_LENGTH = PATTERN_ITEM.maxLength ?? 200
 const SCHEMAS_MAX_ITEMS = limitsOf(props.schemas).maxItems ?? 100
 const EXCLUDE_TABLES_MAX_ITEMS = limitsOf(props.excludeTables).maxItems ?? 1000
-/** The schema allows zstd's 19; gzip stops at 9 (documented on the schema's level field). */
-const GZIP_LEVEL_MAX = 9
 
 const nameRe = new RegExp(BACKUP_NAME_PATTERN)
 const targetRe = new RegExp(TARGET_NAME_PATTERN)
 const patternRe = new RegExp(PATTERN_ITEM.pattern ?? '.*')
 
 export function defaultForm (): CreateForm {
-  return { target: '', name: '', format: 'custom', compression: 'zstd', level: '', schemaOnly: false, dataOnly: false, schemas: '', excludeTables: '', jobs: '' }
+  return { target: '', name: '', format: DEFAULT_FORMAT, compression: DEFAULT_COMPRESSION, level: '', schemaOnly: false, dataOnly: false, schemas: '', excludeTables: '', jobs: '' }
 }
 
 function lines (text: string): string[] {
@@ -55,10 +55,29 @@ function checkPatterns (list: string[], maxItems: number, what: string): string 
   return undefined
 }
 
+function wholeNumber (raw: string): number | undefined {
+  return /^\d+$/.test(raw.trim()) ? Number(raw) : undefined
+}
+
 function intIn (raw: string, min: number, max: number): number | undefined {
-  if (!/^\d+$/.test(raw.trim())) return undefined
-  const n = Number(raw)
-  return n >= min && n <= max ? n : undefined
+  const n = wholeNumber(raw)
+  return n !== undefined && n >= min && n <= max ? n : undefined
+}
+
+function levelWording (compression: keyof typeof LEVEL_RANGE): string {
+  const { min, max } = LEVEL_RANGE[compression]
+  return `${compression} level must be a whole number from ${min} to ${max}.`
+}
+
+/** The shared create rules in the words of the form's fields. */
+function formWording (problem: CreateRuleProblem): string {
+  switch (problem.rule) {
+    // the level input is disabled for none and its value left out, so this is a safety net
+    case 'level-without-compression': return 'Without compression there is no level to set.'
+    case 'level-out-of-range': return levelWording(problem.compression)
+    case 'schema-only-with-data-only': return 'Choose schema only or data only, not both.'
+    case 'jobs-without-directory': return 'Parallel jobs need the directory format.'
+  }
 }
 
 /** Returns the request to send, or the errors by field. */
@@ -77,12 +96,10 @@ export function buildCreateRequest (f: CreateForm): { request?: CreateBackupRequ
     else errors.name = 'Use letters, digits, ".", "_" or "-", starting with a letter or digit (at most 100 characters).'
   }
   if (f.level.trim() && f.compression !== 'none') {
-    const max = f.compression === 'gzip' ? GZIP_LEVEL_MAX : LEVEL.max
-    const level = intIn(f.level, LEVEL.min, max)
-    if (level === undefined) errors.level = `${f.compression} level must be a whole number from ${LEVEL.min} to ${max}.`
+    const level = wholeNumber(f.level)
+    if (level === undefined) errors.level = levelWording(f.compression)
     else req.level = level
   }
-  if (f.schemaOnly && f.dataOnly) errors.dataOnly = 'Choose schema only or data only, not both.'
   if (f.schemaOnly) req.schemaOnly = true
   if (f.dataOnly) req.dataOnly = true
 
@@ -96,11 +113,11 @@ export function buildCreateRequest (f: CreateForm): { request?: CreateBackupRequ
   else if (excluded.length) req.excludeTables = excluded
 
   if (f.jobs.trim()) {
-    const jobs = intIn(f.jobs, JOBS.min, JOBS.max)
-    if (jobs === undefined) errors.jobs = `Jobs must be a whole number from ${JOBS.min} to ${JOBS.max}.`
-    else if (jobs > 1 && f.format !== 'directory') errors.jobs = 'Parallel jobs need the directory format.'
+    const jobs = intIn(f.jobs, JOBS_RANGE.min, JOBS_RANGE.max)
+    if (jobs === undefined) errors.jobs = `Jobs must be a whole number from ${JOBS_RANGE.min} to ${JOBS_RANGE.max}.`
     else req.jobs = jobs
   }
+  for (const problem of createRuleProblems(req)) errors[problem.field] ??= formWording(problem)
   return Object.keys(errors).length ? { errors } : { request: req, errors }
 }
 

@@ -1,5 +1,6 @@
 import type { WriteStream } from 'node:tty'
 import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backup, type CreateBackupRequest, type Progress } from '../../../schemas/backup.ts'
+import { createRuleProblems, JOBS_RANGE, LEVEL_RANGE, type CreateRuleProblem } from '../../../schemas/create-rules.ts'
 import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'
@@ -23,15 +24,24 @@ const OPTIONS = {
   jobs: { type: 'string' },
 } as const
 
+/** The shared create rules in the words of the flags a user typed. */
+function flagWording (problem: CreateRuleProblem, level: number | undefined): string {
+  switch (problem.rule) {
+    case 'level-without-compression': return '--level cannot be used with --compression none'
+    case 'level-out-of-range': return `--level must be between ${problem.range.min} and ${problem.range.max}, got ${level}`
+    case 'schema-only-with-data-only': return '--schema-only and --data-only cannot be used together'
+    case 'jobs-without-directory': return '--jobs above 1 needs --format directory (pg_dump dumps in parallel only into a directory)'
+  }
+}
+
 /** Flags -> API body, rejecting bad values here so nothing is queued for a request that cannot run. */
 export function createRequestFromFlags (v: Record<string, unknown>): CreateBackupRequest {
   const s = (k: string): string | undefined => v[k] as string | undefined
   const compression = enumFlag(s('compression'), 'compression', ['zstd', 'gzip', 'none'] as const)
   const format = enumFlag(s('format'), 'format', ['custom', 'plain', 'directory', 'tar'] as const)
-  const level = intFlag(s('level'), 'level', 1, compression === 'gzip' ? 9 : 19)
-  const jobs = intFlag(s('jobs'), 'jobs', 1, 32)
-  if (v['schema-only'] && v['data-only']) throw new UsageError('--schema-only and --data-only cannot be used together')
-  if (jobs !== undefined && jobs > 1 && format !== 'directory') throw new UsageError('--jobs above 1 needs --format directory (pg_dump dumps in parallel only into a directory)')
+  // any integer here: its range depends on --compression and is one of the shared rules below
+  const level = intFlag(s('level'), 'level', -Infinity, Infinity)
+  const jobs = intFlag(s('jobs'), 'jobs', JOBS_RANGE.min, JOBS_RANGE.max)
   const req: CreateBackupRequest = {
     target: patternFlag(s('target'), 'target', TARGET_NAME_PATTERN),
     name: patternFlag(s('name'), 'name', BACKUP_NAME_PATTERN),
@@ -45,6 +55,8 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
     jobs,
   }
   for (const k of Object.keys(req) as (keyof CreateBackupRequest)[]) if (req[k] === undefined) delete req[k]
+  const [problem] = createRuleProblems(req)
+  if (problem) throw new UsageError(flagWording(problem, level))
   return req
 }
 
@@ -166,12 +178,12 @@ Flags:
   --name NAME            file name (default <target>-<db>-<UTC time>-<id>.<ext>)
   --format F             custom (default), plain, directory or tar
   --compression C        zstd (default), gzip or none
-  --level N              compression level: zstd 1..19, gzip 1..9
+  --level N              compression level: zstd ${LEVEL_RANGE.zstd.min}..${LEVEL_RANGE.zstd.max}, gzip ${LEVEL_RANGE.gzip.min}..${LEVEL_RANGE.gzip.max}
   --schema-only          definitions only, no data
   --data-only            data only, no definitions
   --schema S             only this schema (repeatable; pg_dump -n pattern)
   --exclude-table T      leave this table out (repeatable; pg_dump -T pattern)
-  --jobs N               parallel workers, directory format only (1..32)
+  --jobs N               parallel workers, directory format only (${JOBS_RANGE.min}..${JOBS_RANGE.max})
 
 Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled.
 

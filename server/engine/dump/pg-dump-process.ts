@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { PassThrough, type Readable } from 'node:stream'
 import type { BackupFormat, BackupOptions, Compression } from '../../../schemas/backup.ts'
-import { checkLevel } from '../pg/codec.ts'
+import { createRuleProblems } from '../../../schemas/create-rules.ts'
 import { InvalidInputError } from '../../errors.ts'
 
 export { classifyPgFailure, PgFailure, scrubSecrets } from './pg-dump-errors.ts'
@@ -21,7 +21,6 @@ const FORMAT_FLAG: Record<BackupFormat, string> = { custom: 'c', plain: 'p', dir
 
 function directoryCompression (plan: PgDumpPlan): string[] {
   if (plan.compression === 'none') return ['-Z0']
-  checkLevel(plan.compression, plan.level)
   if (plan.compression === 'gzip') return ['-Z', String(plan.level)]
   if (plan.pgDumpMajor < 16) throw new InvalidInputError('zstd inside directory format needs pg_dump 16+; use gzip', 'compression')
   return [`--compress=zstd:${plan.level}`]
@@ -32,17 +31,17 @@ function directoryCompression (plan: PgDumpPlan): string[] {
  * interpreted; user patterns use the --opt=value form so one starting with '-' cannot become a flag.
  */
 export function buildPgDumpArgs (plan: PgDumpPlan, connArgs: string[]): string[] {
-  const { format, options } = plan
-  if (options.schemaOnly && options.dataOnly) throw new InvalidInputError('schemaOnly and dataOnly cannot both be set', 'dataOnly')
+  const { format, compression, options } = plan
+  // a resolved plan records level 0 for no compression, where a request would leave the level out
+  const [problem] = createRuleProblems({ ...options, format, compression, level: compression === 'none' ? undefined : plan.level })
+  if (problem) throw new InvalidInputError(problem.message, problem.field)
   if (!Number.isInteger(options.jobs) || options.jobs < 1) throw new InvalidInputError('jobs must be a positive integer', 'jobs')
-  if (options.jobs > 1 && format !== 'directory') throw new InvalidInputError('parallel jobs need the directory format', 'jobs')
   // -w: a missing or wrong passfile entry must fail fast, never hang on a password prompt
   const args = ['--verbose', '-w', '-F', FORMAT_FLAG[format]]
   if (format === 'directory') {
     if (!plan.outputDir) throw new InvalidInputError('directory format needs an output directory', 'format')
     args.push('-f', plan.outputDir, '-j', String(options.jobs), ...directoryCompression(plan))
   } else {
-    if (plan.compression !== 'none') checkLevel(plan.compression, plan.level)
     // stdout, uncompressed: our own compressor sees (and counts, and hashes) the raw stream.
     // Only custom compresses by default; plain and tar never do.
     if (format === 'custom') args.push('-Z0')

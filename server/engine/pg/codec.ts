@@ -15,18 +15,6 @@ export interface CodecStage {
   kill: (signal?: NodeJS.Signals) => void
 }
 
-export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6, none: 0 }
-
-export function checkLevel (compression: Compression, level: number): void {
-  const max = compression === 'zstd' ? 19 : compression === 'gzip' ? 9 : 0
-  const min = compression === 'none' ? 0 : 1
-  if (!Number.isInteger(level) || level < min || level > max) {
-    throw new PgkeepError('INVALID_INPUT', compression === 'none'
-      ? 'level cannot be set without compression'
-      : `level for ${compression} must be between ${min} and ${max}`, { details: { field: 'level' } })
-  }
-}
-
 function zstdStage (args: string[], zstdPath: string): CodecStage {
   // own process group, like pg_dump: Ctrl-C is pgkeep's to handle
   const child = spawn(zstdPath, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
-import { LoginReply, LoginRequest, User } from '../../../schemas/auth.ts'
+import { LoginReply, LoginRequest, LogoutReply, User } from '../../../schemas/auth.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import { SESSION_TTL_SECONDS } from '../../auth/token-store.ts'
 import { PgkeepError } from '../../errors.ts'
@@ -40,7 +39,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/logout', {
-    schema: { tags: ['auth'], response: { 200: Type.Object({ ok: Type.Boolean() }), 401: ErrorReply } },
+    schema: { tags: ['auth'], response: { 200: LogoutReply, 401: ErrorReply } },
     onRequest: fastify.authenticate,
     config: { audit: 'logout' },
   }, async (request, reply) => {

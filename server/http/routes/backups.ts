@@ -1,15 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
 import {
-  Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, RestoreRequest,
+  BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, PinRequest, RestoreRequest,
 } from '../../../schemas/backup.ts'
-import { IdParams } from '../../../schemas/common.ts'
+import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
+import { RestoreReply } from '../../../schemas/restore.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
 const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
-const BackupReply = Type.Object({ backup: Backup })
-const RestoreReply = Type.Object({ restore: Type.Object({ id: Type.String(), backupId: Type.String(), database: Type.String() }) })
 
 /** /api/backup/*: thin adapters over BackupService; the engine decides, these translate. */
 const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -55,17 +53,13 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => ({ backup: await service.validate(request.params.id) }))
 
   fastify.post('/:id/pin', {
-    schema: {
-      tags: ['backups'], params: IdParams,
-      body: Type.Object({ pinned: Type.Boolean() }, { additionalProperties: false }),
-      response: { 200: BackupReply, ...byId },
-    },
+    schema: { tags: ['backups'], params: IdParams, body: PinRequest, response: { 200: BackupReply, ...byId } },
     onRequest: operator,
     config: { audit: 'backup.pin' },
   }, async (request) => ({ backup: await service.pin(request.params.id, request.body.pinned) }))
 
   fastify.delete('/:id', {
-    schema: { tags: ['backups'], params: IdParams, response: { 200: Type.Object({ deleted: Type.String() }), ...byId } },
+    schema: { tags: ['backups'], params: IdParams, response: { 200: DeletedReply, ...byId } },
     onRequest: admin,
     config: { audit: 'backup.delete' },
   }, async (request) => {

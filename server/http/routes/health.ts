@@ -1,14 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { HealthReply, ReadyReply } from '../../../schemas/health.ts'
 import { checkReadiness } from '../readiness.ts'
-
-const Check = Type.Object({ name: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) })
-const ReadyReply = Type.Object({ ready: Type.Boolean(), checks: Type.Array(Check), reasons: Type.Array(Type.String()) })
 
 /** Unauthenticated on purpose (load balancers, orchestrators); they reveal no secrets. */
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
-    schema: { tags: ['health'], response: { 200: Type.Object({ status: Type.Literal('ok'), uptimeSeconds: Type.Number() }) } },
+    schema: { tags: ['health'], response: { 200: HealthReply } },
     config: { rateLimit: false },
   }, async () => ({ status: 'ok' as const, uptimeSeconds: Math.round(process.uptime()) }))
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type } from 'typebox'
+import { DeletedReply } from '../../../schemas/common.ts'
 import { Schedule, ScheduleCreate, ScheduleList, ScheduleParams, SchedulePatch } from '../../../schemas/schedule.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 
@@ -34,7 +34,7 @@ const scheduleRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => await scheduler.update(request.params.name, request.body))
 
   fastify.delete('/api/schedules/:name', {
-    schema: { tags: ['schedules'], params: ScheduleParams, response: { 200: Type.Object({ deleted: Type.String() }), ...byName } },
+    schema: { tags: ['schedules'], params: ScheduleParams, response: { 200: DeletedReply, ...byName } },
     onRequest: admin,
     config: { audit: 'schedule.delete' },
   }, async (request) => {

@@ -1,0 +1,68 @@
+/**
+ * The rules of a create request that one field's schema cannot say, stated once for the engine, the CLI
+ * and the dashboard. Pure and free of node: imports, so the browser bundle can take it as it is.
+ * Each door reports a problem in its own words (flags, form fields, API fields) from the `rule` it names.
+ */
+import type { BackupFormat, Compression, CreateBackupRequest } from './backup.ts'
+
+export interface Bounds { min: number, max: number }
+
+/** What each compressor accepts; `none` takes no level at all. */
+export const LEVEL_RANGE = {
+  zstd: { min: 1, max: 19 },
+  gzip: { min: 1, max: 9 },
+} as const satisfies Record<Exclude<Compression, 'none'>, Bounds>
+
+/** The bounds any level must fall in whatever the compression: what the schema can check on its own. */
+export const ANY_LEVEL: Bounds = {
+  min: Math.min(...Object.values(LEVEL_RANGE).map(r => r.min)),
+  max: Math.max(...Object.values(LEVEL_RANGE).map(r => r.max)),
+}
+
+/** Parallel pg_dump workers. */
+export const JOBS_RANGE: Bounds = { min: 1, max: 32 }
+
+export const DEFAULT_FORMAT: BackupFormat = 'custom'
+export const DEFAULT_COMPRESSION: Compression = 'zstd'
+/** The level used when a request leaves it out; an uncompressed backup records 0. */
+export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6, none: 0 }
+
+export type CreateRuleProblem =
+  | { rule: 'level-without-compression', field: 'level', message: string }
+  | { rule: 'level-out-of-range', field: 'level', message: string, compression: keyof typeof LEVEL_RANGE, range: Bounds }
+  | { rule: 'schema-only-with-data-only', field: 'dataOnly', message: string }
+  | { rule: 'jobs-without-directory', field: 'jobs', message: string }
+
+export type CreateRuleInput = Pick<CreateBackupRequest, 'format' | 'compression' | 'level' | 'schemaOnly' | 'dataOnly' | 'jobs'>
+
+/**
+ * Every cross-field rule the request breaks, always in the same order (level, scope, jobs), so each door
+ * reports the same first problem; empty when it keeps them all. Absent format and compression count as
+ * their defaults. `message` is the API's wording.
+ */
+export function createRuleProblems (req: CreateRuleInput): CreateRuleProblem[] {
+  const format = req.format ?? DEFAULT_FORMAT
+  const compression = req.compression ?? DEFAULT_COMPRESSION
+  const problems: CreateRuleProblem[] = []
+  if (req.level !== undefined) {
+    if (compression === 'none') {
+      problems.push({ rule: 'level-without-compression', field: 'level', message: 'level: cannot be set when compression is none' })
+    } else {
+      const range = LEVEL_RANGE[compression]
+      if (!Number.isInteger(req.level) || req.level < range.min || req.level > range.max) {
+        problems.push({
+          rule: 'level-out-of-range', field: 'level', compression, range,
+          message: `level for ${compression} must be between ${range.min} and ${range.max}`,
+        })
+      }
+    }
+  }
+  if (req.schemaOnly && req.dataOnly) {
+    problems.push({ rule: 'schema-only-with-data-only', field: 'dataOnly', message: 'schemaOnly and dataOnly cannot both be set' })
+  }
+  // pg_dump runs workers in parallel only into a directory, one file per table
+  if (req.jobs !== undefined && req.jobs > 1 && format !== 'directory') {
+    problems.push({ rule: 'jobs-without-directory', field: 'jobs', message: 'jobs: parallel dumps need the directory format' })
+  }
+  return problems
+}

@@ -1,0 +1,13 @@
+import { Type, type Static } from 'typebox'
+
+/** GET /api/health: the process is up, nothing more (liveness). */
+export const HealthReply = Type.Object({ status: Type.Literal('ok'), uptimeSeconds: Type.Number() })
+export type HealthReply = Static<typeof HealthReply>
+
+/** One thing a backup needs right now, e.g. `pg_dump`, `target:default`, `backupDir:freeSpace`. */
+export const ReadinessCheck = Type.Object({ name: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) })
+export type ReadinessCheck = Static<typeof ReadinessCheck>
+
+/** GET /api/health/ready, 200 or 503: every check, and the failed ones as one line each. */
+export const ReadyReply = Type.Object({ ready: Type.Boolean(), checks: Type.Array(ReadinessCheck), reasons: Type.Array(Type.String()) })
+export type ReadyReply = Static<typeof ReadyReply>

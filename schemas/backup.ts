@@ -1,19 +1,13 @@
 import { Type, type Static } from 'typebox'
 import { BackupId, IsoDateTime } from './common.ts'
-import { ANY_LEVEL, JOBS_RANGE } from './create-rules.ts'
+import { ANY_LEVEL, BackupFormat, Compression, JOBS_RANGE } from './format.ts'
+
+export { BackupFormat, Compression } from './format.ts'
 
 export const BACKUP_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'
 export const TARGET_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$'
 /** PostgreSQL identifiers/patterns as pg_dump -n/-T take them; no control characters, bounded. */
 const PgPattern = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$' })
-
-export const BackupFormat = Type.Union([
-  Type.Literal('custom'), Type.Literal('plain'), Type.Literal('directory'), Type.Literal('tar'),
-])
-export type BackupFormat = Static<typeof BackupFormat>
-
-export const Compression = Type.Union([Type.Literal('zstd'), Type.Literal('gzip'), Type.Literal('none')])
-export type Compression = Static<typeof Compression>
 
 export const BackupStatus = Type.Union([
   Type.Literal('queued'), Type.Literal('running'), Type.Literal('verifying'),

@@ -3,29 +3,10 @@
  * and the dashboard. Pure and free of node: imports, so the browser bundle can take it as it is.
  * Each door reports a problem in its own words (flags, form fields, API fields) from the `rule` it names.
  */
-import type { BackupFormat, Compression, CreateBackupRequest } from './backup.ts'
+import type { CreateBackupRequest } from './backup.ts'
+import { DEFAULT_COMPRESSION, DEFAULT_FORMAT, LEVEL_RANGE, type Bounds } from './format.ts'
 
-export interface Bounds { min: number, max: number }
-
-/** What each compressor accepts; `none` takes no level at all. */
-export const LEVEL_RANGE = {
-  zstd: { min: 1, max: 19 },
-  gzip: { min: 1, max: 9 },
-} as const satisfies Record<Exclude<Compression, 'none'>, Bounds>
-
-/** The bounds any level must fall in whatever the compression: what the schema can check on its own. */
-export const ANY_LEVEL: Bounds = {
-  min: Math.min(...Object.values(LEVEL_RANGE).map(r => r.min)),
-  max: Math.max(...Object.values(LEVEL_RANGE).map(r => r.max)),
-}
-
-/** Parallel pg_dump workers. */
-export const JOBS_RANGE: Bounds = { min: 1, max: 32 }
-
-export const DEFAULT_FORMAT: BackupFormat = 'custom'
-export const DEFAULT_COMPRESSION: Compression = 'zstd'
-/** The level used when a request leaves it out; an uncompressed backup records 0. */
-export const DEFAULT_LEVEL: Record<Compression, number> = { zstd: 3, gzip: 6, none: 0 }
+export { ANY_LEVEL, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL, JOBS_RANGE, LEVEL_RANGE, type Bounds } from './format.ts'
 
 export type CreateRuleProblem =
   | { rule: 'level-without-compression', field: 'level', message: string }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { copyFile, rename, rm } from 'node:fs/promises'
-import { basename, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { PgkeepError } from '../../errors.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
@@ -18,7 +18,8 @@ Streams a completed backup from a pgkeep server into FILE (default: the backup's
 current directory). The data goes to FILE.partial first and is renamed only once complete and
 its sha256 matches the backup record; an interrupted download resumes from FILE.partial.
 Directory-format backups arrive as a tar archive (not checksum-comparable; the server checks
-them before sending). Without --server, copies the file from the local backups dir.
+them before sending). Without --server, copies the file from the local backups dir after the
+same integrity check the server makes.
 
 Flags:
   -o, --output FILE   where to write
@@ -40,22 +41,23 @@ ${GLOBAL_HELP}
     }
     const r = await withLocalService(io, globals, async (service) => {
       const backup = service.get(id)
-      const files = await service.filesOf(id)
-      if (files.isDirectory) throw new UsageError(`backup ${backup.name} is a directory at ${files.path}; copy it from there or use --server for a tar`)
-      const file = resolve(values.output ?? basename(files.path))
+      const path = join(service.config.backupDir, backup.name)
+      // refused before the integrity check: however sound, a directory is not one file to copy
+      if (backup.status === 'completed' && backup.format === 'directory') throw new UsageError(`backup ${backup.name} is a directory at ${path}; copy it from there or use --server for a tar`)
+      const [stored] = (await service.openVerified(id)).files
+      const file = resolve(values.output ?? backup.name)
       // the copy is not renamed into place until it is whole and matches the manifest, same as the remote path
-      await copyFile(files.path, `${file}.partial`)
+      await copyFile(stored.abs, `${file}.partial`)
       const hash = createHash('sha256')
       let bytes = 0
       for await (const chunk of createReadStream(`${file}.partial`)) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }
       const sha256 = hash.digest('hex')
-      const expected = files.files[0]?.sha256 ?? backup.sha256
-      if (expected !== undefined && sha256 !== expected) {
+      if (sha256 !== stored.sha256) {
         await rm(`${file}.partial`, { force: true })
-        throw new PgkeepError('INTEGRITY_FAILED', `${files.path} has sha256 ${sha256}, its manifest says ${expected}; run pgkeep validate ${id}`)
+        throw new PgkeepError('INTEGRITY_FAILED', `${path} has sha256 ${sha256}, its manifest says ${stored.sha256}; run pgkeep validate ${id}`)
       }
       await rename(`${file}.partial`, file)
-      return { path: file, bytes, sha256, verified: expected !== undefined }
+      return { path: file, bytes, sha256, verified: true }
     })
     if (globals.json) printJson(io, r)
     else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}${r.verified ? '  sha256 ok' : ''}`)

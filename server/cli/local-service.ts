@@ -2,6 +2,7 @@ import { userInfo } from 'node:os'
 import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
 import { write, type CliIO, type Globals } from './command.ts'
+import { EXIT } from './exit-codes.ts'
 
 /** Who the registry records as creator of a backup made from this shell. */
 export function cliUser (): string {
@@ -36,7 +37,7 @@ export function onInterrupt (io: CliIO, what: string, cancel: () => Promise<unkn
       write(io.stderr, `\npgkeep: cancelling ${what} (Ctrl-C again to quit without waiting)`)
       cancel().catch(() => {})
     } else {
-      process.exit(130)
+      process.exit(EXIT.CANCELLED)
     }
   }
   process.on('SIGINT', handler)

@@ -4,7 +4,7 @@ import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'
 import { PgkeepError } from '../../errors.ts'
-import { EXIT, exitCodeFor } from '../exit-codes.ts'
+import { EXIT, exitCodeForFailedJob } from '../exit-codes.ts'
 import { cliUser, onInterrupt, withLocalService } from '../local-service.ts'
 import { backupDuration, formatBytes, formatDuration, printJson } from '../output.ts'
 import { ProgressReporter } from '../progress-bar.ts'
@@ -66,9 +66,7 @@ function finish (io: CliIO, globals: Globals, b: Backup): number {
   }
   const code = b.error?.code ?? 'INTERNAL'
   write(io.stderr, `pgkeep: ${code}: ${b.error?.message ?? `backup ended as ${b.status}`}`)
-  // the request was accepted, so a failure now is the operation's, never a usage error
-  const exit = exitCodeFor(code)
-  return exit === EXIT.USAGE ? EXIT.FAILED : exit
+  return exitCodeForFailedJob(code)
 }
 
 interface Watch {

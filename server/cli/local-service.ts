@@ -61,7 +61,9 @@ export class LocalBackupApi implements BackupApi {
   }
 
   async close (): Promise<void> {
-    if (this.opened) await (await this.opened).close({ cancelRunning: true })
+    // an engine that failed to open has nothing to close; its error already reached the command
+    const service = await this.opened?.catch(() => undefined)
+    await service?.close({ cancelRunning: true })
   }
 
   async list (query: ListQuery): Promise<ListResult> {

@@ -1,7 +1,8 @@
 import type { ErrorCode } from '../../schemas/errors.ts'
+import { EXIT_CANCELLED } from '../exit-status.ts'
 
 /** DESIGN.md: 0 ok, 1 operation failed, 2 usage error, 3 integrity check failed, 130 cancelled. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INTEGRITY: 3, CANCELLED: 130 } as const
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, INTEGRITY: 3, CANCELLED: EXIT_CANCELLED } as const
 
 /** The one table from engine/API error codes to exit codes; anything not listed is an operation failure. */
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -29,4 +30,14 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
 
 export function exitCodeFor (code: string): number {
   return (EXIT_BY_CODE as Record<string, number>)[code] ?? EXIT.FAILED
+}
+
+/**
+ * For a job the engine accepted and that then ended badly (its record's error code): the request was valid,
+ * so even a code that means bad input when refused up front (a target gone from the config) is the
+ * operation's failure here, never a usage error.
+ */
+export function exitCodeForFailedJob (code: string): number {
+  const exit = exitCodeFor(code)
+  return exit === EXIT.USAGE ? EXIT.FAILED : exit
 }

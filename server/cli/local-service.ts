@@ -1,48 +1,150 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { copyFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { userInfo } from 'node:os'
+import type {
+  Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
+} from '../../schemas/backup.ts'
+import type { RestoreProgress } from '../../schemas/restore.ts'
 import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
-import { write, type CliIO, type Globals } from './command.ts'
+import { PgkeepError } from '../errors.ts'
+import {
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
+} from './backup-api.ts'
+import { UsageError, write, type CliIO, type Globals } from './command.ts'
 
 /** Who the registry records as creator of a backup made from this shell. */
 export function cliUser (): string {
   try { return `cli:${userInfo().username}` } catch { return 'cli' }
 }
 
+async function openService (io: CliIO, globals: Globals, config: Config): Promise<BackupService> {
+  // loaded on first use so --help and flag errors never depend on the engine (or pay for loading it)
+  const { BackupService } = await import('../engine/backup-service.ts')
+  const warn = (m: string): void => write(io.stderr, `pgkeep: warning: ${m}`)
+  return await BackupService.open(config, {
+    logger: { info: m => { if (globals.verbose) write(io.stderr, m) }, warn, error: warn },
+  })
+}
+
 /**
  * Opens the engine on the configured backups dir for one command and always closes it, cancelling
  * anything this process still runs so no pg_dump outlives the CLI.
  */
-export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig(io.env)
-  // loaded on first use so --help and flag errors never depend on the engine (or pay for loading it)
-  const { BackupService } = await import('../engine/backup-service.ts')
-  const warn = (m: string): void => write(io.stderr, `pgkeep: warning: ${m}`)
-  const service = await BackupService.open(config, {
-    logger: { info: m => { if (globals.verbose) write(io.stderr, m) }, warn, error: warn },
-  })
+export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService) => Promise<T>): Promise<T> {
+  const service = await openService(io, globals, loadConfig(io.env))
   try {
-    return await fn(service, config)
+    return await fn(service)
   } finally {
     await service.close({ cancelRunning: true })
   }
 }
 
-/** Ctrl-C handling: the first one asks the job to stop cleanly, a second one gives up waiting. */
-export function onInterrupt (io: CliIO, what: string, cancel: () => Promise<unknown>): () => void {
-  let count = 0
-  const handler = (): void => {
-    count++
-    if (count === 1) {
-      write(io.stderr, `\npgkeep: cancelling ${what} (Ctrl-C again to quit without waiting)`)
-      cancel().catch(() => {})
-    } else {
-      process.exit(130)
-    }
+/**
+ * BackupApi over the engine in this process. The engine is opened by the first operation that needs it,
+ * so a request refused up front (no retention policy) leaves the backups dir untouched.
+ */
+export class LocalBackupApi implements BackupApi {
+  readonly origin = undefined
+  private readonly config: Config
+  private opened?: Promise<BackupService>
+
+  constructor (private readonly io: CliIO, private readonly globals: Globals) {
+    this.config = loadConfig(io.env)
   }
-  process.on('SIGINT', handler)
-  process.on('SIGTERM', handler)
-  return () => {
-    process.off('SIGINT', handler)
-    process.off('SIGTERM', handler)
+
+  private async service (): Promise<BackupService> {
+    this.opened ??= openService(this.io, this.globals, this.config)
+    return await this.opened
+  }
+
+  async close (): Promise<void> {
+    // an engine that failed to open has nothing to close; its error already reached the command
+    const service = await this.opened?.catch(() => undefined)
+    await service?.close({ cancelRunning: true })
+  }
+
+  async list (query: ListQuery): Promise<ListResult> {
+    return (await this.service()).list(query)
+  }
+
+  async status (id: string): Promise<BackupWithProgress> {
+    const service = await this.service()
+    const backup = service.get(id)
+    const progress = service.progress(id)
+    return progress ? { backup, progress } : { backup }
+  }
+
+  async create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup> {
+    const service = await this.service()
+    let id: string | undefined
+    const progress = (p: Progress): void => { if (p.backupId === id) watcher.progress(p) }
+    const status = (b: Backup): void => { if (b.id === id) watcher.status(b) }
+    const log = (e: { backupId: string, line: string }): void => { if (e.backupId === id) watcher.log(e.line) }
+    const stop = (): void => { service.off('progress', progress).off('status', status).off('log', log) }
+    service.on('progress', progress).on('status', status).on('log', log)
+    let backup: Backup
+    try {
+      backup = await service.create(req, cliUser())
+    } catch (err) {
+      stop()
+      throw err
+    }
+    id = backup.id
+    const done = service.waitFor(backup.id)
+    done.then(stop, stop)
+    return { backup, done, cancel: async () => { await service.cancel(backup.id) } }
+  }
+
+  async cancel (id: string): Promise<Backup> {
+    return await (await this.service()).cancel(id)
+  }
+
+  async validate (id: string): Promise<Backup> {
+    return await (await this.service()).validate(id)
+  }
+
+  async pin (id: string, pinned: boolean): Promise<Backup> {
+    return await (await this.service()).pin(id, pinned)
+  }
+
+  /** Without a policy in the request, the config file's; refused before the engine is opened when neither has one. */
+  async cleanup (req: CleanupRequest): Promise<CleanupResult> {
+    const policy = req.policy ?? this.config.retention
+    if (!policy || Object.keys(policy).length === 0) throw new UsageError('no retention policy: give --keep-last, --max-age-days, --keep-daily, --keep-weekly or --keep-monthly, or set "retention" in the config file')
+    return await (await this.service()).cleanup({ ...req, policy })
+  }
+
+  /** A copy of the stored file, after the engine's integrity check; hashed again once copied, before the rename. */
+  async download (id: string, output?: string): Promise<DownloadResult> {
+    const service = await this.service()
+    const backup = service.get(id)
+    const path = join(this.config.backupDir, backup.name)
+    // refused before the integrity check: however sound, a directory is not one file to copy
+    if (backup.status === 'completed' && backup.format === 'directory') throw new UsageError(`backup ${backup.name} is a directory at ${path}; copy it from there or use --server for a tar`)
+    const [stored] = (await service.openVerified(id)).files
+    const file = downloadPath(backup, output)
+    await copyFile(stored.abs, `${file}.partial`)
+    const hash = createHash('sha256')
+    let bytes = 0
+    for await (const chunk of createReadStream(`${file}.partial`)) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }
+    const sha256 = hash.digest('hex')
+    if (sha256 !== stored.sha256) {
+      await rm(`${file}.partial`, { force: true })
+      throw new PgkeepError('INTEGRITY_FAILED', `${path} has sha256 ${sha256}, its manifest says ${stored.sha256}; run pgkeep validate ${id}`)
+    }
+    await rename(`${file}.partial`, file)
+    return { path: file, bytes, sha256, verified: true }
+  }
+
+  async restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore> {
+    const service = await this.service()
+    const backup = service.get(id)
+    const job = service.restore(id, req)
+    job.on('log', (line: string) => watcher.log(line))
+    job.on('progress', (p: RestoreProgress) => watcher.progress(p))
+    return { backup, done: job.done, cancel: async () => { await job.cancel() } }
   }
 }

@@ -4,30 +4,44 @@ import { rename, stat } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
-import type { Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult } from '../../schemas/backup.ts'
+import {
+  TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult, type CreateBackupRequest,
+  type ListQuery, type ListResult, type RestoreRequest,
+} from '../../schemas/backup.ts'
 import { ERROR_CODES, type ErrorCode } from '../../schemas/errors.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
+import type { RestoreState } from '../../schemas/restore.ts'
 import { PgkeepError } from '../errors.ts'
+import {
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
+} from './backup-api.ts'
+import { UsageError } from './command.ts'
 
 function asErrorCode (code: unknown): ErrorCode {
   return (ERROR_CODES as readonly unknown[]).includes(code) ? code as ErrorCode : 'INTERNAL'
 }
 
-/** Routes answer either the record itself or {backup}; accept both so the CLI does not pin the envelope. */
-function unwrapBackup (body: unknown): Backup {
-  const b = body as { backup?: Backup }
-  return b && typeof b === 'object' && b.backup ? b.backup : body as Backup
+/** How to follow one job over the event socket until it ends. */
+interface Following<S, E> {
+  /** starts the job; its id is what events are matched against */
+  start: () => Promise<{ id: string, started: S }>
+  /** reads one event about the job (forwarding progress), returning the job's end when the event shows it */
+  read: (e: ServerEvent, id: string) => E | undefined
+  /** asks the server directly, returning the end when the job has ended */
+  ask: (id: string) => Promise<E | undefined>
+  /** where to look once the socket is gone and the job is not over */
+  goesOn: (id: string) => string
 }
 
-export interface DownloadResult { path: string, bytes: number, resumedFrom: number, sha256: string, verified: boolean }
-
 /** The HTTP API of DESIGN.md, seen from a script: bearer token, JSON in and out, coded errors. */
-export class RemoteClient {
-  readonly base: URL
+export class RemoteBackupApi implements BackupApi {
+  readonly origin: string
+  private readonly base: URL
   private readonly token: string
 
   constructor (server: string, token: string) {
     this.base = new URL(server.endsWith('/') ? server : server + '/')
+    this.origin = this.base.origin
     this.token = token
   }
 
@@ -45,7 +59,7 @@ export class RemoteClient {
       res = await fetch(this.url(path, opts.query), { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) })
     } catch (err) {
       const cause = (err as { cause?: { code?: string, message?: string } }).cause
-      throw new PgkeepError('INTERNAL', `cannot reach ${this.base.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`)
+      throw new PgkeepError('INTERNAL', `cannot reach ${this.origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`)
     }
     if (res.ok) return res
     let reply: { code?: unknown, message?: unknown } = {}
@@ -60,40 +74,96 @@ export class RemoteClient {
     return await res.json() as T
   }
 
+  private async backupCall (method: string, path: string, body?: unknown): Promise<Backup> {
+    return (await this.json<{ backup: Backup }>(method, path, { body })).backup
+  }
+
   async list (query: ListQuery): Promise<ListResult> {
     return await this.json('GET', '/api/backup/list', { query })
   }
 
-  async create (req: CreateBackupRequest): Promise<Backup> {
-    return unwrapBackup(await this.json('POST', '/api/backup/create', { body: req }))
-  }
-
   async status (id: string): Promise<BackupWithProgress> {
-    const body = await this.json<BackupWithProgress | Backup>('GET', `/api/backup/status/${encodeURIComponent(id)}`)
-    return 'backup' in body ? body : { backup: body }
+    return await this.json('GET', `/api/backup/status/${encodeURIComponent(id)}`)
   }
 
   async cancel (id: string): Promise<Backup> {
-    return unwrapBackup(await this.json('POST', `/api/backup/${encodeURIComponent(id)}/cancel`))
+    return await this.backupCall('POST', `/api/backup/${encodeURIComponent(id)}/cancel`)
   }
 
   async validate (id: string): Promise<Backup> {
-    return unwrapBackup(await this.json('POST', `/api/backup/${encodeURIComponent(id)}/validate`))
+    return await this.backupCall('POST', `/api/backup/${encodeURIComponent(id)}/validate`)
   }
 
   async pin (id: string, pinned: boolean): Promise<Backup> {
-    return unwrapBackup(await this.json('POST', `/api/backup/${encodeURIComponent(id)}/pin`, { body: { pinned } }))
+    return await this.backupCall('POST', `/api/backup/${encodeURIComponent(id)}/pin`, { pinned })
   }
 
   async cleanup (req: CleanupRequest): Promise<CleanupResult> {
     return await this.json('POST', '/api/backup/cleanup', { body: req })
   }
 
+  async create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup> {
+    const ended = (b: Backup): Backup | undefined => TERMINAL_STATUSES.includes(b.status) ? b : undefined
+    const { started: backup, done } = await this.follow<Backup, Backup>({
+      start: async () => {
+        const b = await this.backupCall('POST', '/api/backup/create', req)
+        return { id: b.id, started: b }
+      },
+      read: (e, id) => {
+        if (e.type === 'progress' && e.backupId === id) watcher.progress(e)
+        else if (e.type === 'log' && e.backupId === id) watcher.log(e.line)
+        else if (e.type === 'status' && e.backupId === id) {
+          watcher.status(e.backup)
+          return ended(e.backup)
+        } else if (e.type === 'snapshot') {
+          const job = e.jobs.find(j => j.backup.id === id)
+          if (job?.progress) watcher.progress(job.progress)
+          return job && ended(job.backup)
+        }
+        return undefined
+      },
+      ask: async id => ended((await this.status(id)).backup),
+      goesOn: id => `the backup goes on there: pgkeep status ${id} --server ${this.origin}`,
+    })
+    return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
+  }
+
+  /** POST /api/backup/:id/restore, then the restore's events until it ends; the duration is as seen from here. */
+  async restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore> {
+    const { backup } = await this.status(id)
+    const ended = (s: RestoreState): RestoreState | undefined => s.status === 'running' ? undefined : s
+    const startedAt = Date.now()
+    const { started: restoreId, done } = await this.follow<string, RestoreState>({
+      start: async () => {
+        const { restore } = await this.json<{ restore: { id: string } }>('POST', `/api/backup/${encodeURIComponent(id)}/restore`, { body: req })
+        return { id: restore.id, started: restore.id }
+      },
+      read: (e, rid) => {
+        if (e.type !== 'restore' || e.restoreId !== rid) return undefined
+        if (e.status === 'running' && e.progress) watcher.progress(e.progress)
+        return ended(e)
+      },
+      ask: async rid => ended(await this.json<RestoreState>('GET', `/api/restore/${encodeURIComponent(rid)}`)),
+      goesOn: rid => `the restore goes on there: GET /api/restore/${rid}`,
+    })
+    return {
+      backup,
+      done: done.then(s => {
+        if (s.status === 'completed') return { ok: true as const, durationMs: Date.now() - startedAt }
+        throw new PgkeepError(s.status === 'cancelled' ? 'CANCELLED' : asErrorCode(s.error?.code), s.error?.message ?? `the restore ended as ${s.status}`)
+      }),
+      cancel: async () => { await this.json('POST', `/api/restore/${encodeURIComponent(restoreId)}/cancel`) },
+    }
+  }
+
   /**
    * Streams into `<file>.partial` and renames only once complete and (for single-file formats) the
    * sha256 matches the record. An existing .partial is resumed with Range; a 200 reply restarts it.
    */
-  async download (backup: Backup, file: string): Promise<DownloadResult> {
+  async download (id: string, output?: string): Promise<DownloadResult> {
+    const { backup } = await this.status(id)
+    if (backup.status !== 'completed') throw new UsageError(`backup ${backup.name} is ${backup.status}; only completed backups can be downloaded`)
+    const file = downloadPath(backup, output)
     const partial = `${file}.partial`
     let have = await stat(partial).then(s => s.size, () => 0)
     // a tar made on the fly need not come out byte-identical twice, so only stored files are resumed
@@ -122,8 +192,46 @@ export class RemoteClient {
     return { path: file, bytes, resumedFrom, sha256, verified: verifiable }
   }
 
+  /**
+   * Starts a job and follows it to its end. The socket opens before the job starts so no event about it can
+   * slip between the two; the server is asked directly right after the start (the job may have ended before
+   * its id was known here) and again if the socket closes first.
+   */
+  private async follow<S, E> (f: Following<S, E>): Promise<{ started: S, done: Promise<E> }> {
+    let id: string | undefined
+    let settled = false
+    let settle!: (end: E) => void
+    let fail!: (err: unknown) => void
+    const done = new Promise<E>((resolve, reject) => {
+      settle = end => { settled = true; resolve(end) }
+      fail = err => { settled = true; reject(err) }
+    })
+    const socket = await this.events((e) => {
+      const end = id === undefined ? undefined : f.read(e, id)
+      if (end !== undefined) settle(end)
+    })
+    let started: S
+    try {
+      ({ id, started } = await f.start())
+    } catch (err) {
+      socket.close()
+      throw err
+    }
+    const jobId = id
+    f.ask(jobId).then(end => { if (end !== undefined) settle(end) }, () => {})
+    socket.closed.then(async () => {
+      if (settled) return
+      const end = await f.ask(jobId)
+      // the server keeps running the job; say where to look instead of waiting forever
+      if (end === undefined) fail(new PgkeepError('INTERNAL', `lost the event socket to ${this.origin}; ${f.goesOn(jobId)}`))
+      else settle(end)
+    }).catch(fail)
+    done.then(socket.close, socket.close)
+    return { started, done }
+  }
+
   /** Opens the live event socket; resolves once it is open so no event after that moment is missed. */
-  async events (onEvent: (e: ServerEvent) => void): Promise<{ close: () => void, closed: Promise<void> }> {
+  private async events (onEvent: (e: ServerEvent) => void): Promise<{ close: () => void, closed: Promise<void> }> {
     const url = this.url('/api/backup/ws', { token: this.token })
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
     const ws = new WebSocket(url)
@@ -133,7 +241,7 @@ export class RemoteClient {
     })
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve())
-      ws.once('error', err => reject(new PgkeepError('INTERNAL', `cannot open the event socket at ${this.base.origin}: ${err.message}`)))
+      ws.once('error', err => reject(new PgkeepError('INTERNAL', `cannot open the event socket at ${this.origin}: ${err.message}`)))
       ws.once('unexpected-response', (_req, res) => reject(new PgkeepError(res.statusCode === 401 ? 'UNAUTHORIZED' : 'INTERNAL', `the event socket was refused with HTTP ${res.statusCode}`)))
     })
     return { close: () => ws.close(), closed }

@@ -22,6 +22,7 @@ import { RestoreTracker } from './restore/tracker.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
 import { validateBackup } from './verify/validator.ts'
+import { openVerifiedFiles, type VerifiedBackup } from './verify/open-verified.ts'
 
 export interface BackupServiceOptions {
   logger?: EngineLogger
@@ -104,6 +105,16 @@ export class BackupService extends BackupEvents {
     const b = this.requireCompleted(id, 'downloaded')
     const manifest = await readManifest(manifestPath(this.config.backupDir, b.name))
     return { path: join(this.config.backupDir, b.name), isDirectory: b.format === 'directory', files: manifest.files }
+  }
+
+  /** A completed backup whose files may be read now: checked as the download policy says (verify/open-verified.ts). */
+  async openVerified (id: string): Promise<VerifiedBackup> {
+    const layout = await this.filesOf(id)
+    return await openVerifiedFiles(this.get(id), layout, {
+      backupDir: this.config.backupDir,
+      maxAgeSeconds: this.config.downloadVerifyMaxAgeSeconds,
+      validate: async () => await this.validate(id),
+    })
   }
 
   /** Resolves once the backup reaches completed, failed or cancelled. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
+import { EXIT_CANCELLED } from '../exit-status.ts'
 import { UsersStore } from '../auth/users-store.ts'
 import { buildApp, type AppDeps } from './app.ts'
 
@@ -49,7 +50,7 @@ export async function startServer (config: Config, deps: AppDeps = {}): Promise<
     app.log.info(`${signal}: shutting down (running backups are cancelled)`)
     close().catch(err => app.log.error({ err }, 'shutdown failed'))
   }
-  const forceExit = (): void => { process.exit(130) }
+  const forceExit = (): void => { process.exit(EXIT_CANCELLED) }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { EXIT, exitCodeFor } from '../../server/cli/exit-codes.ts'
+import { EXIT, exitCodeFor, exitCodeForFailedJob } from '../../server/cli/exit-codes.ts'
 import { ERROR_CODES } from '../../schemas/errors.ts'
 import { formatBytes, formatDuration, table } from '../../server/cli/output.ts'
 import { ProgressReporter, renderProgress } from '../../server/cli/progress-bar.ts'
@@ -16,6 +16,14 @@ t.test('every engine error code maps to one of the documented exit codes', async
   t.equal(exitCodeFor('CONFIG_INVALID'), 2)
   t.equal(exitCodeFor('PG_AUTH_FAILED'), 1)
   t.equal(exitCodeFor('SOMETHING_NEW_FROM_A_NEWER_SERVER'), 1, 'an unknown code is an operation failure')
+})
+
+t.test('a job that failed after it was accepted never exits as a usage error', async t => {
+  t.equal(exitCodeForFailedJob('INVALID_INPUT'), EXIT.FAILED, 'e.g. its target vanished from the config')
+  t.equal(exitCodeForFailedJob('CONFIG_INVALID'), EXIT.FAILED)
+  t.equal(exitCodeForFailedJob('INTEGRITY_FAILED'), EXIT.INTEGRITY)
+  t.equal(exitCodeForFailedJob('CANCELLED'), EXIT.CANCELLED)
+  t.equal(exitCodeForFailedJob('PG_DUMP_FAILED'), EXIT.FAILED)
 })
 
 t.test('byte sizes and durations read like df -H and a stopwatch', async t => {

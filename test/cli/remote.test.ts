@@ -7,7 +7,7 @@ import { Compile } from 'typebox/compile'
 import { Backup, type BackupWithProgress, type ListResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
 import { startCluster } from '../helpers/pg-cluster.ts'
-import { createSampleDatabase } from '../helpers/sample-db.ts'
+import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
 import { setupApp } from '../http/helper.ts'
 import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
 import { waitUntil } from '../helpers/service.ts'
@@ -111,6 +111,19 @@ t.test('remote validate and pin go through the API', async t => {
   const p = await cli(['pin', '--json', created.id])
   t.equal(p.code, 0, p.err)
   t.equal((JSON.parse(p.out) as Backup).pinned, true)
+})
+
+t.test('remote restore runs on the server and is followed to its end; it takes an admin token', async t => {
+  const denied = await cli(['restore', created.id, '--database', 'shop_remote', '--create'])
+  t.equal(denied.code, 1)
+  t.match(denied.err, /^pgkeep: FORBIDDEN: /)
+  const r = await cli(['restore', '--json', created.id, '--database', 'shop_remote', '--create'], server.token.admin)
+  t.equal(r.code, 0, r.err)
+  t.match(JSON.parse(r.out), { ok: true, durationMs: Number, backupId: created.id, database: 'shop_remote' })
+  t.equal(await databaseFingerprint(cluster, 'shop_remote'), await databaseFingerprint(cluster, 'shop'))
+  const again = await cli(['restore', created.id, '--database', 'shop_remote'], server.token.admin)
+  t.not(again.code, 0, 'restoring over existing objects fails on the server and says so here')
+  t.match(again.err, /^pgkeep: PG_RESTORE_FAILED: .*already exists/m)
 })
 
 t.test('Ctrl-C during a remote create cancels the job on the server: exit 130, status cancelled', async t => {

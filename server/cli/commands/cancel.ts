@@ -1,8 +1,7 @@
+import { withBackupApi } from '../backup-api.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { withLocalService } from '../local-service.ts'
 import { printJson } from '../output.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 export const command: Command = {
   name: 'cancel',
@@ -19,9 +18,7 @@ ${GLOBAL_HELP}
   async run (argv: string[], io: CliIO): Promise<number> {
     const { positionals, globals } = parseCommandArgs(argv, {}, io, { min: 1, max: 1, names: 'backup ID' })
     const id = backupIdArg(positionals[0])
-    const backup = globals.server
-      ? await new RemoteClient(globals.server, globals.token ?? '').cancel(id)
-      : await withLocalService(io, globals, async service => await service.cancel(id))
+    const backup = await withBackupApi(io, globals, async api => await api.cancel(id))
     if (globals.json) printJson(io, backup)
     else write(io.stdout, `${backup.status} ${backup.name}`)
     return EXIT.OK

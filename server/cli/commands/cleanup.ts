@@ -1,10 +1,8 @@
-import type { CleanupResult, RetentionPolicy } from '../../../schemas/backup.ts'
-import { loadConfig } from '../../config.ts'
-import { GLOBAL_HELP, intFlag, numberFlag, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
+import type { CleanupRequest, CleanupResult, RetentionPolicy } from '../../../schemas/backup.ts'
+import { withBackupApi } from '../backup-api.ts'
+import { GLOBAL_HELP, intFlag, numberFlag, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { withLocalService } from '../local-service.ts'
 import { formatBytes, printJson, table, formatTime } from '../output.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 const OPTIONS = {
   'keep-last': { type: 'string' },
@@ -62,17 +60,9 @@ ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, globals } = parseCommandArgs(argv, OPTIONS, io)
-    const flagPolicy = policyFromFlags(values)
-    const req = { policy: flagPolicy, target: values.target, dryRun: values['dry-run'] === true }
+    const req: CleanupRequest = { policy: policyFromFlags(values), target: values.target, dryRun: values['dry-run'] === true }
     if (!req.target) delete req.target
-    let result: CleanupResult
-    if (globals.server) {
-      result = await new RemoteClient(globals.server, globals.token ?? '').cleanup(req)
-    } else {
-      const policy = flagPolicy ?? loadConfig(io.env).retention
-      if (!policy || Object.keys(policy).length === 0) throw new UsageError('no retention policy: give --keep-last, --max-age-days, --keep-daily, --keep-weekly or --keep-monthly, or set "retention" in the config file')
-      result = await withLocalService(io, globals, async service => await service.cleanup({ ...req, policy }))
-    }
+    const result = await withBackupApi(io, globals, async api => await api.cleanup(req))
     if (globals.json) printJson(io, result)
     else print(io, result)
     return EXIT.OK

@@ -1,15 +1,14 @@
 import type { WriteStream } from 'node:tty'
-import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backup, type CreateBackupRequest, type Progress } from '../../../schemas/backup.ts'
+import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backup, type CreateBackupRequest } from '../../../schemas/backup.ts'
 import { createRuleProblems, JOBS_RANGE, LEVEL_RANGE, type CreateRuleProblem } from '../../../schemas/create-rules.ts'
+import { withBackupApi, type BackupApi, type BackupWatcher } from '../backup-api.ts'
 import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'
-import { PgkeepError } from '../../errors.ts'
-import { EXIT, exitCodeFor } from '../exit-codes.ts'
-import { cliUser, onInterrupt, withLocalService } from '../local-service.ts'
+import { EXIT, exitCodeForFailedJob } from '../exit-codes.ts'
+import { onInterrupt } from '../interrupt.ts'
 import { backupDuration, formatBytes, formatDuration, printJson } from '../output.ts'
 import { ProgressReporter } from '../progress-bar.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 const OPTIONS = {
   target: { type: 'string' },
@@ -64,7 +63,7 @@ function summary (b: Backup): string {
   return `${b.name}  ${formatBytes(b.sizeBytes)}  in ${formatDuration(backupDuration(b))}  (id ${b.id})`
 }
 
-/** The end of every create, local or remote: one record on stdout for --json, else one human line. */
+/** The end of every create: one record on stdout for --json, else one human line. */
 function finish (io: CliIO, globals: Globals, b: Backup): number {
   if (b.status === 'completed') {
     if (globals.json) printJson(io, b)
@@ -78,89 +77,30 @@ function finish (io: CliIO, globals: Globals, b: Backup): number {
   }
   const code = b.error?.code ?? 'INTERNAL'
   write(io.stderr, `pgkeep: ${code}: ${b.error?.message ?? `backup ended as ${b.status}`}`)
-  // the request was accepted, so a failure now is the operation's, never a usage error
-  const exit = exitCodeFor(code)
-  return exit === EXIT.USAGE ? EXIT.FAILED : exit
+  return exitCodeForFailedJob(code)
 }
 
-interface Watch {
-  id?: string
-  reporter: ProgressReporter
-  globals: Globals
-  io: CliIO
+/** Live progress on stderr; status changes and pg_dump's lines only with --verbose. */
+function watcher (reporter: ProgressReporter, globals: Globals): BackupWatcher {
+  return {
+    progress: p => reporter.update(p),
+    status: b => { if (globals.verbose && !TERMINAL_STATUSES.includes(b.status)) reporter.message(`${b.status}: ${b.name}`) },
+    log: line => { if (globals.verbose) reporter.message(line) },
+  }
 }
 
-function onProgress (w: Watch, p: Progress): void {
-  if (p.backupId === w.id) w.reporter.update(p)
-}
-function onStatus (w: Watch, b: Backup): void {
-  if (b.id === w.id && w.globals.verbose && !TERMINAL_STATUSES.includes(b.status)) w.reporter.message(`${b.status}: ${b.name}`)
-}
-function onLog (w: Watch, e: { backupId: string, line: string }): void {
-  if (e.backupId === w.id && w.globals.verbose) w.reporter.message(e.line)
-}
-
-function reporterFor (io: CliIO): ProgressReporter {
-  return new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
-}
-
-async function createLocal (io: CliIO, globals: Globals, req: CreateBackupRequest): Promise<number> {
-  return await withLocalService(io, globals, async (service) => {
-    const w: Watch = { reporter: reporterFor(io), globals, io }
-    service.on('progress', p => onProgress(w, p))
-    service.on('status', b => onStatus(w, b))
-    service.on('log', e => onLog(w, e))
-    const created = await service.create(req, cliUser())
-    w.id = created.id
-    if (!globals.json) w.reporter.message(`started ${created.name} (id ${created.id})`)
-    const stopListening = onInterrupt(io, `backup ${created.name}`, async () => await service.cancel(created.id))
-    try {
-      const final = await service.waitFor(created.id)
-      w.reporter.done()
-      return finish(io, globals, final)
-    } finally {
-      stopListening()
-    }
-  })
-}
-
-async function createRemote (io: CliIO, globals: Globals, req: CreateBackupRequest, client: RemoteClient): Promise<number> {
-  const w: Watch = { reporter: reporterFor(io), globals, io }
-  let resolveFinal!: (b: Backup) => void
-  let rejectFinal!: (err: Error) => void
-  const final = new Promise<Backup>((resolve, reject) => { resolveFinal = resolve; rejectFinal = reject })
-  const terminal = (b: Backup): void => { if (b.id === w.id && TERMINAL_STATUSES.includes(b.status)) resolveFinal(b) }
-  // the socket opens before the create call so no status change can slip between the two
-  const socket = await client.events((e) => {
-    if (e.type === 'progress') onProgress(w, e)
-    else if (e.type === 'status') { onStatus(w, e.backup); terminal(e.backup) }
-    else if (e.type === 'log') onLog(w, e)
-    else if (e.type === 'snapshot') for (const j of e.jobs) { terminal(j.backup); if (j.progress) onProgress(w, j.progress) }
-  })
-  let finished = false
-  const stopListening = onInterrupt(io, 'the remote backup', async () => { if (w.id) await client.cancel(w.id) })
+async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateBackupRequest): Promise<number> {
+  const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
+  const run = await api.create(req, watcher(reporter, globals))
+  const { name, id } = run.backup
+  if (!globals.json) reporter.message(`started ${name}${api.origin ? ` on ${api.origin}` : ''} (id ${id})`)
+  const stopListening = onInterrupt(io, `backup ${name}`, run.cancel)
   try {
-    const created = await client.create(req)
-    w.id = created.id
-    if (!globals.json) w.reporter.message(`started ${created.name} on ${client.base.origin} (id ${created.id})`)
-    terminal(created)
-    // a job that ended between the create reply and our id being known shows up in its status
-    client.status(created.id).then(s => terminal(s.backup), () => {})
-    socket.closed.then(async () => {
-      if (finished) return
-      const id = w.id as string
-      const now = (await client.status(id)).backup
-      terminal(now)
-      // the server keeps running the job; say where to look instead of waiting forever
-      if (!TERMINAL_STATUSES.includes(now.status)) rejectFinal(new PgkeepError('INTERNAL', `lost the event socket to ${client.base.origin}; the backup goes on there: pgkeep status ${id} --server ${client.base.origin}`))
-    }).catch((err: unknown) => rejectFinal(err as Error))
-    const b = await final
-    w.reporter.done()
-    return finish(io, globals, b)
+    const final = await run.done
+    reporter.done()
+    return finish(io, globals, final)
   } finally {
-    finished = true
     stopListening()
-    socket.close()
   }
 }
 
@@ -192,7 +132,6 @@ ${GLOBAL_HELP}
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, globals } = parseCommandArgs(argv, OPTIONS, io)
     const req = createRequestFromFlags(values)
-    if (globals.server) return await createRemote(io, globals, req, new RemoteClient(globals.server, globals.token ?? ''))
-    return await createLocal(io, globals, req)
+    return await withBackupApi(io, globals, async api => await create(api, io, globals, req))
   },
 }

@@ -1,97 +1,34 @@
-import { execFile } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { mkdir, statfs, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { loadConfig, type Config, type Target } from '../../config.ts'
-import { toPgkeepError } from '../../errors.ts'
-import { prepareChildEnv } from '../../engine/pg/passfile.ts'
-import { findPgTool, findZstd, type PgTool } from '../../engine/pg/tools.ts'
+import { loadConfig, type Config } from '../../config.ts'
+import { checkHealth, type HealthReport } from '../../engine/health.ts'
 import { GLOBAL_HELP, parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes, printJson } from '../output.ts'
 
-const run = promisify(execFile)
+interface Check { name: string, ok: boolean, detail: string }
 
-export interface Check { name: string, ok: boolean, detail: string }
-
-async function toolCheck (name: 'pg_dump' | 'pg_restore' | 'psql', config: Config): Promise<{ check: Check, tool?: PgTool }> {
-  try {
-    const tool = await findPgTool(name, config.pgBinDir)
-    return { check: { name, ok: true, detail: `${tool.version} (${tool.path})` }, tool }
-  } catch (err) {
-    return { check: { name, ok: false, detail: toPgkeepError(err).message } }
-  }
-}
-
-async function zstdCheck (): Promise<Check> {
-  try {
-    const path = await findZstd()
-    const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
-    const version = /v(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? stdout.trim()
-    return { name: 'zstd', ok: true, detail: `${version} (${path})` }
-  } catch (err) {
-    return { name: 'zstd', ok: false, detail: toPgkeepError(err).message }
-  }
-}
-
-/** First meaningful line of psql's stderr; it names host/user, never the password (that is in the passfile). */
-function psqlReason (stderr: string): string {
-  const line = stderr.split('\n').map(l => l.trim()).find(l => l.length > 0) ?? 'psql failed'
-  return line.replace(/^psql: error: /, '')
-}
-
-async function targetCheck (target: Target, psql: PgTool | undefined, pgDump: PgTool | undefined): Promise<Check> {
-  const name = `target ${target.name}`
-  const where = `${target.user}@${target.host}:${target.port}/${target.database}`
-  if (!psql) return { name, ok: false, detail: `${where}: cannot check without psql` }
-  const child = await prepareChildEnv(target, 'pgkeep-doctor')
-  try {
-    const { stdout } = await run(psql.path, ['-X', '-w', '-A', '-t', '-c', 'show server_version_num', ...child.connArgs()], {
-      env: { ...child.env, PGCONNECT_TIMEOUT: '5' }, timeout: 15_000,
-    })
-    const num = Number(stdout.trim())
-    const major = Math.floor(num / 10000)
-    const version = `${major}.${num % 10000}`
-    if (pgDump && pgDump.major < major) {
-      return { name, ok: false, detail: `${where}: server ${version} is newer than pg_dump ${pgDump.version}; install the PostgreSQL ${major} client` }
-    }
-    return { name, ok: true, detail: `${where}: PostgreSQL ${version}` }
-  } catch (err) {
-    const e = err as { stderr?: string, killed?: boolean }
-    return { name, ok: false, detail: `${where}: ${e.killed ? 'timed out' : psqlReason(e.stderr ?? String(err))}` }
-  } finally {
-    await child.dispose()
-  }
-}
-
-async function backupDirChecks (config: Config): Promise<Check[]> {
-  const dir = config.backupDir
-  try {
-    await mkdir(dir, { recursive: true })
-    const probe = join(dir, `.pgkeep-doctor-${randomBytes(4).toString('hex')}`)
-    await writeFile(probe, 'ok')
-    await unlink(probe)
-  } catch (err) {
-    return [{ name: 'backups dir', ok: false, detail: `${dir}: not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` }]
-  }
-  const checks: Check[] = [{ name: 'backups dir', ok: true, detail: `${dir} is writable` }]
-  const fs = await statfs(dir)
-  const free = fs.bavail * fs.bsize
-  checks.push({
-    name: 'free space',
-    ok: free >= config.minFreeBytes,
-    detail: `${formatBytes(free)} free, minimum ${formatBytes(config.minFreeBytes)}`,
+/** The health report in doctor's words: one line per check, each naming where it looked. */
+function doctorChecks (report: HealthReport, config: Config): Check[] {
+  const tools = report.tools.map(t => t.ok
+    ? { name: t.name, ok: true, detail: `${t.version} (${t.path})` }
+    : { name: t.name, ok: false, detail: t.error.message })
+  const targets = report.targets.map(t => {
+    const c = config.targets[t.name]
+    const where = `${c.user}@${c.host}:${c.port}/${c.database}`
+    return t.ok
+      ? { name: `target ${t.name}`, ok: true, detail: `${where}: PostgreSQL ${t.server.version}` }
+      : { name: `target ${t.name}`, ok: false, detail: `${where}: ${t.error.message}` }
   })
-  return checks
-}
-
-export async function runChecks (config: Config): Promise<Check[]> {
-  const [dump, restore, psql, zstd] = await Promise.all([
-    toolCheck('pg_dump', config), toolCheck('pg_restore', config), toolCheck('psql', config), zstdCheck(),
-  ])
-  const targets = await Promise.all(Object.values(config.targets).map(t => targetCheck(t, psql.tool, dump.tool)))
-  return [dump.check, restore.check, psql.check, zstd, ...targets, ...await backupDirChecks(config)]
+  const { path, writable, freeSpace } = report.backupDir
+  if (!writable.ok) {
+    const cause = writable.error.cause as NodeJS.ErrnoException | undefined
+    return [...tools, ...targets, { name: 'backups dir', ok: false, detail: `${path}: not writable (${cause?.code ?? writable.error.message})` }]
+  }
+  return [...tools, ...targets,
+    { name: 'backups dir', ok: true, detail: `${path} is writable` },
+    'error' in freeSpace
+      ? { name: 'free space', ok: false, detail: freeSpace.error.message }
+      : { name: 'free space', ok: freeSpace.ok, detail: `${formatBytes(freeSpace.freeBytes)} free, minimum ${formatBytes(freeSpace.minFreeBytes)}` },
+  ]
 }
 
 export const command: Command = {
@@ -108,7 +45,8 @@ ${GLOBAL_HELP}
   async run (argv: string[], io: CliIO): Promise<number> {
     const { globals } = parseCommandArgs(argv, {}, io)
     if (globals.server) throw new UsageError('doctor checks the local machine; it does not take --server')
-    const checks = await runChecks(loadConfig(io.env))
+    const config = loadConfig(io.env)
+    const checks = doctorChecks(await checkHealth(config, { tools: ['pg_restore', 'psql', 'zstd'], createBackupDir: true }), config)
     const ok = checks.every(c => c.ok)
     if (globals.json) printJson(io, { ok, checks })
     else {

@@ -1,19 +1,14 @@
-import type { BackupWithProgress } from '../../../schemas/backup.ts'
+import { withBackupApi } from '../backup-api.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { withLocalService } from '../local-service.ts'
 import { backupDetails, printJson } from '../output.ts'
 import { renderProgress } from '../progress-bar.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 /** Shared by info and status: the record plus a live progress snapshot when the job is running. */
 export async function showBackup (argv: string[], io: CliIO): Promise<number> {
   const { positionals, globals } = parseCommandArgs(argv, {}, io, { min: 1, max: 1, names: 'backup ID' })
   const id = backupIdArg(positionals[0])
-  const shown: BackupWithProgress = globals.server
-    ? await new RemoteClient(globals.server, globals.token ?? '').status(id)
-    : await withLocalService(io, globals, async service => ({ backup: service.get(id), progress: service.progress(id) }))
-  if (shown.progress === undefined) delete shown.progress
+  const shown = await withBackupApi(io, globals, async api => await api.status(id))
   if (globals.json) {
     printJson(io, shown)
     return EXIT.OK

@@ -1,9 +1,8 @@
-import type { ListQuery, ListResult } from '../../../schemas/backup.ts'
+import type { ListQuery } from '../../../schemas/backup.ts'
+import { withBackupApi } from '../backup-api.ts'
 import { dateFlag, enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { withLocalService } from '../local-service.ts'
 import { backupRows, printJson } from '../output.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 const OPTIONS = {
   status: { type: 'string' },
@@ -60,9 +59,7 @@ ${GLOBAL_HELP}
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, globals } = parseCommandArgs(argv, OPTIONS, io)
     const query = listQueryFromFlags(values)
-    const result: ListResult = globals.server
-      ? await new RemoteClient(globals.server, globals.token ?? '').list(query)
-      : await withLocalService(io, globals, async service => service.list(query))
+    const result = await withBackupApi(io, globals, async api => await api.list(query))
     if (globals.json) {
       printJson(io, result)
       return EXIT.OK

@@ -1,8 +1,7 @@
+import { withBackupApi } from '../backup-api.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { withLocalService } from '../local-service.ts'
 import { printJson } from '../output.ts'
-import { RemoteClient } from '../remote-client.ts'
 
 export const command: Command = {
   name: 'pin',
@@ -17,9 +16,7 @@ ${GLOBAL_HELP}
     const { values, positionals, globals } = parseCommandArgs(argv, { off: { type: 'boolean' } }, io, { min: 1, max: 1, names: 'backup ID' })
     const id = backupIdArg(positionals[0])
     const pinned = values.off !== true
-    const backup = globals.server
-      ? await new RemoteClient(globals.server, globals.token ?? '').pin(id, pinned)
-      : await withLocalService(io, globals, async service => await service.pin(id, pinned))
+    const backup = await withBackupApi(io, globals, async api => await api.pin(id, pinned))
     if (globals.json) printJson(io, backup)
     else write(io.stdout, `${pinned ? 'pinned' : 'unpinned'} ${backup.name}`)
     return EXIT.OK

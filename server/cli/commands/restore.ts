@@ -1,9 +1,9 @@
 import type { WriteStream } from 'node:tty'
-import type { RestoreProgress } from '../../engine/restore/restore-job.ts'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
-import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command } from '../command.ts'
+import { withBackupApi, type BackupApi } from '../backup-api.ts'
+import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { onInterrupt, withLocalService } from '../local-service.ts'
+import { onInterrupt } from '../interrupt.ts'
 import { formatDuration, printJson } from '../output.ts'
 import { ProgressReporter } from '../progress-bar.ts'
 
@@ -31,13 +31,41 @@ export function restoreRequestFromFlags (values: Record<string, unknown>): Resto
   return req
 }
 
+async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string, req: RestoreRequest): Promise<number> {
+  const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
+  const run = await api.restore(id, req, {
+    log: line => { if (globals.verbose) reporter.message(line) },
+    progress: p => reporter.update({ backupId: id, bytes: p.bytes, rate: p.rate, percent: p.percent, currentTable: p.currentItem, tablesDone: 0, tablesTotal: 0 }),
+  })
+  const { name } = run.backup
+  let cancelled = false
+  const stop = onInterrupt(io, `restore of ${name}`, async () => { cancelled = true; await run.cancel() })
+  try {
+    const result = await run.done
+    reporter.done()
+    if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
+    else write(io.stdout, `restored ${name} into ${req.database} in ${formatDuration(result.durationMs / 1000)}`)
+    return EXIT.OK
+  } catch (err) {
+    reporter.done()
+    if (cancelled) {
+      write(io.stderr, `pgkeep: restore of ${name} cancelled`)
+      return EXIT.CANCELLED
+    }
+    throw err
+  } finally {
+    stop()
+  }
+}
+
 export const command: Command = {
   name: 'restore',
   summary: 'restore a completed backup into a database',
   help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean] [--jobs N]
 
 Restores a completed backup with pg_restore (psql for plain SQL) into DB on the backup's target
-(or --target). Ctrl-C cancels the restore (exit 130).
+(or --target). Ctrl-C cancels the restore (exit 130). With --server the server restores it (an
+admin token is needed) and this command follows it; --verbose lines come only from a local run.
 
 Flags:
   --database DB     database to restore into (required)
@@ -50,35 +78,8 @@ ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, OPTIONS, io, { min: 1, max: 1, names: 'backup ID' })
-    if (globals.server) throw new UsageError('restore runs on the local engine; the HTTP API has no restore route')
     const id = backupIdArg(positionals[0])
     const req = restoreRequestFromFlags(values)
-    return await withLocalService(io, globals, async (service) => {
-      const backup = service.get(id)
-      const job = service.restore(id, req)
-      const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
-      let cancelled = false
-      job.on('log', (line: string) => { if (globals.verbose) reporter.message(line) })
-      job.on('progress', (p: RestoreProgress) => {
-        reporter.update({ backupId: id, bytes: p.bytes, rate: p.rate, percent: p.percent, currentTable: p.currentItem, tablesDone: 0, tablesTotal: 0 })
-      })
-      const stop = onInterrupt(io, `restore of ${backup.name}`, async () => { cancelled = true; await job.cancel() })
-      try {
-        const result = await job.done
-        reporter.done()
-        if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
-        else write(io.stdout, `restored ${backup.name} into ${req.database} in ${formatDuration(result.durationMs / 1000)}`)
-        return EXIT.OK
-      } catch (err) {
-        reporter.done()
-        if (cancelled) {
-          write(io.stderr, `pgkeep: restore of ${backup.name} cancelled`)
-          return EXIT.CANCELLED
-        }
-        throw err
-      } finally {
-        stop()
-      }
-    })
+    return await withBackupApi(io, globals, async api => await restore(api, io, globals, id, req))
   },
 }

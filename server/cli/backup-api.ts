@@ -1,0 +1,88 @@
+import { resolve } from 'node:path'
+import type {
+  Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
+} from '../../schemas/backup.ts'
+import type { RestoreProgress } from '../../schemas/restore.ts'
+import type { CliIO, Globals } from './command.ts'
+
+/** What a command hears about the one backup it started. */
+export interface BackupWatcher {
+  progress (p: Progress): void
+  status (b: Backup): void
+  /** a pg_dump stderr line */
+  log (line: string): void
+}
+
+/** A backup create has queued: its first record, its end, and how to stop it. */
+export interface StartedBackup {
+  backup: Backup
+  /** the record once completed, failed or cancelled */
+  done: Promise<Backup>
+  cancel (): Promise<void>
+}
+
+export interface RestoreWatcher {
+  progress (p: RestoreProgress): void
+  /** a pg_restore/psql output line; only a restore run in this process has them */
+  log (line: string): void
+}
+
+/** A restore under way: the backup it reads, its end, and how to stop it. */
+export interface StartedRestore {
+  backup: Backup
+  /** rejects with the restore's PgkeepError, CANCELLED when it was cancelled */
+  done: Promise<{ ok: true, durationMs: number }>
+  cancel (): Promise<void>
+}
+
+export interface DownloadResult {
+  path: string
+  bytes: number
+  /** bytes already in FILE.partial from an earlier try; only a download over HTTP resumes */
+  resumedFrom?: number
+  sha256: string
+  /** the file's sha256 was compared with the record (a tar built on the fly has none to compare with) */
+  verified: boolean
+}
+
+/**
+ * The backup operations the CLI's commands need, the same whether the engine runs in this process or behind
+ * `--server`: a command calls these and never asks which one it has.
+ */
+export interface BackupApi {
+  /** the server's origin when remote; undefined when the engine runs here */
+  readonly origin?: string
+  list (query: ListQuery): Promise<ListResult>
+  status (id: string): Promise<BackupWithProgress>
+  create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup>
+  cancel (id: string): Promise<Backup>
+  validate (id: string): Promise<Backup>
+  pin (id: string, pinned: boolean): Promise<Backup>
+  cleanup (req: CleanupRequest): Promise<CleanupResult>
+  /** a completed backup into `output`, written as `output.partial` and renamed once whole and checked */
+  download (id: string, output?: string): Promise<DownloadResult>
+  restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore>
+}
+
+/** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */
+export function downloadPath (backup: Backup, output?: string): string {
+  return resolve(output ?? (backup.format === 'directory' ? `${backup.name}.tar` : backup.name))
+}
+
+/**
+ * `--server` gives the HTTP API, otherwise the engine on the local backups dir (closed once fn is done, cancelling
+ * whatever this process still runs). Each is loaded only when chosen: a remote command needs no engine.
+ */
+export async function withBackupApi<T> (io: CliIO, globals: Globals, fn: (api: BackupApi) => Promise<T>): Promise<T> {
+  if (globals.server) {
+    const { RemoteBackupApi } = await import('./remote-client.ts')
+    return await fn(new RemoteBackupApi(globals.server, globals.token ?? ''))
+  }
+  const { LocalBackupApi } = await import('./local-service.ts')
+  const api = new LocalBackupApi(io, globals)
+  try {
+    return await fn(api)
+  } finally {
+    await api.close()
+  }
+}

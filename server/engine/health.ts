@@ -1,0 +1,115 @@
+import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdir, rm, statfs, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Config, Target } from '../config.ts'
+import { PgkeepError, toPgkeepError } from '../errors.ts'
+import { versionFromNum, withTargetClient } from './pg/connection.ts'
+import { checkDumpCompatible } from './pg/inspector.ts'
+import { findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
+
+const run = promisify(execFile)
+
+export type ToolName = PgToolName | 'zstd'
+
+type Failed = { ok: false, error: PgkeepError }
+
+/** A tool found (its version and where), or why not. */
+export type ToolHealth = { name: ToolName } & ({ ok: true, version: string, path: string } | Failed)
+
+export interface ServerVersion { version: string, major: number }
+
+/** Whether pg_dump can dump this target now; a failure keeps the server's version when the server answered. */
+export type TargetHealth = { name: string } & ({ ok: true, server: ServerVersion } | (Failed & { server?: ServerVersion }))
+
+export type FreeSpace = { minFreeBytes: number } & ({ ok: boolean, freeBytes: number } | Failed)
+
+export interface BackupDirHealth {
+  path: string
+  writable: { ok: true } | Failed
+  freeSpace: FreeSpace
+}
+
+export interface HealthReport {
+  /** pg_dump first, then the other tools asked for, in the order asked */
+  tools: ToolHealth[]
+  targets: TargetHealth[]
+  backupDir: BackupDirHealth
+}
+
+export interface HealthOptions {
+  /** tools to look for besides pg_dump, which every backup needs and is always checked */
+  tools?: readonly Exclude<ToolName, 'pg_dump'>[]
+  /** make the backups dir first, as the CLI's first command would; the server made its own at start-up */
+  createBackupDir?: boolean
+}
+
+async function zstdVersion (): Promise<{ version: string, path: string }> {
+  const path = await findZstd()
+  const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
+  return { version: /v(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? stdout.trim(), path }
+}
+
+async function probeTool (name: ToolName, lookup: Promise<{ version: string, path: string }>): Promise<ToolHealth> {
+  try {
+    const { version, path } = await lookup
+    return { name, ok: true, version, path }
+  } catch (err) {
+    return { name, ok: false, error: toPgkeepError(err) }
+  }
+}
+
+async function probeTarget (target: Target, pgDump: Promise<PgTool>): Promise<TargetHealth> {
+  let server: ServerVersion | undefined
+  try {
+    const num = await withTargetClient(target, async c => Number((await c.query('SHOW server_version_num')).rows[0].server_version_num))
+    server = versionFromNum(num)
+    // without pg_dump (TOOL_MISSING) no target can be dumped, however well it answers
+    checkDumpCompatible((await pgDump).major, server.major)
+    return { name: target.name, ok: true, server }
+  } catch (err) {
+    return { name: target.name, ok: false, error: toPgkeepError(err), ...(server ? { server } : {}) }
+  }
+}
+
+async function probeWritable (dir: string, create: boolean): Promise<BackupDirHealth['writable']> {
+  try {
+    if (create) await mkdir(dir, { recursive: true })
+    const probe = join(dir, `.pgkeep-probe-${process.pid}-${randomBytes(4).toString('hex')}`)
+    await writeFile(probe, '')
+    await rm(probe, { force: true })
+    return { ok: true }
+  } catch (err) {
+    return { ok: false, error: toPgkeepError(err) }
+  }
+}
+
+async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeSpace> {
+  try {
+    const fs = await statfs(dir)
+    const freeBytes = fs.bavail * fs.bsize
+    return { ok: freeBytes >= minFreeBytes, freeBytes, minFreeBytes }
+  } catch (err) {
+    return { ok: false, error: toPgkeepError(err), minFreeBytes }
+  }
+}
+
+/**
+ * Can this installation take a backup: the client tools present, every target answering with a server
+ * pg_dump can dump, the backups dir writable with enough free space. Probes run side by side and never
+ * throw; each result says what it found or why it failed, for readiness and doctor to word their own way.
+ */
+export async function checkHealth (config: Config, opts: HealthOptions = {}): Promise<HealthReport> {
+  const pgDump = findPgTool('pg_dump', config.pgBinDir)
+  const lookup = (name: ToolName): Promise<{ version: string, path: string }> =>
+    name === 'pg_dump' ? pgDump : name === 'zstd' ? zstdVersion() : findPgTool(name, config.pgBinDir)
+  const writable = probeWritable(config.backupDir, opts.createBackupDir === true)
+  const [tools, targets, backupDir] = await Promise.all([
+    Promise.all((['pg_dump', ...(opts.tools ?? [])] as ToolName[]).map(async name => await probeTool(name, lookup(name)))),
+    Promise.all(Object.values(config.targets).map(async target => await probeTarget(target, pgDump))),
+    // free space is asked after the writable probe, which may have had to create the dir
+    writable.then(async w => ({ path: config.backupDir, writable: w, freeSpace: await probeFreeSpace(config.backupDir, config.minFreeBytes) })),
+  ])
+  return { tools, targets, backupDir }
+}

@@ -20,15 +20,24 @@ function zstdStage (args: string[], zstdPath: string): CodecStage {
   const child = spawn(zstdPath, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000) })
-  // The readable side ends only once zstd has exited 0: a truncated or corrupt input makes zstd exit
-  // non-zero after it has already flushed its output, and that must fail the pipeline, not end it.
+  // The readable side ends only once zstd has exited 0 AND every byte of its stdout has been passed on: a
+  // truncated or corrupt input makes zstd exit non-zero after it has already flushed its output, and that must
+  // fail the pipeline, not end it; and ending on the exit alone could cut off output still buffered in the pipe.
   const output = new PassThrough({ highWaterMark: 1024 * 1024 })
   child.stdout.pipe(output, { end: false })
   const stream = Duplex.from({ writable: child.stdin, readable: output })
+  let stdoutDone = false
+  let exitedOk = false
+  const endIfDone = (): void => { if (stdoutDone && exitedOk) output.end() }
+  child.stdout.once('end', () => { stdoutDone = true; endIfDone() })
   child.on('error', err => stream.destroy(err))
   child.on('close', (code, signal) => {
-    if (code === 0) output.end()
-    else stream.destroy(new PgkeepError('INTERNAL', `zstd exited with ${code ?? signal}: ${stderr.trim().split('\n').at(-1) ?? ''}`))
+    if (code !== 0) {
+      stream.destroy(new PgkeepError('INTERNAL', `zstd exited with ${code ?? signal}: ${stderr.trim().split('\n').at(-1) ?? ''}`))
+      return
+    }
+    exitedOk = true
+    endIfDone()
   })
   // zstd closes its stdin early on error; swallow EPIPE there, the close handler reports the real cause
   child.stdin.on('error', () => {})

@@ -3,7 +3,6 @@ import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
-import type { CliIO, Globals } from './command.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -67,22 +66,4 @@ export interface BackupApi {
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */
 export function downloadPath (backup: Backup, output?: string): string {
   return resolve(output ?? (backup.format === 'directory' ? `${backup.name}.tar` : backup.name))
-}
-
-/**
- * `--server` gives the HTTP API, otherwise the engine on the local backups dir (closed once fn is done, cancelling
- * whatever this process still runs). Each is loaded only when chosen: a remote command needs no engine.
- */
-export async function withBackupApi<T> (io: CliIO, globals: Globals, fn: (api: BackupApi) => Promise<T>): Promise<T> {
-  if (globals.server) {
-    const { RemoteBackupApi } = await import('./remote-client.ts')
-    return await fn(new RemoteBackupApi(globals.server, globals.token ?? ''))
-  }
-  const { LocalBackupApi } = await import('./local-service.ts')
-  const api = new LocalBackupApi(io, globals)
-  try {
-    return await fn(api)
-  } finally {
-    await api.close()
-  }
 }

@@ -1,5 +1,5 @@
 import type { CleanupRequest, CleanupResult, RetentionPolicy } from '../../../schemas/backup.ts'
-import { withBackupApi } from '../backup-api.ts'
+import { withBackupApi } from '../with-backup-api.ts'
 import { GLOBAL_HELP, intFlag, numberFlag, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes, printJson, table, formatTime } from '../output.ts'

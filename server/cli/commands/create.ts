@@ -1,7 +1,8 @@
 import type { WriteStream } from 'node:tty'
 import { BACKUP_NAME_PATTERN, TARGET_NAME_PATTERN, TERMINAL_STATUSES, type Backup, type CreateBackupRequest } from '../../../schemas/backup.ts'
 import { createRuleProblems, JOBS_RANGE, LEVEL_RANGE, type CreateRuleProblem } from '../../../schemas/create-rules.ts'
-import { withBackupApi, type BackupApi, type BackupWatcher } from '../backup-api.ts'
+import { withBackupApi } from '../with-backup-api.ts'
+import type { BackupApi, BackupWatcher } from '../backup-api.ts'
 import {
   enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals,
 } from '../command.ts'

@@ -1,5 +1,5 @@
 import type { ListQuery } from '../../../schemas/backup.ts'
-import { withBackupApi } from '../backup-api.ts'
+import { withBackupApi } from '../with-backup-api.ts'
 import { dateFlag, enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { backupRows, printJson } from '../output.ts'

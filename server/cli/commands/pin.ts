@@ -1,4 +1,4 @@
-import { withBackupApi } from '../backup-api.ts'
+import { withBackupApi } from '../with-backup-api.ts'
 import { backupIdArg, GLOBAL_HELP, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { printJson } from '../output.ts'

@@ -1,6 +1,7 @@
 import type { WriteStream } from 'node:tty'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
-import { withBackupApi, type BackupApi } from '../backup-api.ts'
+import { withBackupApi } from '../with-backup-api.ts'
+import type { BackupApi } from '../backup-api.ts'
 import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'

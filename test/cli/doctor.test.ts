@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { dispatch } from '../../server/cli/main.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-doctor-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))

@@ -5,15 +5,15 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { ListResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
-import { startCluster, TEST_PASSWORD } from '../helpers/pg-cluster.ts'
+import { testCluster, TEST_PASSWORD } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
 import { BIN, memoryIO, runCli, spawnCli } from './cli-runner.ts'
 
 // ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'big', { rows: 200_000, padding: 160 })
+await createSampleDatabase(cluster, 'cli_interrupt_big', { rows: 200_000, padding: 160 })
 
 function backupsDir (t: { teardown: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-int-'))
@@ -23,7 +23,7 @@ function backupsDir (t: { teardown: (fn: () => void) => void }): string {
 
 t.test('Ctrl-C during create cancels the dump: exit 130, status cancelled, no partial file left', async t => {
   const dir = backupsDir(t)
-  const env = { DATABASE_URL: cluster.url('big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
+  const env = { DATABASE_URL: cluster.url('cli_interrupt_big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
   // detached: its own process group, so signalling the group reaches pg_dump too, as a terminal's Ctrl-C does
   const run = spawnCli(['create', '--compression', 'zstd', '--level', '19'], env, { detached: true })
   await new Promise<void>((resolve, reject) => {
@@ -50,7 +50,7 @@ t.test('Ctrl-C during create cancels the dump: exit 130, status cancelled, no pa
 t.test('a wrong password fails with PG_AUTH_FAILED, exit 1, and neither password appears in the output', async t => {
   const dir = backupsDir(t)
   const wrong = 'Wr0ng-Passw0rd-do-not-print'
-  const url = cluster.url('big').replace(encodeURIComponent(TEST_PASSWORD), encodeURIComponent(wrong))
+  const url = cluster.url('cli_interrupt_big').replace(encodeURIComponent(TEST_PASSWORD), encodeURIComponent(wrong))
   const r = await runCli(['create'], { DATABASE_URL: url, PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir })
   t.equal(r.code, 1)
   t.match(r.stderr, /^pgkeep: PG_AUTH_FAILED: /m)
@@ -65,7 +65,7 @@ t.test('on a terminal create draws a live bar that redraws in place, then prints
   const dir = backupsDir(t)
   // script(1) gives the CLI a real pseudo-terminal, the way a person runs it
   const child = spawn('script', ['-qec', `${process.execPath} ${BIN} create --format plain --compression none`, '/dev/null'], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', DATABASE_URL: cluster.url('big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TERM: 'xterm', DATABASE_URL: cluster.url('cli_interrupt_big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let text = ''
@@ -73,5 +73,5 @@ t.test('on a terminal create draws a live bar that redraws in place, then prints
   const code = await new Promise<number | null>(resolve => child.once('close', resolve))
   t.equal(code, 0, text)
   t.match(text, /\r\x1b\[2K\[[#.]+\] +\d+%/, 'a bar with a percentage, redrawn with carriage return + clear line')
-  t.match(text, /completed default-big-\S+\.sql /, 'the result line')
+  t.match(text, /completed default-cli_interrupt_big-\S+\.sql /, 'the result line')
 })

@@ -6,16 +6,16 @@ import t from 'tap'
 import { Compile } from 'typebox/compile'
 import { Backup, type ListResult, type CleanupResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'shop', { rows: 2000 })
+await createSampleDatabase(cluster, 'cli_local_shop', { rows: 2000 })
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-local-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-const env = { DATABASE_URL: cluster.url('shop'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
+const env = { DATABASE_URL: cluster.url('cli_local_shop'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
 const checkBackup = Compile(Backup)
 
 /** In-process run of one command against the same backups dir and cluster. */
@@ -34,7 +34,7 @@ t.test('create --json prints only the backup record, valid against the Backup sc
   t.ok(checkBackup.Check(record), 'matches schemas/backup.ts Backup')
   t.equal(record.status, 'completed')
   t.equal(record.target, 'default')
-  t.equal(record.database, 'shop')
+  t.equal(record.database, 'cli_local_shop')
   t.ok(statSync(join(dir, record.name)).size > 0, 'the backup file is on disk')
   t.ok(existsSync(join(dir, `${record.name}.manifest.json`)), 'a manifest sits next to it')
   t.notMatch(r.stderr, /\x1b/, 'no terminal control codes when stderr is not a TTY')
@@ -134,8 +134,8 @@ t.test('download copies a local backup whole and checksum-verified', async t => 
 
 t.test('restore --create brings a backup back into a new database with the same content', async t => {
   const newest = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).items[0]
-  const r = await cli(['restore', newest.id, '--database', 'shop_copy', '--create'])
+  const r = await cli(['restore', newest.id, '--database', 'cli_local_copy', '--create'])
   t.equal(r.code, 0, r.err)
-  t.match(r.out, /^restored \S+ into shop_copy in /)
-  t.equal(await databaseFingerprint(cluster, 'shop_copy'), await databaseFingerprint(cluster, 'shop'))
+  t.match(r.out, /^restored \S+ into cli_local_copy in /)
+  t.equal(await databaseFingerprint(cluster, 'cli_local_copy'), await databaseFingerprint(cluster, 'cli_local_shop'))
 })

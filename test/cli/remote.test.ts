@@ -6,23 +6,23 @@ import t from 'tap'
 import { Compile } from 'typebox/compile'
 import { Backup, type BackupWithProgress, type ListResult } from '../../schemas/backup.ts'
 import { dispatch } from '../../server/cli/main.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
 import { setupApp } from '../http/helper.ts'
 import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
 import { waitUntil } from '../helpers/service.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'shop', { rows: 2000 })
+await createSampleDatabase(cluster, 'cli_remote_shop', { rows: 2000 })
 const out = mkdtempSync(join(tmpdir(), 'pgkeep-cli-remote-'))
 t.teardown(() => rmSync(out, { recursive: true, force: true }))
 
 // one real server over a real socket for the whole file: the CLI talks HTTP and WebSocket to it
 // a second target big enough (~40 MB at zstd -19) that a dump lasts long enough to interrupt
-await createSampleDatabase(cluster, 'big', { rows: 200_000, padding: 160 })
-const big = { name: 'big', host: '127.0.0.1', port: cluster.port, user: cluster.user, database: 'big', password: cluster.password }
-const server = await setupApp(t, cluster, 'shop', {}, {})
+await createSampleDatabase(cluster, 'cli_remote_big', { rows: 200_000, padding: 160 })
+const big = { name: 'big', host: '127.0.0.1', port: cluster.port, user: cluster.user, database: 'cli_remote_big', password: cluster.password }
+const server = await setupApp(t, cluster, 'cli_remote_shop', {}, {})
 server.config.targets.big = big
 await server.app.listen({ host: '127.0.0.1', port: 0 })
 const address = server.app.server.address()
@@ -114,14 +114,14 @@ t.test('remote validate and pin go through the API', async t => {
 })
 
 t.test('remote restore runs on the server and is followed to its end; it takes an admin token', async t => {
-  const denied = await cli(['restore', created.id, '--database', 'shop_remote', '--create'])
+  const denied = await cli(['restore', created.id, '--database', 'cli_remote_restored', '--create'])
   t.equal(denied.code, 1)
   t.match(denied.err, /^pgkeep: FORBIDDEN: /)
-  const r = await cli(['restore', '--json', created.id, '--database', 'shop_remote', '--create'], server.token.admin)
+  const r = await cli(['restore', '--json', created.id, '--database', 'cli_remote_restored', '--create'], server.token.admin)
   t.equal(r.code, 0, r.err)
-  t.match(JSON.parse(r.out), { ok: true, durationMs: Number, backupId: created.id, database: 'shop_remote' })
-  t.equal(await databaseFingerprint(cluster, 'shop_remote'), await databaseFingerprint(cluster, 'shop'))
-  const again = await cli(['restore', created.id, '--database', 'shop_remote'], server.token.admin)
+  t.match(JSON.parse(r.out), { ok: true, durationMs: Number, backupId: created.id, database: 'cli_remote_restored' })
+  t.equal(await databaseFingerprint(cluster, 'cli_remote_restored'), await databaseFingerprint(cluster, 'cli_remote_shop'))
+  const again = await cli(['restore', created.id, '--database', 'cli_remote_restored'], server.token.admin)
   t.not(again.code, 0, 'restoring over existing objects fails on the server and says so here')
   t.match(again.err, /^pgkeep: PG_RESTORE_FAILED: .*already exists/m)
 })

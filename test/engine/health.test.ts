@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { checkHealth } from '../../server/engine/health.ts'
-import { startCluster } from '../helpers/pg-cluster.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
 import { testConfig } from '../helpers/sample-db.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
 
 function config (t: Test, patch: Record<string, unknown> = {}): ReturnType<typeof testConfig> {

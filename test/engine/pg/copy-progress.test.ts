@@ -6,10 +6,10 @@ import t from 'tap'
 import type { Target } from '../../../server/config.ts'
 import { ProgressEstimator } from '../../../server/engine/dump/progress-estimator.ts'
 import { cancelBackends, createCopyProgressPoller, inspectTarget, readCopyProgress, type CopySample } from '../../../server/engine/pg/inspector.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 
 const DB = 'copyprog'
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
 await cluster.createDatabase(DB)
 // ~9 MB of COPY text: far more than the socket and pipe buffers, so a consumer that stops reading holds the COPY mid-table

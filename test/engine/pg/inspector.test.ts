@@ -5,13 +5,13 @@ import t from 'tap'
 import type { Target } from '../../../server/config.ts'
 import { PgkeepError } from '../../../server/errors.ts'
 import { checkDumpCompatible, inspectTarget } from '../../../server/engine/pg/inspector.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createServer } from 'node:net'
 
 const run = promisify(execFile)
 const DB = 'inspect'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
 await cluster.createDatabase(DB)
 await cluster.psql(`

@@ -3,14 +3,14 @@ import { join, resolve } from 'node:path'
 import t from 'tap'
 import type { Backup } from '../../../schemas/backup.ts'
 import { openVerifiedFiles } from '../../../server/engine/verify/open-verified.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { openService } from '../../helpers/service.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 500 })
-const config = testConfig(cluster, 'app')
+await createSampleDatabase(cluster, 'verified_app', { rows: 500 })
+const config = testConfig(cluster, 'verified_app')
 t.teardown(config.cleanup)
 const service = await openService(config)
 t.teardown(() => service.close())

@@ -2,15 +2,15 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Role } from '../../../schemas/auth.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
 import { waitUntil } from '../../helpers/service.ts'
 import { auditLines, setupApp } from '../helper.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 300 })
-const { app, config, as } = await setupApp(t, cluster, 'app')
+await createSampleDatabase(cluster, 'backups_app', { rows: 300 })
+const { app, config, as } = await setupApp(t, cluster, 'backups_app')
 const service = app.backupService
 const registryBytes = (): string => readFileSync(join(config.backupDir, 'registry.json'), 'utf8')
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
@@ -162,7 +162,7 @@ t.test('a full queue answers 429 QUEUE_FULL and stores nothing', async t => {
 })
 
 t.test('the create rate limit answers 429 RATE_LIMITED past its budget', async t => {
-  const limited = await setupApp(t, cluster, 'app', { rateLimits: { global: 1000, create: 2, login: 1000 } })
+  const limited = await setupApp(t, cluster, 'backups_app', { rateLimits: { global: 1000, create: 2, login: 1000 } })
   const codes: number[] = []
   for (let i = 0; i < 3; i++) codes.push((await limited.as('operator', { method: 'POST', url: '/api/backup/create', payload: { bogus: true } })).statusCode)
   t.same(codes, [400, 400, 429])

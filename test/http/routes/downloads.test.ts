@@ -5,14 +5,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Backup } from '../../../schemas/backup.ts'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
 import { auditLines, setupApp } from '../helper.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 2000 })
-const { app, config, as } = await setupApp(t, cluster, 'app')
+await createSampleDatabase(cluster, 'downloads_app', { rows: 2000 })
+const { app, config, as } = await setupApp(t, cluster, 'downloads_app')
 const service = app.backupService
 const sha256 = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex')
 

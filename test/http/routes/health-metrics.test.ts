@@ -2,14 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { startCluster } from '../../helpers/pg-cluster.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
 import { setupApp } from '../helper.ts'
 
-const cluster = await startCluster()
+const cluster = await testCluster()
 t.teardown(cluster.stop)
-await createSampleDatabase(cluster, 'app', { rows: 200 })
-const { app, config, as } = await setupApp(t, cluster, 'app')
+await createSampleDatabase(cluster, 'health_app', { rows: 200 })
+const { app, config, as } = await setupApp(t, cluster, 'health_app')
 
 t.test('liveness answers without auth', async t => {
   const res = await app.inject({ method: 'GET', url: '/api/health' })
@@ -86,7 +86,7 @@ t.test('with a built client, / serves it and client routes fall back to index.ht
   const clientDir = mkdtempSync(join(tmpdir(), 'pgkeep-client-'))
   writeFileSync(join(clientDir, 'index.html'), '<!doctype html><title>pgkeep</title>')
   writeFileSync(join(clientDir, 'app.js'), 'console.log(1)')
-  const withClient = await setupApp(t, cluster, 'app', { clientDir })
+  const withClient = await setupApp(t, cluster, 'health_app', { clientDir })
   const root = await withClient.app.inject({ method: 'GET', url: '/' })
   t.equal(root.statusCode, 200)
   t.match(root.body, '<title>pgkeep</title>')

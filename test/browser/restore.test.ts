@@ -1,19 +1,10 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { startStack, ADMIN, ARTIFACTS } from './helpers/stack.ts'
-import { openBrowser, login, recordAttribute, recorded } from './helpers/browser.ts'
-import { ApiClient } from './helpers/api-client.ts'
+import { startAdminStack, ARTIFACTS } from './helpers/stack.ts'
+import { recordAttribute, recorded } from './helpers/browser.ts'
 
 // ~12 MB of table data: the restore is fed through gunzip and paced by COPY, so its percent moves
-const stack = await startStack({ database: 'browser_restore', tables: 4, mbPerTable: 3 })
-t.teardown(stack.stop)
-const admin = await ApiClient.login(stack.url, ADMIN)
-const session = await openBrowser(stack.url)
-t.teardown(session.close)
-const { page } = session
-const pageErrors: string[] = []
-page.on('pageerror', e => pageErrors.push(e.message))
-await login(page, ADMIN.username, ADMIN.password)
+const { stack, admin, page, pageErrors } = await startAdminStack(t, { database: 'browser_restore', tables: 4, mbPerTable: 3 })
 
 t.test('a completed backup is restored from the list into a new database, followed live to completed', async t => {
   const backup = await admin.create({ format: 'custom', compression: 'gzip', level: 1 })

@@ -1,19 +1,11 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { startStack, ADMIN, VIEWER } from './helpers/stack.ts'
+import { startAdminStack, ADMIN, VIEWER } from './helpers/stack.ts'
 import { openBrowser, login, recordAttribute, recorded } from './helpers/browser.ts'
-import { ApiClient } from './helpers/api-client.ts'
 
 // small data: nothing here needs a long dump except the one a viewer watches, which is cancelled
-const stack = await startStack({ database: 'browser_live', tables: 4, mbPerTable: 3 })
-t.teardown(stack.stop)
-const admin = await ApiClient.login(stack.url, ADMIN)
-// one admin browser for the tests below (launching Chromium and logging in dominate their time)
-const adminSession = await openBrowser(stack.url)
-t.teardown(adminSession.close)
-const { page } = adminSession
-await login(page, ADMIN.username, ADMIN.password)
+const { stack, admin, session: adminSession, page } = await startAdminStack(t, { database: 'browser_live', tables: 4, mbPerTable: 3 })
 
 /** A clean backups page: no half-filled form left over from the previous test. */
 async function freshBackupsPage (): Promise<void> {

@@ -1,15 +1,7 @@
 import t from 'tap'
-import { startStack, ADMIN } from './helpers/stack.ts'
-import { openBrowser, login } from './helpers/browser.ts'
-import { ApiClient } from './helpers/api-client.ts'
+import { startAdminStack } from './helpers/stack.ts'
 
-const stack = await startStack({ database: 'browser_pages', tables: 2, mbPerTable: 0.5 })
-t.teardown(stack.stop)
-const admin = await ApiClient.login(stack.url, ADMIN)
-const session = await openBrowser(stack.url)
-t.teardown(session.close)
-const { page } = session
-await login(page, ADMIN.username, ADMIN.password)
+const { stack, admin, page } = await startAdminStack(t, { database: 'browser_pages', tables: 2, mbPerTable: 0.5 })
 
 t.test('a schedule is checked and described in words before it is saved, then edited and deleted', async t => {
   let posts = 0

@@ -6,6 +6,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
+import type { Page } from 'playwright-core'
+import type { Test } from 'tap'
+import { ApiClient } from './api-client.ts'
+import { login, openBrowser, type BrowserSession } from './browser.ts'
 import { newApp, appConfig } from '../../helpers/app.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { testConfig } from '../../helpers/sample-db.ts'
@@ -109,4 +113,21 @@ export async function startStack (opts: { database: string, tables?: number, mbP
       rmSync(config.backupDir, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * What most browser suites start with: a stack, an API client logged in as the admin, and one admin browser
+ * already logged in (launching Chromium and logging in dominate a browser test's time, so suites share it).
+ * Page errors are collected for the suite to assert on.
+ */
+export async function startAdminStack (t: Test, opts: Parameters<typeof startStack>[0]): Promise<{ stack: Stack, admin: ApiClient, session: BrowserSession, page: Page, pageErrors: string[] }> {
+  const stack = await startStack(opts)
+  t.teardown(stack.stop)
+  const admin = await ApiClient.login(stack.url, ADMIN)
+  const session = await openBrowser(stack.url)
+  t.teardown(session.close)
+  const pageErrors: string[] = []
+  session.page.on('pageerror', e => pageErrors.push(e.message))
+  await login(session.page, ADMIN.username, ADMIN.password)
+  return { stack, admin, session, page: session.page, pageErrors }
 }

@@ -13,7 +13,7 @@ import { queryBackups } from './store/query.ts'
 import { runDumpJob } from './dump/dump-job.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
-import { manifestPath, readManifest, writeManifest, type ManifestFile } from './store/manifest.ts'
+import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
 import { Registry } from './store/registry.ts'
@@ -101,16 +101,11 @@ export class BackupService extends BackupEvents {
       .map(b => ({ backup: b, progress: this.jobs.get(b.id)?.progress }))
   }
 
-  async filesOf (id: string): Promise<{ path: string, isDirectory: boolean, files: ManifestFile[] }> {
-    const b = this.requireCompleted(id, 'downloaded')
-    const manifest = await readManifest(manifestPath(this.config.backupDir, b.name))
-    return { path: join(this.config.backupDir, b.name), isDirectory: b.format === 'directory', files: manifest.files }
-  }
-
   /** A completed backup whose files may be read now: checked as the download policy says (verify/open-verified.ts). */
   async openVerified (id: string): Promise<VerifiedBackup> {
-    const layout = await this.filesOf(id)
-    return await openVerifiedFiles(this.get(id), layout, {
+    const b = this.requireCompleted(id, 'downloaded')
+    const manifest = await readManifest(manifestPath(this.config.backupDir, b.name))
+    return await openVerifiedFiles(b, { isDirectory: b.format === 'directory', files: manifest.files }, {
       backupDir: this.config.backupDir,
       maxAgeSeconds: this.config.downloadVerifyMaxAgeSeconds,
       validate: async () => await this.validate(id),

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startAdminStack } from './helpers/stack.ts'
 
-const { stack, admin, page } = await startAdminStack(t, { database: 'browser_pages', tables: 2, mbPerTable: 0.5 })
+const { admin, page } = await startAdminStack(t, { database: 'browser_pages', tables: 2, mbPerTable: 0.5 })
 
 t.test('a schedule is checked and described in words before it is saved, then edited and deleted', async t => {
   let posts = 0

@@ -70,11 +70,11 @@ t.test('a directory-format backup streams as a tar holding every file of its man
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-tar-'))
   writeFileSync(join(dir, 'b.tar'), res.rawPayload)
   const listed = execFileSync('tar', ['-tf', join(dir, 'b.tar')]).toString().trim().split('\n').sort()
-  const files = (await service.filesOf(b.id)).files.map(f => f.path).sort()
+  const files = (await service.openVerified(b.id)).files.map(f => f.path).sort()
   t.same(listed, files)
   t.ok(listed.some(p => p === `${b.name}/toc.dat`))
   execFileSync('tar', ['-xf', join(dir, 'b.tar'), '-C', dir])
-  for (const f of (await service.filesOf(b.id)).files) {
+  for (const f of (await service.openVerified(b.id)).files) {
     t.equal(sha256(readFileSync(join(dir, f.path))), f.sha256, f.path)
   }
 })

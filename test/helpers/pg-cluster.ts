@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn } from 'node:child_process'
-import { chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -106,6 +106,8 @@ async function startServer (opts: { maxConnections: number }): Promise<ServerInf
   mkdirSync(socketDir)
   giveToServerUser(socketDir)
   cpSync(template, data, { recursive: true })
+  // Node 24's cpSync creates the top directory with the umask's mode; PostgreSQL insists on 0700
+  chmodSync(data, 0o700)
   if (isRoot) await run('chown', ['-R', 'postgres:postgres', data])
   const port = await freePort()
   const opts_ = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${opts.maxConnections}`

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { LoginReply, LoginRequest, LogoutReply, User } from '../../../schemas/auth.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
-import { SESSION_TTL_SECONDS } from '../../auth/token-store.ts'
+import { SESSION_TTL_SECONDS, type TokenClaims } from '../../auth/token-store.ts'
 import { PgkeepError } from '../../errors.ts'
 import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
 
@@ -26,7 +26,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     request.auditUser = username
     const user = await fastify.users.verifyPassword(username, password)
     if (!user) throw new PgkeepError('UNAUTHORIZED', 'wrong username or password')
-    const token = fastify.jwt.sign({ sub: user.username, jti: randomUUID(), kind: 'session' }, { expiresIn: SESSION_TTL_SECONDS })
+    const claims: TokenClaims = { sub: user.username, jti: randomUUID(), kind: 'session', gen: user.sessionStamp }
+    const token = fastify.jwt.sign(claims, { expiresIn: SESSION_TTL_SECONDS })
     request.principal = { username: user.username, role: user.role, kind: 'session', jti: '' }
     void reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
@@ -35,7 +36,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       path: '/',
       maxAge: SESSION_TTL_SECONDS,
     })
-    return { token, user }
+    return { token, user: { username: user.username, role: user.role } }
   })
 
   fastify.post('/logout', {

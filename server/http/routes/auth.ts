@@ -5,25 +5,23 @@ import { ErrorReply } from '../../../schemas/errors.ts'
 import { SESSION_TTL_SECONDS, type TokenClaims } from '../../auth/token-store.ts'
 import { PgkeepError } from '../../errors.ts'
 import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
+import { loginAttemptLimit } from '../plugins/external/rate-limit.ts'
 
 const errors = { 400: ErrorReply, 401: ErrorReply, 429: ErrorReply }
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const limitLoginAttempts = loginAttemptLimit(fastify, fastify.rateLimits)
+
   fastify.post('/login', {
     schema: { tags: ['auth'], body: LoginRequest, response: { 200: LoginReply, ...errors } },
-    config: {
-      audit: 'login',
-      // keyed on IP + username after the body is parsed, so guessing one account cannot lock out the others
-      rateLimit: {
-        max: fastify.rateLimits.login,
-        timeWindow: 60_000,
-        hook: 'preHandler',
-        keyGenerator: (request) => `${request.ip}|${(request.body as { username?: string } | undefined)?.username ?? ''}`,
-      },
+    config: { audit: 'login' },
+    preHandler: async (request, reply) => {
+      // named before the limit can refuse, so a refused attempt is audited under the account it aimed at
+      request.auditUser = request.body.username
+      await limitLoginAttempts(request, reply)
     },
   }, async (request, reply) => {
     const { username, password } = request.body
-    request.auditUser = username
     const user = await fastify.users.verifyPassword(username, password)
     if (!user) throw new PgkeepError('UNAUTHORIZED', 'wrong username or password')
     const claims: TokenClaims = { sub: user.username, jti: randomUUID(), kind: 'session', gen: user.sessionStamp }

@@ -6,7 +6,7 @@ import { ADMIN_PASSWORD, auditLines, SECRET, setupApp, TEST_PASSWORD } from '../
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await cluster.createDatabase('auth_app')
-const { app, logs, token, as } = await setupApp(t, cluster, 'auth_app', { rateLimits: { global: 100_000, create: 100_000, login: 5 } })
+const { app, logs, token, as } = await setupApp(t, cluster, 'auth_app', { rateLimits: { global: 100_000, create: 100_000, login: 5, loginPerUser: 8 } })
 
 const login = (username: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers })
@@ -35,7 +35,7 @@ t.test('the cookie is Secure when the request came over https', async t => {
 })
 
 t.test('behind a trusted TLS proxy the cookie gets Secure', async t => {
-  const proxied = await setupApp(t, cluster, 'auth_app', { trustProxy: true })
+  const proxied = await setupApp(t, cluster, 'auth_app', {}, { trustProxy: 1 })
   const res = await proxied.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'root', password: ADMIN_PASSWORD }, headers: { 'x-forwarded-proto': 'https' } })
   t.equal(res.statusCode, 200)
   t.equal(res.cookies.find(c => c.name === 'pgkeep_session')?.secure, true)
@@ -70,6 +70,23 @@ t.test('brute force on one account gets 429 RATE_LIMITED, other accounts still l
   t.equal(limited.json().code, 'RATE_LIMITED')
   await app.users.add('bystander', 'viewer', 'bystander password')
   t.equal((await login('bystander', 'bystander password')).statusCode, 200)
+})
+
+t.test('a refused login is audited under the username it tried, not as anonymous', async t => {
+  const refused = (await auditLines(app)).filter(l => l.action === 'login' && l.code === 'RATE_LIMITED')
+  t.ok(refused.length >= 2)
+  t.ok(refused.every(l => l.user === 'target' && l.outcome === 'denied' && l.ip === '127.0.0.1'), JSON.stringify(refused[0]))
+})
+
+t.test('guesses from many addresses at one account stop at the per-username limit; the account\'s other users are unaffected', async t => {
+  await app.users.add('spread', 'viewer', 'spread password')
+  const codes: number[] = []
+  for (let i = 0; i < 10; i++) {
+    codes.push((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'spread', password: `guess ${i}` }, remoteAddress: `198.51.100.${i + 1}` })).statusCode)
+  }
+  t.same(codes, [401, 401, 401, 401, 401, 401, 401, 401, 429, 429], 'loginPerUser is 8 here; each address tried once')
+  await app.users.add('neighbour', 'viewer', 'neighbour password')
+  t.equal((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'neighbour', password: 'neighbour password' }, remoteAddress: '198.51.100.1' })).statusCode, 200)
 })
 
 t.test('no token, a malformed header, a forged, an expired or a revoked token: 401', async t => {

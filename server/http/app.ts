@@ -40,7 +40,7 @@ export interface AppDeps {
 const BODY_LIMIT = 64 * 1024
 const defaultClientDir = fileURLToPath(new URL('../../dist/client', import.meta.url))
 
-/** `?token=` (WebSocket auth) must not reach the log. */
+/** A token a client still puts in a URL (nothing accepts it there) must not reach the log. */
 function redactUrl (url: string): string {
   return url.replace(/([?&]token=)[^&]*/gi, '$1[redacted]')
 }

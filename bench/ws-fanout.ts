@@ -17,9 +17,10 @@ const viewersWanted = Number(process.env.BENCH_VIEWERS ?? 200)
 const VIEWERS_JS = `
 import WebSocket from 'ws'
 const [url, n] = [process.argv[1], Number(process.argv[2])]
+const headers = { authorization: 'Bearer ' + process.env.PGKEEP_TOKEN }
 const sockets = []; const received = []; let done = 0
 await Promise.all(Array.from({ length: n }, async (_, i) => {
-  const ws = new WebSocket(url); sockets.push(ws); received[i] = []
+  const ws = new WebSocket(url, { headers }); sockets.push(ws); received[i] = []
   ws.on('message', (data) => {
     const m = JSON.parse(data.toString())
     if (m.type === 'progress') received[i].push([m.bytes, Date.now()])
@@ -58,8 +59,8 @@ async function main (): Promise<void> {
     await timedDump(server) // warm the page cache
 
     const alone1 = await timedDump(server)
-    const child = spawn(process.execPath, ['--input-type=module', '-e', VIEWERS_JS, `ws://${server.baseUrl}/api/backup/ws?token=${server.token}`, String(viewersWanted)],
-      { stdio: ['ignore', 'pipe', 'inherit'], cwd: fileURLToPath(new URL('..', import.meta.url)) })
+    const child = spawn(process.execPath, ['--input-type=module', '-e', VIEWERS_JS, `ws://${server.baseUrl}/api/backup/ws`, String(viewersWanted)],
+      { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PGKEEP_TOKEN: server.token }, cwd: fileURLToPath(new URL('..', import.meta.url)) })
     let out = ''
     child.stdout.on('data', (d: Buffer) => { out += d })
     await new Promise<void>((resolve, reject) => {

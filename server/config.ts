@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseConnectionString } from 'pg-connection-string'
@@ -23,6 +24,8 @@ export interface Config {
   backupDir: string
   host: string
   port: number
+  /** proxies whose X-Forwarded-For/-Proto are believed: a hop count or their addresses/CIDRs; none when absent */
+  trustProxy?: number | string[]
   jwtSecret?: string
   /** true when no PGKEEP_JWT_SECRET was given and we run on the embedded default */
   dev: boolean
@@ -54,6 +57,31 @@ function intFromEnv (env: NodeJS.ProcessEnv, name: string, fallback: number, min
   const n = Number(raw)
   if (n < min || n > max) fail(name, `must be between ${min} and ${max}`)
   return n
+}
+
+/** proxy-addr's names for the usual private ranges, accepted as they are */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+/**
+ * PGKEEP_TRUST_PROXY: "1" (hops: believe that many proxies in front, counted from the right of X-Forwarded-For)
+ * or "10.0.0.5, 10.1.0.0/16" (believe only these peers). Never "trust everything": the left-most address of the
+ * header is whatever the client wrote, and it must not pick the IP that rate limits and the audit log key on.
+ */
+function trustProxyFromEnv (env: NodeJS.ProcessEnv): number | string[] | undefined {
+  const raw = env.PGKEEP_TRUST_PROXY?.trim()
+  if (!raw) return undefined
+  if (/^\d+$/.test(raw)) {
+    const hops = Number(raw)
+    if (hops > 10) fail('PGKEEP_TRUST_PROXY', `${hops} hops is more proxies than any real setup; give the count in front of pgkeep`)
+    return hops === 0 ? undefined : hops
+  }
+  return raw.split(',').map(s => s.trim()).map(entry => {
+    const [address, prefix, extra] = entry.split('/')
+    const family = isIP(address ?? '')
+    const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32))
+    if ((family && prefixOk && extra === undefined) || PROXY_RANGE_NAMES.includes(entry)) return entry
+    fail('PGKEEP_TRUST_PROXY', `"${entry}" is not a hop count, an IP address, a CIDR (10.0.0.0/8) or one of ${PROXY_RANGE_NAMES.join(', ')}`)
+  })
 }
 
 function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv): Target {
@@ -131,6 +159,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     backupDir: resolve(env.PGKEEP_BACKUP_DIR || './backups'),
     host: env.PGKEEP_HOST || '127.0.0.1',
     port: intFromEnv(env, 'PGKEEP_PORT', 8080, 0, 65535),
+    trustProxy: trustProxyFromEnv(env),
     jwtSecret,
     dev: jwtSecret === undefined,
     targets,

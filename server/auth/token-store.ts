@@ -13,6 +13,8 @@ export interface TokenClaims {
   /** session = login (role read from the users file at each request); api = long-lived token with its own role */
   kind: 'session' | 'api'
   role?: Role
+  /** sessions only: the user's session stamp at login (UsersStore); a password or role change, or removal, ends them */
+  gen?: string
   exp?: number
   iat?: number
 }
@@ -120,7 +122,8 @@ export class TokenStore {
 
   /**
    * Decides whether verified claims still grant access: an API token must be known and not revoked; a
-   * session must not be logged out and its user must still exist (role read fresh, so demotion is immediate).
+   * session must not be logged out, its user must still exist and still carry the stamp the session was issued
+   * under (a password or role change, or removal and re-adding, ends it); the role is read fresh.
    */
   async principalFor (claims: TokenClaims, users: UsersStore): Promise<Principal | undefined> {
     if (typeof claims.jti !== 'string' || typeof claims.sub !== 'string') return undefined
@@ -132,8 +135,8 @@ export class TokenStore {
     }
     if (claims.kind === 'session') {
       if (file.revokedSessions.some(s => s.jti === claims.jti)) return undefined
-      const user = await users.get(claims.sub)
-      if (!user) return undefined
+      const user = await users.sessionUser(claims.sub)
+      if (!user || typeof claims.gen !== 'string' || claims.gen !== user.sessionStamp) return undefined
       return { username: user.username, role: user.role, kind: 'session', jti: claims.jti, exp: claims.exp }
     }
     return undefined

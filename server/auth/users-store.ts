@@ -1,4 +1,4 @@
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { randomBytes, randomUUID, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { join } from 'node:path'
 import { ROLES, USERNAME_PATTERN, type Role, type User } from '../../schemas/auth.ts'
 import { InvalidInputError, NotFoundError, PgkeepError } from '../errors.ts'
@@ -11,6 +11,10 @@ interface StoredUser {
   passwordHash: string
   createdAt: string
   updatedAt: string
+  /** random, new on every add: a name removed and added again is a different user to old sessions */
+  id?: string
+  /** bumped on password and role changes; sessions carry the value they were issued under */
+  generation?: number
 }
 interface UsersFile { version: 1, users: StoredUser[] }
 
@@ -33,6 +37,21 @@ export async function checkPassword (password: string, stored: string): Promise<
   const expected = Buffer.from(hash, 'base64')
   const key = await scryptAsync(password, Buffer.from(salt, 'base64'), expected.length, { N: Number(n), r: Number(r), p: Number(p) })
   return timingSafeEqual(key, expected)
+}
+
+/** A user as a session sees it: `sessionStamp` changes whenever that user's sessions must end. */
+export interface SessionUser extends User { sessionStamp: string }
+
+function sessionStampOf (u: StoredUser): string {
+  // users written before stamps existed have no id; their creation time stands in until the next change
+  return `${u.id ?? `legacy-${u.createdAt}`}.${u.generation ?? 0}`
+}
+
+/** Every change that must end the user's sessions goes through here. */
+function bumpGeneration (u: StoredUser): void {
+  u.id ??= randomUUID()
+  u.generation = (u.generation ?? 0) + 1
+  u.updatedAt = new Date().toISOString()
 }
 
 /** A hash to compare against when the user does not exist, so timing does not reveal which usernames exist. */
@@ -72,6 +91,12 @@ export class UsersStore {
     return u && { username: u.username, role: u.role }
   }
 
+  /** The user with their current session stamp: a session issued under another stamp is over. */
+  async sessionUser (username: string): Promise<SessionUser | undefined> {
+    const u = (await this.#load()).users.find(x => x.username === username)
+    return u && { username: u.username, role: u.role, sessionStamp: sessionStampOf(u) }
+  }
+
   async add (username: string, role: Role, password: string): Promise<User> {
     if (!usernameRe.test(username)) throw new InvalidInputError(`invalid username "${username}": use letters, digits, . _ @ - (max 64)`, 'username')
     if (!ROLES.includes(role)) throw new InvalidInputError(`invalid role "${role}": use viewer, operator or admin`, 'role')
@@ -81,7 +106,7 @@ export class UsersStore {
       const file = await this.#load()
       if (file.users.some(u => u.username === username)) throw new PgkeepError('CONFLICT', `user "${username}" already exists`)
       const now = new Date().toISOString()
-      file.users.push({ username, role, passwordHash, createdAt: now, updatedAt: now })
+      file.users.push({ username, role, passwordHash, createdAt: now, updatedAt: now, id: randomUUID(), generation: 0 })
       await writeJsonAtomic(this.path, file)
       return { username, role }
     })
@@ -104,7 +129,7 @@ export class UsersStore {
       const u = file.users.find(x => x.username === username)
       if (!u) throw new NotFoundError(`user "${username}"`)
       u.passwordHash = passwordHash
-      u.updatedAt = new Date().toISOString()
+      bumpGeneration(u)
       await writeJsonAtomic(this.path, file)
     })
   }
@@ -115,19 +140,19 @@ export class UsersStore {
       const u = file.users.find(x => x.username === username)
       if (!u) throw new NotFoundError(`user "${username}"`)
       u.role = role
-      u.updatedAt = new Date().toISOString()
+      bumpGeneration(u)
       await writeJsonAtomic(this.path, file)
     })
   }
 
   /** The user when the password matches; undefined otherwise (same work either way). */
-  async verifyPassword (username: string, password: string): Promise<User | undefined> {
+  async verifyPassword (username: string, password: string): Promise<SessionUser | undefined> {
     const u = (await this.#load()).users.find(x => x.username === username)
     if (!u) {
       dummyHash ??= hashPassword(randomBytes(16).toString('hex'))
       await checkPassword(password, await dummyHash)
       return undefined
     }
-    return (await checkPassword(password, u.passwordHash)) ? { username: u.username, role: u.role } : undefined
+    return (await checkPassword(password, u.passwordHash)) ? { username: u.username, role: u.role, sessionStamp: sessionStampOf(u) } : undefined
   }
 }

@@ -41,7 +41,7 @@ export const GLOBAL_HELP = `Global flags:
   --json            machine-readable output on stdout
   --verbose         more detail (pg_dump log lines, stack of causes)
   --server URL      drive a remote pgkeep server instead of the local engine
-  --token T         API token for --server (or PGKEEP_TOKEN)
+  --token T         API token for --server; prefer PGKEEP_TOKEN (argv is visible in ps)
   -h, --help        this help`
 
 export interface Globals {

@@ -232,9 +232,10 @@ export class RemoteBackupApi implements BackupApi {
 
   /** Opens the live event socket; resolves once it is open so no event after that moment is missed. */
   private async events (onEvent: (e: ServerEvent) => void): Promise<{ close: () => void, closed: Promise<void> }> {
-    const url = this.url('/api/backup/ws', { token: this.token })
+    const url = this.url('/api/backup/ws')
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
-    const ws = new WebSocket(url)
+    // a header, like every other call: a URL ends up in proxy and server access logs
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.token}` } })
     const closed = new Promise<void>(resolve => ws.once('close', () => resolve()))
     ws.on('message', (data) => {
       try { onEvent(JSON.parse(String(data)) as ServerEvent) } catch {}

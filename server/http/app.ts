@@ -31,8 +31,6 @@ export interface AppDeps {
   /** where pino writes (tests capture it); stdout by default */
   logStream?: DestinationStream
   rateLimits?: Partial<RateLimits>
-  /** honour X-Forwarded-* (behind a TLS-terminating proxy), so the cookie gets Secure and the IP is the client's */
-  trustProxy?: boolean | string | string[]
   /** built dashboard; dist/client by default */
   clientDir?: string
   /** on close, cancel running dumps (true) or let the service finish them (false, default) */
@@ -42,9 +40,18 @@ export interface AppDeps {
 const BODY_LIMIT = 64 * 1024
 const defaultClientDir = fileURLToPath(new URL('../../dist/client', import.meta.url))
 
-/** `?token=` (WebSocket auth) must not reach the log. */
+/** A token a client still puts in a URL (nothing accepts it there) must not reach the log. */
 function redactUrl (url: string): string {
   return url.replace(/([?&]token=)[^&]*/gi, '$1[redacted]')
+}
+
+/**
+ * X-Forwarded-* (the cookie's Secure, the client IP) only from the hops or addresses configured, never `true`:
+ * fastify would then take the left-most X-Forwarded-For address, which the client writes itself.
+ */
+function trustedProxies (trust: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
+  if (typeof trust === 'number') return (_address: string, hop: number) => hop < trust
+  return trust ?? false
 }
 
 export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -59,7 +66,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
-    trustProxy: deps.trustProxy ?? false,
+    trustProxy: trustedProxies(config.trustProxy),
   }).withTypeProvider<TypeBoxTypeProvider>()
   // typebox checks: unknown fields rejected (ajv would silently drop them), bodies never coerced ("42" is not 42),
   // query strings and params converted to the declared types

@@ -2,7 +2,8 @@ import t from 'tap'
 import { mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseDuration, signJwt, TokenStore, verifyJwt } from '../../server/auth/token-store.ts'
+import { randomUUID } from 'node:crypto'
+import { parseDuration, signJwt, TokenStore, verifyJwt, type TokenClaims } from '../../server/auth/token-store.ts'
 import { UsersStore } from '../../server/auth/users-store.ts'
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789'
@@ -43,20 +44,44 @@ t.test('an unknown token id (deleted store entry) grants nothing', async t => {
   t.equal(await new TokenStore(dir).principalFor(claims, new UsersStore(dir)), undefined)
 })
 
-t.test('a session follows its user: role read fresh, gone when the user is removed or logs out', async t => {
+t.test('a session follows its user: gone when the user logs out or is removed', async t => {
   const dir = freshDir()
   const tokens = new TokenStore(dir)
   const users = new UsersStore(dir)
   await users.add('erin', 'admin', 'erin password')
-  const claims = { sub: 'erin', jti: 's1', kind: 'session' as const, exp: Math.floor(Date.now() / 1000) + 60 }
+  const gen = (await users.sessionUser('erin'))!.sessionStamp
+  const claims = { sub: 'erin', jti: 's1', kind: 'session' as const, gen, exp: Math.floor(Date.now() / 1000) + 60 }
   t.equal((await tokens.principalFor(claims, users))?.role, 'admin')
-  await users.setRole('erin', 'viewer')
-  t.equal((await tokens.principalFor(claims, users))?.role, 'viewer')
   await tokens.revokeSession('s1', claims.exp)
   t.equal(await tokens.principalFor(claims, users), undefined)
   const other = { ...claims, jti: 's2' }
   await users.remove('erin')
   t.equal(await tokens.principalFor(other, users), undefined)
+})
+
+t.test('a session is bound to its user\'s stamp: passwd, role change and remove + add each end it', async t => {
+  const dir = freshDir()
+  const tokens = new TokenStore(dir)
+  const users = new UsersStore(dir)
+  await users.add('finn', 'viewer', 'finn password')
+  const session = async (): Promise<TokenClaims> => ({ sub: 'finn', jti: randomUUID(), kind: 'session', gen: (await users.sessionUser('finn'))!.sessionStamp })
+  const stillValid = async (claims: TokenClaims): Promise<boolean> => (await tokens.principalFor(claims, users)) !== undefined
+
+  const beforePasswd = await session()
+  t.equal(await stillValid(beforePasswd), true)
+  await users.setPassword('finn', 'finn password 2')
+  t.equal(await stillValid(beforePasswd), false, 'password change')
+
+  const beforeRole = await session()
+  await users.setRole('finn', 'operator')
+  t.equal(await stillValid(beforeRole), false, 'role change')
+
+  const beforeRemove = await session()
+  await users.remove('finn')
+  await users.add('finn', 'operator', 'finn password 2')
+  t.equal(await stillValid(beforeRemove), false, 'removed and added again with the same role and password')
+  t.equal(await stillValid(await session()), true, 'a session of the new user works')
+  t.equal(await stillValid({ sub: 'finn', jti: randomUUID(), kind: 'session' }), false, 'a session without a stamp')
 })
 
 t.test('duplicate live names and bad names are refused', async t => {

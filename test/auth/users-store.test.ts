@@ -13,7 +13,7 @@ t.test('a user added with a password can log in with it and not with another', a
   const store = new UsersStore(dir)
   t.equal(await store.isEmpty(), true)
   await store.add('alice', 'operator', 'correct horse battery')
-  t.same(await store.verifyPassword('alice', 'correct horse battery'), { username: 'alice', role: 'operator' })
+  t.match(await store.verifyPassword('alice', 'correct horse battery'), { username: 'alice', role: 'operator', sessionStamp: String })
   t.equal(await store.verifyPassword('alice', 'wrong password!'), undefined)
   t.equal(await store.verifyPassword('nobody', 'correct horse battery'), undefined)
   t.same(await store.list(), [{ username: 'alice', role: 'operator' }])

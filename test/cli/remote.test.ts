@@ -48,6 +48,10 @@ t.test('remote create follows the job over the WebSocket and prints the final re
   t.ok(existsSync(join(server.config.backupDir, created.name)), 'the server wrote the file')
   t.notOk(existsSync(join(out, 'unused')), 'nothing local was touched')
   t.notOk(r.stderr.includes(operator), 'the token is not printed')
+  // the live socket authenticated by header: no URL the server saw carries a token
+  const urls = server.logs.map(l => (JSON.parse(l) as { req?: { url?: string } }).req?.url).filter(u => u !== undefined)
+  t.ok(urls.includes('/api/backup/ws'), 'the event socket was opened')
+  t.notOk(urls.some(u => u.includes('token')), urls.join(' '))
 })
 
 t.test('remote list, status and info read the server', async t => {

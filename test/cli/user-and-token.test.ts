@@ -13,8 +13,8 @@ function env (dir: string): Record<string, string> {
   return { PGKEEP_BACKUP_DIR: dir, PGKEEP_JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' }
 }
 
-async function run (args: string[], dir: string, stdin?: string): Promise<{ code: number, out: string, err: string }> {
-  const io = memoryIO(env(dir))
+async function run (args: string[], dir: string, stdin?: string, extraEnv: Record<string, string> = {}): Promise<{ code: number, out: string, err: string }> {
+  const io = memoryIO({ ...env(dir), ...extraEnv })
   if (stdin !== undefined) {
     const input = new PassThrough()
     input.end(stdin)
@@ -41,11 +41,20 @@ t.test('user add reads the password from stdin, never argv, and the user can log
   t.teardown(() => app.close())
   const login = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'alice secret pw' } })
   t.equal(login.statusCode, 200)
+  const me = async (session: string): Promise<number> =>
+    (await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${session}` } })).statusCode
+  t.equal(await me(login.json().token), 200)
 
   t.equal((await run(['user', 'passwd', 'alice', '--password-stdin'], dir, 'a new password\n')).code, 0)
   t.equal((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'alice secret pw' } })).statusCode, 401)
+  t.equal(await me(login.json().token), 401, 'the running server ended the session issued before passwd')
+  const second = (await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'alice', password: 'a new password' } })).json().token
+  t.equal(await me(second), 200)
   t.equal((await run(['user', 'remove', 'alice'], dir)).code, 0)
   t.equal((await run(['user', 'remove', 'alice'], dir)).code, 1)
+  t.equal((await run(['user', 'add', 'alice', '--role', 'admin', '--password-stdin'], dir, 'a new password\n')).code, 0)
+  t.equal(await me(second), 401, 'removing and adding the name again does not revive it')
+  t.equal((await run(['user', 'remove', 'alice'], dir)).code, 0)
   const audit = readFileSync(join(dir, '.pgkeep', 'audit.jsonl'), 'utf8')
   t.match(audit, /"action":"user.add","subject":"alice"/)
   t.match(audit, /"action":"user.remove","subject":"alice"/)
@@ -92,4 +101,34 @@ t.test('serve with no users prints the first-admin hint, listens, and exits 0 on
   t.equal(code, 0)
   t.match(stdout, /pgkeep user add admin --role admin/)
   t.notMatch(stdout + stderrText(), TEST_JWT_SECRET)
+})
+
+t.test('serve --trust-proxy trusts one hop: the audit log has the address the proxy appended, not the one the client wrote', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-serve-'))
+  const { child, result, stderrText } = spawnCli(['serve', '--port', '0', '--trust-proxy'], env(dir))
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderrText()}`)), 30_000)
+    child.stderr?.on('data', () => {
+      const m = /listening on (http:\/\/\S+)/.exec(stderrText())
+      if (m) { clearTimeout(timer); resolve(m[1]) }
+    })
+  })
+  const res = await fetch(`${url}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.66, 203.0.113.9' },
+    body: JSON.stringify({ username: 'nobody', password: 'a wrong guess' }),
+  })
+  t.equal(res.status, 401)
+  child.kill('SIGTERM')
+  t.equal((await result).code, 0)
+  const line = JSON.parse(readFileSync(join(dir, '.pgkeep', 'audit.jsonl'), 'utf8').trim().split('\n').at(-1)!)
+  t.match(line, { action: 'login', user: 'nobody', ip: '203.0.113.9' })
+})
+
+t.test('a bad PGKEEP_TRUST_PROXY stops serve with exit 2 and one line naming it', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-serve-'))
+  const r = await run(['serve', '--port', '0'], dir, undefined, { PGKEEP_TRUST_PROXY: 'everyone' })
+  t.equal(r.code, 2)
+  t.match(r.err, /^[^\n]*PGKEEP_TRUST_PROXY: "everyone"[^\n]*\n?$/)
 })

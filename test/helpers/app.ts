@@ -10,7 +10,7 @@ import { openService } from './service.ts'
 export const TEST_JWT_SECRET = 'pgkeep-test-jwt-secret-0123456789abcdef'
 export const ADMIN_PASSWORD = 'admin password 123'
 /** Rate limits far out of the way; a test of the limits passes its own. */
-export const NO_LIMITS = { global: 1_000_000, create: 1_000_000, login: 1_000_000 }
+export const NO_LIMITS = { global: 1_000_000, create: 1_000_000, login: 1_000_000, loginPerUser: 1_000_000 }
 
 export interface TestApp {
   app: FastifyInstance

@@ -31,7 +31,7 @@ async function api (method: string, path: string, body?: unknown): Promise<{ sta
 }
 
 async function viewerSocket (): Promise<{ ws: WebSocket, inbox: Inbox }> {
-  const ws = new WebSocket(`ws://${base}/api/backup/ws?token=${viewer}`)
+  const ws = new WebSocket(`ws://${base}/api/backup/ws`, { headers: { authorization: `Bearer ${viewer}` } })
   const inbox = new Inbox(ws)
   t.teardown(() => ws.terminate())
   await inbox.next(m => m.type === 'snapshot')

@@ -6,7 +6,7 @@ import { formatBytes, printJson } from '../output.ts'
 export const command: Command = {
   name: 'download',
   summary: 'fetch a completed backup to a file (resumable, checksum verified)',
-  help: `Usage: pgkeep download ID [-o FILE] --server URL --token T
+  help: `Usage: pgkeep download ID [-o FILE] --server URL   (the token in PGKEEP_TOKEN)
 
 Streams a completed backup from a pgkeep server into FILE (default: the backup's name in the
 current directory). The data goes to FILE.partial first and is renamed only once complete and

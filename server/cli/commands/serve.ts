@@ -11,7 +11,8 @@ cleanly and flushes the audit log; a second signal exits at once.
 Flags:
   --host H          address to listen on
   --port P          port (0 picks a free one)
-  --trust-proxy     honour X-Forwarded-* from a TLS-terminating reverse proxy (Secure cookies, client IPs)
+  --trust-proxy     one reverse proxy (TLS) sits in front: honour the X-Forwarded-* it adds (Secure cookies,
+                    client IPs); same as PGKEEP_TRUST_PROXY=1, which, when set, says it more precisely and wins
 
 ${GLOBAL_HELP}`
 
@@ -27,9 +28,10 @@ export const command: Command = {
     if (values.host) config.host = values.host
     const port = intFlag(values.port, 'port', 0, 65535)
     if (port !== undefined) config.port = port
+    if (values['trust-proxy'] === true) config.trustProxy ??= 1
     // fastify is loaded only for this command
     const { startServer } = await import('../../http/server.ts')
-    const server = await startServer(config, { trustProxy: values['trust-proxy'] === true })
+    const server = await startServer(config)
     write(io.stderr, `pgkeep listening on ${server.url}`)
     await server.closed
     return EXIT.OK

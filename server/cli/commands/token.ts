@@ -10,7 +10,7 @@ import { formatTime, printJson, table } from '../output.ts'
 
 const help = `Usage: pgkeep token <create|list|revoke> [flags]
 
-Long-lived API tokens for scripts (send as "Authorization: Bearer <token>" or --token).
+Long-lived API tokens for scripts (send as "Authorization: Bearer <token>"; the CLI reads PGKEEP_TOKEN).
 
   token create --name N --role viewer|operator|admin [--expires 30d]
       prints the token once; it is not stored and cannot be shown again

@@ -2,31 +2,30 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { LoginReply, LoginRequest, LogoutReply, User } from '../../../schemas/auth.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
-import { SESSION_TTL_SECONDS } from '../../auth/token-store.ts'
+import { SESSION_TTL_SECONDS, type TokenClaims } from '../../auth/token-store.ts'
 import { PgkeepError } from '../../errors.ts'
 import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
+import { loginAttemptLimit } from '../plugins/external/rate-limit.ts'
 
 const errors = { 400: ErrorReply, 401: ErrorReply, 429: ErrorReply }
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const limitLoginAttempts = loginAttemptLimit(fastify, fastify.rateLimits)
+
   fastify.post('/login', {
     schema: { tags: ['auth'], body: LoginRequest, response: { 200: LoginReply, ...errors } },
-    config: {
-      audit: 'login',
-      // keyed on IP + username after the body is parsed, so guessing one account cannot lock out the others
-      rateLimit: {
-        max: fastify.rateLimits.login,
-        timeWindow: 60_000,
-        hook: 'preHandler',
-        keyGenerator: (request) => `${request.ip}|${(request.body as { username?: string } | undefined)?.username ?? ''}`,
-      },
+    config: { audit: 'login' },
+    preHandler: async (request, reply) => {
+      // named before the limit can refuse, so a refused attempt is audited under the account it aimed at
+      request.auditUser = request.body.username
+      await limitLoginAttempts(request, reply)
     },
   }, async (request, reply) => {
     const { username, password } = request.body
-    request.auditUser = username
     const user = await fastify.users.verifyPassword(username, password)
     if (!user) throw new PgkeepError('UNAUTHORIZED', 'wrong username or password')
-    const token = fastify.jwt.sign({ sub: user.username, jti: randomUUID(), kind: 'session' }, { expiresIn: SESSION_TTL_SECONDS })
+    const claims: TokenClaims = { sub: user.username, jti: randomUUID(), kind: 'session', gen: user.sessionStamp }
+    const token = fastify.jwt.sign(claims, { expiresIn: SESSION_TTL_SECONDS })
     request.principal = { username: user.username, role: user.role, kind: 'session', jti: '' }
     void reply.setCookie(SESSION_COOKIE, token, {
       httpOnly: true,
@@ -35,7 +34,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       path: '/',
       maxAge: SESSION_TTL_SECONDS,
     })
-    return { token, user }
+    return { token, user: { username: user.username, role: user.role } }
   })
 
   fastify.post('/logout', {

@@ -2,9 +2,7 @@ import websocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { Type } from 'typebox'
 import { LiveHub } from '../live-hub.ts'
-import { tokenFromRequest } from '../plugins/app/auth.ts'
 
 export interface WsRouteOptions {
   /** unsent bytes a viewer may owe before it is dropped */
@@ -13,11 +11,9 @@ export interface WsRouteOptions {
   heartbeatMs?: number
 }
 
-const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) }, { additionalProperties: false })
-
 /**
  * GET /api/backup/ws: live events for viewers and up. Auth runs in onRequest, before the upgrade, so a
- * caller without a valid cookie or `?token=` gets a plain 401 and never a socket. Not encapsulated, so
+ * caller without a valid cookie or bearer token gets a plain 401 and never a socket. Not encapsulated, so
  * @fastify/websocket (and its injectWS) lives on the root instance whose server sees the upgrades.
  */
 const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts) => {
@@ -33,16 +29,10 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
 
   fastify.get('/api/backup/ws', {
     websocket: true,
-    schema: { tags: ['backups'], summary: 'live backup events (WebSocket)', querystring: WsQuery, hide: true },
+    schema: { tags: ['backups'], summary: 'live backup events (WebSocket)', hide: true },
     // injectWS's in-memory socket has no address; the global limit still counts real clients by IP
     config: { rateLimit: { keyGenerator: (request: FastifyRequest) => request.ip ?? 'in-process' } },
-    onRequest: async (request, reply) => {
-      const query = request.query as { token?: string }
-      if (!request.principal && query.token && !tokenFromRequest(request)) {
-        request.principal = await fastify.verifyToken(query.token)
-      }
-      await viewer(request, reply)
-    },
+    onRequest: viewer,
   }, (socket, request) => {
     const remove = hub.add(socket)
     let alive = true

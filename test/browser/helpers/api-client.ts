@@ -37,7 +37,7 @@ export class ApiClient {
 
   /** Resolves with the terminal status, told by the WebSocket (checked once after connecting, to close the race). */
   async waitTerminal (id: string, timeoutMs = 60_000): Promise<BackupStatus> {
-    const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/api/backup/ws?token=${encodeURIComponent(this.token)}`)
+    const ws = new WebSocket(`${this.url.replace(/^http/, 'ws')}/api/backup/ws`, { headers: { authorization: `Bearer ${this.token}` } })
     try {
       return await new Promise<BackupStatus>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`backup ${id} not finished after ${timeoutMs} ms`)), timeoutMs)

@@ -89,7 +89,7 @@ export async function startStack (opts: { database: string, tables?: number, mbP
   await users.add(VIEWER.username, 'viewer', VIEWER.password)
 
   // a login limit a browser test can meet, unlike build(t)'s
-  const deps = { clientDir, rateLimits: { global: 100_000, login: 1000, create: 1000 }, cancelRunningOnClose: true }
+  const deps = { clientDir, rateLimits: { global: 100_000, login: 1000, loginPerUser: 1000, create: 1000 }, cancelRunningOnClose: true }
   let app: FastifyInstance = await newApp(config, deps)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()

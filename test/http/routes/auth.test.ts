@@ -6,7 +6,7 @@ import { ADMIN_PASSWORD, auditLines, SECRET, setupApp, TEST_PASSWORD } from '../
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await cluster.createDatabase('auth_app')
-const { app, logs, token, as } = await setupApp(t, cluster, 'auth_app', { rateLimits: { global: 100_000, create: 100_000, login: 5 } })
+const { app, logs, token, as } = await setupApp(t, cluster, 'auth_app', { rateLimits: { global: 100_000, create: 100_000, login: 5, loginPerUser: 8 } })
 
 const login = (username: string, password: string, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password }, headers })
@@ -35,7 +35,7 @@ t.test('the cookie is Secure when the request came over https', async t => {
 })
 
 t.test('behind a trusted TLS proxy the cookie gets Secure', async t => {
-  const proxied = await setupApp(t, cluster, 'auth_app', { trustProxy: true })
+  const proxied = await setupApp(t, cluster, 'auth_app', {}, { trustProxy: 1 })
   const res = await proxied.app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'root', password: ADMIN_PASSWORD }, headers: { 'x-forwarded-proto': 'https' } })
   t.equal(res.statusCode, 200)
   t.equal(res.cookies.find(c => c.name === 'pgkeep_session')?.secure, true)
@@ -70,6 +70,23 @@ t.test('brute force on one account gets 429 RATE_LIMITED, other accounts still l
   t.equal(limited.json().code, 'RATE_LIMITED')
   await app.users.add('bystander', 'viewer', 'bystander password')
   t.equal((await login('bystander', 'bystander password')).statusCode, 200)
+})
+
+t.test('a refused login is audited under the username it tried, not as anonymous', async t => {
+  const refused = (await auditLines(app)).filter(l => l.action === 'login' && l.code === 'RATE_LIMITED')
+  t.ok(refused.length >= 2)
+  t.ok(refused.every(l => l.user === 'target' && l.outcome === 'denied' && l.ip === '127.0.0.1'), JSON.stringify(refused[0]))
+})
+
+t.test('guesses from many addresses at one account stop at the per-username limit; the account\'s other users are unaffected', async t => {
+  await app.users.add('spread', 'viewer', 'spread password')
+  const codes: number[] = []
+  for (let i = 0; i < 10; i++) {
+    codes.push((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'spread', password: `guess ${i}` }, remoteAddress: `198.51.100.${i + 1}` })).statusCode)
+  }
+  t.same(codes, [401, 401, 401, 401, 401, 401, 401, 401, 429, 429], 'loginPerUser is 8 here; each address tried once')
+  await app.users.add('neighbour', 'viewer', 'neighbour password')
+  t.equal((await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username: 'neighbour', password: 'neighbour password' }, remoteAddress: '198.51.100.1' })).statusCode, 200)
 })
 
 t.test('no token, a malformed header, a forged, an expired or a revoked token: 401', async t => {
@@ -111,9 +128,49 @@ t.test('a removed user or a demoted one loses access at once', async t => {
   const headers = { authorization: `Bearer ${session}` }
   t.equal((await app.inject({ method: 'GET', url: '/api/audit', headers })).statusCode, 200)
   await app.users.setRole('temp', 'viewer')
-  t.equal((await app.inject({ method: 'GET', url: '/api/audit', headers })).statusCode, 403)
+  t.equal((await app.inject({ method: 'GET', url: '/api/audit', headers })).statusCode, 401, 'the admin session ended')
+  const { token: demoted } = (await login('temp', 'temp password')).json()
+  t.equal((await app.inject({ method: 'GET', url: '/api/audit', headers: { authorization: `Bearer ${demoted}` } })).statusCode, 403)
   await app.users.remove('temp')
-  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers })).statusCode, 401)
+  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${demoted}` } })).statusCode, 401)
+})
+
+t.test('a password change ends every session of that user at once; a new login works', async t => {
+  await app.users.add('rotator', 'operator', 'rotator password')
+  const cookieSession = (await login('rotator', 'rotator password')).cookies.find(c => c.name === 'pgkeep_session')!.value
+  const { token: bearerSession } = (await login('rotator', 'rotator password')).json()
+  await app.users.setPassword('rotator', 'rotated password')
+  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', cookies: { pgkeep_session: cookieSession } })).statusCode, 401, 'cookie')
+  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${bearerSession}` } })).statusCode, 401, 'bearer')
+  const { token: fresh } = (await login('rotator', 'rotated password')).json()
+  t.equal((await app.inject({ method: 'GET', url: '/api/auth/me', headers: { authorization: `Bearer ${fresh}` } })).statusCode, 200)
+})
+
+t.test('a role change ends the sessions issued under the old role', async t => {
+  await app.users.add('promoted', 'viewer', 'promoted password')
+  const { token: session } = (await login('promoted', 'promoted password')).json()
+  await app.users.setRole('promoted', 'admin')
+  t.equal((await app.inject({ method: 'GET', url: '/api/audit', headers: { authorization: `Bearer ${session}` } })).statusCode, 401)
+})
+
+t.test('removing a user and adding the name again never revives the old sessions, whatever the role', async t => {
+  await app.users.add('recycled', 'viewer', 'recycled password')
+  const { token: session } = (await login('recycled', 'recycled password')).json()
+  await app.users.remove('recycled')
+  await app.users.add('recycled', 'admin', 'recycled password')
+  const res = await app.inject({ method: 'GET', url: '/api/audit', headers: { authorization: `Bearer ${session}` } })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'UNAUTHORIZED')
+})
+
+t.test('verifyRequest, the one credentials check, refuses a session as soon as its password changed', async t => {
+  // what an open WebSocket is re-checked with: it must see the change without a new login
+  await app.users.add('watcher', 'viewer', 'watcher password')
+  const { token: session } = (await login('watcher', 'watcher password')).json()
+  const request = { headers: { authorization: `Bearer ${session}` }, cookies: {} } as unknown as Parameters<typeof app.verifyRequest>[0]
+  t.equal((await app.verifyRequest(request)).username, 'watcher')
+  await app.users.setPassword('watcher', 'changed password')
+  await t.rejects(app.verifyRequest(request), { code: 'UNAUTHORIZED' })
 })
 
 t.test('login bodies with unknown fields, wrong types or no body are 400 INVALID_INPUT naming the field', async t => {
@@ -147,7 +204,7 @@ t.test('neither the target password, the JWT secret nor a user password ever rea
     bodies.push((await as('admin', { method: 'GET', url })).body)
   }
   bodies.push((await login('root', ADMIN_PASSWORD)).body)
-  await app.inject({ method: 'GET', url: `/api/backup/ws?token=${token.viewer}` })
+  await app.inject({ method: 'GET', url: '/api/backup/ws', headers: { authorization: `Bearer ${token.viewer}` } })
   const everything = bodies.join('\n') + logs.join('\n')
   t.ok(logs.length > 5, 'the log was captured')
   for (const secret of [TEST_PASSWORD, encodeURIComponent(TEST_PASSWORD), SECRET, ADMIN_PASSWORD, token.viewer]) {

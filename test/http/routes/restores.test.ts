@@ -31,7 +31,7 @@ async function startRestore (backupId: string, database: string): Promise<string
 
 async function viewerSocket (t: Test): Promise<Inbox> {
   let inbox!: Inbox
-  const ws = await app.injectWS(`/api/backup/ws?token=${token.viewer}`, {}, { onInit: (s: WebSocket) => { inbox = new Inbox(s) } })
+  const ws = await app.injectWS('/api/backup/ws', { headers: { authorization: `Bearer ${token.viewer}` } }, { onInit: (s: WebSocket) => { inbox = new Inbox(s) } })
   t.teardown(() => ws.terminate())
   await inbox.next(m => m.type === 'snapshot')
   return inbox

@@ -12,9 +12,14 @@ declare module 'fastify' {
   interface FastifyInstance {
     users: UsersStore
     tokens: TokenStore
-    /** Verifies a JWT (signature, expiry, revocation, user still present) -> who and which role. 401 otherwise. */
-    verifyToken (token: string): Promise<Principal>
-    /** onRequest/preHandler: accepts the session cookie or `Authorization: Bearer`, sets request.principal. */
+    /**
+     * THE check of a request's credentials (`Authorization: Bearer` or the session cookie), done afresh on every
+     * call: everything that authenticates goes through it, and re-running it on an open WebSocket's upgrade
+     * request tells whether that socket's session or token is still valid now (logout, revocation, password or
+     * role change, user removed). 401 PgkeepError otherwise.
+     */
+    verifyRequest (request: FastifyRequest): Promise<Principal>
+    /** onRequest/preHandler: verifyRequest once per request, sets request.principal. */
     authenticate: Hook
     /** onRequest/preHandler: authenticates if needed, then 403 unless the role is at least `role`. */
     requireRole (role: Role): Hook
@@ -26,8 +31,8 @@ declare module 'fastify' {
 
 const rank = (role: Role): number => ROLES.indexOf(role)
 
-/** The WebSocket's `?token=` check uses this too. */
-export async function verifyToken (fastify: FastifyInstance, token: string): Promise<Principal> {
+/** Signature, expiry, then the stores: revocation, logout, user still present with the session's stamp. */
+async function verifyToken (fastify: FastifyInstance, token: string): Promise<Principal> {
   let claims: TokenClaims
   try {
     claims = fastify.jwt.verify<TokenClaims>(token)
@@ -39,7 +44,7 @@ export async function verifyToken (fastify: FastifyInstance, token: string): Pro
   return principal
 }
 
-export function tokenFromRequest (request: FastifyRequest): string | undefined {
+function tokenFromRequest (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (header) {
     const m = /^Bearer\s+(\S+)$/i.exec(header)
@@ -53,13 +58,15 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
   fastify.decorate('users', new UsersStore(opts.backupDir))
   fastify.decorate('tokens', new TokenStore(opts.backupDir))
   fastify.decorateRequest('principal', undefined)
-  fastify.decorate('verifyToken', (token: string) => verifyToken(fastify, token))
-
-  const authenticate: Hook = async (request) => {
-    if (request.principal) return
+  const verifyRequest = async (request: FastifyRequest): Promise<Principal> => {
     const token = tokenFromRequest(request)
     if (!token) throw new PgkeepError('UNAUTHORIZED', 'authentication required: log in or send "Authorization: Bearer <token>"')
-    request.principal = await verifyToken(fastify, token)
+    return await verifyToken(fastify, token)
+  }
+  fastify.decorate('verifyRequest', verifyRequest)
+
+  const authenticate: Hook = async (request) => {
+    request.principal ??= await verifyRequest(request)
   }
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('requireRole', (role: Role): Hook => async (request, reply) => {

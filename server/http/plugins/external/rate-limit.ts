@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PgkeepError } from '../../../errors.ts'
 
 export interface RateLimits {
@@ -7,17 +8,42 @@ export interface RateLimits {
   global: number
   /** login attempts per minute per IP + username */
   login: number
+  /** login attempts per minute per username, whatever the IP */
+  loginPerUser: number
   /** backup creations per minute per IP */
   create: number
 }
-export const DEFAULT_RATE_LIMITS: RateLimits = { global: 300, login: 5, create: 20 }
+export const DEFAULT_RATE_LIMITS: RateLimits = { global: 300, login: 5, loginPerUser: 20, create: 20 }
+
+const MINUTE = 60_000
 
 export default fp<{ limits: RateLimits }>(async (fastify, opts) => {
   await fastify.register(rateLimit, {
     global: true,
     max: opts.limits.global,
-    timeWindow: 60_000,
+    timeWindow: MINUTE,
     errorResponseBuilder: (_request, context) =>
       new PgkeepError('RATE_LIMITED', `too many requests; retry in ${context.after}`),
   })
 }, { name: 'pgkeep-rate-limit' })
+
+/**
+ * Login attempts count twice. Per client IP + username: one guesser stops after a few tries while other accounts
+ * stay usable. Per username alone: a guesser who rotates addresses (or forges X-Forwarded-For) stops too; the
+ * account's owner then waits out the same minute, the price of not letting a botnet guess freely.
+ */
+export function loginAttemptLimit (fastify: FastifyInstance, limits: RateLimits): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  // runs as a preHandler: the body is parsed and validated by then
+  const username = (request: FastifyRequest): string => (request.body as { username: string }).username
+  const perClient = fastify.createRateLimit({ max: limits.login, timeWindow: MINUTE, keyGenerator: req => `login|${req.ip}|${username(req)}` })
+  const perUser = fastify.createRateLimit({ max: limits.loginPerUser, timeWindow: MINUTE, keyGenerator: req => `login-user|${username(req)}` })
+  return async (request, reply) => {
+    for (const limit of [perClient, perUser]) {
+      const verdict = await limit(request)
+      if (!verdict.isAllowed && verdict.isExceeded) {
+        void reply.header('retry-after', verdict.ttlInSeconds)
+        throw new PgkeepError('RATE_LIMITED', `too many login attempts for "${username(request)}"; retry in ${verdict.ttlInSeconds} s`)
+      }
+    }
+  }
+}

@@ -1,3 +1,5 @@
+import { truncateSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type WebSocket from 'ws'
 import { testCluster } from '../../helpers/pg-cluster.ts'
@@ -117,7 +119,11 @@ t.test('a failed restore keeps its error code and message, and a finished state 
   const backup = await service.waitFor((await service.create({ format: 'custom', compression: 'none' }, 'test')).id)
   t.equal(backup.status, 'completed')
 
-  const failing = service.restore(backup.id, { database: 'no such database' })
+  await t.rejects(service.restore(backup.id, { database: 'no such database' }), { code: 'NOT_FOUND', message: /does not exist; restore with create/ },
+    'a database that is not there is refused before the restore starts')
+  // a backup cut short on disk fails once the restore runs
+  truncateSync(join(config.backupDir, backup.name), 10)
+  const failing = await service.restore(backup.id, { database: 'restores tiny copy', create: true })
   await failing.done.catch(() => {})
   await waitUntil(() => service.restoreState(failing.id).status !== 'running', 5000, 'the failure to be recorded')
   const failed = service.restoreState(failing.id)

@@ -37,7 +37,7 @@ export function planRestore (restoreId: string, req: RestoreRequest, dest: Desti
     }
     return { mode: 'replace', database: db, scratch: sideName(db, 'restore', restoreId), old: sideName(db, 'old', restoreId), existingOid: dest.oid }
   }
-  if (req.create) throw new PgkeepError('CONFLICT', `${where} already exists; restore with clean to replace it`)
+  if (req.create) throw new PgkeepError('CONFLICT', `database "${db}" already exists on target "${target.name}"; restore with clean to replace it`)
   if (dest.objects.length > 0 && !req.merge) {
     const shown = dest.objects.slice(0, 3).join(', ')
     const more = dest.objects.length > 3 ? ` and ${dest.objects.length >= 100 ? 'many' : dest.objects.length - 3} more` : ''

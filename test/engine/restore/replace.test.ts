@@ -82,3 +82,105 @@ t.test('restoring with clean over an existing copy of partitioned tables replace
   }
   t.same(await scratchDatabases(), [], 'no scratch or old database is left behind')
 })
+
+// a backup whose restore fails half-way: a table owned by a role that is gone by the time it is restored
+await cluster.psql('CREATE ROLE replace_gone_role', 'postgres')
+await cluster.createDatabase('replace_broken_src')
+await cluster.psql(`
+  CREATE TABLE first_ok (id int PRIMARY KEY); INSERT INTO first_ok VALUES (1);
+  CREATE TABLE owned (id int); ALTER TABLE owned OWNER TO replace_gone_role;
+`, 'replace_broken_src')
+const brokenBackup = await makeBackup('replace_broken_src', 'custom')
+await cluster.psql('REASSIGN OWNED BY replace_gone_role TO postgres', 'replace_broken_src')
+await cluster.psql('DROP ROLE replace_gone_role')
+
+const tables = async (db: string): Promise<string> =>
+  (await cluster.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'", dbnameConninfo(db))).trim()
+
+t.test('a replace that fails half-way leaves the existing database as it was and drops its scratch database', async t => {
+  const good = await makeBackup('replace_src', 'custom')
+  await startRestore(good, dir, target, { database: 'replace keep me', create: true }).done
+  await cluster.psql('DELETE FROM refq WHERE qid > 100; DELETE FROM q WHERE id > 100', dbnameConninfo('replace keep me'))
+  const logs: string[] = []
+  const job = startRestore(brokenBackup, dir, target, { database: 'replace keep me', clean: true })
+  job.on('log', (l: string) => logs.push(l))
+  const err = await rejection(job.done)
+  t.equal(err.code, 'PG_RESTORE_FAILED')
+  t.match(err.message, /role "replace_gone_role" does not exist/)
+  t.equal(await constraints('replace keep me'), sourceConstraints, 'every constraint is still there')
+  t.equal(await rows('replace keep me'), '100/1', 'and every row, as the restore found them')
+  t.same(await scratchDatabases(), [], 'the scratch database was dropped')
+})
+
+t.test('a database that holds objects is refused without clean, merged into only when asked, and an empty one is restored into in one transaction', async t => {
+  const b = await makeBackup('replace_src', 'custom')
+  await cluster.createDatabase('replace_unrelated')
+  await cluster.psql('CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42)', 'replace_unrelated')
+  const job = startRestore(b, dir, target, { database: 'replace_unrelated' })
+  const refused = await rejection(job.planned)
+  t.equal(refused.code, 'TARGET_NOT_EMPTY')
+  t.match(refused.message, /database "replace_unrelated" on target "test" is not empty \(table keep_me\); restore with clean to replace it, or merge/)
+  t.equal((await rejection(job.done)).code, 'TARGET_NOT_EMPTY', 'the job ends with the same refusal')
+  t.equal(await tables('replace_unrelated'), 'keep_me', 'nothing was written')
+
+  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace_unrelated', merge: true, clean: true }).planned)).code, 'INVALID_INPUT')
+  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace_unrelated', create: true }).planned)).code, 'CONFLICT')
+  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace nowhere' }).planned)).code, 'NOT_FOUND')
+
+  const merged = await startRestore(b, dir, target, { database: 'replace_unrelated', merge: true, jobs: 2 }).done
+  t.match(merged, { mode: 'into', replaced: false })
+  t.equal(await tables('replace_unrelated'), 'child,keep_me,parent,q,q1,q2,refq', 'merge adds the backup\'s objects beside what was there')
+
+  await cluster.createDatabase('replace_empty')
+  const failed = await rejection(startRestore(brokenBackup, dir, target, { database: 'replace_empty' }).done)
+  t.equal(failed.code, 'PG_RESTORE_FAILED')
+  t.equal(await tables('replace_empty'), '', 'a failed restore into an existing database is rolled back: no first_ok')
+  const into = await startRestore(b, dir, target, { database: 'replace_empty' }).done
+  t.match(into, { mode: 'into', replaced: false })
+  t.equal(await rows('replace_empty'), '150/2')
+  t.same(await scratchDatabases(), [])
+})
+
+t.test('create and clean carry the dumped database\'s owner, settings, comment and privileges, whatever the names', async t => {
+  const src = 'replace "settings" src'
+  const q = (n: string): string => `"${n.replace(/"/g, '""')}"`
+  await cluster.psql('CREATE ROLE "replace app"; CREATE ROLE replace_reader')
+  await cluster.createDatabase(src)
+  for (const sql of [
+    `ALTER DATABASE ${q(src)} OWNER TO "replace app"`,
+    `ALTER DATABASE ${q(src)} SET search_path TO a, public`,
+    `ALTER ROLE replace_reader IN DATABASE ${q(src)} SET work_mem TO '8MB'`,
+    `COMMENT ON DATABASE ${q(src)} IS 'kept
+ALTER DATABASE ${q(src)} is text, not a statement'`,
+    `GRANT CREATE ON DATABASE ${q(src)} TO replace_reader`,
+  ]) await cluster.psql(sql)
+  await cluster.psql('CREATE TABLE t (id int); INSERT INTO t VALUES (1)', dbnameConninfo(src))
+  const custom = await makeBackup(src, 'custom')
+  await run('zstd', ['-q', '--rm', join(dir, custom.name)])
+  const zstd: Backup = { ...custom, name: `${custom.name}.zst`, compression: 'zstd' }
+  const directory = await makeBackup(src, 'directory')
+
+  const describe = async (db: string): Promise<string> => (await cluster.psql(`
+    SELECT pg_get_userbyid(d.datdba) || ' | ' || coalesce(shobj_description(d.oid, 'pg_database'), '-') || ' | ' ||
+      (SELECT string_agg(coalesce(r.rolname, '*') || ':' || array_to_string(s.setconfig, ','), ';' ORDER BY r.rolname NULLS FIRST)
+         FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole WHERE s.setdatabase = d.oid) || ' | ' ||
+      (SELECT bool_or(a.grantee = 'replace_reader'::regrole AND a.privilege_type = 'CREATE') FROM aclexplode(d.datacl) a)
+    FROM pg_database d WHERE d.datname = '${db.replace(/'/g, "''")}'`)).trim()
+  const expected = await describe(src)
+  t.match(expected, /^replace app \| kept\nALTER DATABASE .* \| \*:search_path=a, public;replace_reader:work_mem=8MB \| true$/)
+
+  // a name of 63 bytes with multibyte characters: the scratch name is cut to fit, on a character boundary
+  const long = 'ü'.repeat(20) + '"q" = x' + 'y'.repeat(16)
+  t.equal(Buffer.byteLength(long), 63)
+  for (const [b, db] of [[zstd, 'replace "settings" copy=1'], [directory, long]] as const) {
+    const created = await startRestore(b, dir, target, { database: db, create: true }).done
+    t.match(created, { mode: 'new', replaced: false })
+    t.equal(await describe(db), expected, `${b.format}/${b.compression}: created like the dumped database`)
+    await cluster.psql(`ALTER DATABASE ${q(db)} RESET search_path`)
+    const replaced = await startRestore(b, dir, target, { database: db, clean: true }).done
+    t.match(replaced, { mode: 'replace', replaced: true })
+    t.equal(await describe(db), expected, `${b.format}: replaced by the dumped database, settings and all`)
+    t.equal((await cluster.psql('SELECT count(*) FROM t', dbnameConninfo(db))).trim(), '1')
+  }
+  t.same(await scratchDatabases(), [])
+})

@@ -10,6 +10,7 @@ import type { Target } from '../../../server/config.ts'
 import { isPgkeepError, type PgkeepError } from '../../../server/errors.ts'
 import { dbnameConninfo, startRestore } from '../../../server/engine/restore/restore-job.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
+import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
 
 const run = promisify(execFile)
 const cluster = await testCluster()
@@ -39,7 +40,8 @@ const rows = async (db: string): Promise<string> => (await cluster.psql('SELECT 
 const databaseExists = async (db: string): Promise<boolean> =>
   (await cluster.psql(`SELECT count(*) FROM pg_database WHERE datname = '${db.replace(/'/g, "''")}'`)).trim() === '1'
 const scratchDatabases = async (): Promise<string[]> =>
-  (await cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%\\_\\_pgkeep\\_%' ORDER BY 1")).split('\n').filter(Boolean)
+  // this file's databases only (all named replace..., one ü...): other files restore at the same time
+  (await cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%\\_\\_pgkeep\\_%' AND (datname LIKE 'replace%' OR datname LIKE 'ü%') ORDER BY 1")).split('\n').filter(Boolean)
 
 let seq = 0
 async function makeBackup (db: string, format: BackupFormat): Promise<Backup> {
@@ -183,4 +185,22 @@ ALTER DATABASE ${q(src)} is text, not a statement'`,
     t.equal((await cluster.psql('SELECT count(*) FROM t', dbnameConninfo(db))).trim(), '1')
   }
   t.same(await scratchDatabases(), [])
+})
+
+t.test('cancelling a replace leaves the existing database as it was and drops the scratch database', async t => {
+  await createSlowRestoreDatabase(cluster, 'replace_slowsrc', 3000)
+  const b = await makeBackup('replace_slowsrc', 'custom')
+  await cluster.createDatabase('replace cancel me')
+  await cluster.psql('CREATE TABLE marker (x int); INSERT INTO marker VALUES (7)', dbnameConninfo('replace cancel me'))
+  const job = startRestore(b, dir, target, { database: 'replace cancel me', clean: true }, { cancelGraceMs: 2000 })
+  const copying = async (): Promise<boolean> => Number(await cluster.psql(
+    `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-restore-${job.id}' AND query LIKE 'COPY%'`)) > 0
+  let settled = false
+  job.done.catch(() => {}).finally(() => { settled = true })
+  while (!settled && !await copying()) await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(settled, false, 'still copying into the scratch database when cancelled')
+  await job.cancel()
+  t.equal((await rejection(job.done)).code, 'CANCELLED')
+  t.equal(await tables('replace cancel me'), 'marker', 'the database being replaced is untouched')
+  t.same(await scratchDatabases(), [], 'the scratch database was dropped')
 })

@@ -137,3 +137,26 @@ t.test('a failed restore keeps its error code and message, and a finished state 
   t.throws(() => service.restoreState(failing.id), { code: 'NOT_FOUND' })
   await t.rejects(service.cancelRestore(failing.id), { code: 'NOT_FOUND' })
 })
+
+t.test('restoring into a database that holds objects is 409 TARGET_NOT_EMPTY; clean replaces it, and the audit entry says which database and how', async t => {
+  const backupId = await completedBackup({ format: 'custom', compression: 'none' })
+  await cluster.createDatabase('restores busy')
+  await cluster.psql('CREATE TABLE mine (x int)', 'restores busy')
+  const refused = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy' } })
+  t.equal(refused.statusCode, 409)
+  t.match(refused.json(), { statusCode: 409, code: 'TARGET_NOT_EMPTY', error: 'Conflict', message: /database "restores busy" on target "default" is not empty \(table mine\)/ })
+  const both = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy', clean: true, merge: true } })
+  t.equal(both.statusCode, 400)
+  t.equal(both.json().code, 'INVALID_INPUT')
+
+  const res = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy', clean: true } })
+  t.equal(res.statusCode, 202, res.body)
+  t.match(res.json(), { restore: { backupId, database: 'restores busy', mode: 'replace' } })
+  await app.backupService.cancelRestore(res.json().restore.id).catch(() => {})
+  const audit = (await auditLines(app)).filter(l => l.action === 'backup.restore' && l.backupId === backupId)
+  t.match(audit.map(l => [l.outcome, l.code, l.subject]), [
+    ['failed', 'TARGET_NOT_EMPTY', undefined],
+    ['failed', 'INVALID_INPUT', undefined],
+    ['ok', undefined, 'database "restores busy" on target default: replaced; the existing database is dropped once the restore succeeded'],
+  ])
+})

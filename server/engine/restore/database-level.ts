@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
-import { PgkeepError } from '../../errors.ts'
+import { IntegrityError, PgkeepError } from '../../errors.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import { createDecompressor } from '../pg/codec.ts'
 
@@ -143,14 +143,21 @@ export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, 
   child.stderr!.on('data', (c: Buffer) => err.push(c))
   const exited = new Promise<number | null>((resolve, reject) => { child.once('error', reject); child.once('close', resolve) })
   let fed: Promise<void> = Promise.resolve()
+  let readFailure: unknown
   if (viaStdin) {
     const codec = await createDecompressor(backup.compression)
     // pg_restore stops reading once it has the table of contents: that early stop is expected here
     fed = pipeline(createReadStream(path), codec.stream, feedChild(child.stdin!, { drainAfterClose: false }))
-      .catch((e: unknown) => { if (!(e instanceof ChildStoppedReading)) child.kill('SIGKILL'); child.stdin!.destroy() })
+      .catch((e: unknown) => {
+        if (!(e instanceof ChildStoppedReading)) { readFailure = e; child.kill('SIGKILL') }
+        child.stdin!.destroy()
+      })
       .finally(() => { codec.kill() })
   }
   const [code] = await Promise.all([exited, fed])
+  if (code !== 0 && readFailure !== undefined) {
+    throw new IntegrityError(`the backup ${backup.name} could not be read to the end (${(readFailure as Error)?.message ?? String(readFailure)}); run validate on it`)
+  }
   if (code !== 0) {
     const why = Buffer.concat(err).toString('utf8').trim().split('\n').slice(-2).join(' | ')
     throw new PgkeepError('PG_RESTORE_FAILED', `could not read the database's own settings from ${backup.name}: ${why || `pg_restore exited with ${code}`}`)

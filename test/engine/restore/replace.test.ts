@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import pg from 'pg'
 import t from 'tap'
 import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat } from '../../../schemas/backup.ts'
@@ -187,20 +188,46 @@ ALTER DATABASE ${q(src)} is text, not a statement'`,
   t.same(await scratchDatabases(), [])
 })
 
+// its restore lasts seconds (every row passes a sleeping CHECK): long enough to act while it copies
+await createSlowRestoreDatabase(cluster, 'replace_slowsrc', 3000)
+const slowBackup = await makeBackup('replace_slowsrc', 'custom')
+const copyingFor = async (job: { id: string }): Promise<boolean> => Number(await cluster.psql(
+  `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-restore-${job.id}' AND query LIKE 'COPY%'`)) > 0
+
 t.test('cancelling a replace leaves the existing database as it was and drops the scratch database', async t => {
-  await createSlowRestoreDatabase(cluster, 'replace_slowsrc', 3000)
-  const b = await makeBackup('replace_slowsrc', 'custom')
+  const b = slowBackup
   await cluster.createDatabase('replace cancel me')
   await cluster.psql('CREATE TABLE marker (x int); INSERT INTO marker VALUES (7)', dbnameConninfo('replace cancel me'))
   const job = startRestore(b, dir, target, { database: 'replace cancel me', clean: true }, { cancelGraceMs: 2000 })
-  const copying = async (): Promise<boolean> => Number(await cluster.psql(
-    `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-restore-${job.id}' AND query LIKE 'COPY%'`)) > 0
   let settled = false
   job.done.catch(() => {}).finally(() => { settled = true })
-  while (!settled && !await copying()) await new Promise(resolve => setTimeout(resolve, 50))
+  while (!settled && !await copyingFor(job)) await new Promise(resolve => setTimeout(resolve, 50))
   t.equal(settled, false, 'still copying into the scratch database when cancelled')
   await job.cancel()
   t.equal((await rejection(job.done)).code, 'CANCELLED')
   t.equal(await tables('replace cancel me'), 'marker', 'the database being replaced is untouched')
   t.same(await scratchDatabases(), [], 'the scratch database was dropped')
+})
+
+t.test('a database in use is not replaced: refused up front, or at the swap when a session came meanwhile', async t => {
+  await cluster.createDatabase('replace in use')
+  await cluster.psql('CREATE TABLE marker (x int)', dbnameConninfo('replace in use'))
+  const session = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'replace in use' })
+  await session.connect()
+  const refused = await rejection(startRestore(slowBackup, dir, target, { database: 'replace in use', clean: true }).planned)
+  t.equal(refused.code, 'CONFLICT')
+  t.match(refused.message, /database "replace in use" on target "test" is in use by 1 other session; disconnect them before replacing it/)
+  await session.end()
+
+  const job = startRestore(slowBackup, dir, target, { database: 'replace in use', clean: true })
+  await job.planned
+  while (!await copyingFor(job)) await new Promise(resolve => setTimeout(resolve, 50))
+  const late = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'replace in use' })
+  await late.connect()
+  t.teardown(() => late.end())
+  const err = await rejection(job.done)
+  t.equal(err.code, 'CONFLICT')
+  t.match(err.message, /"replace in use" on target "test" is in use by other sessions; disconnect them and restore again/)
+  t.equal(await tables('replace in use'), 'marker', 'the database in use is untouched')
+  t.same(await scratchDatabases(), [], 'the restored scratch database was dropped')
 })

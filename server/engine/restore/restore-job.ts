@@ -78,6 +78,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   /** from the swap on, the restore is as good as done: a cancel no longer stops it */
   private swapping = false
   private record: RestoreRecord | undefined
+  private meter: RestoreProgressMeter | undefined
 
   constructor (
     private readonly backup: Backup,
@@ -133,6 +134,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     let env: ChildPgEnv | undefined
     let plan: RestorePlan | undefined
     let scratchOid: number | undefined
+    let creating = false
     let swapped = false
     try {
       plan = await this.plan()
@@ -159,6 +161,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
         const scratch = plan.scratch!
         const level = plain ? undefined : await readDatabaseLevel(tool.path, this.backup, path, env.env)
         this.checkCancelled()
+        creating = true
         scratchOid = await createDatabase(this.target, scratch, level?.create)
         await this.journal({ scratchOid })
         this.emit('status', 'running')
@@ -175,7 +178,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       return { ok: true, durationMs: Date.now() - started, mode: plan.mode, replaced: plan.mode === 'replace' }
     } catch (err) {
       // the scratch database is ours alone: a failed or cancelled restore leaves nothing behind under any name
-      if (plan?.scratch && scratchOid !== undefined && !swapped) await this.dropOrRemember(plan.scratch, scratchOid)
+      // (by name alone when its oid is unknown: the name carries this restore's id, nobody else uses it)
+      if (plan?.scratch && creating && !swapped) await this.dropOrRemember(plan.scratch, scratchOid)
       const e = this.cancelled && !swapped ? new PgkeepError('CANCELLED', `restore of ${this.backup.name} was cancelled`) : toPgkeepError(err)
       const message = this.scrub(e.message)
       const final = message === e.message ? e : new PgkeepError(e.code, message, { details: e.details })
@@ -195,8 +199,6 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       await this.journal({ leftovers: [...(this.record?.leftovers ?? []), name] }).catch(() => {})
     }
   }
-
-  private meter: RestoreProgressMeter | undefined
 
   /** Runs pg_restore or psql into `db`. */
   private async fill (toolPath: string, path: string, env: ChildPgEnv, db: string, totalBytes: number, singleTransaction: boolean): Promise<void> {

@@ -14,7 +14,7 @@ export const AuditEntry = Type.Object({
   /** e.g. login, logout, backup.create, backup.download, user.add, token.revoke */
   action: Type.String(),
   backupId: Type.Optional(Type.String()),
-  /** the user or token acted upon, for user.* and token.* actions */
+  /** the user or token acted upon (user.*, token.*); for backup.restore the database written and how */
   subject: Type.Optional(Type.String()),
   outcome: AuditOutcome,
   /** error code when the outcome is not ok */

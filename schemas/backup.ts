@@ -169,7 +169,10 @@ export const RestoreRequest = Type.Object({
   database: Type.String({ minLength: 1, maxLength: 63, pattern: '^[^\\u0000-\\u001f]+$' }),
   target: Type.Optional(Type.String({ pattern: TARGET_NAME_PATTERN })),
   create: Type.Optional(Type.Boolean()),
+  /** replace an existing database: the backup is restored into a scratch database swapped in on success */
   clean: Type.Optional(Type.Boolean()),
+  /** restore into an existing database that already holds objects (in one transaction); without it that is refused */
+  merge: Type.Optional(Type.Boolean()),
   jobs: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })),
 }, { additionalProperties: false })
 export type RestoreRequest = Static<typeof RestoreRequest>

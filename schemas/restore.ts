@@ -6,6 +6,14 @@ export const RestoreStatus = Type.Union([
 ])
 export type RestoreStatus = Static<typeof RestoreStatus>
 
+/**
+ * How a restore writes (server/engine/restore/plan.ts): `new` and `replace` fill a scratch database that is
+ * renamed into place only once the restore succeeded (`replace` then drops the database it replaced);
+ * `into` restores in place, in one transaction, into an existing empty database (or one it was told to merge into).
+ */
+export const RestoreMode = Type.Union([Type.Literal('new'), Type.Literal('replace'), Type.Literal('into')])
+export type RestoreMode = Static<typeof RestoreMode>
+
 /** Restore ids are UUIDv7 like backup ids, but name a restore job, never a backup. */
 export const RestoreId = Type.String({
   pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$',
@@ -29,6 +37,7 @@ export const RestoreState = Type.Object({
   restoreId: RestoreId,
   backupId: BackupId,
   database: Type.String(),
+  mode: Type.Optional(RestoreMode),
   status: RestoreStatus,
   progress: Type.Optional(RestoreProgress),
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
@@ -39,6 +48,6 @@ export type RestoreState = Static<typeof RestoreState>
 
 /** 202 to POST /api/backup/:id/restore: the restore job to follow at /api/restore/:id. */
 export const RestoreReply = Type.Object({
-  restore: Type.Object({ id: RestoreId, backupId: BackupId, database: Type.String() }),
+  restore: Type.Object({ id: RestoreId, backupId: BackupId, database: Type.String(), mode: RestoreMode }),
 })
 export type RestoreReply = Static<typeof RestoreReply>

@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
-import type { RestoreProgress } from '../../schemas/restore.ts'
+import type { RestoreMode, RestoreProgress } from '../../schemas/restore.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -30,7 +30,7 @@ export interface RestoreWatcher {
 export interface StartedRestore {
   backup: Backup
   /** rejects with the restore's PgkeepError, CANCELLED when it was cancelled */
-  done: Promise<{ ok: true, durationMs: number }>
+  done: Promise<{ ok: true, durationMs: number, mode?: RestoreMode, replaced?: boolean }>
   cancel (): Promise<void>
 }
 

@@ -19,6 +19,8 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   INVALID_INPUT: EXIT.USAGE,
   INVALID_STATE: EXIT.FAILED,
   CONFLICT: EXIT.FAILED,
+  // a refusal the caller settles by choosing clean or merge: like a usage error
+  TARGET_NOT_EMPTY: EXIT.USAGE,
   QUEUE_FULL: EXIT.FAILED,
   UNAUTHORIZED: EXIT.FAILED,
   FORBIDDEN: EXIT.FAILED,

@@ -142,7 +142,7 @@ export class LocalBackupApi implements BackupApi {
   async restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore> {
     const service = await this.service()
     const backup = service.get(id)
-    const job = service.restore(id, req)
+    const job = await service.restore(id, req)
     job.on('log', (line: string) => watcher.log(line))
     job.on('progress', (p: RestoreProgress) => watcher.progress(p))
     return { backup, done: job.done, cancel: async () => { await job.cancel() } }

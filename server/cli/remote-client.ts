@@ -149,7 +149,7 @@ export class RemoteBackupApi implements BackupApi {
     return {
       backup,
       done: done.then(s => {
-        if (s.status === 'completed') return { ok: true as const, durationMs: Date.now() - startedAt }
+        if (s.status === 'completed') return { ok: true as const, durationMs: Date.now() - startedAt, ...(s.mode ? { mode: s.mode, replaced: s.mode === 'replace' } : {}) }
         throw new PgkeepError(s.status === 'cancelled' ? 'CANCELLED' : asErrorCode(s.error?.code), s.error?.message ?? `the restore ended as ${s.status}`)
       }),
       cancel: async () => { await this.json('POST', `/api/restore/${encodeURIComponent(restoreId)}/cancel`) },

@@ -17,6 +17,8 @@ import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
 import { Registry } from './store/registry.ts'
+import { RestoreRecords } from './store/restore-records.ts'
+import { recoverRestores } from './restore/leftovers.ts'
 import { startRestore, type RestoreJob } from './restore/restore-job.ts'
 import { RestoreTracker } from './restore/tracker.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
@@ -51,6 +53,7 @@ export class BackupService extends BackupEvents {
   private readonly jobs = new Map<string, ActiveJob>()
   private readonly queue: JobQueue
   private readonly restoreTracker: RestoreTracker
+  private readonly restoreRecords: RestoreRecords
   private pollTimer?: NodeJS.Timeout
   private closing = false
 
@@ -63,6 +66,7 @@ export class BackupService extends BackupEvents {
   ) {
     super()
     this.restoreTracker = new RestoreTracker(s => this.emit('restore', s), restoreKeepMs)
+    this.restoreRecords = new RestoreRecords(config.backupDir)
     this.queue = new JobQueue(config.concurrency, id => this.runJob(id))
   }
 
@@ -72,6 +76,11 @@ export class BackupService extends BackupEvents {
     const recovered = await recoverInterrupted(registry, config.backupDir)
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
+    const restores = await recoverRestores(service.restoreRecords, config.targets, m => log.warn(m))
+    for (const s of restores) {
+      log.warn(`restore ${s.restoreId} into ${s.database} was interrupted by a crash or stop; marked ${s.status}${s.error ? ` (${s.error.code})` : ''}`)
+      service.restoreTracker.remember(s)
+    }
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
       service.pollTimer.unref()
@@ -249,13 +258,23 @@ export class BackupService extends BackupEvents {
     return await this.patch(id, { verification: { at: now(), ok: result.ok, method: result.method, ...(result.message ? { message: result.message } : {}) } })
   }
 
-  restore (id: string, req: RestoreRequest): RestoreJob {
+  /**
+   * Starts a restore once its destination was checked: a refusal (TARGET_NOT_EMPTY, NOT_FOUND, CONFLICT, a
+   * wrong password) is thrown here, so the caller hears it before anything was written. Every restore is
+   * recorded in `.pgkeep/restores.json`, so a crash leaves nothing unknown behind (restore/leftovers.ts).
+   */
+  async restore (id: string, req: RestoreRequest): Promise<RestoreJob> {
     const b = this.requireCompleted(id, 'restored')
     const targetName = req.target ?? b.target
     const target = this.config.targets[targetName]
     if (!target) throw new InvalidInputError(`target: unknown target "${targetName}"`, 'target')
-    const job = startRestore(b, this.config.backupDir, target, req, { pgBinDir: this.config.pgBinDir, cancelGraceMs: this.config.cancelGraceMs })
-    this.restoreTracker.track(job, b.id, req.database)
+    const job = startRestore(b, this.config.backupDir, target, req, {
+      pgBinDir: this.config.pgBinDir,
+      cancelGraceMs: this.config.cancelGraceMs,
+      journal: async r => { await this.restoreRecords.put(r) },
+    })
+    const plan = await job.planned
+    this.restoreTracker.track(job, b.id, req.database, plan.mode)
     return job
   }
 

@@ -139,3 +139,19 @@ t.test('restore --create brings a backup back into a new database with the same 
   t.match(r.out, /^restored \S+ into cli_local_copy in /)
   t.equal(await databaseFingerprint(cluster, 'cli_local_copy'), await databaseFingerprint(cluster, 'cli_local_shop'))
 })
+
+t.test('restore into a database that holds objects is refused (exit 2) unless --clean replaces it or --merge adds to it', async t => {
+  const newest = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).items[0]
+  await cluster.createDatabase('cli_local_busy')
+  await cluster.psql('CREATE TABLE mine (x int)', 'cli_local_busy')
+  const refused = await cli(['restore', newest.id, '--database', 'cli_local_busy'])
+  t.equal(refused.code, 2, refused.err)
+  t.match(refused.err, /^pgkeep: TARGET_NOT_EMPTY: database "cli_local_busy" on target "default" is not empty \(table mine\); restore with clean to replace it, or merge/)
+  const both = await cli(['restore', newest.id, '--database', 'cli_local_busy', '--clean', '--merge'])
+  t.equal(both.code, 2)
+  t.match(both.err, /--clean and --merge exclude each other/)
+  const replaced = await cli(['restore', newest.id, '--database', 'cli_local_busy', '--clean'])
+  t.equal(replaced.code, 0, replaced.err)
+  t.match(replaced.out, /^restored \S+ into cli_local_busy \(the database that was there is replaced and dropped\) in /)
+  t.equal(await databaseFingerprint(cluster, 'cli_local_busy'), await databaseFingerprint(cluster, 'cli_local_shop'), 'the backup\'s content, and no table mine')
+})

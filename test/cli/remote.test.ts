@@ -126,8 +126,11 @@ t.test('remote restore runs on the server and is followed to its end; it takes a
   t.match(JSON.parse(r.out), { ok: true, durationMs: Number, backupId: created.id, database: 'cli_remote_restored' })
   t.equal(await databaseFingerprint(cluster, 'cli_remote_restored'), await databaseFingerprint(cluster, 'cli_remote_shop'))
   const again = await cli(['restore', created.id, '--database', 'cli_remote_restored'], server.token.admin)
-  t.not(again.code, 0, 'restoring over existing objects fails on the server and says so here')
-  t.match(again.err, /^pgkeep: PG_RESTORE_FAILED: .*already exists/m)
+  t.equal(again.code, 2, 'restoring into a database that holds objects is refused by the server: a usage error here')
+  t.match(again.err, /^pgkeep: TARGET_NOT_EMPTY: database "cli_remote_restored" on target "default" is not empty \(.*\); restore with clean/m)
+  const replaced = await cli(['restore', created.id, '--database', 'cli_remote_restored', '--clean'], server.token.admin)
+  t.equal(replaced.code, 0, replaced.err)
+  t.equal(await databaseFingerprint(cluster, 'cli_remote_restored'), await databaseFingerprint(cluster, 'cli_remote_shop'), 'replaced with the same content')
 })
 
 t.test('Ctrl-C during a remote create cancels the job on the server: exit 130, status cancelled', async t => {

@@ -39,7 +39,7 @@ for (const [format, compression] of cases) {
     t.equal(checked.verification?.ok, true, checked.verification?.message ?? '')
 
     const db = `roundtrip_restored_${format}_${compression}`
-    const job = service.restore(done.id, { database: db, create: true })
+    const job = await service.restore(done.id, { database: db, create: true })
     await job.done
     t.equal(await databaseFingerprint(cluster, db), source, 'restored database equals the source')
   })

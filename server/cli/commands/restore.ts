@@ -13,6 +13,7 @@ const OPTIONS = {
   target: { type: 'string' },
   create: { type: 'boolean' },
   clean: { type: 'boolean' },
+  merge: { type: 'boolean' },
   jobs: { type: 'string' },
 } as const
 
@@ -21,11 +22,13 @@ export function restoreRequestFromFlags (values: Record<string, unknown>): Resto
   const database = v.database as string | undefined
   if (!database) throw new UsageError('--database is required (the database to restore into)')
   if (database.length > 63 || /[\u0000-\u001f]/.test(database)) throw new UsageError('--database must be 1..63 characters without control characters')
+  if (v.clean === true && v.merge === true) throw new UsageError('--clean and --merge exclude each other: --clean replaces the database, --merge adds to it')
   const req: RestoreRequest = {
     database,
     target: patternFlag(v.target as string | undefined, 'target', TARGET_NAME_PATTERN),
     create: v.create === true ? true : undefined,
     clean: v.clean === true ? true : undefined,
+    merge: v.merge === true ? true : undefined,
     jobs: intFlag(v.jobs as string | undefined, 'jobs', 1, 32),
   }
   for (const k of Object.keys(req) as (keyof RestoreRequest)[]) if (req[k] === undefined) delete req[k]
@@ -45,7 +48,7 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
     const result = await run.done
     reporter.done()
     if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
-    else write(io.stdout, `restored ${name} into ${req.database} in ${formatDuration(result.durationMs / 1000)}`)
+    else write(io.stdout, `restored ${name} into ${req.database}${result.replaced ? ' (the database that was there is replaced and dropped)' : ''} in ${formatDuration(result.durationMs / 1000)}`)
     return EXIT.OK
   } catch (err) {
     reporter.done()
@@ -62,18 +65,24 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
 export const command: Command = {
   name: 'restore',
   summary: 'restore a completed backup into a database',
-  help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean] [--jobs N]
+  help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean | --merge] [--jobs N]
 
 Restores a completed backup with pg_restore (psql for plain SQL) into DB on the backup's target
-(or --target). Ctrl-C cancels the restore (exit 130). With --server the server restores it (an
-admin token is needed) and this command follows it; --verbose lines come only from a local run.
+(or --target). A new or replaced database is filled under a scratch name and renamed into place
+only once the restore succeeded; a restore into an existing database runs in one transaction.
+A failed or cancelled restore leaves DB as it was. Ctrl-C cancels the restore (exit 130). With
+--server the server restores it (an admin token is needed) and this command follows it;
+--verbose lines come only from a local run.
 
 Flags:
   --database DB     database to restore into (required)
   --target NAME     restore onto another configured target
-  --create          create DB first
-  --clean           drop existing objects before recreating them
-  --jobs N          parallel pg_restore workers (custom and directory formats, 1..32)
+  --create          create DB (with the dumped database's owner, settings, comment and privileges)
+  --clean           replace DB if it exists: the old one is dropped once the restore succeeded
+                    (other sessions must be disconnected)
+  --merge           restore into an existing DB that already holds objects (refused without it)
+  --jobs N          parallel pg_restore workers (custom and directory formats, 1..32; not into an
+                    existing database, which is restored in one transaction)
 
 ${GLOBAL_HELP}
 `,

@@ -16,20 +16,25 @@ const FORMAT_FLAG = { custom: 'c', tar: 't', directory: 'd' } as const
  * Owners are kept as dumped (pg_restore's default) unless the backup was taken with noOwner, so a
  * restore reproduces the source; restoring as a user who cannot SET ROLE to those owners fails
  * loudly on --exit-on-error instead of silently changing ownership.
+ * pgkeep always restores into a database that has none of the backup's objects (a fresh scratch database,
+ * or an existing one checked to be empty or merged into), so --clean is never used: over an existing copy it
+ * fails on partitioned tables ("cannot drop inherited constraint") half-way through its drops.
+ * `singleTransaction` (restores into an existing database) makes a failure leave it as it was; it rules out -j.
  * -j needs random access, so only a directory or an uncompressed custom file on disk gets it;
  * anything compressed is streamed through stdin.
  */
-export function buildRestoreCommand (backup: Backup, path: string, connArgs: string[], req: RestoreRequest, fresh: boolean): RestoreCommand {
+export function buildRestoreCommand (backup: Backup, path: string, connArgs: string[], req: RestoreRequest, opts: { singleTransaction: boolean }): RestoreCommand {
   if (backup.format === 'plain') {
     // -X: no ~/.psqlrc; -q: no per-statement chatter, errors still go to stderr
-    return { tool: 'psql', args: ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', ...connArgs, '-f', '-'], stdinFile: path, parallel: false }
+    const tx = opts.singleTransaction ? ['--single-transaction'] : []
+    return { tool: 'psql', args: ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', ...tx, ...connArgs, '-f', '-'], stdinFile: path, parallel: false }
   }
   const args = ['-w', '--verbose', '--exit-on-error', ...connArgs, '-F', FORMAT_FLAG[backup.format]]
-  if (req.clean && !fresh) args.push('--clean', '--if-exists')
+  if (opts.singleTransaction) args.push('--single-transaction')
   if (backup.options.noOwner) args.push('--no-owner')
   if (backup.options.noPrivileges) args.push('--no-privileges')
   const seekable = backup.format === 'directory' || (backup.format === 'custom' && backup.compression === 'none')
-  const parallel = seekable && (req.jobs ?? 1) > 1
+  const parallel = seekable && !opts.singleTransaction && (req.jobs ?? 1) > 1
   if (parallel) args.push('-j', String(req.jobs))
   if (backup.format === 'directory' || parallel) return { tool: 'pg_restore', args: [...args, path], parallel }
   return { tool: 'pg_restore', args, stdinFile: path, parallel }

@@ -14,24 +14,41 @@ import { createDecompressor, type CodecStage } from '../pg/codec.ts'
 import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
+import type { RestoreRecord } from '../store/restore-records.ts'
 import { buildRestoreCommand, classifyRestoreFailure, parseRestoreLine, type RestoreCommand } from './command.ts'
-import { prepareDatabase, stopBackends } from './database.ts'
+import { applyDatabaseStatements, createDatabase, dropDatabase, inspectDestination, quoteIdent, stopBackends, swapIn } from './database.ts'
+import { readDatabaseLevel } from './database-level.ts'
+import { planRestore, type RestorePlan } from './plan.ts'
 import { ItemProgress, RestoreProgressMeter } from './progress.ts'
 
 export type { RestoreProgress } from '../../../schemas/restore.ts'
+export type { RestorePlan } from './plan.ts'
 
-export interface RestoreResult { ok: true, durationMs: number }
+export interface RestoreResult {
+  ok: true
+  durationMs: number
+  mode: RestorePlan['mode']
+  /** `replace`: the database that was there before is gone (dropped after the swap) */
+  replaced: boolean
+}
 
 /** events: 'progress' (RestoreProgress), 'log' (line: string), 'status' ('running' | 'completed' | 'failed' | 'cancelled') */
 export interface RestoreJob extends EventEmitter {
   /** a UUIDv7 */
   id: string
-  /** rejects with PgkeepError: PG_RESTORE_FAILED, CANCELLED, PG_AUTH_FAILED, PG_CONNECTION_FAILED, CONFLICT, INTEGRITY_FAILED */
+  /** how the restore writes, once the destination was looked at; rejects with the refusal (TARGET_NOT_EMPTY, NOT_FOUND, CONFLICT...) */
+  planned: Promise<RestorePlan>
+  /** rejects with PgkeepError: PG_RESTORE_FAILED, CANCELLED, PG_AUTH_FAILED, PG_CONNECTION_FAILED, CONFLICT, INTEGRITY_FAILED, TARGET_NOT_EMPTY */
   done: Promise<RestoreResult>
   cancel: () => Promise<void>
 }
 
-export interface RestoreOptions { pgBinDir?: string, cancelGraceMs?: number }
+export interface RestoreOptions {
+  pgBinDir?: string
+  cancelGraceMs?: number
+  /** records the restore before every step that creates, renames or drops a database (store/restore-records.ts) */
+  journal?: (record: RestoreRecord) => Promise<void>
+}
 
 const STDERR_TAIL = 40
 
@@ -49,6 +66,8 @@ async function backupSize (path: string, isDirectory: boolean): Promise<number> 
 class RestoreRun extends EventEmitter implements RestoreJob {
   readonly id = uuidv7()
   readonly done: Promise<RestoreResult>
+  readonly planned: Promise<RestorePlan>
+  private settlePlan!: { resolve: (p: RestorePlan) => void, reject: (e: unknown) => void }
   private readonly appName = `pgkeep-restore-${this.id}`
   private readonly graceMs: number
   private cancelling: Promise<void> | undefined
@@ -56,6 +75,10 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   private codec: CodecStage | undefined
   private childExited: Promise<unknown> = Promise.resolve()
   private settled = false
+  /** from the swap on, the restore is as good as done: a cancel no longer stops it */
+  private swapping = false
+  private record: RestoreRecord | undefined
+  private meter: RestoreProgressMeter | undefined
 
   constructor (
     private readonly backup: Backup,
@@ -66,6 +89,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   ) {
     super()
     this.graceMs = opts.cancelGraceMs ?? 5000
+    this.planned = new Promise((resolve, reject) => { this.settlePlan = { resolve, reject } })
+    this.planned.catch(() => {})
     this.done = this.run().then(
       result => { this.settled = true; this.emit('status', 'completed'); return result },
       (err: unknown) => { this.settled = true; this.emit('status', this.cancelled ? 'cancelled' : 'failed'); throw err },
@@ -85,12 +110,35 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     if (this.cancelled) throw new PgkeepError('CANCELLED', `restore of ${this.backup.name} was cancelled`)
   }
 
+  private async journal (fields: Partial<RestoreRecord>): Promise<void> {
+    if (!this.record) return
+    this.record = { ...this.record, ...fields }
+    await this.opts.journal?.(this.record)
+  }
+
+  private async plan (): Promise<RestorePlan> {
+    try {
+      const plan = planRestore(this.id, this.req, await inspectDestination(this.target, this.req.database), this.target)
+      this.settlePlan.resolve(plan)
+      return plan
+    } catch (err) {
+      this.settlePlan.reject(err)
+      throw err
+    }
+  }
+
   private async run (): Promise<RestoreResult> {
     const started = Date.now()
     const path = join(this.backupDir, this.backup.name)
     const plain = this.backup.format === 'plain'
     let env: ChildPgEnv | undefined
+    let plan: RestorePlan | undefined
+    let scratchOid: number | undefined
+    let creating = false
+    let swapped = false
     try {
+      plan = await this.plan()
+      this.checkCancelled()
       const tool = await findPgTool(plain ? 'psql' : 'pg_restore', this.opts.pgBinDir)
       const totalBytes = await backupSize(path, this.backup.format === 'directory')
       // a cut file is the common damage, and pg_restore spins for ever on a truncated tar: refuse it up front
@@ -99,28 +147,73 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       }
       env = await prepareChildEnv(this.target, this.appName)
       this.checkCancelled()
-      const { fresh } = await prepareDatabase(this.target, this.req.database, { create: this.req.create === true, clean: this.req.clean === true, plain })
-      this.checkCancelled()
-      this.emit('status', 'running')
-      const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(this.req.database)), this.req, fresh)
-      if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
-        this.emit('log', `pgkeep: restoring with one job: -j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`)
+      this.record = {
+        id: this.id, backupId: this.backup.id, target: this.target.name, database: plan.database, mode: plan.mode,
+        ...(plan.scratch ? { scratch: plan.scratch } : {}), ...(plan.old ? { old: plan.old } : {}),
+        ...(plan.existingOid !== undefined ? { existingOid: plan.existingOid } : {}),
+        status: 'running', ownerPid: process.pid, startedAt: new Date(started).toISOString(),
       }
-      const meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
-      const items = cmd.stdinFile === undefined
-        ? await ItemProgress.load(tool.path, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
-        : undefined
-      await this.runTool(tool.path, cmd, env.env, meter, items)
-      meter.finish()
-      return { ok: true, durationMs: Date.now() - started }
+      await this.journal({})
+      if (plan.mode === 'into') {
+        this.emit('status', 'running')
+        await this.fill(tool.path, path, env, plan.database, totalBytes, true)
+      } else {
+        const scratch = plan.scratch!
+        const level = plain ? undefined : await readDatabaseLevel(tool.path, this.backup, path, env.env)
+        this.checkCancelled()
+        creating = true
+        scratchOid = await createDatabase(this.target, scratch, level?.create)
+        await this.journal({ scratchOid })
+        this.emit('status', 'running')
+        await this.fill(tool.path, path, env, scratch, totalBytes, false)
+        await applyDatabaseStatements(this.target, scratch, level?.statements(quoteIdent(scratch)) ?? [])
+        this.checkCancelled()
+        this.swapping = true
+        await swapIn(this.target, { database: plan.database, scratch, old: plan.old })
+        swapped = true
+        if (plan.old) await this.dropOrRemember(plan.old, plan.existingOid)
+      }
+      this.meter?.finish()
+      await this.journal({ status: 'completed', endedAt: new Date().toISOString() }).catch(() => {})
+      return { ok: true, durationMs: Date.now() - started, mode: plan.mode, replaced: plan.mode === 'replace' }
     } catch (err) {
-      if (this.cancelled) throw new PgkeepError('CANCELLED', `restore of ${this.backup.name} was cancelled`)
-      const e = toPgkeepError(err)
+      // the scratch database is ours alone: a failed or cancelled restore leaves nothing behind under any name
+      // (by name alone when its oid is unknown: the name carries this restore's id, nobody else uses it)
+      if (plan?.scratch && creating && !swapped) await this.dropOrRemember(plan.scratch, scratchOid)
+      const e = this.cancelled && !swapped ? new PgkeepError('CANCELLED', `restore of ${this.backup.name} was cancelled`) : toPgkeepError(err)
       const message = this.scrub(e.message)
-      throw message === e.message ? e : new PgkeepError(e.code, message, { details: e.details })
+      const final = message === e.message ? e : new PgkeepError(e.code, message, { details: e.details })
+      await this.journal({ status: e.code === 'CANCELLED' ? 'cancelled' : 'failed', error: { code: final.code, message: final.message }, endedAt: new Date().toISOString() }).catch(() => {})
+      throw final
     } finally {
       await env?.dispose()
     }
+  }
+
+  /** Drops a database this restore made; when that fails the record keeps its name so the next start tries again. */
+  private async dropOrRemember (name: string, oid: number | undefined): Promise<void> {
+    try {
+      await dropDatabase(this.target, name, { oid })
+    } catch (err) {
+      this.emit('log', this.scrub(`pgkeep: could not drop database "${name}" (${(err as Error).message}); it is dropped at the next start`))
+      await this.journal({ leftovers: [...(this.record?.leftovers ?? []), name] }).catch(() => {})
+    }
+  }
+
+  /** Runs pg_restore or psql into `db`. */
+  private async fill (toolPath: string, path: string, env: ChildPgEnv, db: string, totalBytes: number, singleTransaction: boolean): Promise<void> {
+    const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(db)), this.req, { singleTransaction })
+    if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
+      const why = singleTransaction
+        ? 'a restore into an existing database runs in one transaction'
+        : `-j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`
+      this.emit('log', `pgkeep: restoring with one job: ${why}`)
+    }
+    this.meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
+    const items = cmd.stdinFile === undefined
+      ? await ItemProgress.load(toolPath, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
+      : undefined
+    await this.runTool(toolPath, cmd, env.env, this.meter, items)
   }
 
   private async runTool (toolPath: string, cmd: RestoreCommand, env: NodeJS.ProcessEnv, meter: RestoreProgressMeter, items?: ItemProgress): Promise<void> {
@@ -178,6 +271,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
   /** SIGTERM, SIGKILL after the grace period, then make sure no server backend keeps working for us. */
   private async stop (): Promise<void> {
+    if (this.swapping) { await this.done.catch(() => {}); return }
     const child = this.child
     this.codec?.kill('SIGTERM')
     if (child && child.exitCode === null && child.signalCode === null) {

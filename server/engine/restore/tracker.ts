@@ -1,4 +1,4 @@
-import type { RestoreState } from '../../../schemas/restore.ts'
+import type { RestoreMode, RestoreState } from '../../../schemas/restore.ts'
 import { InvalidStateError, NotFoundError, toPgkeepError } from '../../errors.ts'
 import type { RestoreJob, RestoreProgress } from './restore-job.ts'
 
@@ -22,9 +22,9 @@ export class RestoreTracker {
 
   constructor (private readonly announce: (s: RestoreState) => void, private readonly keepMs = RESTORE_KEEP_MS) {}
 
-  track (job: RestoreJob, backupId: string, database: string): RestoreState {
+  track (job: RestoreJob, backupId: string, database: string, mode: RestoreMode): RestoreState {
     const entry = {
-      state: { restoreId: job.id, backupId, database, status: 'running', at: new Date().toISOString() },
+      state: { restoreId: job.id, backupId, database, mode, status: 'running', at: new Date().toISOString() },
       job,
     } as Tracked
     this.tracked.set(job.id, entry)
@@ -49,6 +49,14 @@ export class RestoreTracker {
     })
     this.announce(entry.state)
     return entry.state
+  }
+
+  /** An ended restore known from elsewhere (one a crash interrupted, settled at start-up): readable for keepMs. */
+  remember (state: RestoreState): void {
+    const expiry = setTimeout(() => this.tracked.delete(state.restoreId), this.keepMs)
+    expiry.unref()
+    const job = { cancel: async () => {} } as unknown as RestoreJob
+    this.tracked.set(state.restoreId, { state, job, ended: Promise.resolve(state), expiry })
   }
 
   state (id: string): RestoreState {

@@ -4,7 +4,7 @@ import {
 } from '../../../schemas/backup.ts'
 import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
-import { RestoreReply } from '../../../schemas/restore.ts'
+import { RestoreReply, type RestoreMode } from '../../../schemas/restore.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
 const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
@@ -78,9 +78,17 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: admin,
     config: { audit: 'backup.restore' },
   }, async (request, reply) => {
-    const job = service.restore(request.params.id, request.body)
-    return reply.code(202).send({ restore: { id: job.id, backupId: request.params.id, database: request.body.database } })
+    const job = await service.restore(request.params.id, request.body)
+    const { mode } = await job.planned
+    request.auditSubject = restoreAuditSubject(request.body.target ?? service.get(request.params.id).target, request.body.database, mode)
+    return reply.code(202).send({ restore: { id: job.id, backupId: request.params.id, database: request.body.database, mode } })
   })
+}
+
+/** The audit line of a restore says which database it writes and whether an existing one goes. */
+function restoreAuditSubject (target: string, database: string, mode: RestoreMode): string {
+  const how = { new: 'created', replace: 'replaced; the existing database is dropped once the restore succeeded', into: 'restored into the existing database' }[mode]
+  return `database ${JSON.stringify(database)} on target ${target}: ${how}`
 }
 
 export default backupRoutes

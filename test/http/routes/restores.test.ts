@@ -1,3 +1,5 @@
+import { truncateSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type WebSocket from 'ws'
 import { testCluster } from '../../helpers/pg-cluster.ts'
@@ -117,7 +119,11 @@ t.test('a failed restore keeps its error code and message, and a finished state 
   const backup = await service.waitFor((await service.create({ format: 'custom', compression: 'none' }, 'test')).id)
   t.equal(backup.status, 'completed')
 
-  const failing = service.restore(backup.id, { database: 'no such database' })
+  await t.rejects(service.restore(backup.id, { database: 'no such database' }), { code: 'NOT_FOUND', message: /does not exist; restore with create/ },
+    'a database that is not there is refused before the restore starts')
+  // a backup cut short on disk fails once the restore runs
+  truncateSync(join(config.backupDir, backup.name), 10)
+  const failing = await service.restore(backup.id, { database: 'restores tiny copy', create: true })
   await failing.done.catch(() => {})
   await waitUntil(() => service.restoreState(failing.id).status !== 'running', 5000, 'the failure to be recorded')
   const failed = service.restoreState(failing.id)
@@ -130,4 +136,27 @@ t.test('a failed restore keeps its error code and message, and a finished state 
   await waitUntil(() => { try { service.restoreState(failing.id); return false } catch { return true } }, 5000, 'the state to expire')
   t.throws(() => service.restoreState(failing.id), { code: 'NOT_FOUND' })
   await t.rejects(service.cancelRestore(failing.id), { code: 'NOT_FOUND' })
+})
+
+t.test('restoring into a database that holds objects is 409 TARGET_NOT_EMPTY; clean replaces it, and the audit entry says which database and how', async t => {
+  const backupId = await completedBackup({ format: 'custom', compression: 'none' })
+  await cluster.createDatabase('restores busy')
+  await cluster.psql('CREATE TABLE mine (x int)', 'restores busy')
+  const refused = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy' } })
+  t.equal(refused.statusCode, 409)
+  t.match(refused.json(), { statusCode: 409, code: 'TARGET_NOT_EMPTY', error: 'Conflict', message: /database "restores busy" on target "default" is not empty \(table mine\)/ })
+  const both = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy', clean: true, merge: true } })
+  t.equal(both.statusCode, 400)
+  t.equal(both.json().code, 'INVALID_INPUT')
+
+  const res = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database: 'restores busy', clean: true } })
+  t.equal(res.statusCode, 202, res.body)
+  t.match(res.json(), { restore: { backupId, database: 'restores busy', mode: 'replace' } })
+  await app.backupService.cancelRestore(res.json().restore.id).catch(() => {})
+  const audit = (await auditLines(app)).filter(l => l.action === 'backup.restore' && l.backupId === backupId)
+  t.match(audit.map(l => [l.outcome, l.code, l.subject]), [
+    ['failed', 'TARGET_NOT_EMPTY', undefined],
+    ['failed', 'INVALID_INPUT', undefined],
+    ['ok', undefined, 'database "restores busy" on target default: replaced; the existing database is dropped once the restore succeeded'],
+  ])
 })

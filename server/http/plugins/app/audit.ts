@@ -15,6 +15,8 @@ declare module 'fastify' {
     /** set by handlers when the audited backup id is not in the URL (create), or the user is not authenticated (login) */
     auditBackupId?: string
     auditUser?: string
+    /** set by handlers whose entry names what was acted upon beyond the backup (the database a restore writes) */
+    auditSubject?: string
   }
   interface FastifyContextConfig {
     /** audit action written once per request, whatever the outcome (ok, denied, failed) */
@@ -41,6 +43,7 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
   fastify.decorate('auditLog', log)
   fastify.decorateRequest('auditBackupId', undefined)
   fastify.decorateRequest('auditUser', undefined)
+  fastify.decorateRequest('auditSubject', undefined)
 
   fastify.decorate('audit', async (request: FastifyRequest, action: string, details: AuditDetails) => {
     await log.append({
@@ -62,6 +65,7 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
     const status = reply.statusCode
     await fastify.audit(request, action, {
       backupId: request.auditBackupId ?? (params?.id && /^[0-9a-f-]{36}$/.test(params.id) ? params.id : undefined),
+      subject: request.auditSubject,
       outcome: outcomeOf(status),
       code: status >= 400 ? codeOf(payload) : undefined,
     })

@@ -136,6 +136,24 @@ t.test('config schedules are listed read-only; bad cron, zone and duplicate name
   t.same(scheduler.list().map(s => s.name), ['nightly'], 'nothing was stored by the refused calls')
 })
 
+t.test('a schedule that names a target no longer configured stops the start with one line, not every run', async t => {
+  const { config, service, scheduler } = await setup(t, 'sched_small')
+  const reports = { ...config.targets.default, name: 'reports' }
+  const withReports = { ...config, targets: { ...config.targets, reports } }
+  const before = await Scheduler.open(service, withReports)
+  await before.create({ name: 'weekly-reports', cron: '0 4 * * 0', backup: { target: 'reports' } }, 'alice')
+  await before.close()
+  await scheduler.close()
+  // the target is gone from the configuration while the stored schedule still names it
+  await t.rejects(Scheduler.open(service, config), {
+    code: 'CONFIG_INVALID',
+    message: /^schedule "weekly-reports" in \S+schedules\.json: backup\.target: unknown target "reports"; configured: default; fix the configuration or remove the schedule from that file$/,
+  })
+  await t.rejects(Scheduler.open(service, { ...config, schedules: [{ name: 'n', cron: '0 2 * * *', timezone: 'Europe/Pariss' }] }), {
+    code: 'CONFIG_INVALID', message: 'invalid configuration: schedules[0].timezone: unknown time zone "Europe/Pariss"',
+  })
+})
+
 t.test('the retention cleanup runs on its own cron', async t => {
   const { service, scheduler } = await setup(t, 'sched_small', { cleanupCron: '* * * * * *', retention: { keepLast: 1 } })
   const a = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)

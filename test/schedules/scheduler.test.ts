@@ -8,13 +8,13 @@ import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
 import { hoursBeforeThisHour } from '../helpers/schedule-time.ts'
-import { holdTableLock } from '../helpers/table-lock.ts'
+import { holdDumpGate } from '../helpers/dump-gate.ts'
 
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'sched_small', { rows: 500 })
-// slow by construction, not by size: the overlap test holds a lock its dump waits on
+// slow by construction, not by size: the overlap test holds a gate its dump waits at
 await createSampleDatabase(cluster, 'sched_slow', { rows: 500 })
 
 async function setup (t: Test, database: string, extra: Record<string, unknown> = {}) {
@@ -55,9 +55,9 @@ t.test('a seconds-level schedule fires, tags its backups, and applies its retent
 
 t.test('a slow run blocks the next ticks, which are reported as missed (overlap), and runs resume after it', async t => {
   const { service, scheduler } = await setup(t, 'sched_slow')
-  // the first run's dump waits on this lock until the test has seen a tick skipped
-  const lock = await holdTableLock(cluster, 'sched_slow', 'public.orders')
-  t.teardown(lock.release)
+  // the first run's dump waits at this gate until the test has seen a tick skipped
+  const gate = await holdDumpGate(cluster, 'sched_slow')
+  t.teardown(gate.release)
   await scheduler.start()
   const missed: MissedRun[] = []
   const fired: Backup[] = []
@@ -69,7 +69,7 @@ t.test('a slow run blocks the next ticks, which are reported as missed (overlap)
   t.equal(missed[0].reason, 'overlap')
   t.notOk(['completed', 'failed', 'cancelled'].includes(service.get(fired[0].id).status), 'the skipped tick came while the first run was still going')
   t.equal(fired.length, 1, 'no second backup started while the first ran')
-  await lock.release()
+  await gate.release()
   const done = await service.waitFor(fired[0].id)
   t.equal(done.status, 'completed')
   await waitUntil(() => fired.length >= 2, 10_000, 'the next run after the slow one ended')

@@ -8,6 +8,8 @@ import { ConfigFile } from '../schemas/config.ts'
 import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
+import { describeConfigFileErrors, nameProblem } from './config-problems.ts'
+import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 
 /** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
 export interface Target {
@@ -84,12 +86,18 @@ function trustProxyFromEnv (env: NodeJS.ProcessEnv): number | string[] | undefin
   })
 }
 
-function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv): Target {
+function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv, field = `targets.${name}.url`): Target {
+  // the URL may carry a password: the messages below name the field and the scheme, never the URL
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]
+  if (scheme === undefined) fail(field, 'has no scheme; expected postgres://user@host:port/database')
+  if (!/^postgres(ql)?$/i.test(scheme) || !/^[^:]+:\/\//.test(url)) {
+    fail(field, `"${scheme}:" is not a PostgreSQL URL; expected postgres://user@host:port/database`)
+  }
   let parsed
   try {
     parsed = parseConnectionString(url)
   } catch {
-    fail(name === 'default' ? 'DATABASE_URL' : `targets.${name}.url`, 'not a valid postgres:// URL')
+    fail(field, 'is not a valid postgres:// URL (check the port and any %-escapes)')
   }
   const user = parsed.user || env.PGUSER || userInfo().username
   return {
@@ -124,6 +132,32 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
   }
 }
 
+/** What the file's schema cannot say: target names (record keys), cron patterns, a policy that names no rule. */
+function checkFileRules (file: ConfigFile): void {
+  for (const name of Object.keys(file.targets ?? {})) {
+    const why = nameProblem(name)
+    if (why) fail(`targets.${JSON.stringify(name)}`, `a target name ${why}`)
+  }
+  if (file.retention && Object.keys(file.retention).length === 0) {
+    fail('retention', 'the policy is empty: set keepLast, maxAgeDays, keepDaily, keepWeekly or keepMonthly')
+  }
+  if (file.cleanupCron !== undefined) {
+    const problem = cronProblem(file.cleanupCron)
+    if (problem) fail('cleanupCron', problem.why)
+  }
+}
+
+/** Every schedule is checked as the API checks one, so a typo stops the start, not a run at 2 a.m. */
+function checkSchedules (file: ConfigFile, targetNames: string[]): void {
+  const seen = new Set<string>()
+  for (const [i, s] of (file.schedules ?? []).entries()) {
+    if (seen.has(s.name)) fail(`schedules[${i}].name`, `"${s.name}" is used by an earlier schedule`)
+    seen.add(s.name)
+    const problem = scheduleProblem({ ...s, timezone: s.timezone || undefined }, targetNames)
+    if (problem) fail(`schedules[${i}].${problem.field}`, problem.why)
+  }
+}
+
 /**
  * Reads and validates the whole configuration once, at start-up. Nothing else reads process.env.
  * A bad value throws CONFIG_INVALID naming it; the entry points print that one line and exit 2.
@@ -141,16 +175,19 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       fail('PGKEEP_CONFIG', `cannot read ${path} as JSON (${(err as Error).message})`)
     }
     if (!checkConfigFile.Check(raw)) {
-      const first = [...checkConfigFile.Errors(raw)][0]
-      fail(`PGKEEP_CONFIG ${first?.instancePath || '/'}`, first?.message ?? 'does not match the schema')
+      const problem = describeConfigFileErrors([...checkConfigFile.Errors(raw)])
+      fail(problem.field || `PGKEEP_CONFIG ${path}`, problem.why)
     }
     file = raw
+    checkFileRules(file)
   }
 
   const targets: Record<string, Target> = {}
   for (const [name, t] of Object.entries(file.targets ?? {})) targets[name] = targetFromFields(name, t, env, fileDir)
-  if (env.DATABASE_URL) targets.default = targetFromUrl('default', env.DATABASE_URL, env)
+  if (env.DATABASE_URL) targets.default = targetFromUrl('default', env.DATABASE_URL, env, 'DATABASE_URL')
   else if (!targets.default && Object.keys(targets).length === 0) targets.default = targetFromUrl('default', 'postgres://', env)
+
+  checkSchedules(file, Object.keys(targets))
 
   const jwtSecret = env.PGKEEP_JWT_SECRET || undefined
   if (jwtSecret !== undefined && jwtSecret.length < 32) fail('PGKEEP_JWT_SECRET', 'must be at least 32 characters')

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Backup } from '../../schemas/backup.ts'
 import type { MissedRun } from '../../schemas/schedule.ts'
+import { backoffDelay, type RetryPolicy } from '../engine/retry.ts'
 
 export type AlertEvent = 'backup.failed' | 'validation.failed' | 'schedule.missed'
 
@@ -18,6 +19,8 @@ export interface WebhookNotifierOptions {
   baseDelayMs?: number
   maxDelayMs?: number
   timeoutMs?: number
+  /** the jitter's random source (tests pin it) */
+  random?: () => number
 }
 
 /** The subset of BackupService the notifier listens to. */
@@ -28,15 +31,16 @@ export interface AlertSource {
 
 /**
  * Posts alerts to the configured webhooks. Delivery runs detached from the caller with bounded
- * exponential backoff: a slow or broken receiver must never hold up a backup.
- * Emits 'delivered' ({url, event, attempts}) and 'gave-up' ({url, event, attempts, reason}) so the
+ * exponential backoff and full jitter (the engine's backoffDelay, so every retry loop waits alike):
+ * a slow or broken receiver must never hold up a backup.
+ * Emits 'delivered' ({url, event, attempts}), 'retrying' ({url, event, attempt, delayMs, reason}) and
+ * 'gave-up' ({url, event, attempts, reason}) so the
  * server can log outcomes; the reason never carries the URL's query string (it may hold a token).
  */
 export class WebhookNotifier extends EventEmitter {
   readonly #urls: string[]
-  readonly #attempts: number
-  readonly #baseDelay: number
-  readonly #maxDelay: number
+  readonly #retry: RetryPolicy
+  readonly #random: () => number
   readonly #timeout: number
   readonly #inflight = new Set<Promise<void>>()
   readonly #abort = new AbortController()
@@ -44,9 +48,12 @@ export class WebhookNotifier extends EventEmitter {
   constructor (urls: string[], options: WebhookNotifierOptions = {}) {
     super()
     this.#urls = urls
-    this.#attempts = Math.max(1, options.attempts ?? 5)
-    this.#baseDelay = options.baseDelayMs ?? 1000
-    this.#maxDelay = options.maxDelayMs ?? 60_000
+    this.#retry = {
+      attempts: Math.max(1, options.attempts ?? 5),
+      baseDelayMs: options.baseDelayMs ?? 1000,
+      maxDelayMs: options.maxDelayMs ?? 60_000,
+    }
+    this.#random = options.random ?? Math.random
     this.#timeout = options.timeoutMs ?? 10_000
   }
 
@@ -108,7 +115,7 @@ export class WebhookNotifier extends EventEmitter {
   async #deliver (url: string, event: AlertEvent, body: string): Promise<void> {
     let reason = ''
     let attempt = 0
-    while (++attempt <= this.#attempts) {
+    while (++attempt <= this.#retry.attempts) {
       try {
         const res = await fetch(url, {
           method: 'POST',
@@ -129,7 +136,11 @@ export class WebhookNotifier extends EventEmitter {
         if (this.#abort.signal.aborted) return
         reason = (err as Error).name === 'TimeoutError' ? 'timed out' : ((err as { cause?: { code?: string } }).cause?.code ?? 'network error')
       }
-      if (attempt < this.#attempts) await this.#sleep(Math.min(this.#maxDelay, this.#baseDelay * 2 ** (attempt - 1)))
+      if (attempt < this.#retry.attempts) {
+        const delayMs = backoffDelay(attempt, this.#retry, this.#random)
+        this.emit('retrying', { url: redact(url), event, attempt, delayMs, reason })
+        await this.#sleep(delayMs)
+      }
       if (this.#abort.signal.aborted) return
     }
     this.emit('gave-up', { url: redact(url), event, attempts: attempt - 1, reason })

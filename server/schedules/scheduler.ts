@@ -6,6 +6,7 @@ import {
 import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../schemas/schedule.ts'
 import type { Config } from '../config.ts'
 import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
+import { cronProblem, scheduleProblem } from './schedule-rules.ts'
 import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
 
 /** The subset of BackupService a scheduler drives. */
@@ -16,7 +17,7 @@ export interface ScheduledBackupService {
   cleanup (req: CleanupRequest): Promise<CleanupResult>
 }
 
-export type SchedulerConfig = Pick<Config, 'backupDir' | 'schedules' | 'cleanupCron' | 'retention'>
+export type SchedulerConfig = Pick<Config, 'backupDir' | 'schedules' | 'cleanupCron' | 'retention' | 'targets'>
 
 interface Entry {
   def: StoredSchedule
@@ -38,16 +39,18 @@ const GRACE_MS = 2000
 export class Scheduler extends EventEmitter {
   readonly #service: ScheduledBackupService
   readonly #store: ScheduleStore
+  readonly #targetNames: string[]
   readonly #entries = new Map<string, Entry>()
   readonly #running = new Set<Promise<void>>()
   #cleanupCron?: Cron
   #cleanupUnusable = false
   #closed = false
 
-  private constructor (service: ScheduledBackupService, store: ScheduleStore) {
+  private constructor (service: ScheduledBackupService, store: ScheduleStore, targetNames: string[]) {
     super()
     this.#service = service
     this.#store = store
+    this.#targetNames = targetNames
   }
 
   /**
@@ -55,24 +58,34 @@ export class Scheduler extends EventEmitter {
    * so missed runs found at start-up reach them.
    */
   static async open (service: ScheduledBackupService, config: SchedulerConfig): Promise<Scheduler> {
-    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir))
-    for (const c of config.schedules) {
+    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir), Object.keys(config.targets))
+    for (const [i, c] of config.schedules.entries()) {
       const def: StoredSchedule = {
         name: c.name, cron: c.cron, backup: c.backup ?? {}, enabled: c.enabled ?? true, createdAt: '', createdBy: 'config',
         ...(c.timezone ? { timezone: c.timezone } : {}), ...(c.retention ? { retention: c.retention } : {}),
       }
-      checkCron(def.cron, def.timezone)
+      // loadConfig() refused these already; a Config built another way gets the same words
+      const problem = scheduleProblem(def, scheduler.#targetNames)
+      if (problem) throw new PgkeepError('CONFIG_INVALID', `invalid configuration: schedules[${i}].${problem.field}: ${problem.why}`)
       scheduler.#entries.set(c.name, { def, source: 'config' })
     }
     for (const def of scheduler.#store.schedules()) {
       // a config schedule wins over a stored one of the same name: the file is what the admin edits
-      if (!scheduler.#entries.has(def.name)) scheduler.#entries.set(def.name, { def, source: 'api' })
+      if (scheduler.#entries.has(def.name)) continue
+      // valid when saved, but the config may have changed since (a target removed): refuse to start
+      // rather than fail at every run
+      const problem = scheduleProblem(def, scheduler.#targetNames)
+      if (problem) {
+        throw new PgkeepError('CONFIG_INVALID', `schedule "${def.name}" in ${scheduler.#store.path}: ${problem.field}: ${problem.why}; fix the configuration or remove the schedule from that file`)
+      }
+      scheduler.#entries.set(def.name, { def, source: 'api' })
     }
     await scheduler.#store.pruneState(new Set(scheduler.#entries.keys()))
     if (config.cleanupCron && config.retention === undefined) {
       scheduler.#cleanupUnusable = true
     } else if (config.cleanupCron) {
-      checkCron(config.cleanupCron)
+      const problem = cronProblem(config.cleanupCron)
+      if (problem) throw new PgkeepError('CONFIG_INVALID', `invalid configuration: cleanupCron: ${problem.why}`)
       scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true }, async () => {
         try {
           scheduler.emit('cleanup', { result: await service.cleanup({}) })
@@ -102,12 +115,12 @@ export class Scheduler extends EventEmitter {
 
   async create (input: ScheduleCreate, createdBy: string): Promise<Schedule> {
     if (this.#entries.has(input.name)) throw new PgkeepError('CONFLICT', `a schedule named ${input.name} already exists`, { details: { field: 'name' } })
-    checkCron(input.cron, input.timezone)
     const def: StoredSchedule = {
       name: input.name, cron: input.cron, backup: input.backup ?? {}, enabled: input.enabled ?? true,
       createdAt: new Date().toISOString(), createdBy,
       ...(input.timezone ? { timezone: input.timezone } : {}), ...(input.retention ? { retention: input.retention } : {}),
     }
+    this.#check(def)
     await this.#store.putSchedule(def)
     const entry: Entry = { def, source: 'api' }
     this.#entries.set(def.name, entry)
@@ -118,7 +131,7 @@ export class Scheduler extends EventEmitter {
   async update (name: string, patch: SchedulePatch): Promise<Schedule> {
     const entry = this.#apiEntry(name)
     const def: StoredSchedule = { ...entry.def, ...patch }
-    checkCron(def.cron, def.timezone)
+    this.#check(def)
     await this.#store.putSchedule(def)
     entry.def = def
     entry.cron?.stop()
@@ -143,6 +156,12 @@ export class Scheduler extends EventEmitter {
     for (const e of this.#entries.values()) e.cron?.stop()
     await Promise.allSettled([...this.#running])
     await this.#store.flush()
+  }
+
+  /** Refuses at save time what would otherwise fail at every run. */
+  #check (def: StoredSchedule): void {
+    const problem = scheduleProblem(def, this.#targetNames)
+    if (problem) throw new InvalidInputError(`${problem.field}: ${problem.why}`, problem.field)
   }
 
   #entry (name: string): Entry {
@@ -269,19 +288,6 @@ export class Scheduler extends EventEmitter {
 
 function floorSecond (d: Date): Date {
   return new Date(Math.floor(d.getTime() / 1000) * 1000)
-}
-
-/** Rejects what croner would reject, with a message naming the field. */
-export function checkCron (pattern: string, timezone?: string): void {
-  try {
-    new Cron(pattern, { timezone, paused: true }).stop()
-  } catch (err) {
-    const field = /timezone/i.test((err as Error).message) ? 'timezone' : 'cron'
-    throw new InvalidInputError(`${field}: ${(err as Error).message}`, field)
-  }
-  if (timezone) {
-    try { new Intl.DateTimeFormat('en-US', { timeZone: timezone }) } catch { throw new InvalidInputError(`timezone: unknown time zone "${timezone}"`, 'timezone') }
-  }
 }
 
 /** Counts fire times in (from, to]; bounded so a seconds-level cron after a long downtime stays cheap. */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import type { Backup } from '../../schemas/backup.ts'
 import { WebhookNotifier } from '../../server/alerts/webhook-notifier.ts'
+import { backoffDelay } from '../../server/engine/retry.ts'
 import { startReceiver } from './webhook-receiver.ts'
 
 const failedBackup: Backup = {
@@ -38,6 +39,23 @@ t.test('a failed backup is posted with a Slack-style text and retried after the 
   t.ok(second.at - first.at >= 45, 'the retry waited for the backoff')
   t.equal(info.attempts, 2)
   t.notMatch(JSON.stringify(info), /SECRETPART/, 'the outcome event does not repeat the secret part of the URL')
+})
+
+t.test('deliveries wait the engine\'s full-jitter backoff: between the base and the doubling ceiling, never past the cap', async t => {
+  const policy = { attempts: 4, baseDelayMs: 20, maxDelayMs: 50 }
+  for (const [draw, expected] of [[0, [20, 20, 20]], [1 - Number.EPSILON, [40, 50, 50]]] as const) {
+    const receiver = await startReceiver([503, 503, 503])
+    t.teardown(receiver.stop)
+    const notifier = new WebhookNotifier([receiver.url], { ...policy, random: () => draw })
+    t.teardown(() => notifier.close())
+    const waits: number[] = []
+    notifier.on('retrying', e => waits.push(e.delayMs))
+    const delivered = once(notifier, 'delivered')
+    notifier.backupFailed(failedBackup)
+    t.equal((await delivered)[0].attempts, 4)
+    t.same(waits, expected, `draw ${draw}`)
+    t.same(waits, [1, 2, 3].map(n => backoffDelay(n, policy, () => draw)), 'the same helper as the dump\'s retries')
+  }
 })
 
 t.test('notify returns at once even when the receiver never answers', async t => {

@@ -43,6 +43,22 @@ t.test('a schedule is checked and described in words before it is saved, then ed
   t.equal((await admin.call('GET', '/api/schedules/nightly')).status, 404, 'and it is gone on the server')
 })
 
+t.test('editing a schedule in the form keeps the backup settings the form does not show', async t => {
+  const backup = { compression: 'gzip', level: 9, schemaOnly: true, excludeTables: ['public.audit_*'], noOwner: true }
+  t.equal((await admin.call('POST', '/api/schedules', { name: 'tuned', cron: '0 1 * * *', backup })).status, 201)
+  await page.getByRole('link', { name: 'Storage' }).click()
+  await page.getByRole('link', { name: 'Schedules' }).click()
+  const row = page.locator('tr', { hasText: 'tuned' })
+  await row.getByRole('button', { name: 'Edit' }).click()
+  await page.getByLabel('Cron expression').fill('0 5 * * *')
+  await page.getByRole('button', { name: 'Save' }).click()
+  await page.locator('tr', { hasText: 'tuned' }).filter({ hasText: 'At 05:00' }).waitFor()
+  const saved = (await admin.call('GET', '/api/schedules/tuned')).json
+  t.equal(saved.cron, '0 5 * * *', 'the edit reached the server')
+  t.same(saved.backup, { format: 'custom', ...backup }, 'level and options are still there')
+  await admin.call('DELETE', '/api/schedules/tuned')
+})
+
 t.test('the storage page charts sizes and durations, and the audit page lists what happened', async t => {
   const backup = await admin.create({ compression: 'gzip' })
   t.equal(await admin.waitTerminal(backup.id), 'completed')

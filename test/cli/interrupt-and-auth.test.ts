@@ -8,6 +8,7 @@ import { dispatch } from '../../server/cli/main.ts'
 import { testCluster, TEST_PASSWORD } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
+import { holdDumpGate } from '../helpers/dump-gate.ts'
 import { BIN, memoryIO, runCli, spawnCli } from './cli-runner.ts'
 
 // ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
@@ -24,6 +25,9 @@ function backupsDir (t: { teardown: (fn: () => void) => void }): string {
 t.test('Ctrl-C during create cancels the dump: exit 130, status cancelled, no partial file left', async t => {
   const dir = backupsDir(t)
   const env = { DATABASE_URL: cluster.url('cli_interrupt_big'), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir }
+  // the dump waits at the gate, so it is still running when Ctrl-C comes, however fast the machine
+  const gate = await holdDumpGate(cluster, 'cli_interrupt_big')
+  t.teardown(gate.release)
   // detached: its own process group, so signalling the group reaches pg_dump too, as a terminal's Ctrl-C does
   const run = spawnCli(['create', '--compression', 'zstd', '--level', '19'], env, { detached: true })
   await new Promise<void>((resolve, reject) => {

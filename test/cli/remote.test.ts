@@ -11,6 +11,7 @@ import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.
 import { setupApp } from '../http/helper.ts'
 import { memoryIO, runCli, spawnCli } from './cli-runner.ts'
 import { waitUntil } from '../helpers/service.ts'
+import { holdDumpGate } from '../helpers/dump-gate.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -134,6 +135,9 @@ t.test('remote restore runs on the server and is followed to its end; it takes a
 })
 
 t.test('Ctrl-C during a remote create cancels the job on the server: exit 130, status cancelled', async t => {
+  // the dump waits at the gate, so it is still running when Ctrl-C comes, however fast the machine
+  const gate = await holdDumpGate(cluster, 'cli_remote_big')
+  t.teardown(gate.release)
   const run = spawnCli(['create', '--server', url, '--token', operator, '--target', 'big', '--compression', 'zstd', '--level', '19'])
   await waitUntil(() => readdirSync(server.config.backupDir).some(f => f.endsWith('.partial')), 30_000, 'the server to start writing')
   run.child.kill('SIGINT')

@@ -6,6 +6,7 @@ import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
 import { appConfig } from '../helpers/app.ts'
+import { holdDumpGate } from '../helpers/dump-gate.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -17,6 +18,9 @@ t.test('shutting the server down cancels a running dump cleanly and stops accept
   const config = { ...appConfig(base), port: 0 }
   const server = await startServer(config, { logStream: { write () {} } })
   const service = server.app.backupService
+  // the dump waits at the gate, so it is still running when the server closes, however fast the machine
+  const gate = await holdDumpGate(cluster, 'server_app')
+  t.teardown(gate.release)
   await server.app.users.add('ops', 'operator', 'ops password 1')
   const login = await fetch(`${server.url}/api/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ops', password: 'ops password 1' }) })
   const { token } = await login.json() as { token: string }

@@ -8,13 +8,14 @@ import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
 import { hoursBeforeThisHour } from '../helpers/schedule-time.ts'
+import { holdDumpGate } from '../helpers/dump-gate.ts'
 
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'sched_small', { rows: 500 })
-// ~40 MB of poorly compressible text: with gzip -9 the dump takes a few seconds on a shared core
-await createSampleDatabase(cluster, 'sched_slow', { rows: 120_000, padding: 300 })
+// slow by construction, not by size: the overlap test holds a gate its dump waits at
+await createSampleDatabase(cluster, 'sched_slow', { rows: 500 })
 
 async function setup (t: Test, database: string, extra: Record<string, unknown> = {}) {
   const config = { ...testConfig(cluster, database), ...extra }
@@ -54,17 +55,21 @@ t.test('a seconds-level schedule fires, tags its backups, and applies its retent
 
 t.test('a slow run blocks the next ticks, which are reported as missed (overlap), and runs resume after it', async t => {
   const { service, scheduler } = await setup(t, 'sched_slow')
+  // the first run's dump waits at this gate until the test has seen a tick skipped
+  const gate = await holdDumpGate(cluster, 'sched_slow')
+  t.teardown(gate.release)
   await scheduler.start()
   const missed: MissedRun[] = []
   const fired: Backup[] = []
   scheduler.on('missed', e => missed.push(e.missed))
   scheduler.on('fired', e => fired.push(e.backup))
-  await scheduler.create({ name: 'every-1s', cron: '* * * * * *', backup: { format: 'plain', compression: 'gzip', level: 9 } }, 'alice')
+  await scheduler.create({ name: 'every-1s', cron: '* * * * * *', backup: { format: 'plain', compression: 'gzip' } }, 'alice')
   await waitUntil(() => fired.length >= 1, 10_000, 'first run')
-  await waitUntil(() => missed.length >= 1, 20_000, 'a tick skipped for overlap')
+  await waitUntil(() => missed.length >= 1, 10_000, 'a tick skipped for overlap')
   t.equal(missed[0].reason, 'overlap')
   t.notOk(['completed', 'failed', 'cancelled'].includes(service.get(fired[0].id).status), 'the skipped tick came while the first run was still going')
   t.equal(fired.length, 1, 'no second backup started while the first ran')
+  await gate.release()
   const done = await service.waitFor(fired[0].id)
   t.equal(done.status, 'completed')
   await waitUntil(() => fired.length >= 2, 10_000, 'the next run after the slow one ended')
@@ -129,6 +134,24 @@ t.test('config schedules are listed read-only; bad cron, zone and duplicate name
   await t.rejects(scheduler.create({ name: 'bad', cron: '* * * * *', timezone: 'Mars/Olympus' }, 'a'), { code: 'INVALID_INPUT' })
   t.throws(() => scheduler.get('nope'), { code: 'NOT_FOUND' })
   t.same(scheduler.list().map(s => s.name), ['nightly'], 'nothing was stored by the refused calls')
+})
+
+t.test('a schedule that names a target no longer configured stops the start with one line, not every run', async t => {
+  const { config, service, scheduler } = await setup(t, 'sched_small')
+  const reports = { ...config.targets.default, name: 'reports' }
+  const withReports = { ...config, targets: { ...config.targets, reports } }
+  const before = await Scheduler.open(service, withReports)
+  await before.create({ name: 'weekly-reports', cron: '0 4 * * 0', backup: { target: 'reports' } }, 'alice')
+  await before.close()
+  await scheduler.close()
+  // the target is gone from the configuration while the stored schedule still names it
+  await t.rejects(Scheduler.open(service, config), {
+    code: 'CONFIG_INVALID',
+    message: /^schedule "weekly-reports" in \S+schedules\.json: backup\.target: unknown target "reports"; configured: default; fix the configuration or remove the schedule from that file$/,
+  })
+  await t.rejects(Scheduler.open(service, { ...config, schedules: [{ name: 'n', cron: '0 2 * * *', timezone: 'Europe/Pariss' }] }), {
+    code: 'CONFIG_INVALID', message: 'invalid configuration: schedules[0].timezone: unknown time zone "Europe/Pariss"',
+  })
 })
 
 t.test('the retention cleanup runs on its own cron', async t => {

@@ -8,6 +8,7 @@ import { applicationName } from '../../../server/engine/dump/dump-job.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { backendsOf, openService, waitUntil } from '../../helpers/service.ts'
+import { holdDumpGate } from '../../helpers/dump-gate.ts'
 
 // ~40 MB of poorly compressible text: at zstd -19 the dump takes several seconds, long enough to interrupt
 const cluster = await testCluster()
@@ -21,8 +22,11 @@ t.test('cancelling a running dump stops pg_dump and its server backend and remov
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
+  // pg_dump waits at the gate with its server backend open, so the cancel finds both, however fast the machine
+  const gate = await holdDumpGate(cluster, 'faults_big')
+  t.teardown(gate.release)
   const b = await service.create({ compression: 'zstd', level: 19 }, 'test')
-  await new Promise<void>(resolve => service.on('progress', p => { if (p.backupId === b.id && p.bytes > 0) resolve() }))
+  await waitUntil(async () => partials(config.backupDir).length === 1 && await backendsOf(cluster, applicationName(b.id)) > 0, 20_000, 'pg_dump to start')
   t.equal(partials(config.backupDir).length, 1, 'a partial file is being written')
   await t.rejects(service.delete(b.id), { code: 'INVALID_STATE' }, 'a running backup cannot be deleted')
   const final = await service.cancel(b.id)

@@ -83,6 +83,34 @@ t.test('bad bodies and names get 400 with a code and store nothing', async t => 
   t.same((await app.inject({ method: 'GET', url: '/api/schedules', headers: auth(admin) })).json().items, [])
 })
 
+t.test('a schedule that could only fail when it runs is refused when saved, in the words the config file gets', async t => {
+  const config = testConfig(cluster, 'schedules_app')
+  t.teardown(config.cleanup)
+  const { app } = await build(t, config, { service: 'app' })
+  const admin = await tokenFor(app, 'admin')
+  const cases: [Record<string, unknown>, string][] = [
+    [{ backup: { target: 'nope' } }, 'backup.target: unknown target "nope"; configured: default'],
+    [{ backup: { compression: 'none', level: 3 } }, 'backup.level: cannot be set when compression is none'],
+    [{ backup: { compression: 'gzip', level: 12 } }, 'backup.level: level for gzip must be between 1 and 9'],
+    [{ backup: { schemaOnly: true, dataOnly: true } }, 'backup.dataOnly: schemaOnly and dataOnly cannot both be set'],
+    [{ backup: { format: 'custom', jobs: 4 } }, 'backup.jobs: parallel dumps need the directory format'],
+    [{ retention: {} }, 'retention: the policy is empty: set keepLast, maxAgeDays, keepDaily, keepWeekly or keepMonthly'],
+    [{ cron: '*/5 * * *' }, 'cron: "*/5 * * *" has 4 fields, expected 5 (minute hour day month weekday) or 6 (seconds first)'],
+    [{ timezone: 'Europe/Pariss' }, 'timezone: unknown time zone "Europe/Pariss"'],
+  ]
+  for (const [change, message] of cases) {
+    const res = await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: { name: 'x', cron: '0 2 * * *', ...change } })
+    t.equal(res.statusCode, 400, message)
+    t.match(res.json(), { code: 'INVALID_INPUT', message })
+    t.notMatch(res.json().message, /\n/, 'one line')
+  }
+  const ok = await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: { name: 'x', cron: '0 2 * * *', backup: { compression: 'gzip', level: 9 } } })
+  t.equal(ok.statusCode, 201)
+  const patched = await app.inject({ method: 'PATCH', url: '/api/schedules/x', headers: auth(admin), payload: { backup: { target: 'nope' } } })
+  t.match(patched.json(), { statusCode: 400, code: 'INVALID_INPUT', message: 'backup.target: unknown target "nope"; configured: default' })
+  t.same((await app.inject({ method: 'GET', url: '/api/schedules/x', headers: auth(admin) })).json().backup, { compression: 'gzip', level: 9 }, 'the refused change was not stored')
+})
+
 t.test('a seconds-level schedule created over the API fires, survives a restart of the app, and config ones are read-only', async t => {
   const config = { ...testConfig(cluster, 'schedules_app'), schedules: [{ name: 'from-config', cron: '0 0 * * *' }] }
   t.teardown(config.cleanup)

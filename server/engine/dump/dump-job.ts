@@ -94,7 +94,7 @@ class DumpJob {
     const { ctx } = this
     const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
     const facts = await this.inspect(pgDump)
-    const env = await prepareChildEnv(ctx.target, this.appName)
+    const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)
     const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
     try {

@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process'
+import type { ChildProcessByStdio } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { PassThrough, type Readable } from 'node:stream'
 import type { BackupFormat, BackupOptions, Compression } from '../../../schemas/backup.ts'
 import { createRuleProblems } from '../../../schemas/create-rules.ts'
 import { InvalidInputError } from '../../errors.ts'
+import { spawnChild } from '../pg/child-process.ts'
 
 export { classifyPgFailure, PgFailure, scrubSecrets } from './pg-dump-errors.ts'
 
@@ -83,7 +84,7 @@ const STDERR_DRAIN_MS = 2000
 export function spawnPgDump (pgDumpPath: string, args: string[], env: NodeJS.ProcessEnv): PgDumpRun {
   // its own process group: a terminal's Ctrl-C reaches only pgkeep, which then cancels cleanly,
   // instead of racing pg_dump's own death into a "failed" backup
-  const child = spawn(pgDumpPath, args, { env, shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnChild(pgDumpPath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<null, Readable, Readable>
   const lines = new EventEmitter()
   const tail: string[] = []
   let partial = ''

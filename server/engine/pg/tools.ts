@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
 import { PgkeepError } from '../../errors.ts'
+import { childEnv } from './child-process.ts'
 
 const run = promisify(execFile)
 
@@ -50,7 +51,7 @@ export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<
     const path = join(dir, name)
     if (!isExecutable(path)) continue
     try {
-      const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
+      const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
       const v = parsePgVersion(stdout)
       if (!v) continue
       const tool = { path, ...v }

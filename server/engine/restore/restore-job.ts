@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
@@ -12,6 +12,7 @@ import type { Target } from '../../config.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import { createDecompressor, type CodecStage } from '../pg/codec.ts'
 import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../../errors.ts'
+import { spawnChild } from '../pg/child-process.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
 import { buildRestoreCommand, classifyRestoreFailure, parseRestoreLine, type RestoreCommand } from './command.ts'
@@ -97,12 +98,12 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       if (this.backup.sizeBytes !== undefined && totalBytes !== this.backup.sizeBytes) {
         throw new IntegrityError(`the backup ${this.backup.name} is ${totalBytes} bytes on disk but ${this.backup.sizeBytes} were written; run validate on it`)
       }
-      env = await prepareChildEnv(this.target, this.appName)
+      env = await prepareChildEnv(this.target, this.appName, this.backupDir)
       this.checkCancelled()
       const { fresh } = await prepareDatabase(this.target, this.req.database, { create: this.req.create === true, clean: this.req.clean === true, plain })
       this.checkCancelled()
       this.emit('status', 'running')
-      const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(this.req.database)), this.req, fresh)
+      const cmd = buildRestoreCommand(this.backup, path, env.connArgs(this.req.database), this.req, fresh)
       if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
         this.emit('log', `pgkeep: restoring with one job: -j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`)
       }
@@ -124,7 +125,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   }
 
   private async runTool (toolPath: string, cmd: RestoreCommand, env: NodeJS.ProcessEnv, meter: RestoreProgressMeter, items?: ItemProgress): Promise<void> {
-    const child = spawn(toolPath, cmd.args, { env, stdio: [cmd.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    const child = spawnChild(toolPath, cmd.args, { env, stdio: [cmd.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
     this.child = child
     if (this.cancelled) child.kill('SIGTERM')
     const exited = new Promise<{ code: number | null }>((resolve, reject) => {
@@ -191,13 +192,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   }
 }
 
-/**
- * libpq reads a -d value containing '=' (or starting with postgres://) as a connection string, so a
- * database named e.g. "a=b" would be misread: always hand it over as a quoted conninfo keyword.
- */
-export function dbnameConninfo (db: string): string {
-  return `dbname='${db.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
-}
+// kept where the restore tests import it from; the rule lives with the other connection arguments
+export { dbnameConninfo } from '../pg/passfile.ts'
 
 function isBrokenPipe (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code

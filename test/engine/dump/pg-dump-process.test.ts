@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { BackupOptions } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
@@ -73,9 +76,11 @@ t.test('against a real cluster', async t => {
   t.teardown(cluster.stop)
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
   const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'postgres', password: cluster.password }
+  const runDir = mkdtempSync(join(tmpdir(), 'pgkeep-pgdump-'))
+  t.teardown(() => rmSync(runDir, { recursive: true, force: true }))
 
   async function dump (tgt: Target, args: (connArgs: string[]) => string[]): Promise<{ code: number | null, stderrTail: string[], lines: string[] }> {
-    const child = await prepareChildEnv(tgt, 'pgkeep-test')
+    const child = await prepareChildEnv(tgt, 'pgkeep-test', runDir)
     try {
       const run = spawnPgDump(pgDump.path, args(child.connArgs()), child.env)
       const lines: string[] = []
@@ -89,7 +94,7 @@ t.test('against a real cluster', async t => {
   }
 
   t.test('the password reaches pg_dump only through the passfile, never argv', async t => {
-    const child = await prepareChildEnv(target, 'pgkeep-test')
+    const child = await prepareChildEnv(target, 'pgkeep-test', runDir)
     t.teardown(child.dispose)
     const args = buildPgDumpArgs(plan({ options: { schemas: ['public'] } }), child.connArgs())
     t.notOk(args.some(a => a.includes(cluster.password)), 'no argv element holds the password')

@@ -100,7 +100,7 @@ t.test('real pg_dump output', async t => {
     create table items as select g as id, repeat('x', g % 50) as label from generate_series(1, 20000) g;`, 'pipeline_shop')
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
   const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'pipeline_shop', password: cluster.password }
-  const child = await prepareChildEnv(target, 'pgkeep-test')
+  const child = await prepareChildEnv(target, 'pgkeep-test', dir)
   t.teardown(child.dispose)
 
   for (const compression of ['zstd', 'gzip', 'none'] as const) {

@@ -8,7 +8,8 @@ import {
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Config } from '../config.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
-import { resolveCreateRequest } from './backup-request.ts'
+import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
+import { findPgTool } from './pg/tools.ts'
 import { queryBackups } from './store/query.ts'
 import { runDumpJob } from './dump/dump-job.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
@@ -123,7 +124,7 @@ export class BackupService extends BackupEvents {
 
   async create (req: unknown, createdBy: string, extra: { scheduleId?: string } = {}): Promise<Backup> {
     if (this.closing) throw new PgkeepError('QUEUE_FULL', 'pgkeep is shutting down; try again when it is back')
-    const r = resolveCreateRequest(req, this.config)
+    const r = await this.fitToPgDump(resolveCreateRequest(req, this.config))
     if (this.queue.queuedCount >= this.config.maxQueue) {
       throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
     }
@@ -144,6 +145,7 @@ export class BackupService extends BackupEvents {
       createdBy,
       pinned: false,
       ownerPid: process.pid,
+      ...(r.notes.length > 0 ? { notes: r.notes } : {}),
       ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
     }
     await this.registry.update((all) => {
@@ -158,6 +160,13 @@ export class BackupService extends BackupEvents {
     this.emit('created', backup)
     this.queue.enqueue(id)
     return backup
+  }
+
+  /** Directory-format compression depends on the pg_dump version; without a pg_dump the job itself reports TOOL_MISSING. */
+  private async fitToPgDump (r: ResolvedRequest): Promise<ResolvedRequest> {
+    if (r.format !== 'directory') return r
+    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir).catch(() => undefined)
+    return pgDump ? fitCompressionToPgDump(r, pgDump) : r
   }
 
   private async patch (id: string, fields: Partial<Backup>): Promise<Backup> {
@@ -185,6 +194,7 @@ export class BackupService extends BackupEvents {
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
       const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
+      for (const note of backup.notes ?? []) this.emit('log', { backupId: id, line: `pgkeep: ${note}`, at: now() })
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
       const result = await runDumpJob({

@@ -5,6 +5,7 @@ import type { BackupFormat, BackupOptions, Compression } from '../../../schemas/
 import { createRuleProblems } from '../../../schemas/create-rules.ts'
 import { InvalidInputError } from '../../errors.ts'
 import { spawnChild } from '../pg/child-process.ts'
+import { directoryCompressionSupported } from '../pg/tools.ts'
 
 export { classifyPgFailure, PgFailure, scrubSecrets } from './pg-dump-errors.ts'
 
@@ -23,7 +24,7 @@ const FORMAT_FLAG: Record<BackupFormat, string> = { custom: 'c', plain: 'p', dir
 function directoryCompression (plan: PgDumpPlan): string[] {
   if (plan.compression === 'none') return ['-Z0']
   if (plan.compression === 'gzip') return ['-Z', String(plan.level)]
-  if (plan.pgDumpMajor < 16) throw new InvalidInputError('zstd inside directory format needs pg_dump 16+; use gzip', 'compression')
+  if (!directoryCompressionSupported(plan.compression, plan.pgDumpMajor)) throw new InvalidInputError('zstd inside directory format needs pg_dump 16+; use gzip', 'compression')
   return [`--compress=zstd:${plan.level}`]
 }
 

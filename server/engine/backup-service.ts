@@ -11,7 +11,8 @@ import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.t
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
 import { queryBackups } from './store/query.ts'
-import { runDumpJob } from './dump/dump-job.ts'
+import { applicationName, runDumpJob } from './dump/dump-job.ts'
+import { cancelBackends } from './pg/inspector.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
 import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
@@ -39,6 +40,19 @@ interface ActiveJob {
   progress?: Progress
   done: Promise<Backup>
   resolve: (b: Backup) => void
+}
+
+/**
+ * A killed pg_dump's server backend lives on while it waits (on a lock, say) and only notices the dead socket
+ * when it next writes: for every interrupted job, stop whatever still runs under its application_name.
+ */
+async function stopOrphanedBackends (config: Config, interrupted: Backup[], log: EngineLogger): Promise<void> {
+  for (const b of interrupted) {
+    const target = config.targets[b.target]
+    if (!target) continue
+    const stopped = await cancelBackends(target, applicationName(b.id)).catch(() => 0)
+    if (stopped > 0) log.warn(`stopped ${stopped} server backend(s) left by the interrupted backup ${b.name}`)
+  }
 }
 
 const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
@@ -72,6 +86,8 @@ export class BackupService extends BackupEvents {
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
     const recovered = await recoverInterrupted(registry, config.backupDir)
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
+    for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
+    await stopOrphanedBackends(config, recovered.interrupted, log)
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)

@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import type { BackupOptions } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
 import type { PgkeepError } from '../../../server/errors.ts'
-import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
+import { dbnameConninfo, prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpPlan } from '../../../server/engine/dump/pg-dump-process.ts'
 import { findPgTool } from '../../../server/engine/pg/tools.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
@@ -127,6 +127,26 @@ t.test('against a real cluster', async t => {
     // without the table list the first dot wins, which is right for every name here but the dotted schema
     t.same(lines.map(l => parseDumpingTable(l)).filter(x => x?.table === 'we"ird.name'), [{ schema: 'public', table: 'we"ird.name' }])
     t.notOk(lines.some(l => parseDumpingTable(l) === undefined && /dumping contents/.test(l)), 'no dumping line is missed')
+  })
+
+  t.test('database names that look like connection strings dump the database of that name, not another one', async t => {
+    // "dbname=proc_other" read as a conninfo would dump proc_other; "proc_a=b" would not even parse
+    const databases = { 'proc_a=b': 'marker_a_equals_b', 'dbname=proc_other': 'marker_dbname_other', proc_other: 'marker_plain_other' }
+    for (const [db, table] of Object.entries(databases)) {
+      await cluster.createDatabase(db)
+      await cluster.psql(`create table ${table}(id int)`, dbnameConninfo(db))
+    }
+    for (const [db, table] of Object.entries(databases)) {
+      const child = await prepareChildEnv({ ...target, database: db }, 'pgkeep-test', runDir)
+      t.teardown(child.dispose)
+      const run = spawnPgDump(pgDump.path, buildPgDumpArgs(plan({ format: 'plain', compression: 'none', level: 0 }), child.connArgs()), child.env)
+      let sql = ''
+      run.stdout.on('data', (d: Buffer) => { sql += d.toString() })
+      const exit = await run.exited
+      t.equal(exit.code, 0, `${db}: pg_dump succeeds`, { stderr: exit.stderrTail.slice(-3) })
+      t.match(sql, new RegExp(`CREATE TABLE public\\.${table} `), `${db}: its own table is in the dump`)
+      for (const other of Object.values(databases).filter(x => x !== table)) t.notMatch(sql, other, `${db}: no table of another database`)
+    }
   })
 
   t.test('a wrong password is an authentication failure that is not retried', async t => {

@@ -193,6 +193,29 @@ t.test('aborting mid-stream kills zstd and rejects with an AbortError', async t 
   await removePartial(partialPath)
 })
 
+t.test('a compressor killed mid-stream is reported by name and cause, not as a bare EPIPE', async t => {
+  const partialPath = join(dir, 'killed-zstd.partial')
+  let killing = false
+  let killed: number[] = []
+  const piped = runDumpPipeline({
+    source: generated(),
+    compression: 'zstd',
+    level: 1,
+    partialPath,
+    onBytes: n => {
+      if (n < 4 * 1024 * 1024 || killing) return
+      killing = true
+      zstdChildren().then(pids => { killed = pids; for (const p of pids) process.kill(p, 'SIGKILL') }, () => {})
+    },
+  })
+  const err = await piped.then(() => undefined, (e: unknown) => e as PgkeepError)
+  t.equal(killed.length, 1, 'one zstd was killed')
+  t.match(err?.message, new RegExp(`^the compressor zstd \\(pid ${killed[0]}\\) was killed by SIGKILL`))
+  t.notMatch(err?.message, /EPIPE/)
+  t.same(err?.details, { process: 'zstd', pid: killed[0], exitCode: null, signal: 'SIGKILL' })
+  await removePartial(partialPath)
+})
+
 t.test('an already aborted signal rejects before anything is written', async t => {
   const partialPath = join(dir, 'pre-aborted.partial')
   await t.rejects(runDumpPipeline({ source: generated(1024), compression: 'none', level: 0, partialPath, signal: AbortSignal.abort() }), { name: 'AbortError' })

@@ -55,6 +55,8 @@ async function stopOrphanedBackends (config: Config, interrupted: Backup[], log:
   }
 }
 
+const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM'])
+
 const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
 const now = (): string => new Date().toISOString()
 
@@ -84,7 +86,12 @@ export class BackupService extends BackupEvents {
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
-    const recovered = await recoverInterrupted(registry, config.backupDir)
+    const recovered = await recoverInterrupted(registry, config.backupDir).catch((err: unknown) => {
+      // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
+      if (!READ_ONLY_ERRNOS.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err
+      log.warn(`${config.backupDir} is not writable (${(err as NodeJS.ErrnoException).code}): start-up repair skipped; only reading commands will work`)
+      return { interrupted: [], removedPartials: [], removedPassfiles: [] }
+    })
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
     for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
     await stopOrphanedBackends(config, recovered.interrupted, log)

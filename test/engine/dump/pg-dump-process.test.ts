@@ -185,6 +185,11 @@ t.test('against a real cluster', async t => {
   })
 })
 
+t.test('a pg_dump killed by a signal says which signal', async t => {
+  t.equal(classifyPgFailure([], null, 'SIGKILL').message, 'pg_dump was killed by SIGKILL without an error message')
+  t.equal(classifyPgFailure(['pg_dump: dumping contents of table "public.t"'], null, 'SIGSEGV').message, 'pg_dump was killed by SIGSEGV: pg_dump: dumping contents of table "public.t"')
+})
+
 t.test('failures pg_dump reports in words are classified from their stderr', async t => {
   const cases: [string[], string, boolean][] = [
     [['pg_dump: error: aborting because of server version mismatch', 'pg_dump: detail: server version: 17.2; pg_dump version: 15.14'], 'PG_VERSION_MISMATCH', false],

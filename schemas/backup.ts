@@ -89,6 +89,8 @@ export const Backup = Type.Object({
   scheduleId: Type.Optional(Type.String()),
   /** pid of the process running this job, so another process sharing the dir can tell a crash from a live job. */
   ownerPid: Type.Optional(Type.Integer()),
+  /** What pgkeep chose on the user's behalf, e.g. gzip where the installed pg_dump cannot write the default zstd. */
+  notes: Type.Optional(Type.Array(Type.String())),
 })
 export type Backup = Static<typeof Backup>
 

@@ -1,8 +1,9 @@
 import { Compile } from 'typebox/compile'
 import { CreateBackupRequest, type Backup, type BackupOptions } from '../../schemas/backup.ts'
-import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL } from '../../schemas/create-rules.ts'
+import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL, LEVEL_RANGE } from '../../schemas/create-rules.ts'
 import type { Config, Target } from '../config.ts'
 import { InvalidInputError } from '../errors.ts'
+import { directoryCompressionSupported, type PgTool } from './pg/tools.ts'
 
 const checkRequest = Compile(CreateBackupRequest)
 
@@ -30,6 +31,11 @@ export interface ResolvedRequest {
   level: number
   options: BackupOptions
   name?: string
+  /** false when the compression is the default, which pgkeep may then fit to the installed pg_dump */
+  compressionChosen: boolean
+  levelChosen: boolean
+  /** what pgkeep decided on the user's behalf, recorded on the backup and shown by the CLI */
+  notes: string[]
 }
 
 /**
@@ -52,6 +58,9 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
     compression,
     level: req.level ?? DEFAULT_LEVEL[compression],
     name: req.name,
+    compressionChosen: req.compression !== undefined,
+    levelChosen: req.level !== undefined,
+    notes: [],
     options: {
       schemaOnly: req.schemaOnly ?? false,
       dataOnly: req.dataOnly ?? false,
@@ -62,4 +71,21 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
       noPrivileges: req.noPrivileges ?? false,
     },
   }
+}
+
+/**
+ * Inside a directory-format dump pg_dump compresses the files itself, so what works depends on its version
+ * (zstd needs 16+). A compression the user asked for and this pg_dump lacks is a usage error, raised before
+ * anything is recorded; the default is replaced by the best this pg_dump has (gzip), and a note says so.
+ */
+export function fitCompressionToPgDump (r: ResolvedRequest, pgDump: Pick<PgTool, 'major' | 'version'>): ResolvedRequest {
+  if (r.format !== 'directory' || directoryCompressionSupported(r.compression, pgDump.major)) return r
+  const why = `pg_dump ${pgDump.version} cannot write ${r.compression} into a directory-format dump (pg_dump 16+ can)`
+  if (r.compressionChosen) throw new InvalidInputError(`compression: ${why}; use gzip or none`, 'compression')
+  const range = LEVEL_RANGE.gzip
+  if (r.levelChosen && (r.level < range.min || r.level > range.max)) {
+    throw new InvalidInputError(`level: the default compression here is gzip (${why}), whose level must be between ${range.min} and ${range.max}`, 'level')
+  }
+  const level = r.levelChosen ? r.level : DEFAULT_LEVEL.gzip
+  return { ...r, compression: 'gzip', level, notes: [...r.notes, `compression gzip level ${level}: the default, ${r.compression}, is not available because ${why}`] }
 }

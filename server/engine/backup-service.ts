@@ -8,9 +8,11 @@ import {
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Config } from '../config.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
-import { resolveCreateRequest } from './backup-request.ts'
+import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
+import { findPgTool } from './pg/tools.ts'
 import { queryBackups } from './store/query.ts'
-import { runDumpJob } from './dump/dump-job.ts'
+import { applicationName, runDumpJob } from './dump/dump-job.ts'
+import { cancelBackends } from './pg/inspector.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
 import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
@@ -41,6 +43,21 @@ interface ActiveJob {
   done: Promise<Backup>
   resolve: (b: Backup) => void
 }
+
+/**
+ * A killed pg_dump's server backend lives on while it waits (on a lock, say) and only notices the dead socket
+ * when it next writes: for every interrupted job, stop whatever still runs under its application_name.
+ */
+async function stopOrphanedBackends (config: Config, interrupted: Backup[], log: EngineLogger): Promise<void> {
+  for (const b of interrupted) {
+    const target = config.targets[b.target]
+    if (!target) continue
+    const stopped = await cancelBackends(target, applicationName(b.id)).catch(() => 0)
+    if (stopped > 0) log.warn(`stopped ${stopped} server backend(s) left by the interrupted backup ${b.name}`)
+  }
+}
+
+const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM'])
 
 const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
 const now = (): string => new Date().toISOString()
@@ -73,8 +90,15 @@ export class BackupService extends BackupEvents {
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
-    const recovered = await recoverInterrupted(registry, config.backupDir)
+    const recovered = await recoverInterrupted(registry, config.backupDir).catch((err: unknown) => {
+      // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
+      if (!READ_ONLY_ERRNOS.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err
+      log.warn(`${config.backupDir} is not writable (${(err as NodeJS.ErrnoException).code}): start-up repair skipped; only reading commands will work`)
+      return { interrupted: [], removedPartials: [], removedPassfiles: [] }
+    })
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
+    for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
+    await stopOrphanedBackends(config, recovered.interrupted, log)
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     const restores = await recoverRestores(service.restoreRecords, config.targets, m => log.warn(m))
     for (const s of restores) {
@@ -132,7 +156,7 @@ export class BackupService extends BackupEvents {
 
   async create (req: unknown, createdBy: string, extra: { scheduleId?: string } = {}): Promise<Backup> {
     if (this.closing) throw new PgkeepError('QUEUE_FULL', 'pgkeep is shutting down; try again when it is back')
-    const r = resolveCreateRequest(req, this.config)
+    const r = await this.fitToPgDump(resolveCreateRequest(req, this.config))
     if (this.queue.queuedCount >= this.config.maxQueue) {
       throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
     }
@@ -153,6 +177,7 @@ export class BackupService extends BackupEvents {
       createdBy,
       pinned: false,
       ownerPid: process.pid,
+      ...(r.notes.length > 0 ? { notes: r.notes } : {}),
       ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
     }
     await this.registry.update((all) => {
@@ -167,6 +192,13 @@ export class BackupService extends BackupEvents {
     this.emit('created', backup)
     this.queue.enqueue(id)
     return backup
+  }
+
+  /** Directory-format compression depends on the pg_dump version; without a pg_dump the job itself reports TOOL_MISSING. */
+  private async fitToPgDump (r: ResolvedRequest): Promise<ResolvedRequest> {
+    if (r.format !== 'directory') return r
+    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir).catch(() => undefined)
+    return pgDump ? fitCompressionToPgDump(r, pgDump) : r
   }
 
   private async patch (id: string, fields: Partial<Backup>): Promise<Backup> {
@@ -194,6 +226,7 @@ export class BackupService extends BackupEvents {
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
       const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
+      for (const note of backup.notes ?? []) this.emit('log', { backupId: id, line: `pgkeep: ${note}`, at: now() })
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
       const result = await runDumpJob({

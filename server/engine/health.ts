@@ -6,6 +6,7 @@ import { promisify } from 'node:util'
 import type { Config, Target } from '../config.ts'
 import { PgkeepError, toPgkeepError } from '../errors.ts'
 import { versionFromNum, withTargetClient } from './pg/connection.ts'
+import { childEnv } from './pg/child-process.ts'
 import { checkDumpCompatible } from './pg/inspector.ts'
 import { findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
 
@@ -47,7 +48,7 @@ export interface HealthOptions {
 
 async function zstdVersion (): Promise<{ version: string, path: string }> {
   const path = await findZstd()
-  const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
+  const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
   return { version: /v(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? stdout.trim(), path }
 }
 

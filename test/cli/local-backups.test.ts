@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,7 +9,8 @@ import { Backup, type ListResult, type CleanupResult } from '../../schemas/backu
 import { dispatch } from '../../server/cli/main.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
-import { memoryIO, runCli } from './cli-runner.ts'
+import { findPgTool } from '../../server/engine/pg/tools.ts'
+import { BIN, memoryIO, runCli, type CliResult } from './cli-runner.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -154,4 +156,57 @@ t.test('restore into a database that holds objects is refused (exit 2) unless --
   t.equal(replaced.code, 0, replaced.err)
   t.match(replaced.out, /^restored \S+ into cli_local_busy \(the database that was there is replaced and dropped\) in /)
   t.equal(await databaseFingerprint(cluster, 'cli_local_busy'), await databaseFingerprint(cluster, 'cli_local_shop'), 'the backup\'s content, and no table mine')
+})
+
+/** Runs the CLI in a mount namespace of its own where the backups dir is mounted read-only (as root only). */
+function runOnReadOnlyDir (args: string[]): Promise<CliResult> {
+  const script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+  return new Promise((resolve, reject) => {
+    const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dir, process.execPath, BIN, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.once('error', reject)
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }))
+  })
+}
+
+const canMountReadOnly = process.getuid?.() === 0 && spawnSync('unshare', ['-m', 'sh', '-c', 'mount --bind /tmp /tmp && mount -o remount,ro,bind /tmp /tmp']).status === 0
+
+t.test('list and info work on a read-only backups dir', { skip: canMountReadOnly ? false : 'needs root and mount namespaces' }, async t => {
+  const probe = await runOnReadOnlyDir(['create'])
+  t.not(probe.code, 0, 'the dir really is read-only: a backup cannot be made there')
+  const newest = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).items[0]
+  const list = await runOnReadOnlyDir(['list', '--json'])
+  t.equal(list.code, 0, list.stderr)
+  t.ok((JSON.parse(list.stdout) as ListResult).items.some(b => b.id === newest.id), 'the backups are listed')
+  const info = await runOnReadOnlyDir(['info', newest.id])
+  t.equal(info.code, 0, info.stderr)
+  t.match(info.stdout, /^Status: +completed$/m)
+})
+
+t.test('directory format without a chosen compression uses the best this pg_dump has; an unsupported choice is refused before anything is recorded', async t => {
+  const pgDump = await findPgTool('pg_dump', cluster.binDir)
+  if (pgDump.major >= 16) { t.comment(`skipped: pg_dump ${pgDump.version} writes zstd into directories`); return }
+  const before = (JSON.parse((await cli(['list', '--json'])).out) as ListResult).total
+  const refused = await runCli(['create', '--format', 'directory', '--compression', 'zstd'], env)
+  t.equal(refused.code, 2, 'a usage error')
+  t.match(refused.stderr, new RegExp(`pg_dump ${pgDump.version.replace('.', '\\.')} cannot write zstd into a directory-format dump`))
+  t.equal((JSON.parse((await cli(['list', '--json'])).out) as ListResult).total, before, 'nothing was recorded')
+
+  const human = await runCli(['create', '--format', 'directory'], env)
+  t.equal(human.code, 0, human.stderr)
+  t.match(human.stderr, /note: compression gzip level 6: the default, zstd, is not available because pg_dump 15/)
+  const json = await runCli(['create', '--format', 'directory', '--json'], env)
+  t.equal(json.code, 0, json.stderr)
+  const record = JSON.parse(json.stdout) as Backup
+  t.equal(record.status, 'completed')
+  t.equal(record.compression, 'gzip')
+  t.equal(record.level, 6)
+  t.match(record.notes, [/gzip/])
+  t.equal((await cli(['validate', record.id])).code, 0, 'and it validates')
 })

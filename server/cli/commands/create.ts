@@ -95,6 +95,7 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
   const run = await api.create(req, watcher(reporter, globals))
   const { name, id } = run.backup
   if (!globals.json) reporter.message(`started ${name}${api.origin ? ` on ${api.origin}` : ''} (id ${id})`)
+  if (!globals.json) for (const note of run.backup.notes ?? []) reporter.message(`note: ${note}`)
   const stopListening = onInterrupt(io, `backup ${name}`, run.cancel)
   try {
     const final = await run.done

@@ -8,7 +8,7 @@ import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectT
 import { findPgTool, type PgTool } from '../pg/tools.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
-import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpRun } from './pg-dump-process.ts'
+import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
 import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
 import { ProgressFeed } from './progress-feed.ts'
 
@@ -60,8 +60,8 @@ async function directorySize (dir: string): Promise<number> {
  * Retrying is safe only before the first byte: a connection lost mid-dump is a failed dump, not a
  * transient failure, and must not silently start over.
  */
-function failureAfter (bytesWritten: number, stderrTail: string[], exitCode: number | null): PgkeepError {
-  const failure = classifyPgFailure(stderrTail, exitCode)
+function failureAfter (bytesWritten: number, exit: PgDumpExit): PgkeepError {
+  const failure = classifyPgFailure(exit.stderrTail, exit.code, exit.signal)
   if (bytesWritten === 0 || !(failure as { retryable?: boolean }).retryable) return failure
   return new PgkeepError('PG_DUMP_FAILED', `pg_dump lost its connection after ${bytesWritten} bytes: ${failure.message}`)
 }
@@ -94,7 +94,7 @@ class DumpJob {
     const { ctx } = this
     const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
     const facts = await this.inspect(pgDump)
-    const env = await prepareChildEnv(ctx.target, this.appName)
+    const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)
     const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
     try {
@@ -191,7 +191,7 @@ class DumpJob {
     const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
     if (signal.aborted) throw cancelled()
     if (!outcome.ok) throw toPgkeepError(outcome.e)
-    if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit.stderrTail, exit.code)
+    if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
     const { rawBytes, sizeBytes, sha256 } = outcome.r
     await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
     const onDisk = (await stat(this.partialPath)).size
@@ -212,7 +212,7 @@ class DumpJob {
       clearInterval(sizer)
     }
     if (signal.aborted) throw cancelled()
-    if (exit.code !== 0) throw failureAfter(await directorySize(this.partialPath), exit.stderrTail, exit.code)
+    if (exit.code !== 0) throw failureAfter(await directorySize(this.partialPath), exit)
     const tree = await hashDirectory(this.partialPath)
     const partialPrefix = `${backup.name}.partial/`
     const files = tree.files.map(f => ({ ...f, path: f.path.startsWith(partialPrefix) ? `${backup.name}/${f.path.slice(partialPrefix.length)}` : f.path }))

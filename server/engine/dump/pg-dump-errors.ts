@@ -92,13 +92,13 @@ const RULES: Rule[] = [
   },
 ]
 
-export function classifyPgFailure (stderrTail: string[], exitCode: number | null): PgFailure {
+export function classifyPgFailure (stderrTail: string[], exitCode: number | null, signal?: NodeJS.Signals | null): PgFailure {
   const text = diagnosticLines(stderrTail).join('\n')
   const line = scrubSecrets(lastMeaningfulLine(stderrTail) ?? '')
   for (const rule of RULES) {
     const m = rule.test.exec(text)
     if (m) return new PgFailure(rule.code, scrubSecrets(rule.message(line, m)), rule.retryable, exitCode)
   }
-  const how = exitCode === null ? 'was killed' : `exited with code ${exitCode}`
+  const how = signal ? `was killed by ${signal}` : exitCode === null ? 'was killed' : `exited with code ${exitCode}`
   return new PgFailure('PG_DUMP_FAILED', line ? `pg_dump ${how}: ${line}` : `pg_dump ${how} without an error message`, false, exitCode)
 }

@@ -1,9 +1,11 @@
-import { spawn } from 'node:child_process'
+import type { ChildProcessByStdio } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { PassThrough, type Readable } from 'node:stream'
 import type { BackupFormat, BackupOptions, Compression } from '../../../schemas/backup.ts'
 import { createRuleProblems } from '../../../schemas/create-rules.ts'
 import { InvalidInputError } from '../../errors.ts'
+import { spawnChild } from '../pg/child-process.ts'
+import { directoryCompressionSupported } from '../pg/tools.ts'
 
 export { classifyPgFailure, PgFailure, scrubSecrets } from './pg-dump-errors.ts'
 
@@ -22,7 +24,7 @@ const FORMAT_FLAG: Record<BackupFormat, string> = { custom: 'c', plain: 'p', dir
 function directoryCompression (plan: PgDumpPlan): string[] {
   if (plan.compression === 'none') return ['-Z0']
   if (plan.compression === 'gzip') return ['-Z', String(plan.level)]
-  if (plan.pgDumpMajor < 16) throw new InvalidInputError('zstd inside directory format needs pg_dump 16+; use gzip', 'compression')
+  if (!directoryCompressionSupported(plan.compression, plan.pgDumpMajor)) throw new InvalidInputError('zstd inside directory format needs pg_dump 16+; use gzip', 'compression')
   return [`--compress=zstd:${plan.level}`]
 }
 
@@ -83,7 +85,7 @@ const STDERR_DRAIN_MS = 2000
 export function spawnPgDump (pgDumpPath: string, args: string[], env: NodeJS.ProcessEnv): PgDumpRun {
   // its own process group: a terminal's Ctrl-C reaches only pgkeep, which then cancels cleanly,
   // instead of racing pg_dump's own death into a "failed" backup
-  const child = spawn(pgDumpPath, args, { env, shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawnChild(pgDumpPath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcessByStdio<null, Readable, Readable>
   const lines = new EventEmitter()
   const tail: string[] = []
   let partial = ''

@@ -5,7 +5,7 @@ import { dirname, join, relative, sep } from 'node:path'
 import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Compression } from '../../../schemas/backup.ts'
-import { createCompressor } from '../pg/codec.ts'
+import { createCompressor, type CodecStage } from '../pg/codec.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { digestOfFiles } from '../store/manifest.ts'
 
@@ -49,6 +49,25 @@ function isAbort (err: unknown): boolean {
   return (err as Error)?.name === 'AbortError'
 }
 
+const PIPE_ERRORS = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE'])
+// a compressor that closed its input is exiting: this only bounds a wait that should be a few milliseconds
+const COMPRESSOR_EXIT_WAIT_MS = 5000
+
+/**
+ * Writing into a compressor child that has died fails with a bare "write EPIPE", which says nothing: what
+ * the user needs is which process died and how (killed by a signal, or its own error message).
+ */
+async function compressorDeath (compressor: CodecStage, err: unknown): Promise<PgkeepError | undefined> {
+  if (!compressor.failure || !PIPE_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '')) return undefined
+  let timer: NodeJS.Timeout | undefined
+  const gaveUp = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), COMPRESSOR_EXIT_WAIT_MS) })
+  try {
+    return await Promise.race([compressor.failure(), gaveUp])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
  * source -> raw meter -> compressor -> stored meter -> <partialPath>, as one stream.pipeline, so
  * backpressure keeps memory flat whatever the dump size. Resolves once the file is fsynced. On
@@ -74,8 +93,10 @@ export async function runDumpPipeline (opts: {
     await pipeline(source, raw, compressor.stream, stored, out, signal ? { signal } : {})
     await fsyncPath(partialPath)
   } catch (err) {
+    const died = isAbort(err) ? undefined : await compressorDeath(compressor, err)
     compressor.kill('SIGKILL')
     if (isAbort(err)) throw err
+    if (died) throw died
     const e = err as NodeJS.ErrnoException
     if (e?.code === 'EEXIST') throw new PgkeepError('CONFLICT', `${partialPath} already exists`, { cause: err })
     throw toPgkeepError(err)

@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process'
+import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { Duplex, PassThrough } from 'node:stream'
 import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib'
 import type { Compression } from '../../../schemas/backup.ts'
 import { PgkeepError } from '../../errors.ts'
+import { childEnv, describeExit, spawnChild } from './child-process.ts'
 import { findZstd } from './tools.ts'
 
 /**
@@ -13,11 +14,18 @@ import { findZstd } from './tools.ts'
 export interface CodecStage {
   stream: Duplex
   kill: (signal?: NodeJS.Signals) => void
+  /** the child's pid, for a codec that runs as a child process */
+  pid?: number
+  /**
+   * For a codec that runs as a child: resolves once it has ended, with why it failed (undefined for a
+   * clean exit). A pipeline that broke on EPIPE asks this for the real cause: the child died first.
+   */
+  failure?: () => Promise<PgkeepError | undefined>
 }
 
 function zstdStage (args: string[], zstdPath: string): CodecStage {
   // own process group, like pg_dump: Ctrl-C is pgkeep's to handle
-  const child = spawn(zstdPath, args, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawnChild(zstdPath, args, { env: childEnv(), detached: true, stdio: ['pipe', 'pipe', 'pipe'] }) as ChildProcessWithoutNullStreams
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-2000) })
   // The readable side ends only once zstd has exited 0 AND every byte of its stdout has been passed on: a
@@ -30,18 +38,29 @@ function zstdStage (args: string[], zstdPath: string): CodecStage {
   let exitedOk = false
   const endIfDone = (): void => { if (stdoutDone && exitedOk) output.end() }
   child.stdout.once('end', () => { stdoutDone = true; endIfDone() })
-  child.on('error', err => stream.destroy(err))
+  let resolveFailure!: (e: PgkeepError | undefined) => void
+  const failed = new Promise<PgkeepError | undefined>(resolve => { resolveFailure = resolve })
+  child.on('error', err => {
+    const e = new PgkeepError('INTERNAL', `could not start zstd (${zstdPath}): ${(err as NodeJS.ErrnoException).code ?? err.message}`)
+    resolveFailure(e)
+    stream.destroy(e)
+  })
   child.on('close', (code, signal) => {
     if (code !== 0) {
-      stream.destroy(new PgkeepError('INTERNAL', `zstd exited with ${code ?? signal}: ${stderr.trim().split('\n').at(-1) ?? ''}`))
+      const why = stderr.trim().split('\n').at(-1)
+      const e = new PgkeepError('INTERNAL', `the compressor zstd (pid ${child.pid}) ${describeExit(code, signal)}${why ? `: ${why}` : ''}`,
+        { details: { process: 'zstd', pid: child.pid, exitCode: code, signal } })
+      resolveFailure(e)
+      stream.destroy(e)
       return
     }
+    resolveFailure(undefined)
     exitedOk = true
     endIfDone()
   })
   // zstd closes its stdin early on error; swallow EPIPE there, the close handler reports the real cause
   child.stdin.on('error', () => {})
-  return { stream, kill: (sig = 'SIGTERM') => { child.kill(sig) } }
+  return { stream, kill: (sig = 'SIGTERM') => { child.kill(sig) }, pid: child.pid, failure: () => failed }
 }
 
 export async function createCompressor (compression: Compression, level: number): Promise<CodecStage> {

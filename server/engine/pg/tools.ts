@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process'
 import { accessSync, constants, existsSync, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
+import type { Compression } from '../../../schemas/backup.ts'
 import { PgkeepError } from '../../errors.ts'
+import { childEnv } from './child-process.ts'
 
 const run = promisify(execFile)
 
@@ -50,7 +52,7 @@ export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<
     const path = join(dir, name)
     if (!isExecutable(path)) continue
     try {
-      const { stdout } = await run(path, ['--version'], { timeout: 10_000 })
+      const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
       const v = parsePgVersion(stdout)
       if (!v) continue
       const tool = { path, ...v }
@@ -61,6 +63,14 @@ export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<
     }
   }
   throw new PgkeepError('TOOL_MISSING', `${name} not found${pgBinDir ? ` in ${pgBinDir}` : ' under /usr/lib/postgresql/*/bin or on PATH'}; install the PostgreSQL client package`)
+}
+
+/**
+ * Whether this pg_dump can compress a directory-format dump with `compression`: there pg_dump writes the
+ * files itself, and zstd (like lz4) arrived in pg_dump 16; gzip and none work in every supported version.
+ */
+export function directoryCompressionSupported (compression: Compression, pgDumpMajor: number): boolean {
+  return compression !== 'zstd' || pgDumpMajor >= 16
 }
 
 export async function findZstd (): Promise<string> {

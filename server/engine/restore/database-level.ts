@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
 import { IntegrityError, PgkeepError } from '../../errors.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
+import { spawnChild } from '../pg/child-process.ts'
 import { createDecompressor } from '../pg/codec.ts'
 
 /**
@@ -136,7 +136,7 @@ export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, 
   if (backup.options.noOwner) args.push('--no-owner')
   if (backup.options.noPrivileges) args.push('--no-privileges')
   const viaStdin = backup.format !== 'directory' && backup.compression !== 'none'
-  const child = spawn(pgRestorePath, viaStdin ? args : [...args, path], { env, stdio: [viaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+  const child = spawnChild(pgRestorePath, viaStdin ? args : [...args, path], { env, stdio: [viaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout!.on('data', (c: Buffer) => out.push(c))

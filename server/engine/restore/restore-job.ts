@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
@@ -12,6 +12,7 @@ import type { Target } from '../../config.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import { createDecompressor, type CodecStage } from '../pg/codec.ts'
 import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../../errors.ts'
+import { spawnChild } from '../pg/child-process.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
 import type { RestoreRecord } from '../store/restore-records.ts'
@@ -145,7 +146,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       if (this.backup.sizeBytes !== undefined && totalBytes !== this.backup.sizeBytes) {
         throw new IntegrityError(`the backup ${this.backup.name} is ${totalBytes} bytes on disk but ${this.backup.sizeBytes} were written; run validate on it`)
       }
-      env = await prepareChildEnv(this.target, this.appName)
+      env = await prepareChildEnv(this.target, this.appName, this.backupDir)
       this.checkCancelled()
       this.record = {
         id: this.id, backupId: this.backup.id, target: this.target.name, database: plan.database, mode: plan.mode,
@@ -202,7 +203,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
   /** Runs pg_restore or psql into `db`. */
   private async fill (toolPath: string, path: string, env: ChildPgEnv, db: string, totalBytes: number, singleTransaction: boolean): Promise<void> {
-    const cmd = buildRestoreCommand(this.backup, path, env.connArgs(dbnameConninfo(db)), this.req, { singleTransaction })
+    const cmd = buildRestoreCommand(this.backup, path, env.connArgs(db), this.req, { singleTransaction })
     if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
       const why = singleTransaction
         ? 'a restore into an existing database runs in one transaction'
@@ -217,7 +218,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   }
 
   private async runTool (toolPath: string, cmd: RestoreCommand, env: NodeJS.ProcessEnv, meter: RestoreProgressMeter, items?: ItemProgress): Promise<void> {
-    const child = spawn(toolPath, cmd.args, { env, stdio: [cmd.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    const child = spawnChild(toolPath, cmd.args, { env, stdio: [cmd.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
     this.child = child
     if (this.cancelled) child.kill('SIGTERM')
     const exited = new Promise<{ code: number | null }>((resolve, reject) => {
@@ -283,14 +284,6 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     await stopBackends(this.target, this.req.database, this.appName, this.graceMs).catch(() => {})
     await this.done.catch(() => {})
   }
-}
-
-/**
- * libpq reads a -d value containing '=' (or starting with postgres://) as a connection string, so a
- * database named e.g. "a=b" would be misread: always hand it over as a quoted conninfo keyword.
- */
-export function dbnameConninfo (db: string): string {
-  return `dbname='${db.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
 }
 
 function isBrokenPipe (err: unknown): boolean {

@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
+import { removeOrphanedPassfiles } from '../pg/passfile.ts'
 import { isProcessAlive, processStartedAtMs } from './file-lock.ts'
 import { manifestPath } from './manifest.ts'
 import type { Registry } from './registry.ts'
@@ -35,11 +36,14 @@ export const INTERRUPTED_MESSAGE = 'pgkeep stopped while this backup was running
  * Start-up repair after a crash, all of it: jobs whose owner is gone become failed/INTERRUPTED, whatever they
  * had written is removed (a job can die after its rename but before "completed": those files are not a finished
  * backup), and so is every `*.partial` file or directory that no live job (of this or another process sharing
- * the dir) owns.
+ * the dir) owns, and every passfile directory whose process is gone (it holds a password in plain text).
+ * Nothing to repair means nothing written, not even the lock: a read-only backups dir can still be listed.
  */
-export async function recoverInterrupted (registry: Registry, backupDir: string): Promise<{ interrupted: Backup[], removedPartials: string[] }> {
+export async function recoverInterrupted (registry: Registry, backupDir: string): Promise<{ interrupted: Backup[], removedPartials: string[], removedPassfiles: string[] }> {
+  const removedPassfiles = await removeOrphanedPassfiles(backupDir)
   const interrupted: Backup[] = []
-  await registry.update(all => {
+  const needsRepair = registry.all().some(b => IN_FLIGHT.includes(b.status) && !isOwnerAlive(b))
+  if (needsRepair) await registry.update(all => {
     const finishedAt = new Date().toISOString()
     for (const b of all.values()) {
       if (!IN_FLIGHT.includes(b.status) || isOwnerAlive(b)) continue
@@ -56,7 +60,7 @@ export async function recoverInterrupted (registry: Registry, backupDir: string)
 
   let names: string[]
   try { names = (await readdir(backupDir)).filter(n => n.endsWith('.partial')) } catch { names = [] }
-  if (names.length === 0) return { interrupted, removedPartials: [] }
+  if (names.length === 0) return { interrupted, removedPartials: [], removedPassfiles }
   // Listing first, then reading the registry: a job records itself before creating its partial, so any
   // partial listed above whose job is live (even one another process just started) is known by now.
   await registry.reload()
@@ -68,5 +72,5 @@ export async function recoverInterrupted (registry: Registry, backupDir: string)
     await rm(join(backupDir, name), { recursive: true, force: true })
     removedPartials.push(name)
   }
-  return { interrupted, removedPartials }
+  return { interrupted, removedPartials, removedPassfiles }
 }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process'
 import { createReadStream } from 'node:fs'
 import { Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Compression } from '../../../schemas/backup.ts'
 import { feedChild } from '../pg/child-feed.ts'
+import { childEnv, spawnChild } from '../pg/child-process.ts'
 import { createDecompressor } from '../pg/codec.ts'
 import { PgkeepError } from '../../errors.ts'
 
@@ -59,8 +59,6 @@ function codecMessage (compression: Compression, err: unknown): string {
   return msg.toLowerCase().startsWith(compression) ? msg : `${compression}: ${msg}`
 }
 
-const childEnv = (): NodeJS.ProcessEnv => ({ PATH: '/usr/bin:/bin', LC_ALL: 'C', LC_MESSAGES: 'C', LANG: 'C' })
-
 // only pg_restore's own error lines: other lines can quote user-chosen object names
 function errorLines (stderr: string): string[] {
   return stderr.split('\n').map(l => l.trim()).filter(l => /^pg_restore: (?:error|fatal):/i.test(l))
@@ -74,7 +72,7 @@ interface StreamInput { file: string, compression: Compression, sniff?: 'custom'
  */
 export async function runPgRestoreCheck (pgRestorePath: string, args: string[], input: StreamInput | undefined, signal?: AbortSignal, eofGraceMs = EOF_GRACE_MS): Promise<CheckOutcome> {
   if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
-  const child = spawn(pgRestorePath, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: childEnv() })
+  const child = spawnChild(pgRestorePath, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], env: childEnv() })
   let stderr = ''
   child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr = (stderr + d).slice(-16_000) })
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>((resolve, reject) => {

@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { BackupOptions } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
 import type { PgkeepError } from '../../../server/errors.ts'
-import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
+import { dbnameConninfo, prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpPlan } from '../../../server/engine/dump/pg-dump-process.ts'
 import { findPgTool } from '../../../server/engine/pg/tools.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
@@ -73,9 +76,11 @@ t.test('against a real cluster', async t => {
   t.teardown(cluster.stop)
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
   const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'postgres', password: cluster.password }
+  const runDir = mkdtempSync(join(tmpdir(), 'pgkeep-pgdump-'))
+  t.teardown(() => rmSync(runDir, { recursive: true, force: true }))
 
   async function dump (tgt: Target, args: (connArgs: string[]) => string[]): Promise<{ code: number | null, stderrTail: string[], lines: string[] }> {
-    const child = await prepareChildEnv(tgt, 'pgkeep-test')
+    const child = await prepareChildEnv(tgt, 'pgkeep-test', runDir)
     try {
       const run = spawnPgDump(pgDump.path, args(child.connArgs()), child.env)
       const lines: string[] = []
@@ -89,7 +94,7 @@ t.test('against a real cluster', async t => {
   }
 
   t.test('the password reaches pg_dump only through the passfile, never argv', async t => {
-    const child = await prepareChildEnv(target, 'pgkeep-test')
+    const child = await prepareChildEnv(target, 'pgkeep-test', runDir)
     t.teardown(child.dispose)
     const args = buildPgDumpArgs(plan({ options: { schemas: ['public'] } }), child.connArgs())
     t.notOk(args.some(a => a.includes(cluster.password)), 'no argv element holds the password')
@@ -122,6 +127,26 @@ t.test('against a real cluster', async t => {
     // without the table list the first dot wins, which is right for every name here but the dotted schema
     t.same(lines.map(l => parseDumpingTable(l)).filter(x => x?.table === 'we"ird.name'), [{ schema: 'public', table: 'we"ird.name' }])
     t.notOk(lines.some(l => parseDumpingTable(l) === undefined && /dumping contents/.test(l)), 'no dumping line is missed')
+  })
+
+  t.test('database names that look like connection strings dump the database of that name, not another one', async t => {
+    // "dbname=proc_other" read as a conninfo would dump proc_other; "proc_a=b" would not even parse
+    const databases = { 'proc_a=b': 'marker_a_equals_b', 'dbname=proc_other': 'marker_dbname_other', proc_other: 'marker_plain_other' }
+    for (const [db, table] of Object.entries(databases)) {
+      await cluster.createDatabase(db)
+      await cluster.psql(`create table ${table}(id int)`, dbnameConninfo(db))
+    }
+    for (const [db, table] of Object.entries(databases)) {
+      const child = await prepareChildEnv({ ...target, database: db }, 'pgkeep-test', runDir)
+      t.teardown(child.dispose)
+      const run = spawnPgDump(pgDump.path, buildPgDumpArgs(plan({ format: 'plain', compression: 'none', level: 0 }), child.connArgs()), child.env)
+      let sql = ''
+      run.stdout.on('data', (d: Buffer) => { sql += d.toString() })
+      const exit = await run.exited
+      t.equal(exit.code, 0, `${db}: pg_dump succeeds`, { stderr: exit.stderrTail.slice(-3) })
+      t.match(sql, new RegExp(`CREATE TABLE public\\.${table} `), `${db}: its own table is in the dump`)
+      for (const other of Object.values(databases).filter(x => x !== table)) t.notMatch(sql, other, `${db}: no table of another database`)
+    }
   })
 
   t.test('a wrong password is an authentication failure that is not retried', async t => {
@@ -158,6 +183,11 @@ t.test('against a real cluster', async t => {
     t.match(exit.spawnError, /ENOENT/)
     t.equal(classifyPgFailure(exit.stderrTail, exit.code).code, 'PG_DUMP_FAILED')
   })
+})
+
+t.test('a pg_dump killed by a signal says which signal', async t => {
+  t.equal(classifyPgFailure([], null, 'SIGKILL').message, 'pg_dump was killed by SIGKILL without an error message')
+  t.equal(classifyPgFailure(['pg_dump: dumping contents of table "public.t"'], null, 'SIGSEGV').message, 'pg_dump was killed by SIGSEGV: pg_dump: dumping contents of table "public.t"')
 })
 
 t.test('failures pg_dump reports in words are classified from their stderr', async t => {

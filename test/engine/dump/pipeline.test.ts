@@ -100,7 +100,7 @@ t.test('real pg_dump output', async t => {
     create table items as select g as id, repeat('x', g % 50) as label from generate_series(1, 20000) g;`, 'pipeline_shop')
   const pgDump = await findPgTool('pg_dump', cluster.binDir)
   const target: Target = { name: 'test', host: cluster.host, port: cluster.port, user: cluster.user, database: 'pipeline_shop', password: cluster.password }
-  const child = await prepareChildEnv(target, 'pgkeep-test')
+  const child = await prepareChildEnv(target, 'pgkeep-test', dir)
   t.teardown(child.dispose)
 
   for (const compression of ['zstd', 'gzip', 'none'] as const) {
@@ -190,6 +190,29 @@ t.test('aborting mid-stream kills zstd and rejects with an AbortError', async t 
   await eventually('zstd to exit', async () => (await Promise.all(zstdSeen.map(isRunning))).every(running => !running))
   t.pass('zstd is gone')
   t.ok((await stat(partialPath)).isFile(), 'the partial is left for the caller to remove')
+  await removePartial(partialPath)
+})
+
+t.test('a compressor killed mid-stream is reported by name and cause, not as a bare EPIPE', async t => {
+  const partialPath = join(dir, 'killed-zstd.partial')
+  let killing = false
+  let killed: number[] = []
+  const piped = runDumpPipeline({
+    source: generated(),
+    compression: 'zstd',
+    level: 1,
+    partialPath,
+    onBytes: n => {
+      if (n < 4 * 1024 * 1024 || killing) return
+      killing = true
+      zstdChildren().then(pids => { killed = pids; for (const p of pids) process.kill(p, 'SIGKILL') }, () => {})
+    },
+  })
+  const err = await piped.then(() => undefined, (e: unknown) => e as PgkeepError)
+  t.equal(killed.length, 1, 'one zstd was killed')
+  t.match(err?.message, new RegExp(`^the compressor zstd \\(pid ${killed[0]}\\) was killed by SIGKILL`))
+  t.notMatch(err?.message, /EPIPE/)
+  t.same(err?.details, { process: 'zstd', pid: killed[0], exitCode: null, signal: 'SIGKILL' })
   await removePartial(partialPath)
 })
 

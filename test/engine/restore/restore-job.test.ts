@@ -10,7 +10,8 @@ import type { Backup, BackupFormat, Compression } from '../../../schemas/backup.
 import type { Target } from '../../../server/config.ts'
 import { isPgkeepError, type PgkeepError } from '../../../server/errors.ts'
 import { classifyRestoreFailure } from '../../../server/engine/restore/command.ts'
-import { dbnameConninfo, startRestore, type RestoreProgress } from '../../../server/engine/restore/restore-job.ts'
+import { dbnameConninfo } from '../../../server/engine/pg/passfile.ts'
+import { startRestore, type RestoreProgress } from '../../../server/engine/restore/restore-job.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
 

@@ -38,7 +38,7 @@ t.test('a running record whose owner died becomes failed INTERRUPTED and its par
   t.notOk(existsSync(join(dir, 'dir-backup.partial')))
 
   const again = await recoverInterrupted(registry, dir)
-  t.same(again, { interrupted: [], removedPartials: [] }, 'a second run finds nothing to do')
+  t.same(again, { interrupted: [], removedPartials: [], removedPassfiles: [] }, 'a second run finds nothing to do')
 })
 
 t.test('a running record of a live process is left alone with its partial', async t => {
@@ -49,7 +49,7 @@ t.test('a running record of a live process is left alone with its partial', asyn
   await registry.put(live)
   writeFileSync(join(dir, `${live.name}.partial`), 'being written')
   const result = await recoverInterrupted(registry, dir)
-  t.same(result, { interrupted: [], removedPartials: [] })
+  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [] })
   t.equal(registry.get(live.id)?.status, 'running')
   t.ok(existsSync(join(dir, `${live.name}.partial`)))
 })
@@ -93,6 +93,6 @@ t.test('a partial of a live job that another process registered after we opened 
   await theirs.put(job)
   writeFileSync(join(dir, `${job.name}.partial`), 'being written by the CLI')
   const result = await recoverInterrupted(ours, dir)
-  t.same(result, { interrupted: [], removedPartials: [] })
+  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [] })
   t.ok(existsSync(join(dir, `${job.name}.partial`)))
 })

@@ -302,6 +302,7 @@ export class BackupService extends BackupEvents {
     return {
       dryRun: req.dryRun ?? false,
       deleted: plan.delete,
+      deletedReasons: plan.delete.map(b => ({ id: b.id, reason: plan.deleteReasons.get(b.id) ?? '' })),
       kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
     }
   }

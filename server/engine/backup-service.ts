@@ -13,10 +13,11 @@ import { queryBackups } from './store/query.ts'
 import { runDumpJob } from './dump/dump-job.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
-import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
+import { manifestPath, readManifest, writeManifest, type ManifestFile } from './store/manifest.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
 import { Registry } from './store/registry.ts'
+import { manifestLags, recordInManifest } from './store/safety-facts.ts'
 import { startRestore, type RestoreJob } from './restore/restore-job.ts'
 import { RestoreTracker } from './restore/tracker.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
@@ -42,6 +43,27 @@ interface ActiveJob {
 
 const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
 const now = (): string => new Date().toISOString()
+
+/**
+ * Pins given before manifests recorded them are only in registry.json: copied to the manifests at start-up, so
+ * losing the registry cannot unpin them. Pins are few, so this reads few manifests; verifications catch up at
+ * the next reindex (losing one costs a re-validation, not a backup).
+ */
+async function copyPinsToManifests (registry: Registry, backupDir: string, log: EngineLogger): Promise<void> {
+  const lagging = async (b: Backup): Promise<boolean> => {
+    if (b.status !== 'completed' || !b.pinned) return false
+    try { return manifestLags((await readManifest(manifestPath(backupDir, b.name))).backup, b) } catch { return false }
+  }
+  const todo: Backup[] = []
+  for (const b of registry.all()) if (await lagging(b)) todo.push(b)
+  if (todo.length === 0) return
+  await registry.update(async (all) => {
+    for (const { id } of todo) {
+      const b = all.get(id)
+      if (b !== undefined && await lagging(b) && !await recordInManifest(backupDir, b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in registry.json`)
+    }
+  })
+}
 
 /**
  * The one object the HTTP routes and the CLI talk to. Owns the job queue and every status change;
@@ -71,6 +93,7 @@ export class BackupService extends BackupEvents {
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
     const recovered = await recoverInterrupted(registry, config.backupDir)
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
+    await copyPinsToManifests(registry, config.backupDir, log)
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
@@ -160,16 +183,39 @@ export class BackupService extends BackupEvents {
     return backup
   }
 
+  /**
+   * Changes a record. A completed backup's manifest is rewritten first, under the same lock, so a pin or a
+   * verification is never only in registry.json (a crash between the two leaves it in the manifest, where a
+   * rebuild finds it: store/safety-facts.ts).
+   */
   private async patch (id: string, fields: Partial<Backup>): Promise<Backup> {
     let updated!: Backup
-    await this.registry.update((all) => {
+    await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
       updated = { ...current, ...fields }
       for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (updated as Record<string, unknown>)[k]
+      if (updated.status === 'completed' && current.status === 'completed' && !await recordInManifest(this.config.backupDir, updated)) {
+        this.log.warn(`manifest of ${updated.name} could not be read; its pin and verification are only in registry.json`)
+      }
       all.set(id, updated)
     })
     return updated
+  }
+
+  /** The end of a dump: manifest, then "completed", in one registry update so a pin given meanwhile is in both. */
+  private async complete (id: string, result: { sizeBytes: number, rawBytes: number, sha256: string, files: ManifestFile[] }): Promise<Backup> {
+    let completed!: Backup
+    await this.registry.update(async (all) => {
+      const current = all.get(id)
+      if (!current) throw new NotFoundError(`backup ${id}`)
+      completed = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed', finishedAt: now() }
+      delete completed.ownerPid
+      await writeManifest(this.config.backupDir, completed, result.files)
+      all.set(id, completed)
+    })
+    this.emit('status', completed)
+    return completed
   }
 
   private async setStatus (id: string, fields: Partial<Backup> & Pick<Backup, 'status'>): Promise<Backup> {
@@ -203,10 +249,7 @@ export class BackupService extends BackupEvents {
         onStarted: async (facts) => { await this.patch(id, facts) },
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
-      const completed: Backup = { ...this.get(id), ...{ sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256 }, status: 'completed', finishedAt: now() }
-      delete completed.ownerPid
-      await writeManifest(this.config.backupDir, completed, result.files)
-      final = await this.setStatus(id, { ...completed, ownerPid: undefined })
+      final = await this.complete(id, result)
     } catch (err) {
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'

@@ -337,11 +337,20 @@ export class BackupService extends BackupEvents {
     this.emit('deleted', { backupId: id })
   }
 
-  async cleanup (req: CleanupRequest = {}): Promise<CleanupResult> {
+  /**
+   * Applies the retention plan. onDeleted hears of each deletion as it happens, so a caller (the audit log) can
+   * name what was deleted even when a later deletion fails and this throws.
+   */
+  async cleanup (req: CleanupRequest = {}, opts: { onDeleted?: (backup: Backup, reason: string) => void } = {}): Promise<CleanupResult> {
     const policy = validatePolicy(req.policy ?? this.config.retention)
     await this.registry.reload()
     const plan = planRetention(this.registry.all(), policy, new Date(), { target: req.target })
-    if (!req.dryRun) for (const b of plan.delete) await this.delete(b.id)
+    if (!req.dryRun) {
+      for (const b of plan.delete) {
+        await this.delete(b.id)
+        opts.onDeleted?.(b, plan.deleteReasons.get(b.id) ?? '')
+      }
+    }
     return {
       dryRun: req.dryRun ?? false,
       deleted: plan.delete,

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
-  BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, PinRequest, RestoreRequest,
+  type Backup, BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, PinRequest, RestoreRequest,
 } from '../../../schemas/backup.ts'
 import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import { RestoreReply } from '../../../schemas/restore.ts'
+import { auditDeletions } from '../../audit/audit-trail.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
 const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
@@ -71,7 +72,18 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['backups'], body: CleanupRequest, response: { 200: CleanupResult, ...denied, 400: ErrorReply } },
     onRequest: admin,
     config: { audit: 'backup.cleanup' },
-  }, async (request) => await service.cleanup(request.body ?? {}))
+  }, async (request) => {
+    const req = request.body ?? {}
+    // every deletion is named in the audit entry, also those made before a later one failed
+    const deleted: Backup[] = []
+    const reasons: { id: string, reason: string }[] = []
+    request.auditFields = { dryRun: req.dryRun === true }
+    try {
+      return await service.cleanup(req, { onDeleted: (b, reason) => { deleted.push(b); reasons.push({ id: b.id, reason }) } })
+    } finally {
+      if (deleted.length > 0) request.auditFields.deleted = auditDeletions(deleted, reasons)
+    }
+  })
 
   fastify.post('/:id/restore', {
     schema: { tags: ['backups'], params: IdParams, body: RestoreRequest, response: { 202: RestoreReply, ...byId } },

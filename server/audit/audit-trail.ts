@@ -1,0 +1,58 @@
+import type { Role } from '../../schemas/auth.ts'
+import type { AuditDoor, AuditEntry } from '../../schemas/audit.ts'
+import { toPgkeepError } from '../errors.ts'
+
+/** An entry as a writer hands it over; the log stamps the time. */
+export type AuditRecord = Omit<AuditEntry, 'time'> & { time?: string }
+
+/** What an action adds to its entry: every field but who (user, role, door, ip), the action and how it ended. */
+export type AuditFields = Omit<AuditRecord, 'time' | 'user' | 'role' | 'door' | 'ip' | 'action' | 'outcome' | 'code'>
+
+export interface AuditSink {
+  append (entry: AuditRecord): Promise<void>
+}
+
+/** Who acts through a door other than HTTP (where the request says who): the CLI's OS user, a schedule. */
+export interface AuditActor {
+  user: string
+  door: AuditDoor
+  role?: Role
+  /** `local` unless given: these doors have no remote address */
+  ip?: string
+}
+
+/**
+ * One actor's entries in the audit log: one entry per state change, written once the change has succeeded or
+ * failed (with its error code), so the log says what happened, not what was attempted.
+ */
+export class AuditTrail {
+  constructor (private readonly sink: AuditSink, readonly actor: AuditActor) {}
+
+  async record (action: string, outcome: Pick<AuditEntry, 'outcome' | 'code'>, fields: AuditFields = {}): Promise<void> {
+    const { user, door, role, ip = 'local' } = this.actor
+    await this.sink.append({ user, ...(role ? { role } : {}), door, ip, action, ...fields, ...outcome })
+  }
+
+  /**
+   * Runs fn and records its outcome; fields is read after fn has settled (with its result when it succeeded), so
+   * it can name what fn found out (the backup it created, those it deleted before it failed). fn's error is
+   * rethrown as is.
+   */
+  async around<T> (action: string, fn: () => Promise<T>, fields: (result?: T) => AuditFields = () => ({}), codeOf: (err: unknown) => string = err => toPgkeepError(err).code): Promise<T> {
+    let result: T
+    try {
+      result = await fn()
+    } catch (err) {
+      await this.record(action, { outcome: 'failed', code: codeOf(err) }, fields())
+      throw err
+    }
+    await this.record(action, { outcome: 'ok' }, fields(result))
+    return result
+  }
+}
+
+/** The audit form of a cleanup's deletions (CleanupResult.deletedReasons gives the reasons). */
+export function auditDeletions (deleted: ReadonlyArray<{ id: string, name: string }>, reasons: ReadonlyArray<{ id: string, reason: string }> = []): AuditEntry['deleted'] {
+  const why = new Map(reasons.map(r => [r.id, r.reason]))
+  return deleted.map(b => ({ id: b.id, name: b.name, reason: why.get(b.id) ?? 'retention policy' }))
+}

@@ -1,5 +1,5 @@
 import type { Role } from '../../schemas/auth.ts'
-import type { AuditDoor, AuditEntry } from '../../schemas/audit.ts'
+import type { AuditDeletion, AuditDoor, AuditEntry } from '../../schemas/audit.ts'
 import { toPgkeepError } from '../errors.ts'
 
 /** An entry as a writer hands it over; the log stamps the time. */
@@ -51,8 +51,17 @@ export class AuditTrail {
   }
 }
 
-/** The audit form of a cleanup's deletions (CleanupResult.deletedReasons gives the reasons). */
-export function auditDeletions (deleted: ReadonlyArray<{ id: string, name: string }>, reasons: ReadonlyArray<{ id: string, reason: string }> = []): AuditEntry['deleted'] {
-  const why = new Map(reasons.map(r => [r.id, r.reason]))
-  return deleted.map(b => ({ id: b.id, name: b.name, reason: why.get(b.id) ?? 'retention policy' }))
+/**
+ * A cleanup's deletions, heard one by one (the engine's cleanup onDeleted) so that its audit entry names every
+ * backup deleted, also when a later deletion failed. fields() is what the entry adds (nothing when none was).
+ */
+export class DeletionLog {
+  readonly #deleted: AuditDeletion[] = []
+  readonly onDeleted = (backup: { id: string, name: string }, reason: string): void => {
+    this.#deleted.push({ id: backup.id, name: backup.name, reason: reason || 'retention policy' })
+  }
+
+  fields (): Pick<AuditFields, 'deleted'> {
+    return this.#deleted.length > 0 ? { deleted: [...this.#deleted] } : {}
+  }
 }

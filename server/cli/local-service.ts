@@ -8,7 +8,7 @@ import type {
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
 import { AuditLog } from '../audit/audit-log.ts'
-import { AuditTrail, auditDeletions, type AuditFields } from '../audit/audit-trail.ts'
+import { AuditTrail, DeletionLog, type AuditFields } from '../audit/audit-trail.ts'
 import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
 import { PgkeepError, toPgkeepError } from '../errors.ts'
@@ -151,12 +151,9 @@ export class LocalBackupApi implements BackupApi {
     const policy = req.policy ?? this.config.retention
     if (!policy || Object.keys(policy).length === 0) throw new UsageError('no retention policy: give --keep-last, --max-age-days, --keep-daily, --keep-weekly or --keep-monthly, or set "retention" in the config file')
     const service = await this.service()
-    const deleted: Backup[] = []
-    const reasons: { id: string, reason: string }[] = []
-    const onDeleted = (b: Backup, reason: string): void => { deleted.push(b); reasons.push({ id: b.id, reason }) }
-    return await this.audit.around('backup.cleanup', async () => await service.cleanup({ ...req, policy }, { onDeleted }), () => ({
-      dryRun: req.dryRun === true,
-      ...(deleted.length > 0 ? { deleted: auditDeletions(deleted, reasons) } : {}),
+    const deletions = new DeletionLog()
+    return await this.audit.around('backup.cleanup', async () => await service.cleanup({ ...req, policy }, deletions), () => ({
+      dryRun: req.dryRun === true, ...deletions.fields(),
     }))
   }
 

@@ -7,7 +7,7 @@ import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../s
 import type { Config } from '../config.ts'
 import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
-import { AuditTrail, auditDeletions, type AuditSink } from '../audit/audit-trail.ts'
+import { AuditTrail, DeletionLog, type AuditSink } from '../audit/audit-trail.ts'
 
 /** The subset of BackupService a scheduler drives. */
 export interface ScheduledBackupService {
@@ -39,18 +39,15 @@ const nowhere: AuditSink = { append: async () => {} }
  * with retention would otherwise add one after every run); a failed one is always recorded.
  */
 async function auditCleanup (trail: AuditTrail, service: ScheduledBackupService, req: CleanupRequest): Promise<CleanupResult> {
-  const deleted: Backup[] = []
-  const reasons: { id: string, reason: string }[] = []
-  const onDeleted = (b: Backup, reason: string): void => { deleted.push(b); reasons.push({ id: b.id, reason }) }
-  const fields = (): { deleted?: ReturnType<typeof auditDeletions> } => (deleted.length > 0 ? { deleted: auditDeletions(deleted, reasons) } : {})
+  const deletions = new DeletionLog()
   let result: CleanupResult
   try {
-    result = await service.cleanup(req, { onDeleted })
+    result = await service.cleanup(req, deletions)
   } catch (err) {
-    await trail.record('backup.cleanup', { outcome: 'failed', code: toPgkeepError(err).code }, fields())
+    await trail.record('backup.cleanup', { outcome: 'failed', code: toPgkeepError(err).code }, deletions.fields())
     throw err
   }
-  if (deleted.length > 0) await trail.record('backup.cleanup', { outcome: 'ok' }, fields())
+  if (result.deleted.length > 0) await trail.record('backup.cleanup', { outcome: 'ok' }, deletions.fields())
   return result
 }
 

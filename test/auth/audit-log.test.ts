@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditLog } from '../../server/audit/audit-log.ts'
-import { AuditTrail, auditDeletions } from '../../server/audit/audit-trail.ts'
+import { AuditTrail, DeletionLog } from '../../server/audit/audit-trail.ts'
 import { NotFoundError } from '../../server/errors.ts'
 
 t.test('entries are JSONL lines in a 0600 file, paged newest first', async t => {
@@ -38,7 +38,9 @@ t.test('an AuditTrail writes one entry per change for its actor: ok with what fn
   const made = await trail.around('backup.create', async () => ({ id: 'b-1' }), r => ({ backupId: r?.id }))
   t.same(made, { id: 'b-1' })
   await t.rejects(trail.around('backup.pin', async () => { throw new NotFoundError('backup b-2') }, () => ({ backupId: 'b-2' })), { code: 'NOT_FOUND' })
-  await t.rejects(trail.around('backup.cleanup', async () => { throw new Error('EIO') }, () => ({ deleted: auditDeletions([{ id: 'b-3', name: 'x.dump' }], [{ id: 'b-3', reason: 'old' }]) })))
+  const deletions = new DeletionLog()
+  const cleanup = async (): Promise<void> => { deletions.onDeleted({ id: 'b-3', name: 'x.dump' }, 'old'); throw new Error('EIO') }
+  await t.rejects(trail.around('backup.cleanup', cleanup, () => deletions.fields()))
   const lines = readFileSync(log.path, 'utf8').trim().split('\n').map(l => JSON.parse(l))
   t.match(lines, [
     { user: 'schedule:nightly', door: 'schedule', ip: 'local', action: 'backup.create', backupId: 'b-1', outcome: 'ok' },

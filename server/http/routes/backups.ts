@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import {
-  type Backup, BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, PinRequest, RestoreRequest,
+  BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, PinRequest, RestoreRequest,
 } from '../../../schemas/backup.ts'
 import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import { RestoreReply } from '../../../schemas/restore.ts'
-import { auditDeletions } from '../../audit/audit-trail.ts'
+import { DeletionLog } from '../../audit/audit-trail.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
 const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
@@ -74,14 +74,11 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { audit: 'backup.cleanup' },
   }, async (request) => {
     const req = request.body ?? {}
-    // every deletion is named in the audit entry, also those made before a later one failed
-    const deleted: Backup[] = []
-    const reasons: { id: string, reason: string }[] = []
-    request.auditFields = { dryRun: req.dryRun === true }
+    const deletions = new DeletionLog()
     try {
-      return await service.cleanup(req, { onDeleted: (b, reason) => { deleted.push(b); reasons.push({ id: b.id, reason }) } })
+      return await service.cleanup(req, deletions)
     } finally {
-      if (deleted.length > 0) request.auditFields.deleted = auditDeletions(deleted, reasons)
+      request.auditFields = { dryRun: req.dryRun === true, ...deletions.fields() }
     }
   })
 

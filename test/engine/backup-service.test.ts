@@ -231,3 +231,18 @@ t.test('pins recorded before manifests held them are copied into the manifests a
   t.teardown(() => service.close())
   t.equal(service.get(b.id).pinned, true)
 })
+
+t.test('a pin given while the dump is being verified is kept by the completed record and its manifest', async t => {
+  const config = testConfig(cluster, 'service_app')
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close())
+  let pinning: Promise<unknown> | undefined
+  service.on('status', b => { if (b.status === 'verifying' && pinning === undefined) pinning = service.pin(b.id, true) })
+  const done = await service.waitFor((await service.create({}, 'test')).id)
+  await pinning
+  t.equal(done.status, 'completed')
+  t.equal(service.get(done.id).pinned, true, 'the completion did not write over the pin')
+  const manifest = JSON.parse(readFileSync(join(config.backupDir, `${done.name}.manifest.json`), 'utf8'))
+  t.equal(manifest.backup.pinned, true, 'and the manifest has it')
+})

@@ -162,6 +162,8 @@ export type CleanupRequest = Static<typeof CleanupRequest>
 export const CleanupResult = Type.Object({
   dryRun: Type.Boolean(),
   deleted: Type.Array(Backup),
+  /** why no rule kept each deleted (or, in a dry run, to-be-deleted) backup; same order as deleted */
+  deletedReasons: Type.Optional(Type.Array(Type.Object({ id: BackupId, reason: Type.String() }))),
   kept: Type.Array(Type.Object({ id: BackupId, name: Type.String(), reasons: Type.Array(Type.String()) })),
 })
 export type CleanupResult = Static<typeof CleanupResult>

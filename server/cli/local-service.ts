@@ -7,17 +7,44 @@ import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
+import { AuditLog } from '../audit/audit-log.ts'
+import { AuditTrail, DeletionLog, restoreSubject, type AuditFields } from '../audit/audit-trail.ts'
 import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
-import { PgkeepError } from '../errors.ts'
+import { PgkeepError, toPgkeepError } from '../errors.ts'
 import {
   downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
 } from './backup-api.ts'
 import { UsageError, write, type CliIO, type Globals } from './command.ts'
 
-/** Who the registry records as creator of a backup made from this shell. */
+/** Who the registry and the audit log record for what is done from this shell (the OS user: no login here). */
 export function cliUser (): string {
   try { return `cli:${userInfo().username}` } catch { return 'cli' }
+}
+
+/** A usage error found once the engine is open (a directory backup asked for as one file) is the caller's mistake. */
+const cliErrorCode = (err: unknown): string => (err instanceof UsageError ? 'INVALID_INPUT' : toPgkeepError(err).code)
+
+/**
+ * The audit log of the backups dir, written as the OS user through the `cli` door: the CLI changes the same
+ * backups as the server, so its changes are in the same log.
+ */
+export class LocalAudit {
+  private readonly log: AuditLog
+  private readonly trail: AuditTrail
+
+  constructor (backupDir: string) {
+    this.log = new AuditLog(backupDir)
+    this.trail = new AuditTrail(this.log, { user: cliUser(), door: 'cli' })
+  }
+
+  async around<T> (action: string, fn: () => Promise<T>, fields?: (result?: T) => AuditFields): Promise<T> {
+    return await this.trail.around(action, fn, fields, cliErrorCode)
+  }
+
+  async close (): Promise<void> {
+    await this.log.close()
+  }
 }
 
 async function openService (io: CliIO, globals: Globals, config: Config): Promise<BackupService> {
@@ -33,12 +60,15 @@ async function openService (io: CliIO, globals: Globals, config: Config): Promis
  * Opens the engine on the configured backups dir for one command and always closes it, cancelling
  * anything this process still runs so no pg_dump outlives the CLI.
  */
-export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService) => Promise<T>): Promise<T> {
-  const service = await openService(io, globals, loadConfig(io.env))
+export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService, audit: LocalAudit) => Promise<T>): Promise<T> {
+  const config = loadConfig(io.env)
+  const service = await openService(io, globals, config)
+  const audit = new LocalAudit(config.backupDir)
   try {
-    return await fn(service)
+    return await fn(service, audit)
   } finally {
     await service.close({ cancelRunning: true })
+    await audit.close()
   }
 }
 
@@ -49,10 +79,12 @@ export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (ser
 export class LocalBackupApi implements BackupApi {
   readonly origin = undefined
   private readonly config: Config
+  private readonly audit: LocalAudit
   private opened?: Promise<BackupService>
 
   constructor (private readonly io: CliIO, private readonly globals: Globals) {
     this.config = loadConfig(io.env)
+    this.audit = new LocalAudit(this.config.backupDir)
   }
 
   private async service (): Promise<BackupService> {
@@ -64,6 +96,7 @@ export class LocalBackupApi implements BackupApi {
     // an engine that failed to open has nothing to close; its error already reached the command
     const service = await this.opened?.catch(() => undefined)
     await service?.close({ cancelRunning: true })
+    await this.audit.close()
   }
 
   async list (query: ListQuery): Promise<ListResult> {
@@ -87,7 +120,7 @@ export class LocalBackupApi implements BackupApi {
     service.on('progress', progress).on('status', status).on('log', log)
     let backup: Backup
     try {
-      backup = await service.create(req, cliUser())
+      backup = await this.audit.around('backup.create', async () => await service.create(req, cliUser()), created => ({ backupId: created?.id }))
     } catch (err) {
       stop()
       throw err
@@ -95,31 +128,42 @@ export class LocalBackupApi implements BackupApi {
     id = backup.id
     const done = service.waitFor(backup.id)
     done.then(stop, stop)
-    return { backup, done, cancel: async () => { await service.cancel(backup.id) } }
+    return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
   }
 
   async cancel (id: string): Promise<Backup> {
-    return await (await this.service()).cancel(id)
+    const service = await this.service()
+    return await this.audit.around('backup.cancel', async () => await service.cancel(id), () => ({ backupId: id }))
   }
 
   async validate (id: string): Promise<Backup> {
-    return await (await this.service()).validate(id)
+    const service = await this.service()
+    return await this.audit.around('backup.validate', async () => await service.validate(id), () => ({ backupId: id }))
   }
 
   async pin (id: string, pinned: boolean): Promise<Backup> {
-    return await (await this.service()).pin(id, pinned)
+    const service = await this.service()
+    return await this.audit.around('backup.pin', async () => await service.pin(id, pinned), () => ({ backupId: id }))
   }
 
   /** Without a policy in the request, the config file's; refused before the engine is opened when neither has one. */
   async cleanup (req: CleanupRequest): Promise<CleanupResult> {
     const policy = req.policy ?? this.config.retention
     if (!policy || Object.keys(policy).length === 0) throw new UsageError('no retention policy: give --keep-last, --max-age-days, --keep-daily, --keep-weekly or --keep-monthly, or set "retention" in the config file')
-    return await (await this.service()).cleanup({ ...req, policy })
+    const service = await this.service()
+    const deletions = new DeletionLog()
+    return await this.audit.around('backup.cleanup', async () => await service.cleanup({ ...req, policy }, deletions), () => ({
+      dryRun: req.dryRun === true, ...deletions.fields(),
+    }))
   }
 
   /** A copy of the stored file, after the engine's integrity check; hashed again once copied, before the rename. */
   async download (id: string, output?: string): Promise<DownloadResult> {
     const service = await this.service()
+    return await this.audit.around('backup.download', async () => await this.copyOut(service, id, output), () => ({ backupId: id }))
+  }
+
+  private async copyOut (service: BackupService, id: string, output?: string): Promise<DownloadResult> {
     const backup = service.get(id)
     const path = join(this.config.backupDir, backup.name)
     // refused before the integrity check: however sound, a directory is not one file to copy
@@ -141,10 +185,12 @@ export class LocalBackupApi implements BackupApi {
 
   async restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore> {
     const service = await this.service()
-    const backup = service.get(id)
-    const job = await service.restore(id, req)
+    const { backup, job } = await this.audit.around('backup.restore', async () => {
+      const job = await service.restore(id, req)
+      return { backup: service.get(id), job, mode: (await job.planned).mode }
+    }, r => ({ backupId: id, ...(r ? { subject: restoreSubject(req.target ?? r.backup.target, req.database, r.mode) } : {}) }))
     job.on('log', (line: string) => watcher.log(line))
     job.on('progress', (p: RestoreProgress) => watcher.progress(p))
-    return { backup, done: job.done, cancel: async () => { await job.cancel() } }
+    return { backup, done: job.done, cancel: async () => { await this.audit.around('restore.cancel', async () => { await job.cancel() }, () => ({ backupId: id })) } }
   }
 }

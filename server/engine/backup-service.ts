@@ -15,12 +15,13 @@ import { applicationName, runDumpJob } from './dump/dump-job.ts'
 import { cancelBackends } from './pg/inspector.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
-import { manifestPath, readManifest, writeManifest } from './store/manifest.ts'
+import { manifestPath, readManifest, writeManifest, type ManifestFile } from './store/manifest.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
 import { Registry } from './store/registry.ts'
 import { RestoreRecords } from './store/restore-records.ts'
 import { recoverRestores } from './restore/leftovers.ts'
+import { manifestLags, recordInManifest } from './store/safety-facts.ts'
 import { startRestore, type RestoreJob } from './restore/restore-job.ts'
 import { RestoreTracker } from './restore/tracker.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
@@ -63,6 +64,27 @@ const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
 const now = (): string => new Date().toISOString()
 
 /**
+ * Pins given before manifests recorded them are only in registry.json: copied to the manifests at start-up, so
+ * losing the registry cannot unpin them. Pins are few, so this reads few manifests; verifications catch up at
+ * the next reindex (losing one costs a re-validation, not a backup).
+ */
+async function copyPinsToManifests (registry: Registry, backupDir: string, log: EngineLogger): Promise<void> {
+  const lagging = async (b: Backup): Promise<boolean> => {
+    if (b.status !== 'completed' || !b.pinned) return false
+    try { return manifestLags((await readManifest(manifestPath(backupDir, b.name))).backup, b) } catch { return false }
+  }
+  const todo: Backup[] = []
+  for (const b of registry.all()) if (await lagging(b)) todo.push(b)
+  if (todo.length === 0) return
+  await registry.update(async (all) => {
+    for (const { id } of todo) {
+      const b = all.get(id)
+      if (b !== undefined && await lagging(b) && !await recordInManifest(backupDir, b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in registry.json`)
+    }
+  })
+}
+
+/**
  * The one object the HTTP routes and the CLI talk to. Owns the job queue and every status change;
  * the registry on disk is the truth, shared with other processes through its lock.
  */
@@ -90,15 +112,18 @@ export class BackupService extends BackupEvents {
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
-    const recovered = await recoverInterrupted(registry, config.backupDir).catch((err: unknown) => {
-      // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
+    // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
+    const unlessReadOnly = <T>(fallback: T) => (err: unknown): T => {
       if (!READ_ONLY_ERRNOS.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err
       log.warn(`${config.backupDir} is not writable (${(err as NodeJS.ErrnoException).code}): start-up repair skipped; only reading commands will work`)
-      return { interrupted: [], removedPartials: [], removedPassfiles: [] }
-    })
+      return fallback
+    }
+    const recovered = await recoverInterrupted(registry, config.backupDir)
+      .catch(unlessReadOnly({ interrupted: [], removedPartials: [], removedPassfiles: [] }))
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
     for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
     await stopOrphanedBackends(config, recovered.interrupted, log)
+    await copyPinsToManifests(registry, config.backupDir, log).catch(unlessReadOnly(undefined))
     const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     const restores = await recoverRestores(service.restoreRecords, config.targets, m => log.warn(m))
     for (const s of restores) {
@@ -201,16 +226,39 @@ export class BackupService extends BackupEvents {
     return pgDump ? fitCompressionToPgDump(r, pgDump) : r
   }
 
+  /**
+   * Changes a record. A completed backup's manifest is rewritten first, under the same lock, so a pin or a
+   * verification is never only in registry.json (a crash between the two leaves it in the manifest, where a
+   * rebuild finds it: store/safety-facts.ts).
+   */
   private async patch (id: string, fields: Partial<Backup>): Promise<Backup> {
     let updated!: Backup
-    await this.registry.update((all) => {
+    await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
       updated = { ...current, ...fields }
       for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (updated as Record<string, unknown>)[k]
+      if (updated.status === 'completed' && current.status === 'completed' && !await recordInManifest(this.config.backupDir, updated)) {
+        this.log.warn(`manifest of ${updated.name} could not be read; its pin and verification are only in registry.json`)
+      }
       all.set(id, updated)
     })
     return updated
+  }
+
+  /** The end of a dump: manifest, then "completed", in one registry update so a pin given meanwhile is in both. */
+  private async complete (id: string, result: { sizeBytes: number, rawBytes: number, sha256: string, files: ManifestFile[] }): Promise<Backup> {
+    let completed!: Backup
+    await this.registry.update(async (all) => {
+      const current = all.get(id)
+      if (!current) throw new NotFoundError(`backup ${id}`)
+      completed = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed', finishedAt: now() }
+      delete completed.ownerPid
+      await writeManifest(this.config.backupDir, completed, result.files)
+      all.set(id, completed)
+    })
+    this.emit('status', completed)
+    return completed
   }
 
   private async setStatus (id: string, fields: Partial<Backup> & Pick<Backup, 'status'>): Promise<Backup> {
@@ -245,10 +293,7 @@ export class BackupService extends BackupEvents {
         onStarted: async (facts) => { await this.patch(id, facts) },
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
-      const completed: Backup = { ...this.get(id), ...{ sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256 }, status: 'completed', finishedAt: now() }
-      delete completed.ownerPid
-      await writeManifest(this.config.backupDir, completed, result.files)
-      final = await this.setStatus(id, { ...completed, ownerPid: undefined })
+      final = await this.complete(id, result)
     } catch (err) {
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
@@ -346,14 +391,24 @@ export class BackupService extends BackupEvents {
     this.emit('deleted', { backupId: id })
   }
 
-  async cleanup (req: CleanupRequest = {}): Promise<CleanupResult> {
+  /**
+   * Applies the retention plan. onDeleted hears of each deletion as it happens, so a caller (the audit log) can
+   * name what was deleted even when a later deletion fails and this throws.
+   */
+  async cleanup (req: CleanupRequest = {}, opts: { onDeleted?: (backup: Backup, reason: string) => void } = {}): Promise<CleanupResult> {
     const policy = validatePolicy(req.policy ?? this.config.retention)
     await this.registry.reload()
     const plan = planRetention(this.registry.all(), policy, new Date(), { target: req.target })
-    if (!req.dryRun) for (const b of plan.delete) await this.delete(b.id)
+    if (!req.dryRun) {
+      for (const b of plan.delete) {
+        await this.delete(b.id)
+        opts.onDeleted?.(b, plan.deleteReasons.get(b.id) ?? '')
+      }
+    }
     return {
       dryRun: req.dryRun ?? false,
       deleted: plan.delete,
+      deletedReasons: plan.delete.map(b => ({ id: b.id, reason: plan.deleteReasons.get(b.id) ?? '' })),
       kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
     }
   }

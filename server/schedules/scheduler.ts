@@ -8,13 +8,14 @@ import type { Config } from '../config.ts'
 import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { cronProblem, scheduleProblem } from './schedule-rules.ts'
 import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
+import { AuditTrail, DeletionLog, type AuditSink } from '../audit/audit-trail.ts'
 
 /** The subset of BackupService a scheduler drives. */
 export interface ScheduledBackupService {
   create (req: CreateBackupRequest, createdBy: string, extra?: { scheduleId?: string }): Promise<Backup>
   waitFor (id: string): Promise<Backup>
   get (id: string): Backup
-  cleanup (req: CleanupRequest): Promise<CleanupResult>
+  cleanup (req: CleanupRequest, opts?: { onDeleted?: (backup: Backup, reason: string) => void }): Promise<CleanupResult>
 }
 
 export type SchedulerConfig = Pick<Config, 'backupDir' | 'schedules' | 'cleanupCron' | 'retention' | 'targets'>
@@ -29,36 +30,70 @@ interface Entry {
 const NEXT_RUNS = 5
 /** A tick this late after its time still counts as on time (timer drift, a busy event loop). */
 const GRACE_MS = 2000
+/** Who the retention cron acts as in the audit log (it is not a named schedule; this is its config key). */
+export const CLEANUP_CRON_ACTOR = 'schedule:cleanupCron'
+
+const nowhere: AuditSink = { append: async () => {} }
+
+/**
+ * The audit entry of a scheduled cleanup. One that deleted nothing changed nothing and writes no line (a schedule
+ * with retention would otherwise add one after every run); a failed one is always recorded.
+ */
+async function auditCleanup (trail: AuditTrail, service: ScheduledBackupService, req: CleanupRequest): Promise<CleanupResult> {
+  const deletions = new DeletionLog()
+  let result: CleanupResult
+  try {
+    result = await service.cleanup(req, deletions)
+  } catch (err) {
+    await trail.record('backup.cleanup', { outcome: 'failed', code: toPgkeepError(err).code }, deletions.fields())
+    throw err
+  }
+  if (result.deleted.length > 0) await trail.record('backup.cleanup', { outcome: 'ok' }, deletions.fields())
+  return result
+}
 
 /**
  * Runs named schedules with croner. One run of a schedule at a time: croner's `protect` covers this
  * process, and the last backup's status covers a run still going after a restart or from elsewhere.
  * Events: 'fired' {schedule, backup}, 'finished' {schedule, backup, retention?}, 'missed' {schedule, missed},
- * 'run-error' {schedule, error}, 'cleanup' {result}, 'cleanup-error' {error}.
+ * 'run-error' {schedule, error}, 'cleanup' {result}, 'cleanup-error' {error}, 'audit-error' {action, error}.
+ * Each backup a schedule creates or deletes gets an audit entry by `schedule:<name>` (door `schedule`).
  */
 export class Scheduler extends EventEmitter {
   readonly #service: ScheduledBackupService
   readonly #store: ScheduleStore
   readonly #targetNames: string[]
+  readonly #audit: AuditSink
   readonly #entries = new Map<string, Entry>()
   readonly #running = new Set<Promise<void>>()
   #cleanupCron?: Cron
   #cleanupUnusable = false
   #closed = false
 
-  private constructor (service: ScheduledBackupService, store: ScheduleStore, targetNames: string[]) {
+  private constructor (service: ScheduledBackupService, store: ScheduleStore, targetNames: string[], audit: AuditSink) {
     super()
     this.#service = service
     this.#store = store
     this.#targetNames = targetNames
+    // a run never fails because its audit line could not be written: that is reported on its own
+    this.#audit = {
+      append: async (entry) => {
+        try { await audit.append(entry) } catch (err) { this.emit('audit-error', { action: entry.action, error: toPgkeepError(err) }) }
+      },
+    }
+  }
+
+  /** A schedule acts as `schedule:<name>`: the audit log names it as the one who created or deleted backups. */
+  #trail (user: string): AuditTrail {
+    return new AuditTrail(this.#audit, { user, door: 'schedule' })
   }
 
   /**
    * Loads config and stored schedules but starts no timer: call start() once listeners are attached,
    * so missed runs found at start-up reach them.
    */
-  static async open (service: ScheduledBackupService, config: SchedulerConfig): Promise<Scheduler> {
-    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir), Object.keys(config.targets))
+  static async open (service: ScheduledBackupService, config: SchedulerConfig, opts: { audit?: AuditSink } = {}): Promise<Scheduler> {
+    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir), Object.keys(config.targets), opts.audit ?? nowhere)
     for (const [i, c] of config.schedules.entries()) {
       const def: StoredSchedule = {
         name: c.name, cron: c.cron, backup: c.backup ?? {}, enabled: c.enabled ?? true, createdAt: '', createdBy: 'config',
@@ -88,7 +123,7 @@ export class Scheduler extends EventEmitter {
       if (problem) throw new PgkeepError('CONFIG_INVALID', `invalid configuration: cleanupCron: ${problem.why}`)
       scheduler.#cleanupCron = new Cron(config.cleanupCron, { protect: true, paused: true }, async () => {
         try {
-          scheduler.emit('cleanup', { result: await service.cleanup({}) })
+          scheduler.emit('cleanup', { result: await auditCleanup(scheduler.#trail(CLEANUP_CRON_ACTOR), service, {}) })
         } catch (err) {
           scheduler.emit('cleanup-error', { error: toPgkeepError(err) })
         }
@@ -250,13 +285,17 @@ export class Scheduler extends EventEmitter {
       return
     }
     let backup: Backup
+    const trail = this.#trail(`schedule:${name}`)
     try {
-      backup = await this.#service.create(entry.def.backup, `schedule:${name}`, { scheduleId: name })
+      backup = await this.#service.create(entry.def.backup, trail.actor.user, { scheduleId: name })
     } catch (err) {
+      const error = toPgkeepError(err)
+      await trail.record('backup.create', { outcome: 'failed', code: error.code })
       await this.#store.putState(name, { ...state, lastTickAt: scheduledAt.toISOString(), lastRunAt: new Date().toISOString() })
-      this.emit('run-error', { schedule: name, error: toPgkeepError(err) })
+      this.emit('run-error', { schedule: name, error })
       return
     }
+    await trail.record('backup.create', { outcome: 'ok' }, { backupId: backup.id })
     state = { ...state, lastTickAt: scheduledAt.toISOString(), lastRunAt: new Date().toISOString(), lastBackupId: backup.id }
     await this.#store.putState(name, state)
     this.emit('fired', { schedule: name, backup })
@@ -270,7 +309,7 @@ export class Scheduler extends EventEmitter {
 
   async #applyRetention (name: string, policy: RetentionPolicy, target: string): Promise<CleanupResult | undefined> {
     try {
-      return await this.#service.cleanup({ policy, target })
+      return await auditCleanup(this.#trail(`schedule:${name}`), this.#service, { policy, target })
     } catch (err) {
       this.emit('run-error', { schedule: name, error: toPgkeepError(err) })
       return undefined

@@ -3,6 +3,8 @@ import { mkdtempSync, readFileSync, statSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { AuditLog } from '../../server/audit/audit-log.ts'
+import { AuditTrail, DeletionLog } from '../../server/audit/audit-trail.ts'
+import { NotFoundError } from '../../server/errors.ts'
 
 t.test('entries are JSONL lines in a 0600 file, paged newest first', async t => {
   const log = new AuditLog(mkdtempSync(join(tmpdir(), 'pgkeep-audit-')))
@@ -27,4 +29,23 @@ t.test('concurrent appends never interleave and a torn line is skipped when read
   const page = await log.page(1, 100)
   t.equal(page.total, 50)
   for (const line of readFileSync(log.path, 'utf8').split('\n').slice(0, 50)) t.doesNotThrow(() => JSON.parse(line))
+})
+
+t.test('an AuditTrail writes one entry per change for its actor: ok with what fn found out, or failed with the error code', async t => {
+  const log = new AuditLog(mkdtempSync(join(tmpdir(), 'pgkeep-audit-')))
+  t.teardown(() => log.close())
+  const trail = new AuditTrail(log, { user: 'schedule:nightly', door: 'schedule' })
+  const made = await trail.around('backup.create', async () => ({ id: 'b-1' }), r => ({ backupId: r?.id }))
+  t.same(made, { id: 'b-1' })
+  await t.rejects(trail.around('backup.pin', async () => { throw new NotFoundError('backup b-2') }, () => ({ backupId: 'b-2' })), { code: 'NOT_FOUND' })
+  const deletions = new DeletionLog()
+  const cleanup = async (): Promise<void> => { deletions.onDeleted({ id: 'b-3', name: 'x.dump' }, 'old'); throw new Error('EIO') }
+  await t.rejects(trail.around('backup.cleanup', cleanup, () => deletions.fields()))
+  const lines = readFileSync(log.path, 'utf8').trim().split('\n').map(l => JSON.parse(l))
+  t.match(lines, [
+    { user: 'schedule:nightly', door: 'schedule', ip: 'local', action: 'backup.create', backupId: 'b-1', outcome: 'ok' },
+    { action: 'backup.pin', backupId: 'b-2', outcome: 'failed', code: 'NOT_FOUND' },
+    { action: 'backup.cleanup', outcome: 'failed', code: 'INTERNAL', deleted: [{ id: 'b-3', name: 'x.dump', reason: 'old' }] },
+  ])
+  t.notOk('code' in lines[0], 'no code on success')
 })

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Compile } from 'typebox/compile'
@@ -140,6 +140,32 @@ t.test('restore --create brings a backup back into a new database with the same 
   t.equal(r.code, 0, r.err)
   t.match(r.out, /^restored \S+ into cli_local_copy in /)
   t.equal(await databaseFingerprint(cluster, 'cli_local_copy'), await databaseFingerprint(cluster, 'cli_local_shop'))
+})
+
+t.test('every state change made through the local CLI has one audit entry: the OS user, door cli, what and on which backup', async t => {
+  const lines = readFileSync(join(dir, '.pgkeep', 'audit.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+  const who = `cli:${userInfo().username}`
+  for (const l of lines) t.match(l, { user: who, door: 'cli', ip: 'local', time: String }, `${String(l.action)} names who and where`)
+  const count = (action: string, outcome = 'ok'): number => lines.filter(l => l.action === action && l.outcome === outcome).length
+  t.equal(count('backup.create'), 4, 'one per create')
+  t.ok(lines.filter(l => l.action === 'backup.create').every(l => typeof l.backupId === 'string'), 'creates name their backup')
+  // a check that finds damage still did its job (its result is stored in the record), as over HTTP
+  t.equal(count('backup.validate'), 2, 'the intact check and the one that found the changed byte')
+  t.equal(count('backup.pin'), 2, 'pin and unpin')
+  t.ok(lines.filter(l => l.action === 'backup.pin').every(l => l.backupId === first.id))
+  t.equal(count('registry.reindex'), 1)
+  t.equal(count('backup.download'), 1)
+  t.equal(count('backup.restore'), 1)
+
+  const cleanups = lines.filter(l => l.action === 'backup.cleanup')
+  t.same(cleanups.map(l => l.dryRun), [true, true, false], 'two dry runs, then the real one')
+  t.notOk(cleanups[0].deleted, 'a dry run deleted nothing')
+  const deleted = cleanups[2].deleted as { id: string, name: string, reason: string }[]
+  t.equal(deleted.length, 2, 'the real run names both backups it deleted')
+  for (const d of deleted) {
+    t.match(d, { id: String, name: String })
+    t.match(d.reason, /^full backup #\d of target \(newest first\), \d+ days old; kept by none of keepLast 2$/)
+  }
 })
 
 t.test('restore into a database that holds objects is refused (exit 2) unless --clean replaces it or --merge adds to it', async t => {

@@ -186,3 +186,63 @@ t.test('cleanup: the dry run lists exactly what the real run deletes, an empty p
   t.same(real.deleted.map(b => b.id).sort(), dry.deleted.map(b => b.id).sort())
   t.same(service.list().items.map(b => b.id).sort(), [ids[0], ids[3]].sort())
 })
+
+t.test('a pin and a verification survive losing registry.json: they are in the manifest too, and retention still keeps the pinned backup', async t => {
+  const config = testConfig(cluster, 'service_app')
+  t.teardown(config.cleanup)
+  let service = await openService(config)
+  const old = await service.waitFor((await service.create({}, 'test')).id)
+  const unpinned = await service.waitFor((await service.create({}, 'test')).id)
+  await service.waitFor((await service.create({}, 'test')).id)
+  await service.pin(old.id, true)
+  await service.pin(unpinned.id, true)
+  await service.pin(unpinned.id, false)
+  const checked = await service.validate(old.id)
+  await service.close()
+
+  rmSync(join(config.backupDir, 'registry.json'))
+  service = await openService(config)
+  t.teardown(() => service.close())
+  t.equal(service.get(old.id).pinned, true, 'still pinned after the rebuild')
+  t.same(service.get(old.id).verification, checked.verification, 'the verification is back too')
+  t.equal(service.get(unpinned.id).pinned, false, 'an unpin is not undone by the rebuild')
+  const result = await service.cleanup({ policy: { keepLast: 1 } })
+  t.same(result.deleted.map(b => b.id), [unpinned.id], 'the pinned backup is not deleted')
+  t.ok(service.get(old.id))
+})
+
+t.test('pins recorded before manifests held them are copied into the manifests at start-up', async t => {
+  const config = testConfig(cluster, 'service_app')
+  t.teardown(config.cleanup)
+  let service = await openService(config)
+  const b = await service.waitFor((await service.create({}, 'test')).id)
+  await service.close()
+  // the registry of an older pgkeep: pinned there, the manifest never told
+  const path = join(config.backupDir, 'registry.json')
+  const doc = JSON.parse(readFileSync(path, 'utf8'))
+  doc.backups[0].pinned = true
+  writeFileSync(path, JSON.stringify(doc))
+  service = await openService(config)
+  await service.close()
+  const manifest = JSON.parse(readFileSync(join(config.backupDir, `${b.name}.manifest.json`), 'utf8'))
+  t.equal(manifest.backup.pinned, true)
+  rmSync(path)
+  service = await openService(config)
+  t.teardown(() => service.close())
+  t.equal(service.get(b.id).pinned, true)
+})
+
+t.test('a pin given while the dump is being verified is kept by the completed record and its manifest', async t => {
+  const config = testConfig(cluster, 'service_app')
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close())
+  let pinning: Promise<unknown> | undefined
+  service.on('status', b => { if (b.status === 'verifying' && pinning === undefined) pinning = service.pin(b.id, true) })
+  const done = await service.waitFor((await service.create({}, 'test')).id)
+  await pinning
+  t.equal(done.status, 'completed')
+  t.equal(service.get(done.id).pinned, true, 'the completion did not write over the pin')
+  const manifest = JSON.parse(readFileSync(join(config.backupDir, `${done.name}.manifest.json`), 'utf8'))
+  t.equal(manifest.backup.pinned, true, 'and the manifest has it')
+})

@@ -2,8 +2,10 @@ import { once } from 'node:events'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import type { Backup, CleanupResult } from '../../schemas/backup.ts'
+import type { AuditEntry } from '../../schemas/audit.ts'
 import type { MissedRun } from '../../schemas/schedule.ts'
-import { Scheduler } from '../../server/schedules/scheduler.ts'
+import { AuditLog } from '../../server/audit/audit-log.ts'
+import { CLEANUP_CRON_ACTOR, Scheduler } from '../../server/schedules/scheduler.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { openService, waitUntil } from '../helpers/service.ts'
@@ -163,4 +165,45 @@ t.test('the retention cleanup runs on its own cron', async t => {
   await scheduler.start()
   const [{ result }] = await cleaned
   t.same(result.deleted.map((x: Backup) => x.id), [a.id])
+})
+
+t.test('scheduled backups and cleanups are audited as the schedule, door schedule, naming what they deleted and why', async t => {
+  const config = { ...testConfig(cluster, 'sched_small'), cleanupCron: '* * * * * *', retention: { keepLast: 1 } }
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const auditLog = new AuditLog(config.backupDir)
+  t.teardown(() => auditLog.close())
+  const lines = async (): Promise<AuditEntry[]> => (await auditLog.page(1, 500)).items.reverse()
+
+  // the retention cron first (stopped once it has run, so it does not do the schedule's retention below)
+  const a = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
+  await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
+  const withCron = await Scheduler.open(service, config, { audit: auditLog })
+  const cleaned = once(withCron, 'cleanup')
+  await withCron.start()
+  await cleaned
+  await withCron.close()
+  const cron = (await lines()).filter(l => l.user === CLEANUP_CRON_ACTOR)
+  t.equal(cron.length, 1, 'one entry for the cron cleanup that deleted something')
+  t.match(cron[0], { action: 'backup.cleanup', door: 'schedule', ip: 'local', outcome: 'ok' })
+  t.same(cron[0].deleted?.map(d => d.id), [a.id])
+  t.match(cron[0].deleted?.[0].reason, /^full backup #2 of target .*kept by none of keepLast 1$/)
+
+  // then a schedule with its own retention
+  const scheduler = await Scheduler.open(service, { ...config, cleanupCron: undefined }, { audit: auditLog })
+  t.teardown(() => scheduler.close())
+  await scheduler.start()
+  const finished: { backup: Backup }[] = []
+  scheduler.on('finished', e => finished.push(e))
+  await scheduler.create({ name: 'every-2s', cron: '*/2 * * * * *', backup: { compression: 'none' }, retention: { keepLast: 1 } }, 'alice')
+  await waitUntil(() => finished.length >= 2, 20_000, 'two scheduled runs')
+  await scheduler.update('every-2s', { enabled: false })
+  const mine = (await lines()).filter(l => l.user === 'schedule:every-2s')
+  const creates = mine.filter(l => l.action === 'backup.create')
+  t.ok(creates.length >= 2)
+  for (const l of creates) t.match(l, { door: 'schedule', ip: 'local', outcome: 'ok', backupId: String })
+  t.same(creates.slice(0, 2).map(l => l.backupId), finished.slice(0, 2).map(f => f.backup.id), 'each run names its backup')
+  const deletions = mine.filter(l => l.action === 'backup.cleanup').flatMap(l => l.deleted ?? [])
+  t.ok(deletions.some(d => d.id === finished[0].backup.id && /kept by none of keepLast 1$/.test(d.reason)), 'the run\'s retention names the older run it deleted')
 })

@@ -42,8 +42,10 @@ export const command: Command = {
   summary: 'apply the retention policy (delete old backups; --dry-run to preview)',
   help: `Usage: pgkeep cleanup [policy flags] [--target NAME] [--dry-run]
 
-Deletes completed backups the retention policy no longer keeps. Never deletes a running or
-pinned backup, nor the newest completed backup of a target. The policy comes from the flags;
+Deletes completed backups the retention policy no longer keeps. Rules count each series apart
+(a target's full backups, its schema-only ones, its data-only ones, each --schema/--exclude-table
+selection). Never deletes a running or pinned backup, nor the newest completed backup of a series
+(so never the newest full backup of a target). The policy comes from the flags;
 without any, from "retention" in the config file. An empty policy is refused.
 --dry-run lists exactly what the real run would delete.
 

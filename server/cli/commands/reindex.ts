@@ -16,7 +16,7 @@ ${GLOBAL_HELP}
   async run (argv: string[], io: CliIO): Promise<number> {
     const { globals } = parseCommandArgs(argv, {}, io)
     if (globals.server) throw new UsageError('reindex works on the local backups dir; it does not take --server')
-    const result = await withLocalService(io, globals, async service => await service.reindex())
+    const result = await withLocalService(io, globals, async (service, audit) => await audit.around('registry.reindex', async () => await service.reindex()))
     if (globals.json) printJson(io, result)
     else write(io.stdout, `registry rebuilt: ${result.count} backup(s)`)
     return EXIT.OK

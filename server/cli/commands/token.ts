@@ -54,7 +54,7 @@ export const command: Command = {
           }
           const secret = await resolveJwtSecret(config)
           const { token, info } = await tokens.create(secret, { name: values.name, role, createdBy: cliUser(), expiresInSeconds })
-          await audit.append({ user: cliUser(), ip: 'local', action: 'token.create', subject: info.name, outcome: 'ok' })
+          await audit.append({ user: cliUser(), door: 'cli', ip: 'local', action: 'token.create', subject: info.name, outcome: 'ok' })
           if (globals.json) printJson(io, { token, ...info })
           else {
             write(io.stderr, `token ${info.name} (${info.id}, role ${role}${info.expiresAt ? `, expires ${formatTime(info.expiresAt)}` : ''}); shown once, store it now:`)
@@ -77,7 +77,7 @@ export const command: Command = {
         case 'revoke': {
           if (!id) throw new UsageError('token revoke needs the token ID (or name)')
           const info = await tokens.revoke(id)
-          await audit.append({ user: cliUser(), ip: 'local', action: 'token.revoke', subject: info.name, outcome: 'ok' })
+          await audit.append({ user: cliUser(), door: 'cli', ip: 'local', action: 'token.revoke', subject: info.name, outcome: 'ok' })
           write(io.stdout, `token ${info.name} (${info.id}) revoked`)
           return EXIT.OK
         }

@@ -39,7 +39,7 @@ export const command: Command = {
     const config = loadConfig(io.env)
     const users = new UsersStore(config.backupDir)
     const audit = new AuditLog(config.backupDir)
-    const record = (action: string, subject: string): Promise<void> => audit.append({ user: cliUser(), ip: 'local', action, subject, outcome: 'ok' })
+    const record = (action: string, subject: string): Promise<void> => audit.append({ user: cliUser(), door: 'cli', ip: 'local', action, subject, outcome: 'ok' })
     const needName = (): string => {
       if (!name) throw new UsageError(`user ${sub} needs a NAME`)
       return name

@@ -8,6 +8,7 @@ import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.ts'
 import { PgkeepError } from '../../errors.ts'
 import { withFileLock } from './file-lock.ts'
 import { scanManifests } from './manifest.ts'
+import { manifestLags, mergeSafetyFacts, recordInManifest } from './safety-facts.ts'
 
 export const REGISTRY_FILE = 'registry.json'
 const checkBackup = Compile(Backup)
@@ -77,8 +78,8 @@ function sortNewestFirst (backups: Backup[]): Backup[] {
 }
 
 /**
- * Registry records win over manifests for what changes after the dump (status, pinned, verification);
- * manifests win for what the file is. A completed record without a manifest has lost its self-description
+ * Manifests win for what the file is; pin and verification are merged (safety-facts.ts: a pin in either holds,
+ * the newer verification wins). A completed record without a manifest has lost its self-description
  * (usually: deleted by hand) and is dropped; records of jobs in flight or that failed have no manifest and are kept.
  */
 function mergeWithManifests (existing: Backup[], fromManifests: Backup[]): Backup[] {
@@ -88,7 +89,11 @@ function mergeWithManifests (existing: Backup[], fromManifests: Backup[]): Backu
     const e = current.get(m.id)
     if (e === undefined) out.set(m.id, m)
     else if (e.status !== 'completed') out.set(m.id, e)
-    else out.set(m.id, { ...m, pinned: e.pinned, ...(e.verification ? { verification: e.verification } : {}) })
+    else {
+      const merged: Backup = { ...m, ...mergeSafetyFacts(e, m) }
+      if (merged.verification === undefined) delete merged.verification
+      out.set(m.id, merged)
+    }
   }
   for (const e of existing) if (!out.has(e.id) && e.status !== 'completed') out.set(e.id, e)
   return [...out.values()]
@@ -174,7 +179,9 @@ export class Registry {
       const existing = state === 'unchanged' || state.kind === 'missing' ? [] : state.kind === 'ok' ? state.backups : state.valid
       const { backups, warnings } = await scanManifests(this.backupDir)
       for (const w of warnings) this.#onWarning(w)
-      await this.#write(mergeWithManifests(existing, backups))
+      const merged = mergeWithManifests(existing, backups)
+      await this.#catchUpManifests(merged, backups)
+      await this.#write(merged)
       return backups.length
     })
   }
@@ -232,6 +239,7 @@ export class Registry {
     const { backups, warnings } = await scanManifests(this.backupDir)
     for (const w of warnings) this.#onWarning(w)
     const merged = mergeWithManifests(state.kind === 'corrupt' ? state.valid : [], backups)
+    await this.#catchUpManifests(merged, backups)
     await this.#write(merged)
     // A fresh backups dir has no registry yet and nothing to rebuild: that is not worth a warning.
     if (state.kind === 'missing' && backups.length === 0 && warnings.length === 0) return merged
@@ -240,6 +248,20 @@ export class Registry {
       : `registry.json was corrupt; rebuilt from ${backups.length} manifests (${state.reason}; ` +
         `${state.valid.length} valid records salvaged; the damaged file is kept as ${basename(aside)})`)
     return merged
+  }
+
+  /**
+   * Under the lock, before the registry write: manifests that lack a pin or verification the registry held (written
+   * before manifests kept them, or by a writer that crashed between the two files) get them, so the next rebuild
+   * has them too.
+   */
+  async #catchUpManifests (merged: Backup[], fromManifests: Backup[]): Promise<void> {
+    const described = new Map(fromManifests.map(b => [b.id, b]))
+    for (const b of merged) {
+      const m = described.get(b.id)
+      if (b.status !== 'completed' || m === undefined || !manifestLags(m, b)) continue
+      if (!await recordInManifest(this.backupDir, b)) this.#onWarning(`manifest of ${b.name} could not be read; its pin and verification are only in registry.json`)
+    }
   }
 
   async #write (records: Backup[]): Promise<void> {

@@ -4,7 +4,8 @@ import {
 } from '../../../schemas/backup.ts'
 import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
-import { RestoreReply, type RestoreMode } from '../../../schemas/restore.ts'
+import { RestoreReply } from '../../../schemas/restore.ts'
+import { DeletionLog, restoreSubject } from '../../audit/audit-trail.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
 const byId = { ...denied, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply }
@@ -71,7 +72,15 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['backups'], body: CleanupRequest, response: { 200: CleanupResult, ...denied, 400: ErrorReply } },
     onRequest: admin,
     config: { audit: 'backup.cleanup' },
-  }, async (request) => await service.cleanup(request.body ?? {}))
+  }, async (request) => {
+    const req = request.body ?? {}
+    const deletions = new DeletionLog()
+    try {
+      return await service.cleanup(req, deletions)
+    } finally {
+      request.auditFields = { dryRun: req.dryRun === true, ...deletions.fields() }
+    }
+  })
 
   fastify.post('/:id/restore', {
     schema: { tags: ['backups'], params: IdParams, body: RestoreRequest, response: { 202: RestoreReply, ...byId } },
@@ -80,15 +89,10 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const job = await service.restore(request.params.id, request.body)
     const { mode } = await job.planned
-    request.auditSubject = restoreAuditSubject(request.body.target ?? service.get(request.params.id).target, request.body.database, mode)
+    request.auditFields = { ...request.auditFields, subject: restoreSubject(request.body.target ?? service.get(request.params.id).target, request.body.database, mode) }
     return reply.code(202).send({ restore: { id: job.id, backupId: request.params.id, database: request.body.database, mode } })
   })
 }
 
 /** The audit line of a restore says which database it writes and whether an existing one goes. */
-function restoreAuditSubject (target: string, database: string, mode: RestoreMode): string {
-  const how = { new: 'created', replace: 'replaced; the existing database is dropped once the restore succeeded', into: 'restored into the existing database' }[mode]
-  return `database ${JSON.stringify(database)} on target ${target}: ${how}`
-}
-
 export default backupRoutes

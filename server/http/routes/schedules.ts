@@ -11,6 +11,19 @@ const scheduleRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { scheduler } = fastify
   const admin = fastify.requireRole('admin')
 
+  // every schedule.* entry names its schedule, denied and failed calls too: from the URL (known before the auth
+  // check), else from the body of a create (parsed, not yet validated: only a plausible name is taken)
+  fastify.addHook('onRequest', async (request) => {
+    const name = (request.params as { name?: unknown }).name
+    if (typeof name === 'string') request.auditFields = { ...request.auditFields, subject: name }
+  })
+  fastify.addHook('preValidation', async (request) => {
+    const name = (request.body as { name?: unknown } | undefined)?.name
+    if (request.auditFields?.subject === undefined && typeof name === 'string' && name.length <= 100) {
+      request.auditFields = { ...request.auditFields, subject: name }
+    }
+  })
+
   fastify.get('/api/schedules', {
     schema: { tags: ['schedules'], response: { 200: ScheduleList, ...denied } },
     onRequest: admin,

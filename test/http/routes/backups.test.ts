@@ -183,3 +183,23 @@ t.test('an admin restores a completed backup: 202 with a job id, and the job fin
   t.match(await cluster.psql('SELECT count(*) FROM public.orders', 'restored_http'), /300/)
   t.equal((await as('admin', { method: 'POST', url: `/api/backup/${id}/restore`, payload: { database: 'x', drop: true } })).statusCode, 400)
 })
+
+t.test('a cleanup\'s audit entry names every backup it deleted and why; a dry run says it is one and deletes nothing', async t => {
+  const kept = [await completedBackup({ compression: 'none', target: 'default' })]
+  kept.unshift(await completedBackup({ compression: 'none' }))
+  const before = service.list({ status: 'completed', pageSize: 500 }).items.map(b => b.id).filter(id => !kept.includes(id))
+  const dry = await as('admin', { method: 'POST', url: '/api/backup/cleanup', payload: { policy: { keepLast: 2 }, dryRun: true } })
+  t.equal(dry.statusCode, 200)
+  t.same(dry.json().deletedReasons.map((r: { id: string }) => r.id), dry.json().deleted.map((b: { id: string }) => b.id), 'the reply says why, too')
+  const real = await as('admin', { method: 'POST', url: '/api/backup/cleanup', payload: { policy: { keepLast: 2 } } })
+  t.equal(real.statusCode, 200)
+  const entries = (await auditLines(app)).filter(l => l.action === 'backup.cleanup').slice(-2)
+  t.match(entries[0], { dryRun: true, door: 'http', user: 'token:suite-admin', outcome: 'ok' })
+  t.notOk(entries[0].deleted, 'a dry run deleted nothing')
+  t.match(entries[1], { dryRun: false, door: 'http', outcome: 'ok' })
+  const deleted = entries[1].deleted as { id: string, name: string, reason: string }[]
+  t.same(deleted.map(d => d.id).sort(), real.json().deleted.map((b: { id: string }) => b.id).sort())
+  t.ok(deleted.length > 0 && deleted.every(d => before.includes(d.id) && /^full backup #\d+ of target .* kept by none of keepLast 2$/.test(d.reason)))
+  const page = await as('admin', { method: 'GET', url: '/api/audit?pageSize=500' })
+  t.ok(page.json().items.some((l: { deleted?: unknown[] }) => (l.deleted?.length ?? 0) === deleted.length), 'the audit API returns the list')
+})

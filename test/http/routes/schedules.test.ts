@@ -4,7 +4,7 @@ import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { waitUntil } from '../../helpers/service.ts'
 import { startReceiver } from '../../alerts/webhook-receiver.ts'
-import { build, tokenFor } from '../../helpers/app.ts'
+import { auditLines, build, tokenFor } from '../../helpers/app.ts'
 import { hoursBeforeThisHour } from '../../helpers/schedule-time.ts'
 
 const cluster = await testCluster()
@@ -190,4 +190,30 @@ t.test('a failed validation and runs missed while the server was down reach the 
   t.equal(alert.body.event, 'validation.failed')
   t.equal(alert.body.backup.id, backup.id)
   t.match(alert.body.text, /validation of backup \*.+\* \(default\/schedules_app\) failed/)
+})
+
+t.test('every schedule change is audited with the schedule it names, refused and failed ones too', async t => {
+  const config = testConfig(cluster, 'schedules_app')
+  t.teardown(config.cleanup)
+  const { app } = await build(t, config, { service: 'app' })
+  const admin = await tokenFor(app, 'admin')
+  const operator = await tokenFor(app, 'operator')
+  const body = { name: 'weekly-orders', cron: '0 4 * * 0', backup: {} }
+  await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: body })
+  await app.inject({ method: 'POST', url: '/api/schedules', headers: auth(admin), payload: body })
+  await app.inject({ method: 'PATCH', url: '/api/schedules/weekly-orders', headers: auth(operator), payload: { enabled: false } })
+  await app.inject({ method: 'PATCH', url: '/api/schedules/weekly-orders', headers: auth(admin), payload: { enabled: false } })
+  await app.inject({ method: 'DELETE', url: '/api/schedules/weekly-orders', headers: auth(admin) })
+  await app.inject({ method: 'DELETE', url: '/api/schedules/no-such-schedule', headers: auth(admin) })
+
+  const lines = (await auditLines(app)).filter(l => String(l.action).startsWith('schedule.'))
+  t.same(lines.map(l => [l.action, l.subject, l.outcome, l.code]), [
+    ['schedule.create', 'weekly-orders', 'ok', undefined],
+    ['schedule.create', 'weekly-orders', 'failed', 'CONFLICT'],
+    ['schedule.update', 'weekly-orders', 'denied', 'FORBIDDEN'],
+    ['schedule.update', 'weekly-orders', 'ok', undefined],
+    ['schedule.delete', 'weekly-orders', 'ok', undefined],
+    ['schedule.delete', 'no-such-schedule', 'failed', 'NOT_FOUND'],
+  ])
+  for (const l of lines) t.match(l, { door: 'http', user: /^token:t-(admin|operator)$/, ip: String })
 })

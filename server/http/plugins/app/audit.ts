@@ -2,8 +2,9 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome } from '../../../../schemas/audit.ts'
 import { AuditLog } from '../../../audit/audit-log.ts'
+import type { AuditFields } from '../../../audit/audit-trail.ts'
 
-export interface AuditDetails { backupId?: string, subject?: string, outcome: AuditOutcome, code?: string, user?: string }
+export type AuditDetails = AuditFields & { outcome: AuditOutcome, code?: string, user?: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,8 +16,8 @@ declare module 'fastify' {
     /** set by handlers when the audited backup id is not in the URL (create), or the user is not authenticated (login) */
     auditBackupId?: string
     auditUser?: string
-    /** set by handlers whose entry names what was acted upon beyond the backup (the database a restore writes) */
-    auditSubject?: string
+    /** any other field of this request's entry (schemas/audit.ts), set by a hook or the handler */
+    auditFields?: AuditFields
   }
   interface FastifyContextConfig {
     /** audit action written once per request, whatever the outcome (ok, denied, failed) */
@@ -43,18 +44,19 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
   fastify.decorate('auditLog', log)
   fastify.decorateRequest('auditBackupId', undefined)
   fastify.decorateRequest('auditUser', undefined)
-  fastify.decorateRequest('auditSubject', undefined)
+  fastify.decorateRequest('auditFields', undefined)
 
   fastify.decorate('audit', async (request: FastifyRequest, action: string, details: AuditDetails) => {
+    const { user, outcome, code, ...fields } = details
     await log.append({
-      user: details.user ?? request.principal?.username ?? request.auditUser ?? 'anonymous',
+      user: user ?? request.principal?.username ?? request.auditUser ?? 'anonymous',
       role: request.principal?.role,
+      door: 'http',
       ip: request.ip,
       action,
-      backupId: details.backupId,
-      subject: details.subject,
-      outcome: details.outcome,
-      code: details.code,
+      ...fields,
+      outcome,
+      code,
     })
   })
 
@@ -64,8 +66,8 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
     const params = request.params as { id?: string } | undefined
     const status = reply.statusCode
     await fastify.audit(request, action, {
-      backupId: request.auditBackupId ?? (params?.id && /^[0-9a-f-]{36}$/.test(params.id) ? params.id : undefined),
-      subject: request.auditSubject,
+      ...request.auditFields,
+      backupId: request.auditBackupId ?? request.auditFields?.backupId ?? (params?.id && /^[0-9a-f-]{36}$/.test(params.id) ? params.id : undefined),
       outcome: outcomeOf(status),
       code: status >= 400 ? codeOf(payload) : undefined,
     })

@@ -30,7 +30,7 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
   const config = opts.config ?? fastify.config
   const notifier = new WebhookNotifier(config.webhooks, opts.webhook)
   const detach = notifier.attach(service)
-  const scheduler = await Scheduler.open(service, config)
+  const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog })
   const log = fastify.log.child({ component: 'scheduler' })
 
   scheduler.on('missed', ({ schedule, missed }) => {
@@ -41,6 +41,7 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
   scheduler.on('run-error', ({ schedule, error }) => log.error({ schedule, code: error.code, err: error.message }, 'schedule run failed'))
   scheduler.on('cleanup', ({ result }) => log.info({ deleted: result.deleted.length }, 'scheduled retention cleanup done'))
   scheduler.on('cleanup-error', ({ error }) => log.error({ code: error.code, err: error.message }, 'scheduled retention cleanup failed'))
+  scheduler.on('audit-error', ({ action, error }) => log.error({ action, code: error.code, err: error.message }, 'audit entry of a scheduled run not written'))
   notifier.on('gave-up', (e) => log.warn(e, 'webhook alert not delivered'))
 
   // the engine's validate() emits nothing, so the validate route's reply is where a failed check shows
@@ -65,4 +66,4 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
     clearTimeout(timer)
     notifier.close()
   })
-}, { name: 'pgkeep-scheduler', dependencies: ['pgkeep-backup-service'] })
+}, { name: 'pgkeep-scheduler', dependencies: ['pgkeep-backup-service', 'pgkeep-audit'] })

@@ -1,0 +1,54 @@
+import type { Backup } from '../../../schemas/backup.ts'
+import { IntegrityError } from '../../errors.ts'
+import { manifestPath, readManifest, writeManifest } from './manifest.ts'
+
+/**
+ * What is learnt about a backup after its dump and decides whether it may be deleted or trusted: its pin and its
+ * last verification. They are written to the backup's manifest as well as to registry.json (manifest first, both
+ * under the registry lock), so a catalog rebuilt from the manifests loses none of them: a lost pin would let
+ * retention delete the backup. A new fact of this kind (a note, a drill result) joins this list.
+ */
+export type SafetyFacts = Pick<Backup, 'pinned' | 'verification'>
+
+function verifiedMs (b: Backup): number {
+  const ms = b.verification === undefined ? NaN : Date.parse(b.verification.at)
+  return Number.isNaN(ms) ? -Infinity : ms
+}
+
+/**
+ * The facts to keep when registry.json and a manifest disagree (a crash between the two writes, or a manifest
+ * written before manifests held these facts): a pin recorded in either one holds, so no order of writes or crash
+ * can lose one (an unpin interrupted half-way is simply still pinned); the newer verification wins.
+ */
+export function mergeSafetyFacts (fromRegistry: Backup, fromManifest: Backup): SafetyFacts {
+  const newer = verifiedMs(fromRegistry) >= verifiedMs(fromManifest) ? fromRegistry : fromManifest
+  return {
+    pinned: fromRegistry.pinned || fromManifest.pinned,
+    ...(newer.verification ? { verification: newer.verification } : {}),
+  }
+}
+
+/** Whether the manifest's record is missing a fact the registry knows (so the manifest should be rewritten). */
+export function manifestLags (fromManifest: Backup, current: Backup): boolean {
+  return fromManifest.pinned !== current.pinned ||
+    JSON.stringify(fromManifest.verification) !== JSON.stringify(current.verification)
+}
+
+/**
+ * Rewrites a completed backup's manifest with its current record (files unchanged), atomically. Returns false,
+ * writing nothing, when the manifest cannot be read: a damaged manifest is what validation reports, and that
+ * report must still reach the registry. Any other failure (disk full) throws, so the caller records nothing.
+ */
+export async function recordInManifest (backupDir: string, backup: Backup): Promise<boolean> {
+  let files
+  try {
+    files = (await readManifest(manifestPath(backupDir, backup.name))).files
+  } catch (err) {
+    if (err instanceof IntegrityError) return false
+    throw err
+  }
+  const record: Backup = { ...backup }
+  delete record.ownerPid
+  await writeManifest(backupDir, record, files)
+  return true
+}

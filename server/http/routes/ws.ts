@@ -5,12 +5,11 @@ import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { LiveHub } from '../live-hub.ts'
 import { tokenFromRequest } from '../plugins/app/auth.ts'
+import { watchViewer } from '../viewer-watch.ts'
 
 export interface WsRouteOptions {
   /** unsent bytes a viewer may owe before it is dropped */
   maxBufferedBytes?: number
-  /** ping period; a viewer that misses a pong for a whole period is dropped */
-  heartbeatMs?: number
 }
 
 const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: 8192 })) }, { additionalProperties: false })
@@ -27,7 +26,7 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   }
   const hub = new LiveHub(fastify.backupService, { maxBufferedBytes: opts.maxBufferedBytes })
   const viewer = fastify.requireRole('viewer')
-  const heartbeatMs = opts.heartbeatMs ?? 30_000
+  const { wsHeartbeatMs, wsRecheckMs } = fastify.config.http
 
   fastify.addHook('onClose', async () => { hub.close() })
 
@@ -38,25 +37,23 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
     config: { rateLimit: { keyGenerator: (request: FastifyRequest) => request.ip ?? 'in-process' } },
     onRequest: async (request, reply) => {
       const query = request.query as { token?: string }
-      if (!request.principal && query.token && !tokenFromRequest(request)) {
-        request.principal = await fastify.verifyToken(query.token)
-      }
+      // `?token=` is this socket's bearer token: the upgrade and every later re-check read it the same way
+      if (query.token && !tokenFromRequest(request)) request.headers.authorization = `Bearer ${query.token}`
       await viewer(request, reply)
     },
   }, (socket, request) => {
-    const remove = hub.add(socket)
-    let alive = true
-    socket.on('pong', () => { alive = true })
-    const heartbeat = setInterval(() => {
-      if (!alive) { socket.terminate(); return }
-      alive = false
-      socket.ping()
-    }, heartbeatMs)
-    heartbeat.unref()
-    socket.on('close', () => {
-      clearInterval(heartbeat)
-      remove()
+    const remove = hub.add(socket, request.principal!.role)
+    watchViewer(socket, {
+      heartbeatMs: wsHeartbeatMs,
+      recheckMs: wsRecheckMs,
+      recheck: async () => (await fastify.verifyRequest(request)).role,
+      onRole: role => { hub.setRole(socket, role) },
+      onRefused: (err) => {
+        remove()
+        request.log.info({ code: (err as { code?: string }).code }, 'viewer socket closed: its session or token is no longer valid')
+      },
     })
+    socket.on('close', remove)
     socket.on('error', (err) => { request.log.debug({ err: err.message }, 'viewer socket error') })
   })
 }

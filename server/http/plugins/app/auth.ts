@@ -14,6 +14,11 @@ declare module 'fastify' {
     tokens: TokenStore
     /** Verifies a JWT (signature, expiry, revocation, user still present) -> who and which role. 401 otherwise. */
     verifyToken (token: string): Promise<Principal>
+    /**
+     * The request's credentials (`Authorization: Bearer` or the session cookie) checked afresh on every call;
+     * re-run on an open WebSocket's upgrade request, it tells whether that socket may still listen. 401 otherwise.
+     */
+    verifyRequest (request: FastifyRequest): Promise<Principal>
     /** onRequest/preHandler: accepts the session cookie or `Authorization: Bearer`, sets request.principal. */
     authenticate: Hook
     /** onRequest/preHandler: authenticates if needed, then 403 unless the role is at least `role`. */
@@ -55,11 +60,15 @@ export default fp<{ backupDir: string }>(async (fastify, opts) => {
   fastify.decorateRequest('principal', undefined)
   fastify.decorate('verifyToken', (token: string) => verifyToken(fastify, token))
 
-  const authenticate: Hook = async (request) => {
-    if (request.principal) return
+  const verifyRequest = async (request: FastifyRequest): Promise<Principal> => {
     const token = tokenFromRequest(request)
     if (!token) throw new PgkeepError('UNAUTHORIZED', 'authentication required: log in or send "Authorization: Bearer <token>"')
-    request.principal = await verifyToken(fastify, token)
+    return await verifyToken(fastify, token)
+  }
+  fastify.decorate('verifyRequest', verifyRequest)
+
+  const authenticate: Hook = async (request) => {
+    request.principal ??= await verifyRequest(request)
   }
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('requireRole', (role: Role): Hook => async (request, reply) => {

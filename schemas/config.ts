@@ -35,5 +35,11 @@ export const ConfigFile = Type.Object({
   minFreeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   pgBinDir: Type.Optional(Type.String()),
+  /** HTTP: see docs/http-api.md (env PGKEEP_ALLOWED_ORIGINS etc. win over these) */
+  allowedOrigins: Type.Optional(Type.Array(Type.String())),
+  allowedHosts: Type.Optional(Type.Array(Type.String())),
+  shutdownGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+  downloadIdleTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+  wsHeartbeatSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
 }, { additionalProperties: false })
 export type ConfigFile = Static<typeof ConfigFile>

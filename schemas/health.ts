@@ -8,6 +8,13 @@ export type HealthReply = Static<typeof HealthReply>
 export const ReadinessCheck = Type.Object({ name: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) })
 export type ReadinessCheck = Static<typeof ReadinessCheck>
 
-/** GET /api/health/ready, 200 or 503: every check, and the failed ones as one line each. */
-export const ReadyReply = Type.Object({ ready: Type.Boolean(), checks: Type.Array(ReadinessCheck), reasons: Type.Array(Type.String()) })
+/**
+ * GET /api/health/ready, 200 or 503. Without credentials only `ready` (targets, hosts and errors are not for
+ * anyone who can reach the port); with any login also every check, and the failed ones as one line each.
+ */
+export const ReadyReply = Type.Object({
+  ready: Type.Boolean(),
+  checks: Type.Optional(Type.Array(ReadinessCheck)),
+  reasons: Type.Optional(Type.Array(Type.String())),
+})
 export type ReadyReply = Static<typeof ReadyReply>

@@ -44,6 +44,23 @@ export interface Config {
   /** directory holding pg_dump/pg_restore/psql; found automatically when absent */
   pgBinDir?: string
   logLevel: string
+  http: HttpConfig
+}
+
+/** What the HTTP server checks and how long it waits (server/http). */
+export interface HttpConfig {
+  /** origins besides the server's own that may make cookie-authenticated changes, e.g. https://ops.example */
+  allowedOrigins: string[]
+  /** Host names the server answers to besides its loopback names (DNS rebinding); empty = any, off loopback */
+  allowedHosts: string[]
+  /** SIGTERM/SIGINT -> process exit, at most */
+  shutdownGraceMs: number
+  /** a download whose client reads nothing for this long is cut */
+  downloadIdleTimeoutMs: number
+  /** WebSocket ping period; a viewer silent for a whole period is dropped */
+  wsHeartbeatMs: number
+  /** how often an open WebSocket's session or token is checked again (logout, revocation, removal, role) */
+  wsRecheckMs: number
 }
 
 const checkConfigFile = Compile(ConfigFile)
@@ -211,5 +228,51 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     downloadVerifyMaxAgeSeconds: file.downloadVerifyMaxAgeSeconds ?? 3600,
     pgBinDir: env.PGKEEP_PG_BIN_DIR || file.pgBinDir,
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',
+    http: httpConfig(env, file),
+  }
+}
+
+function listFrom (env: NodeJS.ProcessEnv, name: string, fallback: string[] = []): string[] {
+  const raw = env[name]
+  if (raw === undefined || raw.trim() === '') return fallback
+  return raw.split(',').map(s => s.trim()).filter(Boolean)
+}
+
+/** `https://ops.example:8443` as the browser sends it in Origin: scheme, host, port only. */
+function originOf (name: string, text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    fail(name, `"${text}" is not an origin like https://ops.example`)
+  }
+  if (!['http:', 'https:'].includes(url.protocol) || url.pathname !== '/' || url.search || url.hash || url.username) {
+    fail(name, `"${text}" is not an origin like https://ops.example (scheme, host and port only)`)
+  }
+  return url.origin
+}
+
+/** A Host name as it appears in the Host header without its port: lower case, IPv6 in brackets. */
+function hostNameOf (name: string, text: string): string {
+  const host = /^[0-9a-f:]+$/i.test(text) && text.includes(':') ? `[${text}]` : text
+  let url: URL
+  try {
+    url = new URL(`http://${host}`)
+  } catch {
+    fail(name, `"${text}" is not a host name`)
+  }
+  if (url.port || url.pathname !== '/' || url.username) fail(name, `"${text}" is not a host name (no port, no path)`)
+  return url.hostname
+}
+
+function httpConfig (env: NodeJS.ProcessEnv, file: ConfigFile): HttpConfig {
+  const seconds = (name: string, fallback: number, max: number): number => intFromEnv(env, name, fallback, 1, max) * 1000
+  return {
+    allowedOrigins: listFrom(env, 'PGKEEP_ALLOWED_ORIGINS', file.allowedOrigins).map(o => originOf('PGKEEP_ALLOWED_ORIGINS', o)),
+    allowedHosts: listFrom(env, 'PGKEEP_ALLOWED_HOSTS', file.allowedHosts).map(h => hostNameOf('PGKEEP_ALLOWED_HOSTS', h)),
+    shutdownGraceMs: seconds('PGKEEP_SHUTDOWN_GRACE_SECONDS', file.shutdownGraceSeconds ?? 10, 3600),
+    downloadIdleTimeoutMs: seconds('PGKEEP_DOWNLOAD_IDLE_TIMEOUT_SECONDS', file.downloadIdleTimeoutSeconds ?? 60, 86400),
+    wsHeartbeatMs: seconds('PGKEEP_WS_HEARTBEAT_SECONDS', file.wsHeartbeatSeconds ?? 30, 3600),
+    wsRecheckMs: 5000,
   }
 }

@@ -15,6 +15,8 @@ import { BackupService } from '../engine/backup-service.ts'
 import authPlugin from './plugins/app/auth.ts'
 import auditPlugin from './plugins/app/audit.ts'
 import schedulerPlugin from './plugins/app/scheduler.ts'
+import shutdownPlugin from './plugins/app/shutdown.ts'
+import originGuardPlugin from './plugins/app/origin-guard.ts'
 import authRoutes from './routes/auth.ts'
 import backupRoutes from './routes/backups.ts'
 import restoreRoutes from './routes/restores.ts'
@@ -72,6 +74,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // query strings and params converted to the declared types
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   app.setErrorHandler(errorHandler)
+  // bodies are JSON or nothing: text/plain is what a cross-site form or fetch may send without a preflight
+  app.removeContentTypeParser('text/plain')
 
   const secret = await resolveJwtSecret(config)
   let service = deps.service
@@ -87,7 +91,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(auditPlugin, { backupDir: config.backupDir })
   app.decorate('config', config)
   app.decorate('rateLimits', { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits })
+  await app.register(originGuardPlugin)
   await app.register(schedulerPlugin)
+  // open requests get a short drain on close, a quarter of the grace at most (the rest is for cancelling dumps)
+  await app.register(shutdownPlugin, { drainMs: Math.min(2000, config.http.shutdownGraceMs / 4) })
 
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(backupRoutes, { prefix: '/api/backup' })

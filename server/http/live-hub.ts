@@ -1,3 +1,4 @@
+import { ROLES, type Role } from '../../schemas/auth.ts'
 import type { Backup, BackupWithProgress, Progress } from '../../schemas/backup.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
@@ -27,6 +28,16 @@ export interface LiveHubOptions {
 
 const OPEN = 1
 
+/**
+ * The least role that may see an event: what the HTTP API shows that role, no more. Restores (their
+ * database names and errors) are admin-only there (routes/restores.ts), so they are here.
+ */
+export function audienceOf (event: ServerEvent): Role {
+  return event.type === 'restore' ? 'admin' : 'viewer'
+}
+
+const mayRead = (role: Role, audience: Role): boolean => ROLES.indexOf(role) >= ROLES.indexOf(audience)
+
 interface JobThrottle {
   lastSentAt: number
   /** serialized only if it is still the newest when its turn comes */
@@ -40,7 +51,8 @@ interface JobThrottle {
  * either buffering without bound or slowing the emitter, and the emitter is the dump.
  */
 export class LiveHub {
-  readonly #clients = new Set<LiveClient>()
+  /** every viewer and the role it currently holds (re-checked by the WebSocket route) */
+  readonly #clients = new Map<LiveClient, Role>()
   readonly #throttles = new Map<string, JobThrottle>()
   readonly #maxBuffered: number
   readonly #interval: number
@@ -81,13 +93,21 @@ export class LiveHub {
     }
   }
 
-  /** Registers a viewer and sends it the snapshot of active jobs; returns the unsubscribe function. */
-  add (client: LiveClient): () => void {
-    this.#clients.add(client)
-    const restores = this.#source.activeRestores()
+  /**
+   * Registers a viewer holding `role` and sends it the snapshot of active jobs (only what that role may see);
+   * returns the unsubscribe function.
+   */
+  add (client: LiveClient, role: Role): () => void {
+    this.#clients.set(client, role)
+    const restores = mayRead(role, 'admin') ? this.#source.activeRestores() : []
     const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}) }
     this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
     return () => { this.#clients.delete(client) }
+  }
+
+  /** A viewer's role changed (demotion, promotion): what it receives from now on follows. */
+  setRole (client: LiveClient, role: Role): void {
+    if (this.#clients.has(client)) this.#clients.set(client, role)
   }
 
   /** Stops listening and terminates every viewer (server shutdown). */
@@ -95,7 +115,7 @@ export class LiveHub {
     this.#detach()
     for (const t of this.#throttles.values()) clearTimeout(t.timer)
     this.#throttles.clear()
-    for (const c of this.#clients) c.terminate()
+    for (const c of this.#clients.keys()) c.terminate()
     this.#clients.clear()
   }
 
@@ -156,9 +176,14 @@ export class LiveHub {
   }
 
   #broadcast (event: ServerEvent): void {
-    // encoded once: ws would otherwise turn the same string into bytes again for every viewer
-    const data = Buffer.from(JSON.stringify(event))
-    for (const c of this.#clients) this.#sendTo(c, data)
+    const audience = audienceOf(event)
+    // encoded once (and only if someone may read it): ws would otherwise turn the same string into bytes again for every viewer
+    let data: Buffer | undefined
+    for (const [c, role] of this.#clients) {
+      if (!mayRead(role, audience)) continue
+      data ??= Buffer.from(JSON.stringify(event))
+      this.#sendTo(c, data)
+    }
   }
 
   #sendTo (client: LiveClient, data: Buffer): void {

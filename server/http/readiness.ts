@@ -25,3 +25,35 @@ export async function checkReadiness (config: Config): Promise<Readiness> {
   ]
   return { ready: checks.every(c => c.ok), checks }
 }
+
+/**
+ * Readiness probed at most once per `maxAgeMs` for callers who do not need it fresh (the public probe): a
+ * probe opens a connection to every target, and an unauthenticated caller must not be able to make us do that
+ * per request. Callers arriving while a probe runs share it.
+ */
+export class ReadinessCache {
+  readonly #config: Config
+  readonly #maxAgeMs: number
+  #last?: { at: number, result: Readiness }
+  #running?: Promise<Readiness>
+
+  constructor (config: Config, maxAgeMs: number) {
+    this.#config = config
+    this.#maxAgeMs = maxAgeMs
+  }
+
+  /** A fresh probe (a logged-in caller asking why), which also refreshes the cached one. */
+  async probe (): Promise<Readiness> {
+    this.#running ??= checkReadiness(this.#config).then(result => {
+      this.#last = { at: Date.now(), result }
+      return result
+    }).finally(() => { this.#running = undefined })
+    return await this.#running
+  }
+
+  /** The last result if recent enough, else a probe. */
+  async recent (): Promise<Readiness> {
+    if (this.#last && Date.now() - this.#last.at < this.#maxAgeMs) return this.#last.result
+    return await this.probe()
+  }
+}

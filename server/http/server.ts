@@ -17,9 +17,11 @@ export const FIRST_ADMIN_HINT = 'no users yet: every API call will be refused un
   '  npx pgkeep user add admin --role admin   (from the pgkeep folder; asks for the password)'
 
 /**
- * Listens on config.host:port. On SIGTERM/SIGINT it stops accepting connections, cancels running dumps
- * (cleanly: pg_dump stopped, partial files removed, status `cancelled`) rather than wait for a dump that may
- * take hours, then flushes the audit log. A second signal exits at once.
+ * Listens on config.host:port. On SIGTERM/SIGINT it stops accepting connections and cancels running dumps at
+ * once (cleanly: pg_dump stopped, partial files removed, status `cancelled`) rather than wait for a dump that
+ * may take hours; open requests get a short drain before they are cut (plugins/app/shutdown.ts); then the
+ * audit log is flushed. The process exits within config.http.shutdownGraceMs whatever still hangs (exit 1
+ * then). A second signal exits at once.
  */
 export async function startServer (config: Config, deps: AppDeps = {}): Promise<RunningServer> {
   const app = await buildApp(config, { cancelRunningOnClose: true, ...deps })
@@ -48,6 +50,12 @@ export async function startServer (config: Config, deps: AppDeps = {}): Promise<
   }
   const onSignal = (signal: NodeJS.Signals): void => {
     app.log.info(`${signal}: shutting down (running backups are cancelled)`)
+    // the backstop for whatever the orderly close below cannot end in time (a child that ignores SIGKILL,
+    // a stuck disk): the grace period is a promise to whoever sent the signal
+    setTimeout(() => {
+      app.log.error(`shutdown still not done after ${config.http.shutdownGraceMs} ms; exiting anyway`)
+      process.exit(1)
+    }, config.http.shutdownGraceMs).unref()
     close().catch(err => app.log.error({ err }, 'shutdown failed'))
   }
   const forceExit = (): void => { process.exit(EXIT_CANCELLED) }

@@ -45,7 +45,7 @@ function setup (t: Test): { source: Source, viewer: Viewer, hub: LiveHub } {
   const hub = new LiveHub(source, { progressIntervalMs: 50 })
   t.teardown(() => hub.close())
   const viewer = new Viewer()
-  hub.add(viewer)
+  hub.add(viewer, 'admin')
   return { source, viewer, hub }
 }
 
@@ -78,11 +78,40 @@ t.test('running restore states are throttled like progress; an ending state flus
 t.test('a viewer that cannot keep up is dropped, the others keep receiving', async t => {
   const { source, viewer, hub } = setup(t)
   const slow = new Viewer()
-  hub.add(slow)
+  hub.add(slow, 'viewer')
   slow.bufferedAmount = 10 * 1024 * 1024
   source.emit('deleted', { backupId: '01936f6e-0000-7000-8000-000000000003' })
   t.ok(slow.terminated, 'the slow viewer is terminated')
   t.equal(viewer.ofType('deleted').length, 1)
   source.emit('deleted', { backupId: '01936f6e-0000-7000-8000-000000000004' })
   t.equal(viewer.ofType('deleted').length, 2)
+})
+
+t.test('restores reach admins only, in the snapshot and live, and a changed role applies to the next event', async t => {
+  const { source, viewer: admin, hub } = setup(t)
+  const running: RestoreState = {
+    restoreId: '01936f6e-0000-7000-8000-000000000005', backupId: '01936f6e-0000-7000-8000-000000000006', database: 'secret_db', status: 'running', at: new Date().toISOString(),
+  }
+  source.activeRestores = () => [running]
+  const viewer = new Viewer()
+  hub.add(viewer, 'viewer')
+  const operator = new Viewer()
+  hub.add(operator, 'operator')
+  const lateAdmin = new Viewer()
+  hub.add(lateAdmin, 'admin')
+  t.same(viewer.ofType('snapshot')[0], { type: 'snapshot', jobs: [] }, 'a viewer\'s snapshot has no restores')
+  t.same(operator.ofType('snapshot')[0], { type: 'snapshot', jobs: [] }, 'nor an operator\'s')
+  t.equal(lateAdmin.ofType('snapshot')[0]?.restores?.[0]?.database, 'secret_db', 'an admin\'s has them')
+
+  source.emit('restore', { ...running, status: 'failed', error: { code: 'PG_RESTORE_FAILED', message: 'role "x" does not exist' } })
+  source.emit('deleted', { backupId: running.backupId })
+  t.equal(admin.ofType('restore').length, 1)
+  t.same(viewer.received.map(e => e.type), ['snapshot', 'deleted'], 'the viewer got the deletion but not the restore')
+  t.same(operator.received.map(e => e.type), ['snapshot', 'deleted'])
+
+  hub.setRole(admin, 'viewer')
+  hub.setRole(viewer, 'admin')
+  source.emit('restore', { ...running, restoreId: '01936f6e-0000-7000-8000-000000000007', status: 'completed' })
+  t.equal(admin.ofType('restore').length, 1, 'demoted: no more restores')
+  t.equal(viewer.ofType('restore').length, 1, 'promoted: restores from now on')
 })

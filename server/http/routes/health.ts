@@ -1,18 +1,38 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
 import { HealthReply, ReadyReply } from '../../../schemas/health.ts'
-import { checkReadiness } from '../readiness.ts'
+import { ErrorReply } from '../../../schemas/errors.ts'
+import { SESSION_COOKIE } from '../plugins/external/jwt.ts'
+import { ReadinessCache } from '../readiness.ts'
 
-/** Unauthenticated on purpose (load balancers, orchestrators); they reveal no secrets. */
+/** How old a readiness result an anonymous caller may get. */
+const PUBLIC_READY_MAX_AGE_MS = 5000
+
+const hasCredentials = (request: FastifyRequest): boolean =>
+  request.headers.authorization !== undefined || request.cookies?.[SESSION_COOKIE] !== undefined
+
+/**
+ * Unauthenticated on purpose (load balancers, orchestrators), so they say no more than up / ready. Why a
+ * server is not ready (target names, hosts, errors) is for logged-in users: with credentials, any role, the
+ * probe is fresh and every check is listed; bad credentials are a 401 rather than a quiet downgrade.
+ */
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const readiness = new ReadinessCache(fastify.config, PUBLIC_READY_MAX_AGE_MS)
+
   fastify.get('/', {
     schema: { tags: ['health'], response: { 200: HealthReply } },
     config: { rateLimit: false },
   }, async () => ({ status: 'ok' as const, uptimeSeconds: Math.round(process.uptime()) }))
 
   fastify.get('/ready', {
-    schema: { tags: ['health'], response: { 200: ReadyReply, 503: ReadyReply } },
-  }, async (_request, reply) => {
-    const r = await checkReadiness(fastify.config)
+    schema: { tags: ['health'], response: { 200: ReadyReply, 503: ReadyReply, 401: ErrorReply } },
+  }, async (request, reply) => {
+    if (!hasCredentials(request)) {
+      const { ready } = await readiness.recent()
+      return reply.code(ready ? 200 : 503).send({ ready })
+    }
+    await fastify.verifyRequest(request)
+    const r = await readiness.probe()
     const reasons = r.checks.filter(c => !c.ok).map(c => `${c.name}: ${c.message ?? 'failed'}`)
     return reply.code(r.ready ? 200 : 503).send({ ...r, reasons })
   })

@@ -3,12 +3,11 @@ import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { LiveHub } from '../live-hub.ts'
+import { watchViewer } from '../viewer-watch.ts'
 
 export interface WsRouteOptions {
   /** unsent bytes a viewer may owe before it is dropped */
   maxBufferedBytes?: number
-  /** ping period; a viewer that misses a pong for a whole period is dropped */
-  heartbeatMs?: number
 }
 
 /**
@@ -23,7 +22,7 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   }
   const hub = new LiveHub(fastify.backupService, { maxBufferedBytes: opts.maxBufferedBytes })
   const viewer = fastify.requireRole('viewer')
-  const heartbeatMs = opts.heartbeatMs ?? 30_000
+  const { wsHeartbeatMs, wsRecheckMs } = fastify.config.http
 
   fastify.addHook('onClose', async () => { hub.close() })
 
@@ -34,19 +33,18 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
     config: { rateLimit: { keyGenerator: (request: FastifyRequest) => request.ip ?? 'in-process' } },
     onRequest: viewer,
   }, (socket, request) => {
-    const remove = hub.add(socket)
-    let alive = true
-    socket.on('pong', () => { alive = true })
-    const heartbeat = setInterval(() => {
-      if (!alive) { socket.terminate(); return }
-      alive = false
-      socket.ping()
-    }, heartbeatMs)
-    heartbeat.unref()
-    socket.on('close', () => {
-      clearInterval(heartbeat)
-      remove()
+    const remove = hub.add(socket, request.principal!.role)
+    watchViewer(socket, {
+      heartbeatMs: wsHeartbeatMs,
+      recheckMs: wsRecheckMs,
+      recheck: async () => (await fastify.verifyRequest(request)).role,
+      onRole: role => { hub.setRole(socket, role) },
+      onRefused: (err) => {
+        remove()
+        request.log.info({ code: (err as { code?: string }).code }, 'viewer socket closed: its session or token is no longer valid')
+      },
     })
+    socket.on('close', remove)
     socket.on('error', (err) => { request.log.debug({ err: err.message }, 'viewer socket error') })
   })
 }

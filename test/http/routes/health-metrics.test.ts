@@ -1,4 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -17,27 +18,56 @@ t.test('liveness answers without auth', async t => {
   t.equal(res.json().status, 'ok')
 })
 
-t.test('readiness is 200 when the target, pg_dump, the backups dir and free space are fine', async t => {
-  const res = await app.inject({ method: 'GET', url: '/api/health/ready' })
+t.test('readiness is 200 when the target, pg_dump, the backups dir and free space are fine; the checks need a login', async t => {
+  const res = await as('viewer', { method: 'GET', url: '/api/health/ready' })
   t.equal(res.statusCode, 200, res.body)
   t.equal(res.json().ready, true)
   t.same(res.json().reasons, [])
   t.same(res.json().checks.map((c: { name: string }) => c.name).sort(), ['backupDir:freeSpace', 'backupDir:writable', 'pg_dump', 'target:default'])
+  const anonymous = await app.inject({ method: 'GET', url: '/api/health/ready' })
+  t.equal(anonymous.statusCode, 200)
+  t.same(anonymous.json(), { ready: true }, 'without a login: ready or not, nothing more')
+  const bad = await app.inject({ method: 'GET', url: '/api/health/ready', headers: { authorization: 'Bearer not.a.jwt' } })
+  t.equal(bad.statusCode, 401, 'bad credentials are refused, not quietly treated as none')
 })
 
-t.test('readiness is 503 naming the reason when the target is unreachable or space is short', async t => {
+t.test('readiness is 503 naming the reason when the target is unreachable or space is short; anonymous callers see only 503', async t => {
   const savedTargets = config.targets
   const savedMin = config.minFreeBytes
   t.teardown(() => { config.targets = savedTargets; config.minFreeBytes = savedMin })
   config.targets = { ...savedTargets, default: { ...savedTargets.default, host: '127.0.0.1', port: 1 } }
   config.minFreeBytes = Number.MAX_SAFE_INTEGER
-  const res = await app.inject({ method: 'GET', url: '/api/health/ready' })
+  const res = await as('viewer', { method: 'GET', url: '/api/health/ready' })
   t.equal(res.statusCode, 503)
   t.equal(res.json().ready, false)
   const reasons: string[] = res.json().reasons
   t.ok(reasons.some(r => r.startsWith('target:default:')), reasons.join('; '))
   t.ok(reasons.some(r => r.startsWith('backupDir:freeSpace:')), reasons.join('; '))
   t.notMatch(res.body, cluster.password)
+  // the logged-in probe just ran: an anonymous caller gets its verdict, and not one word of why
+  const anonymous = await app.inject({ method: 'GET', url: '/api/health/ready' })
+  t.equal(anonymous.statusCode, 503)
+  t.same(anonymous.json(), { ready: false })
+})
+
+t.test('anonymous readiness calls do not open a connection to the targets each: one probe serves them for a few seconds', async t => {
+  // a stand-in target that counts the connections made to it (and refuses to be PostgreSQL)
+  let connections = 0
+  const counter = createServer(socket => { connections++; socket.destroy() })
+  await new Promise<void>(resolve => counter.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { counter.close() })
+  const savedTargets = config.targets
+  t.teardown(() => { config.targets = savedTargets })
+  config.targets = { ...savedTargets, default: { ...savedTargets.default, host: '127.0.0.1', port: (counter.address() as AddressInfo).port } }
+  const first = await as('viewer', { method: 'GET', url: '/api/health/ready' })
+  t.equal(first.statusCode, 503)
+  const perProbe = connections
+  t.ok(perProbe > 0, 'a probe reaches the target')
+  const replies = await Promise.all(Array.from({ length: 20 }, async () => await app.inject({ method: 'GET', url: '/api/health/ready' })))
+  t.same(replies.map(r => r.statusCode), Array(20).fill(503))
+  t.equal(connections, perProbe, '20 anonymous calls, no new connection')
+  await as('viewer', { method: 'GET', url: '/api/health/ready' })
+  t.equal(connections, 2 * perProbe, 'a logged-in caller gets a fresh probe')
 })
 
 const SAMPLE = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? -?(?:[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?\d+)?$/

@@ -31,9 +31,10 @@ async function startRestore (backupId: string, database: string): Promise<string
   return res.json().restore.id
 }
 
-async function viewerSocket (t: Test): Promise<Inbox> {
+/** Restores are admin-only over HTTP, so on the socket too: only an admin's hears of them. */
+async function liveSocket (t: Test, role: 'viewer' | 'admin' = 'admin'): Promise<Inbox> {
   let inbox!: Inbox
-  const ws = await app.injectWS('/api/backup/ws', { headers: { authorization: `Bearer ${token.viewer}` } }, { onInit: (s: WebSocket) => { inbox = new Inbox(s) } })
+  const ws = await app.injectWS('/api/backup/ws', { headers: { authorization: `Bearer ${token[role]}` } }, { onInit: (s: WebSocket) => { inbox = new Inbox(s) } })
   t.teardown(() => ws.terminate())
   await inbox.next(m => m.type === 'snapshot')
   return inbox
@@ -42,7 +43,7 @@ async function viewerSocket (t: Test): Promise<Inbox> {
 const copying = async (restoreId: string): Promise<boolean> =>
   Number(await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-restore-${restoreId}' AND query LIKE 'COPY%'`)) > 0
 
-t.test('a running restore is readable by id, listed in a new viewer\'s snapshot, and cancelled on request', async t => {
+t.test('a running restore is readable by id, listed in a new admin\'s snapshot (not a viewer\'s), and cancelled on request', async t => {
   const backupId = await completedBackup({ format: 'custom', compression: 'zstd' })
   const id = await startRestore(backupId, 'restores slow copy')
   const running = await as('admin', { method: 'GET', url: `/api/restore/${id}` })
@@ -50,8 +51,10 @@ t.test('a running restore is readable by id, listed in a new viewer\'s snapshot,
   t.match(running.json(), { restoreId: id, backupId, database: 'restores slow copy', status: 'running', at: String })
   await waitUntil(() => copying(id), 30_000, 'the restore to be copying rows')
 
-  const inbox = await viewerSocket(t)
+  const inbox = await liveSocket(t)
   t.match(inbox.messages[0].restores, [{ restoreId: id, status: 'running' }], 'the snapshot lists the running restore')
+  const viewer = await liveSocket(t, 'viewer')
+  t.same(viewer.messages[0], { type: 'snapshot', jobs: [] }, 'a viewer\'s snapshot does not')
 
   for (const role of ['viewer', 'operator'] as const) {
     t.equal((await as(role, { method: 'GET', url: `/api/restore/${id}` })).statusCode, 403, `${role} may not read it`)
@@ -67,7 +70,7 @@ t.test('a running restore is readable by id, listed in a new viewer\'s snapshot,
   t.match(cancelled.json(), { restoreId: id, status: 'cancelled', error: { code: 'CANCELLED' } })
   t.equal((await as('admin', { method: 'GET', url: `/api/restore/${id}` })).json().status, 'cancelled', 'the ended state stays readable')
   const ended = await inbox.next(m => m.type === 'restore' && m.restoreId === id && m.status !== 'running')
-  t.equal(ended.status, 'cancelled', 'viewers see it cancelled')
+  t.equal(ended.status, 'cancelled', 'admins see it cancelled')
   t.equal(Number(await cluster.psql(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-restore-${id}'`)), 0, 'no backend remains')
 
   const again = await as('admin', { method: 'POST', url: `/api/restore/${id}/cancel` })
@@ -76,6 +79,10 @@ t.test('a running restore is readable by id, listed in a new viewer\'s snapshot,
   const audit = (await auditLines(app)).filter(l => l.action === 'restore.cancel')
   t.match(audit.map(l => [l.role, l.outcome, l.backupId]), [['viewer', 'denied'], ['operator', 'denied'], ['admin', 'ok', backupId], ['admin', String, backupId]])
   t.same(inbox.invalid, [])
+  // an event every role gets, sent after the restore's end: once the viewer has it, it has all it will get
+  await as('operator', { method: 'POST', url: `/api/backup/${backupId}/pin`, payload: { pinned: true } })
+  await viewer.next(m => m.type === 'status' && m.backupId === backupId)
+  t.same(viewer.messages.filter(m => m.type === 'restore'), [], 'the viewer never heard of the restore: database names and errors are admin-only')
 })
 
 t.test('an unknown restore is NOT_FOUND and a malformed id INVALID_INPUT, in the usual error shape', async t => {
@@ -89,9 +96,9 @@ t.test('an unknown restore is NOT_FOUND and a malformed id INVALID_INPUT, in the
   t.equal(bad.json().code, 'INVALID_INPUT')
 })
 
-t.test('viewers follow a restore to completed: valid restore events, percent never goes back, ending at 100', async t => {
+t.test('admins follow a restore to completed: valid restore events, percent never goes back, ending at 100', async t => {
   const backupId = await completedBackup({ format: 'plain', compression: 'gzip' })
-  const inbox = await viewerSocket(t)
+  const inbox = await liveSocket(t)
   const id = await startRestore(backupId, 'restored_ws')
   const end = await inbox.next(m => m.type === 'restore' && m.restoreId === id && m.status !== 'running', 60_000)
   t.equal(end.status, 'completed', JSON.stringify(end.error))

@@ -9,8 +9,10 @@ const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'ws_app', { rows: 500 })
 
-const config = testConfig(cluster, 'ws_app')
-t.teardown(config.cleanup)
+const base = testConfig(cluster, 'ws_app')
+t.teardown(base.cleanup)
+// open sockets re-check their credentials every 100 ms here (5 s by default)
+const config = { ...base, http: { ...base.http, wsRecheckMs: 100 } }
 const { app } = await build(t, config, { service: 'app' })
 const viewer = await tokenFor(app, 'viewer')
 
@@ -68,4 +70,47 @@ t.test('the snapshot lists active jobs and a viewer then sees created, status an
   const del = await app.inject({ method: 'DELETE', url: `/api/backup/${id}`, headers: { authorization: `Bearer ${await tokenFor(app, 'admin')}` } })
   t.equal(del.statusCode, 200)
   t.same(await before.inbox.next(m => m.type === 'deleted'), { type: 'deleted', backupId: id })
+})
+
+/** The close code the server sends. Holds the event loop meanwhile: the re-check timers are unref'd (they must not keep a server up) and injectWS listens on nothing. */
+async function closeCode (ws: WebSocket): Promise<number> {
+  const keepAlive = setInterval(() => {}, 1000)
+  try {
+    return await new Promise(resolve => ws.once('close', (code: number) => resolve(code)))
+  } finally {
+    clearInterval(keepAlive)
+  }
+}
+
+t.test('an open socket is closed (1008) once its token is revoked', async t => {
+  const token = await tokenFor(app, 'viewer', 'revoked-while-open')
+  const { ws, inbox } = await connect('/api/backup/ws', bearer(token))
+  await inbox.next(m => m.type === 'snapshot')
+  const closed = closeCode(ws)
+  await app.tokens.revoke('revoked-while-open')
+  t.equal(await closed, 1008)
+})
+
+async function loginCookie (username: string, role: 'viewer' | 'admin'): Promise<string> {
+  await app.users.add(username, role, `${username} password 1`)
+  const res = await app.inject({ method: 'POST', url: '/api/auth/login', payload: { username, password: `${username} password 1` } })
+  return `pgkeep_session=${res.cookies.find(c => c.name === 'pgkeep_session')!.value}`
+}
+
+t.test('logging out closes the sockets opened with that session', async t => {
+  const cookie = await loginCookie('ws-leaver', 'viewer')
+  const { ws, inbox } = await connect('/api/backup/ws', { cookie })
+  await inbox.next(m => m.type === 'snapshot')
+  const closed = closeCode(ws)
+  t.equal((await app.inject({ method: 'POST', url: '/api/auth/logout', headers: { cookie } })).statusCode, 200)
+  t.equal(await closed, 1008)
+})
+
+t.test('removing a user closes their open sockets', async t => {
+  const cookie = await loginCookie('ws-removed', 'admin')
+  const { ws, inbox } = await connect('/api/backup/ws', { cookie })
+  await inbox.next(m => m.type === 'snapshot')
+  const closed = closeCode(ws)
+  await app.users.remove('ws-removed')
+  t.equal(await closed, 1008)
 })

@@ -30,12 +30,14 @@ export function feedChild (stdin: WritableLike, opts: { drainAfterClose: boolean
       stdin.once('drain', resume)
       stdin.once('close', resume)
     },
+    // finished only once the child's pipe took every byte: the pipeline destroys this stream right after, and
+    // destroying stdin before then threw away what a slow child had not read yet (a restore fed a cut-off script)
     final (cb) {
-      if (!closed) stdin.end()
-      cb()
+      if (closed) { cb(); return }
+      stdin.end(() => { cb() })
     },
     destroy (err, cb) {
-      if (!closed) stdin.destroy()
+      if (err && !closed) stdin.destroy()
       cb(err)
     },
   })

@@ -1,5 +1,5 @@
 import type { Writable as WritableLike } from 'node:stream'
-import { Writable } from 'node:stream'
+import { finished, Writable } from 'node:stream'
 
 /**
  * A Writable that forwards into a child's stdin with backpressure, and turns the child closing its
@@ -34,7 +34,9 @@ export function feedChild (stdin: WritableLike, opts: { drainAfterClose: boolean
     // destroying stdin before then threw away what a slow child had not read yet (a restore fed a cut-off script)
     final (cb) {
       if (closed) { cb(); return }
-      stdin.end(() => { cb() })
+      stdin.end()
+      // finish, error or close, whichever comes: a child that exits first is explained by its exit status
+      finished(stdin, { readable: false }, () => { cb() })
     },
     destroy (err, cb) {
       if (err && !closed) stdin.destroy()

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { uuidv7 } from 'uuidv7'
 import type { Backup } from '../../../schemas/backup.ts'
+import { hashTree, writeManifest } from '../../../server/engine/store/manifest.ts'
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url))
 export const enginePath = (file: string): string => join(repoRoot, 'server', 'engine', 'store', file)
@@ -76,4 +77,14 @@ export function liveProcess (t: { teardown: (fn: () => void) => void }): ChildPr
   const child = spawn('sleep', ['30'], { stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })
   return child
+}
+
+/** A completed backup with its data file and manifest on disk, as the dump pipeline leaves it. */
+export async function storeCompleted (dir: string, over: Partial<Backup> = {}): Promise<Backup> {
+  const b = makeBackup(over)
+  writeFileSync(join(dir, b.name), `dump of ${b.id}`)
+  const files = await hashTree(dir, b.name)
+  const stored = { ...b, sizeBytes: files[0].sizeBytes, sha256: files[0].sha256 }
+  await writeManifest(dir, stored, files)
+  return stored
 }

@@ -4,19 +4,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import type { Backup } from '../../../schemas/backup.ts'
 import { writeFileAtomic } from '../../../server/engine/store/atomic-file.ts'
-import { hashTree, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { Registry } from '../../../server/engine/store/registry.ts'
-import { deadPid, enginePath, liveProcess, makeBackup, spawnScript, tempDir, waitForLine } from './fixtures.ts'
-
-/** A completed backup with its data file and manifest on disk, as the dump pipeline leaves it. */
-async function storeCompleted (dir: string, over: Partial<Backup> = {}): Promise<Backup> {
-  const b = makeBackup(over)
-  writeFileSync(join(dir, b.name), `dump of ${b.id}`)
-  const files = await hashTree(dir, b.name)
-  const stored = { ...b, sizeBytes: files[0].sizeBytes, sha256: files[0].sha256 }
-  await writeManifest(dir, stored, files)
-  return stored
-}
+import { deadPid, enginePath, liveProcess, makeBackup, spawnScript, storeCompleted, tempDir, waitForLine } from './fixtures.ts'
 
 function openWithWarnings (dir: string): Promise<{ registry: Registry, warnings: string[] }> {
   const warnings: string[] = []

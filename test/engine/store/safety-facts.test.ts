@@ -1,21 +1,11 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Backup } from '../../../schemas/backup.ts'
 import { hashTree, manifestPath, readManifest, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { Registry } from '../../../server/engine/store/registry.ts'
 import { planRetention } from '../../../server/engine/store/retention.ts'
-import { makeBackup, tempDir } from './fixtures.ts'
-
-/** A completed backup with its data file and manifest on disk, as the dump pipeline leaves it. */
-async function storeCompleted (dir: string, over: Partial<Backup> = {}): Promise<Backup> {
-  const b = makeBackup(over)
-  writeFileSync(join(dir, b.name), `dump of ${b.id}`)
-  const files = await hashTree(dir, b.name)
-  const stored = { ...b, sizeBytes: files[0].sizeBytes, sha256: files[0].sha256 }
-  await writeManifest(dir, stored, files)
-  return stored
-}
+import { makeBackup, storeCompleted, tempDir } from './fixtures.ts'
 
 const manifestOf = async (dir: string, b: Backup): Promise<Backup> => (await readManifest(manifestPath(dir, b.name))).backup
 const verification = (at: string, ok = true): NonNullable<Backup['verification']> => ({ at, ok, method: 'sha256+pg_restore' })

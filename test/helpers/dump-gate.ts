@@ -11,7 +11,7 @@ export interface DumpGate {
  * `public.dump_gate` (over no table) locked ACCESS EXCLUSIVE in an open transaction. pgkeep's size query
  * before the dump never touches views, so the job gets to `running` and opens its partial file; pg_dump
  * then waits in pg_get_viewdef() until release(), on any machine, and a cancel reaches it there at once.
- * (Locking a table instead would also stop the size query, which a cancel does not interrupt.)
+ * (Locking a table instead would stop the size query before it, so no partial file would exist yet.)
  */
 export async function holdDumpGate (cluster: TestCluster, database: string): Promise<DumpGate> {
   await cluster.psql('CREATE OR REPLACE VIEW public.dump_gate AS SELECT 1 AS open', database)

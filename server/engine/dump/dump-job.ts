@@ -119,7 +119,9 @@ class DumpJob {
   private async inspect (pgDump: PgTool): Promise<TargetFacts> {
     const { backup, target, signal } = this.ctx
     const { schemas, excludeTables, schemaOnly, dataOnly } = backup.options
-    const facts = await withRetry(() => inspectTarget(target, { schemas, excludeTables, schemaOnly, dataOnly }), this.ctx.retry, { signal })
+    // a cancel while the size query waits on a lock stops that query; its error is the cancel, not a failure
+    const facts = await withRetry(() => inspectTarget(target, { schemas, excludeTables, schemaOnly, dataOnly }, { signal }), this.ctx.retry, { signal })
+      .catch((err: unknown) => { throw signal.aborted ? cancelled() : err })
     if (signal.aborted) throw cancelled()
     checkDumpCompatible(pgDump.major, facts.serverMajor)
     await this.ctx.onStarted({ pgServerVersion: facts.serverVersion, pgDumpVersion: pgDump.version, tablesCount: facts.tables.length })

@@ -109,12 +109,25 @@ export async function connectTarget (target: Target): Promise<pg.Client> {
   return client
 }
 
-/** Runs fn on a fresh connection and always ends it. */
-export async function withTargetClient<T> (target: Target, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/**
+ * Runs fn on a fresh connection and always ends it. With a signal, an abort cancels the statement running on
+ * it (pg_cancel_backend from a second connection): a query waiting on a lock would otherwise sit out the whole
+ * statement_timeout, and a cancel or a shutdown with it.
+ */
+export async function withTargetClient<T> (target: Target, fn: (client: pg.Client) => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  const { signal } = opts
+  signal?.throwIfAborted()
   const client = await connectTarget(target)
+  const pid = (client as unknown as { processID?: number }).processID
+  const onAbort = (): void => {
+    if (pid === undefined) return
+    withTargetClient(target, c => c.query('SELECT pg_catalog.pg_cancel_backend($1)', [pid])).catch(() => {})
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
   try {
     return await fn(client)
   } finally {
+    signal?.removeEventListener('abort', onAbort)
     await client.end().catch(() => {})
   }
 }

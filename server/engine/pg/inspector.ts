@@ -101,7 +101,7 @@ async function serverVersion (client: pg.Client): Promise<{ version: string, maj
  * PG_CONNECTION_FAILED (details.retryable for transient ones); bad patterns, and schema patterns
  * of which none matches (pg_dump would stop on them), INVALID_INPUT.
  */
-export async function inspectTarget (target: Target, scope: DumpScope): Promise<TargetFacts> {
+export async function inspectTarget (target: Target, scope: DumpScope, opts: { signal?: AbortSignal } = {}): Promise<TargetFacts> {
   // parse the patterns first: a typo should not cost a connection attempt
   const query = tableQuery(target, scope)
   const schemaCheck = schemaCheckQuery(target, scope.schemas)
@@ -119,7 +119,7 @@ export async function inspectTarget (target: Target, scope: DumpScope): Promise<
       const e = connectionError(err, target)
       throw new PgkeepError(e.code, `inspecting ${e.message.replace(/^cannot connect to /, '')}`, { details: e.details })
     }
-  })
+  }, opts)
 }
 
 /** pg_dump can dump servers of its own major version and older, and (pg_dump 15+) none older than 9.2. */

@@ -2,6 +2,7 @@ import { spawn, execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import pg from 'pg'
 import t from 'tap'
 import { BackupService } from '../../../server/engine/backup-service.ts'
 import { applicationName } from '../../../server/engine/dump/dump-job.ts'
@@ -37,6 +38,29 @@ t.test('cancelling a running dump stops pg_dump and its server backend and remov
   await waitUntil(async () => await backendsOf(cluster, applicationName(b.id)) === 0, 10000, 'the backend to go')
   t.pass('no server backend left for the job')
   t.same(service.active(), [], 'no active jobs')
+})
+
+t.test('cancelling a dump whose size query waits on a table lock stops that query at once and ends cancelled', async t => {
+  const config = testConfig(cluster, 'faults_big')
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close({ cancelRunning: true }))
+  // pg_table_size() waits for a lock an open ALTER-style transaction holds: the job is still inspecting
+  const locker = new pg.Client({ connectionString: cluster.url('faults_big') })
+  await locker.connect()
+  t.teardown(async () => { await locker.query('ROLLBACK').catch(() => {}); await locker.end() })
+  await locker.query('BEGIN')
+  await locker.query('LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE')
+  const inspectorWaiting = async (): Promise<boolean> => Number((await cluster.psql(
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgkeep-inspector' AND datname = 'faults_big' AND wait_event_type = 'Lock'")).trim()) > 0
+  const b = await service.create({ compression: 'none' }, 'test')
+  await waitUntil(inspectorWaiting, 20_000, 'the size query to wait on the lock')
+  // before: the query sat out its 60 s statement_timeout, and the backup ended failed, not cancelled
+  const final = await service.cancel(b.id)
+  t.equal(final.status, 'cancelled')
+  t.equal(final.error?.code, 'CANCELLED')
+  t.notOk(await inspectorWaiting(), 'no size query left waiting on the lock')
+  t.same(partials(config.backupDir), [], 'nothing was written')
 })
 
 t.test('a pgkeep process killed with -9 mid-dump leaves a backup marked INTERRUPTED at the next start, partial removed', async t => {

@@ -123,7 +123,9 @@ export function spawnPgDump (pgDumpPath: string, args: string[], env: NodeJS.Pro
     child.once('exit', (code, signal) => {
       exitedState = true
       let timer: NodeJS.Timeout | undefined
-      const drained = new Promise<void>(r => { timer = setTimeout(r, STDERR_DRAIN_MS) })
+      // the timer phase runs before the poll phase: after an event loop stall the timer could fire while the
+      // last stderr lines already wait in the pipe, so give the poll phase two more turns to deliver them
+      const drained = new Promise<void>(r => { timer = setTimeout(() => { setImmediate(() => { setImmediate(r) }) }, STDERR_DRAIN_MS) })
       Promise.race([stderrDone, drained]).then(() => {
         clearTimeout(timer)
         resolve({ code, signal, stderrTail: [...tail] })

@@ -33,8 +33,8 @@ export function fieldPath (pointer: string): string {
     }, '')
 }
 
-/** The most useful of the checker's errors (it lists every branch of a union), in plain words. */
-export function describeConfigFileErrors (errors: SchemaError[]): ConfigProblem {
+/** The most useful of the checker's errors (it lists every branch of a union), in plain words: the config file's and the API's. */
+export function describeSchemaErrors (errors: SchemaError[]): ConfigProblem {
   const extra = errors.find(e => e.keyword === 'additionalProperties')
   if (extra) {
     const names = (extra.params as { additionalProperties?: string[] }).additionalProperties ?? []

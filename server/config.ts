@@ -8,7 +8,7 @@ import { ConfigFile } from '../schemas/config.ts'
 import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
-import { describeConfigFileErrors, nameProblem } from './config-problems.ts'
+import { describeSchemaErrors, nameProblem } from './config-problems.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 
 /** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
@@ -192,7 +192,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       fail('PGKEEP_CONFIG', `cannot read ${path} as JSON (${(err as Error).message})`)
     }
     if (!checkConfigFile.Check(raw)) {
-      const problem = describeConfigFileErrors([...checkConfigFile.Errors(raw)])
+      const problem = describeSchemaErrors([...checkConfigFile.Errors(raw)])
       fail(problem.field || `PGKEEP_CONFIG ${path}`, problem.why)
     }
     file = raw

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import type { ErrorCode } from '../../schemas/errors.ts'
 import type { ErrorReply } from '../../schemas/errors.ts'
+import { describeSchemaErrors, type SchemaError } from '../config-problems.ts'
 import { isPgkeepError } from '../errors.ts'
 
 /** The one table from engine error codes to HTTP statuses. */
@@ -42,19 +43,23 @@ export function errorReply (statusCode: number, code: string, message: string): 
 
 interface ValidationIssue { keyword?: string, instancePath?: string, message?: string, params?: Record<string, unknown> }
 
-const firstOf = (v: unknown): string | undefined => Array.isArray(v) ? String(v[0]) : (typeof v === 'string' ? v : undefined)
+const listOf = (v: unknown): string[] => Array.isArray(v) ? v.map(String) : (typeof v === 'string' ? [v] : [])
 
-/** Names the offending field: "body/level must be integer", "body has unknown field \"foo\"". */
+/**
+ * Names the offending field and says what is wrong in the words the config file's errors use:
+ * `body.level: must be at most 19`, `body: unknown field "foo"`, `body.format: must be one of "custom", ...`.
+ */
 function validationMessage (err: FastifyError): string {
-  const issues = (err.validation ?? []) as ValidationIssue[]
-  // typebox reports an unknown field twice ("schema is false" at the field, then additionalProperties): keep the clear one
-  const first = issues.find(i => i.keyword === 'additionalProperties') ?? issues.find(i => i.keyword !== 'boolean') ?? issues[0] ?? {}
-  const field = `${err.validationContext ?? 'request'}${first.instancePath ?? ''}`
-  const extra = firstOf(first.params?.additionalProperties) ?? firstOf(first.params?.additionalProperty)
-  if (first.keyword === 'additionalProperties' && extra) return `${field} has unknown field "${extra}"`
-  const missing = firstOf(first.params?.requiredProperties) ?? firstOf(first.params?.missingProperty)
-  if (first.keyword === 'required' && missing) return `${field} must have field "${missing}"`
-  return `${field} ${first.message ?? 'is invalid'}`
+  const issues = ((err.validation ?? []) as ValidationIssue[]).map((i): SchemaError => {
+    const params = { ...i.params }
+    // the same findings under either validator's parameter names
+    if (params.additionalProperty !== undefined) params.additionalProperties = listOf(params.additionalProperty)
+    if (params.missingProperty !== undefined) params.requiredProperties = listOf(params.missingProperty)
+    return { keyword: i.keyword ?? '', instancePath: i.instancePath ?? '', params, message: i.message ?? 'is invalid' }
+  })
+  const where = err.validationContext ?? 'request'
+  const { field, why } = describeSchemaErrors(issues)
+  return `${field ? `${where}.${field}` : where}: ${why}`
 }
 
 /** Maps anything thrown to {statusCode, code, error, message}; never a stack, never an internal message on 5xx. */

@@ -53,6 +53,7 @@ t.test('values the client accepts at the edges are accepted by the server schema
 })
 
 t.test('a server error is placed on the field it names', async t => {
+  t.equal(fieldOfServerError('body.level: must be at most 19'), 'level')
   t.equal(fieldOfServerError('body/level must be <= 19'), 'level')
   t.equal(fieldOfServerError("body must NOT have additional property 'foo'"), undefined)
   t.equal(fieldOfServerError('a backup named nightly.dump already exists: choose another name'), 'name')

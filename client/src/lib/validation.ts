@@ -124,7 +124,7 @@ export function buildCreateRequest (f: CreateForm): { request?: CreateBackupRequ
 const FIELDS: CreateField[] = ['excludeTables', 'schemaOnly', 'dataOnly', 'compression', 'format', 'target', 'level', 'jobs', 'schemas', 'name']
 
 /**
- * Which form field a server error is about: fastify validation says "body/level must be ...",
+ * Which form field a server error is about: schema errors say "body.level: must be ...",
  * domain errors tend to name the field in words ("backup name ... already exists").
  */
 export function fieldOfServerError (message: string): CreateField | undefined {

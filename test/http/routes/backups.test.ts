@@ -72,6 +72,20 @@ t.test('every route refuses callers without a token (401) and with a too-low rol
   t.ok(denied.length >= 3, 'denied state-changing calls are audited too')
 })
 
+t.test('a body the schema refuses gets one plain line naming the field, in the config file\'s words', async t => {
+  const cases: [object, string][] = [
+    [{ level: 'high' }, 'body.level: must be a whole number'],
+    [{ bogus: 1 }, 'body: unknown field "bogus"'],
+    [{ jobs: 0 }, 'body.jobs: must be at least 1'],
+    [{ format: 'zip' }, 'body.format: must be one of "custom", "plain", "directory", "tar"'],
+  ]
+  for (const [payload, message] of cases) {
+    const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload })
+    t.equal(res.statusCode, 400)
+    t.equal(res.json().message, message, JSON.stringify(payload))
+  }
+})
+
 t.test('bad bodies, traversal in names and ids, huge bodies: 4xx with a code, registry unchanged', async t => {
   await completedBackup()
   const before = registryBytes()

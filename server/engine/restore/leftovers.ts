@@ -1,21 +1,14 @@
 import type { RestoreState } from '../../../schemas/restore.ts'
 import type { Target } from '../../config.ts'
-import { isProcessAlive, processStartedAtMs } from '../store/file-lock.ts'
+import { pidStillOwns } from '../store/file-lock.ts'
 import type { RestoreRecord, RestoreRecords } from '../store/restore-records.ts'
 import { databaseNameOf, dropDatabase } from './database.ts'
 
 export const RESTORE_INTERRUPTED_MESSAGE = 'pgkeep stopped while this restore was running; its scratch database was dropped and the target left as it was'
 
-// /proc start times are whole seconds since boot: allow for that rounding (as store/recovery.ts does for backups)
-const START_TIME_SLACK_MS = 5000
-
 /** The process that recorded the restore still runs it (not a later process that got the same pid). */
 function ownerAlive (r: RestoreRecord): boolean {
-  if (!isProcessAlive(r.ownerPid)) return false
-  const started = processStartedAtMs(r.ownerPid)
-  // our own pid may be a previous life's (in a container pgkeep is pid 1 on every start); our start time is exact
-  const slack = r.ownerPid === process.pid ? 1 : START_TIME_SLACK_MS
-  return started === undefined || started <= Date.parse(r.startedAt) + slack
+  return pidStillOwns(r.ownerPid, Date.parse(r.startedAt))
 }
 
 interface Outcome { record: RestoreRecord, warnings: string[] }

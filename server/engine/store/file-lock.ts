@@ -50,6 +50,22 @@ export function processStartedAtMs (pid: number): number | undefined {
 /** Locks this process holds right now, by path -> token: a lock file naming our pid but not listed here is a previous life's. */
 const held = new Map<string, string>()
 
+// /proc start times are whole seconds since boot: allow for that rounding
+const START_TIME_SLACK_MS = 5000
+
+/**
+ * Whether pid is still the process that recorded something at `recordedAt` (ms). A pid alone is not enough:
+ * after a crash it may belong to someone else (in a container pgkeep is pid 1 on every start, so our own pid
+ * may be a previous life's). The owner started before it recorded, so a process that started later is an
+ * impostor. Our own start time is exact (performance.timeOrigin), others' whole seconds.
+ */
+export function pidStillOwns (pid: number | undefined, recordedAt: number): boolean {
+  if (pid === undefined || !isProcessAlive(pid)) return false
+  const started = processStartedAtMs(pid)
+  if (started === undefined || Number.isNaN(recordedAt)) return true
+  return started <= recordedAt + (pid === process.pid ? 1 : START_TIME_SLACK_MS)
+}
+
 interface LockContent { pid: number, startTicks?: number, token?: string }
 
 function parseLock (text: string): LockContent | undefined {

@@ -2,32 +2,17 @@ import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import { removeOrphanedPassfiles } from '../pg/passfile.ts'
-import { isProcessAlive, processStartedAtMs } from './file-lock.ts'
+import { pidStillOwns } from './file-lock.ts'
 import { manifestPath } from './manifest.ts'
 import type { Registry } from './registry.ts'
 
 const IN_FLIGHT: readonly BackupStatus[] = ['queued', 'running', 'verifying']
 
-// /proc start times are derived from boot time in whole seconds: allow for that rounding and small clock slews.
-const START_TIME_SLACK_MS = 5000
-
-/**
- * Whether the process named by ownerPid is still the one that owns this job. A pid alone is not enough:
- * after a crash the pid may belong to someone else (in a container pgkeep is pid 1 on every start, so our own
- * pid may be a previous life's). The owner started before it created (or started) the job, so a process that
- * started after that moment is an impostor.
- */
+/** Whether the process named by ownerPid is still the one that owns this job (not a later one with its pid). */
 export function isOwnerAlive (backup: Backup): boolean {
-  const pid = backup.ownerPid
-  if (pid === undefined || !isProcessAlive(pid)) return false
   // startedAt is written by the process that runs the job, createdAt by the one that queued it (the same one
   // today); the later of the two is the most lenient bound that still unmasks a reused pid.
-  const created = Date.parse(backup.startedAt ?? backup.createdAt)
-  const started = processStartedAtMs(pid)
-  if (started === undefined || Number.isNaN(created)) return true
-  // Our own start time is exact (performance.timeOrigin, fractional ms; createdAt is whole ms).
-  const slack = pid === process.pid ? 1 : START_TIME_SLACK_MS
-  return started <= created + slack
+  return pidStillOwns(backup.ownerPid, Date.parse(backup.startedAt ?? backup.createdAt))
 }
 
 export const INTERRUPTED_MESSAGE = 'pgkeep stopped while this backup was running; the partial file was removed'

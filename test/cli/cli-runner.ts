@@ -25,6 +25,18 @@ export function spawnCli (args: string[], env: Record<string, string> = {}, opts
   return { child, result, stderrText: () => stderr }
 }
 
+/** The URL a spawned `pgkeep serve` prints once it listens; rejects if the process ends first. */
+export function listeningUrl (server: { child: ChildProcess, stderrText: () => string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onData = (): void => {
+      const m = /listening on (http:\/\/\S+)/.exec(server.stderrText())
+      if (m) { server.child.stderr?.off('data', onData); resolve(m[1]) }
+    }
+    server.child.stderr?.on('data', onData)
+    server.child.once('close', () => reject(new Error(`serve ended before listening: ${server.stderrText()}`)))
+  })
+}
+
 export async function runCli (args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return await spawnCli(args, env).result
 }

@@ -11,7 +11,7 @@ import { TEST_JWT_SECRET } from '../helpers/app.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
-import { runCli, spawnCli } from './cli-runner.ts'
+import { listeningUrl, runCli, spawnCli } from './cli-runner.ts'
 
 // ~40 MB of table data: a download of it cannot fit in the loopback socket buffers, so a client that stops
 // reading leaves the server mid-write
@@ -41,14 +41,7 @@ t.test('SIGTERM with a stalled download, a stalled viewer and a dump waiting on 
   t.teardown(() => { server.child.kill('SIGKILL') })
   let log = ''
   server.child.stdout?.on('data', (d: Buffer) => { log += d.toString() })
-  const url = await new Promise<string>((resolve, reject) => {
-    const onData = (): void => {
-      const m = /pgkeep listening on (\S+)/.exec(server.stderrText())
-      if (m) { server.child.stderr?.off('data', onData); resolve(m[1]) }
-    }
-    server.child.stderr?.on('data', onData)
-    server.child.once('close', () => reject(new Error(`serve ended before listening: ${server.stderrText()}`)))
-  })
+  const url = await listeningUrl(server)
   const auth = { authorization: `Bearer ${token}` }
 
   // the dump is slow by construction: pg_dump waits for a lock this test holds until the end (schema only, so

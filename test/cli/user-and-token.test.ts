@@ -6,7 +6,7 @@ import t from 'tap'
 import { dispatch } from '../../server/cli/main.ts'
 import { loadConfig } from '../../server/config.ts'
 import { appConfig, newApp, TEST_JWT_SECRET } from '../helpers/app.ts'
-import { memoryIO, spawnCli } from './cli-runner.ts'
+import { listeningUrl, memoryIO, spawnCli } from './cli-runner.ts'
 
 
 function env (dir: string): Record<string, string> {
@@ -84,15 +84,10 @@ t.test('token create prints the token once; it works as a Bearer until token rev
 
 t.test('serve with no users prints the first-admin hint, listens, and exits 0 on SIGTERM', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-serve-'))
-  const { child, result, stderrText } = spawnCli(['serve', '--port', '0'], env(dir))
+  const server = spawnCli(['serve', '--port', '0'], env(dir))
+  const { child, result, stderrText } = server
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderrText()}`)), 30_000)
-    child.stderr?.on('data', () => {
-      const m = /listening on (http:\/\/\S+)/.exec(stderrText())
-      if (m) { clearTimeout(timer); resolve(m[1]) }
-    })
-  })
+  const url = await listeningUrl(server)
   const health = await fetch(`${url}/api/health`)
   t.equal(health.status, 200)
   t.equal((await fetch(`${url}/api/backup/list`)).status, 401, 'never runs open')
@@ -105,15 +100,10 @@ t.test('serve with no users prints the first-admin hint, listens, and exits 0 on
 
 t.test('serve --trust-proxy trusts one hop: the audit log has the address the proxy appended, not the one the client wrote', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-serve-'))
-  const { child, result, stderrText } = spawnCli(['serve', '--port', '0', '--trust-proxy'], env(dir))
+  const server = spawnCli(['serve', '--port', '0', '--trust-proxy'], env(dir))
+  const { child, result } = server
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line: ${stderrText()}`)), 30_000)
-    child.stderr?.on('data', () => {
-      const m = /listening on (http:\/\/\S+)/.exec(stderrText())
-      if (m) { clearTimeout(timer); resolve(m[1]) }
-    })
-  })
+  const url = await listeningUrl(server)
   const res = await fetch(`${url}/api/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.66, 203.0.113.9' },

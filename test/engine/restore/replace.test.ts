@@ -5,12 +5,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import t from 'tap'
-import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
-import { isPgkeepError, type PgkeepError } from '../../../server/errors.ts'
 import { dbnameConninfo } from '../../../server/engine/pg/passfile.ts'
 import { startRestore } from '../../../server/engine/restore/restore-job.ts'
+import { makeBackup as backupRecord } from '../store/fixtures.ts'
+import { rejection } from './fixtures.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
 
@@ -50,25 +50,7 @@ async function makeBackup (db: string, format: BackupFormat): Promise<Backup> {
   const name = `replace-${++seq}.${format}`
   const f = { custom: 'c', plain: 'p', tar: 't', directory: 'd' }[format]
   await run(join(cluster.binDir, 'pg_dump'), ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-d', db, '-F', f, ...(format === 'custom' ? ['-Z', '0'] : []), '-f', join(dir, name)])
-  return {
-    id: uuidv7(),
-    name,
-    target: 'test',
-    database: db,
-    format,
-    compression: 'none',
-    level: 0,
-    options: { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false },
-    status: 'completed',
-    createdAt: new Date().toISOString(),
-    createdBy: 'test',
-    pinned: false,
-  }
-}
-
-async function rejection (p: Promise<unknown>): Promise<PgkeepError> {
-  try { await p } catch (err) { if (isPgkeepError(err)) return err; throw err }
-  throw new Error('expected the restore to fail')
+  return backupRecord({ name, target: 'test', database: db, format, compression: 'none', level: 0, createdBy: 'test' })
 }
 
 const sourceConstraints = await constraints('replace_src')

@@ -5,13 +5,13 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import t from 'tap'
-import { uuidv7 } from 'uuidv7'
 import type { Backup, BackupFormat, Compression } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
-import { isPgkeepError, type PgkeepError } from '../../../server/errors.ts'
 import { classifyRestoreFailure } from '../../../server/engine/restore/command.ts'
 import { dbnameConninfo } from '../../../server/engine/pg/passfile.ts'
 import { startRestore, type RestoreProgress } from '../../../server/engine/restore/restore-job.ts'
+import { makeBackup as backupRecord } from '../store/fixtures.ts'
+import { rejection } from './fixtures.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
 
@@ -70,30 +70,10 @@ async function makeBackup (db: string, format: BackupFormat, compression: Compre
   const base = join(dir, `r${++seq}-${db}-${format}`)
   await pgDump(db, format, base)
   const file = format === 'directory' ? base : await compressFile(base, compression)
-  return {
-    id: uuidv7(),
-    name: file.slice(dir.length + 1),
-    target: 'test',
-    database: db,
-    format,
-    compression: format === 'directory' ? 'none' : compression,
-    level: 3,
-    options: { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false },
-    status: 'completed',
-    createdAt: new Date().toISOString(),
-    createdBy: 'test',
-    pinned: false,
-  }
-}
-
-async function rejection (p: Promise<unknown>): Promise<PgkeepError> {
-  try {
-    await p
-  } catch (err) {
-    if (isPgkeepError(err)) return err
-    throw err
-  }
-  throw new Error('expected the restore to fail')
+  return backupRecord({
+    name: file.slice(dir.length + 1), target: 'test', database: db, format,
+    compression: format === 'directory' ? 'none' : compression, level: 3, createdBy: 'test',
+  })
 }
 
 t.test('every format restores into a new database with the same tables and rows', async t => {

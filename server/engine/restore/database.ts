@@ -72,9 +72,29 @@ export async function inspectDestination (target: Target, db: string): Promise<D
     return { row: r.rows[0], serverVersionNum: Number(v) }
   })
   if (!found.row) return { exists: false, objects: [], sessions: 0, serverVersionNum: found.serverVersionNum }
+  const oid = Number(found.row.oid)
   const objects = await withTargetClient({ ...target, database: db }, async client =>
     (await client.query<{ d: string }>(USER_OBJECTS)).rows.map(r => r.d))
-  return { exists: true, oid: Number(found.row.oid), objects, sessions: Number(found.row.sessions), serverVersionNum: found.serverVersionNum }
+  const sessions = Number(found.row.sessions) > 0 ? await sessionsAfterGrace(target, db, oid) : 0
+  return { exists: true, oid, objects, sessions, serverVersionNum: found.serverVersionNum }
+}
+
+// what DROP DATABASE itself allows (CountOtherDBBackends): a client that just disconnected leaves a backend
+// that takes a moment to exit, and a psql closed a second ago must not make a restore refuse
+const SESSION_GRACE_MS = 5000
+
+/** Other sessions on the database, once those on their way out have had SESSION_GRACE_MS to go. */
+async function sessionsAfterGrace (target: Target, db: string, oid: number): Promise<number> {
+  return await withTargetClient(adminTarget(target, db), async client => {
+    const deadline = Date.now() + SESSION_GRACE_MS
+    for (;;) {
+      const { rows } = await client.query<{ n: string }>(
+        'SELECT count(*) AS n FROM pg_catalog.pg_stat_activity WHERE datid = $1 AND pid <> pg_catalog.pg_backend_pid()', [oid])
+      const n = Number(rows[0].n)
+      if (n === 0 || Date.now() >= deadline) return n
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  })
 }
 
 function sqlError (err: unknown, db: string, target: Target, doing: string): PgkeepError {

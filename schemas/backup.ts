@@ -59,6 +59,19 @@ export const Verification = Type.Object({
 })
 export type Verification = Static<typeof Verification>
 
+export const StoredCopy = Type.Object({
+  storage: Type.String(),
+  status: Type.Union([Type.Literal('completed'), Type.Literal('failed')]),
+  error: Type.Optional(ErrorInfo),
+})
+export type StoredCopy = Static<typeof StoredCopy>
+
+export const Encryption = Type.Object({
+  method: Type.Literal('age'),
+  recipients: Type.Array(Type.String()),
+})
+export type Encryption = Static<typeof Encryption>
+
 export const Backup = Type.Object({
   id: BackupId,
   /** File (or directory) name inside the backups dir, extension included. */
@@ -91,6 +104,12 @@ export const Backup = Type.Object({
   ownerPid: Type.Optional(Type.Integer()),
   /** What pgkeep chose on the user's behalf, e.g. gzip where the installed pg_dump cannot write the default zstd. */
   notes: Type.Optional(Type.Array(Type.String())),
+  /** Where the backup lives (`file:///dir`, `s3://bucket/prefix`); absent for the local backups dir of older records. */
+  storage: Type.Optional(Type.String()),
+  /** The extra copy destinations this dump was written to at the same time, each with its own outcome. */
+  copies: Type.Optional(Type.Array(StoredCopy)),
+  /** Set when the stored bytes are age-encrypted: the public keys that can open them (never a private key). */
+  encryption: Type.Optional(Encryption),
 })
 export type Backup = Static<typeof Backup>
 

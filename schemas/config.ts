@@ -35,6 +35,12 @@ export const ConfigFile = Type.Object({
   minFreeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
   downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   pgBinDir: Type.Optional(Type.String()),
+  /** where backups are written: a directory or s3://BUCKET[/PREFIX] (env PGKEEP_STORAGE wins) */
+  storage: Type.Optional(Type.String({ minLength: 1 })),
+  /** extra destinations every dump is written to at the same time (env PGKEEP_STORAGE_COPIES wins) */
+  copies: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
+  /** path-style S3 addressing (MinIO and most self-hosted stores); env PGKEEP_S3_FORCE_PATH_STYLE wins */
+  s3ForcePathStyle: Type.Optional(Type.Boolean()),
   /** HTTP: see docs/http-api.md (env PGKEEP_ALLOWED_ORIGINS etc. win over these) */
   allowedOrigins: Type.Optional(Type.Array(Type.String())),
   allowedHosts: Type.Optional(Type.Array(Type.String())),

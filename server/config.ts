@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { isIP } from 'node:net'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
@@ -23,7 +24,9 @@ export interface Target {
 }
 
 export interface Config {
+  /** pgkeep's own state: registry, users, tokens, audit, schedules; and the default storage */
   backupDir: string
+  storage: StorageConfig
   host: string
   port: number
   /** proxies whose X-Forwarded-For/-Proto are believed: a hop count or their addresses/CIDRs; none when absent */
@@ -45,6 +48,13 @@ export interface Config {
   pgBinDir?: string
   logLevel: string
   http: HttpConfig
+}
+
+/** Where backups are written (server/engine/storage): each a local directory (absolute) or `s3://bucket[/prefix]`. */
+export interface StorageConfig {
+  primary: string
+  copies: string[]
+  forcePathStyle: boolean
 }
 
 /** What the HTTP server checks and how long it waits (server/http). */
@@ -209,8 +219,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const jwtSecret = env.PGKEEP_JWT_SECRET || undefined
   if (jwtSecret !== undefined && jwtSecret.length < 32) fail('PGKEEP_JWT_SECRET', 'must be at least 32 characters')
 
+  const backupDir = resolve(env.PGKEEP_BACKUP_DIR || './backups')
   return {
-    backupDir: resolve(env.PGKEEP_BACKUP_DIR || './backups'),
+    backupDir,
+    storage: storageConfig(env, file, backupDir, fileDir),
     host: env.PGKEEP_HOST || '127.0.0.1',
     port: intFromEnv(env, 'PGKEEP_PORT', 8080, 0, 65535),
     trustProxy: trustProxyFromEnv(env),
@@ -230,6 +242,39 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',
     http: httpConfig(env, file),
   }
+}
+
+/** A storage location as written by the user: `s3://bucket[/prefix]`, `file:///dir`, or a path (relative to `baseDir`). */
+function storageLocation (name: string, text: string, baseDir: string): string {
+  const t = text.trim()
+  if (/^s3:\/\//i.test(t)) {
+    const m = /^s3:\/\/([^/?#]*)(\/[^?#]*)?$/i.exec(t)
+    const bucket = m?.[1] ?? ''
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) fail(name, `"${t}" does not name a valid bucket (s3://BUCKET[/PREFIX]; 3-63 lowercase letters, digits, dots, hyphens)`)
+    const prefix = (m?.[2] ?? '').split('/').filter(Boolean)
+    if (prefix.some(p => p === '.' || p === '..')) fail(name, `"${t}": the prefix may not contain . or .. segments`)
+    return `s3://${bucket}${prefix.length > 0 ? `/${prefix.join('/')}` : ''}`
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t) && !/^file:\/\//i.test(t)) fail(name, `"${t}" is neither a directory nor an s3:// URL`)
+  if (t === '') fail(name, 'is empty')
+  return resolve(baseDir, /^file:\/\//i.test(t) ? fileURLToPath(t) : t)
+}
+
+function storageConfig (env: NodeJS.ProcessEnv, file: ConfigFile, backupDir: string, fileDir: string): StorageConfig {
+  const primary = env.PGKEEP_STORAGE?.trim()
+    ? storageLocation('PGKEEP_STORAGE', env.PGKEEP_STORAGE, process.cwd())
+    : file.storage !== undefined ? storageLocation('storage', file.storage, fileDir) : backupDir
+  const fromEnv = listFrom(env, 'PGKEEP_STORAGE_COPIES')
+  const copies = fromEnv.length > 0
+    ? fromEnv.map(c => storageLocation('PGKEEP_STORAGE_COPIES', c, process.cwd()))
+    : (file.copies ?? []).map((c, i) => storageLocation(`copies[${i}]`, c, fileDir))
+  const all = [primary, ...copies]
+  const twice = all.find((loc, i) => all.indexOf(loc) !== i)
+  if (twice !== undefined) fail(fromEnv.length > 0 ? 'PGKEEP_STORAGE_COPIES' : 'copies', `${twice} is named twice; every copy needs a destination of its own`)
+  const pathStyle = env.PGKEEP_S3_FORCE_PATH_STYLE?.trim().toLowerCase()
+  if (pathStyle !== undefined && pathStyle !== '' && !['true', 'false', '1', '0'].includes(pathStyle)) fail('PGKEEP_S3_FORCE_PATH_STYLE', 'must be true or false')
+  const forcePathStyle = pathStyle === undefined || pathStyle === '' ? file.s3ForcePathStyle ?? false : pathStyle === 'true' || pathStyle === '1'
+  return { primary, copies, forcePathStyle }
 }
 
 function listFrom (env: NodeJS.ProcessEnv, name: string, fallback: string[] = []): string[] {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { copyFile, rename, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
+import { Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { userInfo } from 'node:os'
 import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
@@ -165,15 +166,21 @@ export class LocalBackupApi implements BackupApi {
 
   private async copyOut (service: BackupService, id: string, output?: string): Promise<DownloadResult> {
     const backup = service.get(id)
-    const path = join(this.config.backupDir, backup.name)
+    const path = service.stores.of(backup).localPath?.(backup.name) ?? backup.name
     // refused before the integrity check: however sound, a directory is not one file to copy
     if (backup.status === 'completed' && backup.format === 'directory') throw new UsageError(`backup ${backup.name} is a directory at ${path}; copy it from there or use --server for a tar`)
-    const [stored] = (await service.openVerified(id)).files
+    const { files: [stored], storage } = await service.openVerified(id)
     const file = downloadPath(backup, output)
-    await copyFile(stored.abs, `${file}.partial`)
+    // hashed on the way: what reaches the disk is exactly what was checked, with no second read
     const hash = createHash('sha256')
     let bytes = 0
-    for await (const chunk of createReadStream(`${file}.partial`)) { hash.update(chunk as Buffer); bytes += (chunk as Buffer).length }
+    const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
+    try {
+      await pipeline(await storage.read(stored.path), meter, createWriteStream(`${file}.partial`, { mode: 0o640 }))
+    } catch (err) {
+      await rm(`${file}.partial`, { force: true })
+      throw err
+    }
     const sha256 = hash.digest('hex')
     if (sha256 !== stored.sha256) {
       await rm(`${file}.partial`, { force: true })

@@ -1,9 +1,7 @@
-import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
 import { uuidv7 } from 'uuidv7'
 import {
   TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
-  type ListQuery, type ListResult, type Progress, type RestoreRequest,
+  type ListQuery, type ListResult, type Progress, type RestoreRequest, type StoredCopy,
 } from '../../schemas/backup.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Config } from '../config.ts'
@@ -11,11 +9,13 @@ import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.t
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
 import { queryBackups } from './store/query.ts'
-import { applicationName, runDumpJob } from './dump/dump-job.ts'
+import { applicationName, runDumpJob, type DumpJobResult } from './dump/dump-job.ts'
 import { cancelBackends } from './pg/inspector.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
-import { manifestPath, readManifest, writeManifest, type ManifestFile } from './store/manifest.ts'
+import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
+import { openStorage } from './storage/open-storage.ts'
+import { StorageSet, type StorageOpener } from './storage/storage-set.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
 import { Registry } from './store/registry.ts'
@@ -36,7 +36,10 @@ export interface BackupServiceOptions {
   registryPollMs?: number
   /** how long a finished restore's state stays readable (default 10 minutes) */
   restoreKeepMs?: number
+  /** opens a storage location (the config's, or one an older record names) */
+  openStorage?: StorageOpener
 }
+
 
 interface ActiveJob {
   controller: AbortController
@@ -68,10 +71,10 @@ const now = (): string => new Date().toISOString()
  * losing the registry cannot unpin them. Pins are few, so this reads few manifests; verifications catch up at
  * the next reindex (losing one costs a re-validation, not a backup).
  */
-async function copyPinsToManifests (registry: Registry, backupDir: string, log: EngineLogger): Promise<void> {
+async function copyPinsToManifests (registry: Registry, stores: StorageSet, log: EngineLogger): Promise<void> {
   const lagging = async (b: Backup): Promise<boolean> => {
     if (b.status !== 'completed' || !b.pinned) return false
-    try { return manifestLags((await readManifest(manifestPath(backupDir, b.name))).backup, b) } catch { return false }
+    try { return manifestLags((await readManifest(stores.of(b), b.name)).backup, b) } catch { return false }
   }
   const todo: Backup[] = []
   for (const b of registry.all()) if (await lagging(b)) todo.push(b)
@@ -79,7 +82,7 @@ async function copyPinsToManifests (registry: Registry, backupDir: string, log: 
   await registry.update(async (all) => {
     for (const { id } of todo) {
       const b = all.get(id)
-      if (b !== undefined && await lagging(b) && !await recordInManifest(backupDir, b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in registry.json`)
+      if (b !== undefined && await lagging(b) && !await recordInManifest(stores.of(b), b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in registry.json`)
     }
   })
 }
@@ -98,6 +101,7 @@ export class BackupService extends BackupEvents {
 
   private constructor (
     readonly config: Config,
+    readonly stores: StorageSet,
     readonly registry: Registry,
     private readonly log: EngineLogger,
     private readonly retry: RetryPolicy,
@@ -111,20 +115,23 @@ export class BackupService extends BackupEvents {
 
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
-    const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m) })
+    const stores = new StorageSet(config, opts.openStorage ?? openStorage)
+    const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m), manifests: stores.primary })
     // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
     const unlessReadOnly = <T>(fallback: T) => (err: unknown): T => {
       if (!READ_ONLY_ERRNOS.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err
       log.warn(`${config.backupDir} is not writable (${(err as NodeJS.ErrnoException).code}): start-up repair skipped; only reading commands will work`)
       return fallback
     }
-    const recovered = await recoverInterrupted(registry, config.backupDir)
-      .catch(unlessReadOnly({ interrupted: [], removedPartials: [], removedPassfiles: [] }))
+    const recovered = await recoverInterrupted(registry, config.backupDir, stores)
+      .catch(unlessReadOnly({ interrupted: [], removedPartials: [], removedPassfiles: [], problems: [] }))
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
+    for (const name of recovered.removedPartials.filter(n => !n.endsWith('.partial'))) log.info(`aborted the unfinished upload ${name}`)
+    for (const problem of recovered.problems) log.warn(`start-up clean-up postponed: ${problem}`)
     for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
     await stopOrphanedBackends(config, recovered.interrupted, log)
-    await copyPinsToManifests(registry, config.backupDir, log).catch(unlessReadOnly(undefined))
-    const service = new BackupService(config, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
+    await copyPinsToManifests(registry, stores, log).catch(unlessReadOnly(undefined))
+    const service = new BackupService(config, stores, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
     const restores = await recoverRestores(service.restoreRecords, config.targets, m => log.warn(m))
     for (const s of restores) {
       log.warn(`restore ${s.restoreId} into ${s.database} was interrupted by a crash or stop; marked ${s.status}${s.error ? ` (${s.error.code})` : ''}`)
@@ -162,9 +169,10 @@ export class BackupService extends BackupEvents {
   /** A completed backup whose files may be read now: checked as the download policy says (verify/open-verified.ts). */
   async openVerified (id: string): Promise<VerifiedBackup> {
     const b = this.requireCompleted(id, 'downloaded')
-    const manifest = await readManifest(manifestPath(this.config.backupDir, b.name))
+    const storage = this.stores.of(b)
+    const manifest = await readManifest(storage, b.name)
     return await openVerifiedFiles(b, { isDirectory: b.format === 'directory', files: manifest.files }, {
-      backupDir: this.config.backupDir,
+      storage,
       maxAgeSeconds: this.config.downloadVerifyMaxAgeSeconds,
       validate: async () => await this.validate(id),
     })
@@ -182,6 +190,7 @@ export class BackupService extends BackupEvents {
   async create (req: unknown, createdBy: string, extra: { scheduleId?: string } = {}): Promise<Backup> {
     if (this.closing) throw new PgkeepError('QUEUE_FULL', 'pgkeep is shutting down; try again when it is back')
     const r = await this.fitToPgDump(resolveCreateRequest(req, this.config))
+    this.checkFormatFitsStorage(r.format)
     if (this.queue.queuedCount >= this.config.maxQueue) {
       throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
     }
@@ -202,6 +211,7 @@ export class BackupService extends BackupEvents {
       createdBy,
       pinned: false,
       ownerPid: process.pid,
+      ...this.stores.primaryField(),
       ...(r.notes.length > 0 ? { notes: r.notes } : {}),
       ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
     }
@@ -217,6 +227,21 @@ export class BackupService extends BackupEvents {
     this.emit('created', backup)
     this.queue.enqueue(id)
     return backup
+  }
+
+  /**
+   * pg_dump writes a directory-format backup itself, file by file, on local disk: it cannot be streamed to
+   * object storage, teed to copies or encrypted as one stream. Refused up front, naming what works instead.
+   */
+  private checkFormatFitsStorage (format: string): void {
+    if (format !== 'directory') return
+    const { primary, copies } = this.stores
+    const why = primary.localPath === undefined
+      ? `backups go to ${primary.url}`
+      : copies.length > 0 ? `every backup is also copied to ${copies.map(c => c.url).join(', ')}` : undefined
+    if (why !== undefined) {
+      throw new InvalidInputError(`format: directory is written by pg_dump to local disk and cannot be streamed, and ${why}; use custom (restorable in parallel when uncompressed) or tar`, 'format')
+    }
   }
 
   /** Directory-format compression depends on the pg_dump version; without a pg_dump the job itself reports TOOL_MISSING. */
@@ -238,23 +263,38 @@ export class BackupService extends BackupEvents {
       if (!current) throw new NotFoundError(`backup ${id}`)
       updated = { ...current, ...fields }
       for (const [k, v] of Object.entries(fields)) if (v === undefined) delete (updated as Record<string, unknown>)[k]
-      if (updated.status === 'completed' && current.status === 'completed' && !await recordInManifest(this.config.backupDir, updated)) {
-        this.log.warn(`manifest of ${updated.name} could not be read; its pin and verification are only in registry.json`)
-      }
+      if (updated.status === 'completed' && current.status === 'completed') await this.recordEverywhere(updated)
       all.set(id, updated)
     })
     return updated
   }
 
-  /** The end of a dump: manifest, then "completed", in one registry update so a pin given meanwhile is in both. */
-  private async complete (id: string, result: { sizeBytes: number, rawBytes: number, sha256: string, files: ManifestFile[] }): Promise<Backup> {
+  /**
+   * A completed backup's pin and verification go to its manifest in every store that holds it, so any one of them
+   * can rebuild the catalog; a copy that cannot take it is only warned about (its own store's manifest is the truth).
+   */
+  private async recordEverywhere (b: Backup): Promise<void> {
+    if (!await recordInManifest(this.stores.of(b), b)) {
+      this.log.warn(`manifest of ${b.name} could not be read; its pin and verification are only in registry.json`)
+    }
+    for (const copy of this.stores.copiesOf(b)) {
+      await recordInManifest(copy, b).catch((err: unknown) => { this.log.warn(`the manifest of ${b.name} in ${copy.url} was not updated: ${(err as Error).message}`) })
+    }
+  }
+
+  /**
+   * The end of a dump: manifests (beside the data in each store), then "completed", in one registry update so a
+   * pin given meanwhile is in all of them. A copy whose manifest cannot be written is a failed copy.
+   */
+  private async complete (id: string, result: DumpJobResult): Promise<Backup> {
     let completed!: Backup
     await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
       completed = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed', finishedAt: now() }
       delete completed.ownerPid
-      await writeManifest(this.config.backupDir, completed, result.files)
+      if (result.copies.length > 0) completed.copies = await this.writeCopyManifests(completed, result)
+      await writeManifest(this.stores.of(completed), completed, result.files)
       all.set(id, completed)
     })
     this.emit('status', completed)
@@ -281,6 +321,7 @@ export class BackupService extends BackupEvents {
         backup,
         target,
         backupDir: this.config.backupDir,
+        storages: this.stores.destinations(),
         pgBinDir: this.config.pgBinDir,
         cancelGraceMs: this.config.cancelGraceMs,
         retry: this.retry,
@@ -298,7 +339,6 @@ export class BackupService extends BackupEvents {
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
-      await rm(join(this.config.backupDir, this.registry.get(id)?.name ?? '.none') + '.partial', { recursive: true, force: true }).catch(() => {})
       final = await this.setStatus(id, { status, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
         .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
     }
@@ -332,7 +372,7 @@ export class BackupService extends BackupEvents {
 
   async validate (id: string): Promise<Backup> {
     const b = this.requireCompleted(id, 'validated')
-    const result = await validateBackup(b, this.config.backupDir, { pgBinDir: this.config.pgBinDir })
+    const result = await validateBackup(b, this.stores.of(b), { pgBinDir: this.config.pgBinDir })
     return await this.patch(id, { verification: { at: now(), ok: result.ok, method: result.method, ...(result.message ? { message: result.message } : {}) } })
   }
 
@@ -346,7 +386,7 @@ export class BackupService extends BackupEvents {
     const targetName = req.target ?? b.target
     const target = this.config.targets[targetName]
     if (!target) throw new InvalidInputError(`target: unknown target "${targetName}"`, 'target')
-    const job = startRestore(b, this.config.backupDir, target, req, {
+    const job = startRestore(b, this.stores.of(b), this.config.backupDir, target, req, {
       pgBinDir: this.config.pgBinDir,
       cancelGraceMs: this.config.cancelGraceMs,
       journal: async r => { await this.restoreRecords.put(r) },
@@ -386,8 +426,11 @@ export class BackupService extends BackupEvents {
       if (current && !isTerminal(current)) throw new InvalidStateError(`backup ${b.name} is ${current.status}`)
       all.delete(id)
     })
-    await rm(manifestPath(this.config.backupDir, b.name), { force: true })
-    await rm(join(this.config.backupDir, b.name), { recursive: true, force: true })
+    // manifest first: a crash in between leaves data nobody lists (found by nothing), never a manifest without data
+    for (const storage of [this.stores.of(b), ...this.stores.copiesOf(b)]) {
+      await storage.delete(manifestKey(b.name))
+      await storage.delete(b.name)
+    }
     this.emit('deleted', { backupId: id })
   }
 
@@ -411,6 +454,23 @@ export class BackupService extends BackupEvents {
       deletedReasons: plan.delete.map(b => ({ id: b.id, reason: plan.deleteReasons.get(b.id) ?? '' })),
       kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
     }
+  }
+
+  /** Each copy's manifest is written like the primary's; the copies' outcomes are in every manifest. */
+  private async writeCopyManifests (completed: Backup, result: DumpJobResult): Promise<StoredCopy[]> {
+    const outcomes = result.copies.map(c => ({ ...c }))
+    for (const c of outcomes) {
+      if (c.status !== 'completed') continue
+      try {
+        await writeManifest(this.stores.byUrl(c.storage), { ...completed, copies: outcomes }, result.files)
+      } catch (err) {
+        const e = toPgkeepError(err)
+        Object.assign(c, { status: 'failed', error: { code: e.code, message: `its manifest could not be written: ${e.message}` } })
+        this.log.warn(`the copy of ${completed.name} in ${c.storage} failed: ${e.message}`)
+        await this.stores.byUrl(c.storage).delete(completed.name).catch(() => {})
+      }
+    }
+    return outcomes
   }
 
   async reindex (): Promise<{ count: number }> {

@@ -9,6 +9,10 @@ import { versionFromNum, withTargetClient } from './pg/connection.ts'
 import { childEnv } from './pg/child-process.ts'
 import { checkDumpCompatible } from './pg/inspector.ts'
 import { findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
+import { LocalStorage } from './storage/local-storage.ts'
+import { openStorage } from './storage/open-storage.ts'
+import type { StorageOpener } from './storage/storage-set.ts'
+import type { Storage } from './storage/storage.ts'
 
 const run = promisify(execFile)
 
@@ -32,11 +36,16 @@ export interface BackupDirHealth {
   freeSpace: FreeSpace
 }
 
+/** A store backups are written to (primary or copy): reachable, credentials valid, a write + delete probe passed. */
+export type StorageHealth = { url: string, role: 'primary' | 'copy' } & ({ ok: true } | Failed)
+
 export interface HealthReport {
   /** pg_dump first, then the other tools asked for, in the order asked */
   tools: ToolHealth[]
   targets: TargetHealth[]
   backupDir: BackupDirHealth
+  /** the stores other than the backups dir itself (which `backupDir` covers) */
+  storages: StorageHealth[]
 }
 
 export interface HealthOptions {
@@ -44,6 +53,28 @@ export interface HealthOptions {
   tools?: readonly Exclude<ToolName, 'pg_dump'>[]
   /** make the backups dir first, as the CLI's first command would; the server made its own at start-up */
   createBackupDir?: boolean
+  /** how to open the configured stores (tests pass their own client) */
+  openStorage?: StorageOpener
+}
+
+async function probeStorage (storage: Storage, role: StorageHealth['role']): Promise<StorageHealth> {
+  try {
+    await storage.probe()
+    return { url: storage.url, role, ok: true }
+  } catch (err) {
+    return { url: storage.url, role, ok: false, error: toPgkeepError(err) }
+  }
+}
+
+/** Every configured store but the backups dir, opened; one that cannot even be opened is a failed probe. */
+async function probeStorages (config: Config, open: StorageOpener): Promise<StorageHealth[]> {
+  const backupDirUrl = new LocalStorage(config.backupDir).url
+  const roles = [{ location: config.storage.primary, role: 'primary' as const }, ...config.storage.copies.map(location => ({ location, role: 'copy' as const }))]
+  return await Promise.all(roles.map(async ({ location, role }) => {
+    let storage: Storage
+    try { storage = open(location) } catch (err) { return { url: location, role, ok: false as const, error: toPgkeepError(err) } }
+    return storage.url === backupDirUrl ? undefined : await probeStorage(storage, role)
+  })).then(all => all.filter((h): h is StorageHealth => h !== undefined))
 }
 
 async function zstdVersion (): Promise<{ version: string, path: string }> {
@@ -98,7 +129,7 @@ async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeS
 
 /**
  * Can this installation take a backup: the client tools present, every target answering with a server
- * pg_dump can dump, the backups dir writable with enough free space. Probes run side by side and never
+ * pg_dump can dump, the backups dir writable with enough free space, every other store taking a probe object. Probes run side by side and never
  * throw; each result says what it found or why it failed, for readiness and doctor to word their own way.
  */
 export async function checkHealth (config: Config, opts: HealthOptions = {}): Promise<HealthReport> {
@@ -106,11 +137,12 @@ export async function checkHealth (config: Config, opts: HealthOptions = {}): Pr
   const lookup = (name: ToolName): Promise<{ version: string, path: string }> =>
     name === 'pg_dump' ? pgDump : name === 'zstd' ? zstdVersion() : findPgTool(name, config.pgBinDir)
   const writable = probeWritable(config.backupDir, opts.createBackupDir === true)
-  const [tools, targets, backupDir] = await Promise.all([
+  const [tools, targets, backupDir, storages] = await Promise.all([
     Promise.all((['pg_dump', ...(opts.tools ?? [])] as ToolName[]).map(async name => await probeTool(name, lookup(name)))),
     Promise.all(Object.values(config.targets).map(async target => await probeTarget(target, pgDump))),
     // free space is asked after the writable probe, which may have had to create the dir
     writable.then(async w => ({ path: config.backupDir, writable: w, freeSpace: await probeFreeSpace(config.backupDir, config.minFreeBytes) })),
+    probeStorages(config, opts.openStorage ?? openStorage),
   ])
-  return { tools, targets, backupDir }
+  return { tools, targets, backupDir, storages }
 }

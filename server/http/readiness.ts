@@ -14,7 +14,7 @@ function freeSpaceMessage (f: FreeSpace): string {
  * operator reading `reasons` knows what to fix.
  */
 export async function checkReadiness (config: Config): Promise<Readiness> {
-  const { tools: [pgDump], targets, backupDir: { writable, freeSpace } } = await checkHealth(config)
+  const { tools: [pgDump], targets, backupDir: { writable, freeSpace }, storages } = await checkHealth(config)
   const checks: ReadinessCheck[] = [
     pgDump.ok ? { name: 'pg_dump', ok: true, message: `pg_dump ${pgDump.version}` } : { name: 'pg_dump', ok: false, message: pgDump.error.message },
     ...targets.map(t => t.ok
@@ -22,6 +22,9 @@ export async function checkReadiness (config: Config): Promise<Readiness> {
       : { name: `target:${t.name}`, ok: false, message: t.error.message }),
     writable.ok ? { name: 'backupDir:writable', ok: true } : { name: 'backupDir:writable', ok: false, message: writable.error.message },
     { name: 'backupDir:freeSpace', ok: freeSpace.ok, message: freeSpaceMessage(freeSpace) },
+    ...storages.map(s => s.ok
+      ? { name: `storage:${s.url}`, ok: true, message: `${s.role}: reachable, credentials valid, writable` }
+      : { name: `storage:${s.url}`, ok: false, message: `${s.role}: ${s.error.message} (${s.error.code})` }),
   ]
   return { ready: checks.every(c => c.ok), checks }
 }

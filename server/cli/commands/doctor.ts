@@ -18,12 +18,15 @@ function doctorChecks (report: HealthReport, config: Config): Check[] {
       ? { name: `target ${t.name}`, ok: true, detail: `${where}: PostgreSQL ${t.server.version}` }
       : { name: `target ${t.name}`, ok: false, detail: `${where}: ${t.error.message}` }
   })
+  const storages = report.storages.map(s => s.ok
+    ? { name: `${s.role} storage`, ok: true, detail: `${s.url}: reachable, credentials valid, a probe object written and deleted` }
+    : { name: `${s.role} storage`, ok: false, detail: `${s.url}: ${s.error.message}` })
   const { path, writable, freeSpace } = report.backupDir
   if (!writable.ok) {
     const cause = writable.error.cause as NodeJS.ErrnoException | undefined
-    return [...tools, ...targets, { name: 'backups dir', ok: false, detail: `${path}: not writable (${cause?.code ?? writable.error.message})` }]
+    return [...tools, ...targets, { name: 'backups dir', ok: false, detail: `${path}: not writable (${cause?.code ?? writable.error.message})` }, ...storages]
   }
-  return [...tools, ...targets,
+  return [...tools, ...targets, ...storages,
     { name: 'backups dir', ok: true, detail: `${path} is writable` },
     'error' in freeSpace
       ? { name: 'free space', ok: false, detail: freeSpace.error.message }
@@ -38,7 +41,8 @@ export const command: Command = {
 
 Checks that pg_dump, pg_restore, psql and zstd are installed (with versions), that every target
 answers and that pg_dump is at least as new as its server, that the backups directory is writable
-and that it has at least minFreeBytes free. One line per check; exits 1 if any check fails.
+and that it has at least minFreeBytes free, and that every other storage (PGKEEP_STORAGE, copies) is
+reachable with valid credentials and takes a probe object (written and deleted under its prefix). One line per check; exits 1 if any check fails.
 
 ${GLOBAL_HELP}
 `,

@@ -1,6 +1,8 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Backup, Progress } from '../../../schemas/backup.ts'
+import type { Backup, Progress, StoredCopy } from '../../../schemas/backup.ts'
+import type { CodecStage } from '../pg/codec.ts'
+import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
@@ -17,7 +19,12 @@ export type ProgressFields = Omit<Progress, 'backupId'>
 export interface DumpJobContext {
   backup: Backup
   target: Target
+  /** pgkeep's own state (passfiles) */
   backupDir: string
+  /** where the dump is written: the primary store first, then the copies, all at once */
+  storages: Storage[]
+  /** the encrypting stage of an encrypted backup (one per attempt) */
+  createEncryptor?: () => Promise<CodecStage>
   pgBinDir?: string
   cancelGraceMs: number
   retry: RetryPolicy
@@ -28,7 +35,7 @@ export interface DumpJobContext {
   /** facts learned before the first byte: recorded on the backup while it runs */
   onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
   /** the dump is complete and fsynced, the checksum known; the caller records it before we rename */
-  onVerifying: (result: Omit<DumpJobResult, 'files'>) => Promise<void>
+  onVerifying: (result: Omit<DumpJobResult, 'files' | 'copies'>) => Promise<void>
 }
 
 export interface DumpJobResult {
@@ -36,6 +43,8 @@ export interface DumpJobResult {
   sizeBytes: number
   rawBytes: number
   sha256: string
+  /** the outcome in each copy store (storages after the first) */
+  copies: StoredCopy[]
 }
 
 const COPY_POLL_MS = 500
@@ -85,8 +94,11 @@ class DumpJob {
   private readonly appName: string
 
   constructor (private readonly ctx: DumpJobContext) {
-    this.partialPath = join(ctx.backupDir, `${ctx.backup.name}.partial`)
-    this.finalPath = join(ctx.backupDir, ctx.backup.name)
+    const primary = ctx.storages[0]
+    // only a directory-format dump has paths: pg_dump writes its files itself, on local disk
+    const local = primary.localPath?.(ctx.backup.name)
+    this.partialPath = local === undefined ? '' : `${local}.partial`
+    this.finalPath = local ?? ''
     this.appName = applicationName(ctx.backup.id)
   }
 
@@ -99,13 +111,13 @@ class DumpJob {
     const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
     try {
       const result = await withRetry(async () => {
-        await removePartial(this.partialPath)
+        if (this.partialPath) await removePartial(this.partialPath)
         return await this.dumpOnce(pgDump, env, facts, progress)
       }, ctx.retry, { signal: ctx.signal })
       progress.complete()
       return result
     } catch (err) {
-      await removePartial(this.partialPath)
+      if (this.partialPath) await removePartial(this.partialPath)
       if (ctx.signal.aborted) throw cancelled()
       throw toPgkeepError(err)
     } finally {
@@ -132,7 +144,11 @@ class DumpJob {
     const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
     const stopWatching = this.stopOnAbort(pgDumpRun)
     try {
-      if (this.ctx.backup.format === 'directory') return await this.writeDirectory(pgDumpRun, progress)
+      if (this.ctx.backup.format === 'directory') {
+        // refused up front (backup-request.ts) for a store without local paths; this is the last guard
+        if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
+        return await this.writeDirectory(pgDumpRun, progress)
+      }
       return await this.writeSingleFile(pgDumpRun, progress)
     } finally {
       stopWatching()
@@ -177,29 +193,48 @@ class DumpJob {
     }
   }
 
+  /**
+   * One pg_dump into every store at once. Nothing is published before the dump is complete: a failure or a
+   * cancel aborts every unfinished write (partial file, multipart upload); a copy store failing only marks
+   * that copy failed, the backup goes on in the others.
+   */
   private async writeSingleFile (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
-    const { backup, signal } = this.ctx
-    const piped = runDumpPipeline({
-      source: pgDumpRun.stdout,
-      compression: backup.compression,
-      level: backup.level,
-      partialPath: this.partialPath,
-      onBytes: n => progress.onBytes(n),
-      signal,
-    })
-    // a failed write (disk full) leaves pg_dump blocked on a full pipe: stop it
-    piped.catch(() => pgDumpRun.kill('SIGTERM'))
-    const exit = await pgDumpRun.exited
-    const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
-    if (signal.aborted) throw cancelled()
-    if (!outcome.ok) throw toPgkeepError(outcome.e)
-    if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
-    const { rawBytes, sizeBytes, sha256 } = outcome.r
-    await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
-    const onDisk = (await stat(this.partialPath)).size
-    if (onDisk !== sizeBytes) throw new PgkeepError('INTEGRITY_FAILED', `wrote ${sizeBytes} bytes but ${onDisk} are on disk`)
-    await commitPartial(this.partialPath, this.finalPath)
-    return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }] }
+    const { backup, signal, storages } = this.ctx
+    const writers: ObjectWriter[] = []
+    const abortAll = async (): Promise<void> => { await Promise.all(writers.map(w => w.abort().catch(() => {}))) }
+    try {
+      for (const storage of storages) writers.push(await storage.createWriter(backup.name, { signal }))
+      const piped = runDumpPipeline({
+        source: pgDumpRun.stdout,
+        compression: backup.compression,
+        level: backup.level,
+        encryptor: await this.ctx.createEncryptor?.(),
+        outputs: writers.map(w => w.stream),
+        onBytes: n => progress.onBytes(n),
+        signal,
+      })
+      // a failed write (disk full, store gone) leaves pg_dump blocked on a full pipe: stop it
+      piped.catch(() => pgDumpRun.kill('SIGTERM'))
+      const exit = await pgDumpRun.exited
+      const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
+      if (signal.aborted) throw cancelled()
+      if (!outcome.ok) throw toPgkeepError(outcome.e)
+      if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
+      const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
+      await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
+      await writers[0].commit({ sizeBytes })
+      const copies = await Promise.all(storages.slice(1).map(async (storage, i): Promise<StoredCopy> => {
+        const failed = failedOutputs.get(i + 1) ?? await writers[i + 1].commit({ sizeBytes }).then(() => undefined, toPgkeepError)
+        if (failed === undefined) return { storage: storage.url, status: 'completed' }
+        await writers[i + 1].abort().catch(() => {})
+        this.ctx.onLog(`pgkeep: the copy to ${storage.url} failed: ${failed.message}`)
+        return { storage: storage.url, status: 'failed', error: { code: failed.code, message: failed.message } }
+      }))
+      return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies }
+    } catch (err) {
+      await abortAll()
+      throw err
+    }
   }
 
   private async writeDirectory (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
@@ -224,6 +259,6 @@ class DumpJob {
     progress.onBytes(tree.sizeBytes)
     await this.ctx.onVerifying(result)
     await commitPartial(this.partialPath, this.finalPath)
-    return { ...result, files }
+    return { ...result, files, copies: [] }
   }
 }

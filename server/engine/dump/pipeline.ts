@@ -1,20 +1,22 @@
 import { createHash, type Hash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
-import { link, lstat, open, readdir, rename, rm, unlink } from 'node:fs/promises'
+import { open, readdir, rm } from 'node:fs/promises'
 import { dirname, join, relative, sep } from 'node:path'
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
 import type { Compression } from '../../../schemas/backup.ts'
 import { createCompressor, type CodecStage } from '../pg/codec.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { digestOfFiles } from '../store/manifest.ts'
+import { commitLocalPartial } from '../storage/local-storage.ts'
 
 export interface PipelineResult {
   /** bytes pg_dump produced */
   rawBytes: number
-  /** bytes written to the partial file */
+  /** bytes written to each output (after compression and encryption) */
   sizeBytes: number
   sha256: string
+  /** outputs after the first that failed on the way (the first one failing fails the pipeline), by index */
+  failedOutputs: Map<number, PgkeepError>
 }
 
 /** Counts and hashes what flows through without holding on to it. */
@@ -40,108 +42,137 @@ class Meter extends Transform {
   digest (): string | undefined { return this.hash?.digest('hex') }
 }
 
-async function fsyncPath (path: string, flags = 'r'): Promise<void> {
-  const fh = await open(path, flags)
-  try { await fh.sync() } finally { await fh.close() }
-}
-
 function isAbort (err: unknown): boolean {
   return (err as Error)?.name === 'AbortError'
 }
 
 const PIPE_ERRORS = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE'])
-// a compressor that closed its input is exiting: this only bounds a wait that should be a few milliseconds
-const COMPRESSOR_EXIT_WAIT_MS = 5000
+// a codec child that closed its input is exiting: this only bounds a wait that should be a few milliseconds
+const CODEC_EXIT_WAIT_MS = 5000
 
 /**
- * Writing into a compressor child that has died fails with a bare "write EPIPE", which says nothing: what
- * the user needs is which process died and how (killed by a signal, or its own error message).
+ * Writing into a codec child (zstd, age) that has died fails with a bare "write EPIPE", which says nothing:
+ * what the user needs is which process died and how (killed by a signal, or its own error message).
  */
-async function compressorDeath (compressor: CodecStage, err: unknown): Promise<PgkeepError | undefined> {
-  if (!compressor.failure || !PIPE_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '')) return undefined
+async function childDeath (stages: CodecStage[], err: unknown): Promise<PgkeepError | undefined> {
+  if (!PIPE_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '')) return undefined
   let timer: NodeJS.Timeout | undefined
-  const gaveUp = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), COMPRESSOR_EXIT_WAIT_MS) })
+  const gaveUp = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), CODEC_EXIT_WAIT_MS) })
   try {
-    return await Promise.race([compressor.failure(), gaveUp])
+    for (const stage of stages) {
+      if (!stage.failure) continue
+      const died = await Promise.race([stage.failure(), gaveUp])
+      if (died) return died
+    }
+    return undefined
   } finally {
     clearTimeout(timer)
   }
 }
 
 /**
- * source -> raw meter -> compressor -> stored meter -> <partialPath>, as one stream.pipeline, so
- * backpressure keeps memory flat whatever the dump size. Resolves once the file is fsynced. On
- * failure the partial is left for the caller, who owns both the rename and the clean-up.
+ * One stream into several outputs (the primary store and its copies): each chunk goes to every output still
+ * alive and the next is taken once all of them accepted it, so the slowest sets the pace and memory stays flat.
+ * The first output failing fails the whole write; a copy failing is dropped and remembered, the rest go on.
+ */
+class FanOut extends Writable {
+  readonly failed = new Map<number, PgkeepError>()
+  private readonly live: Map<number, Writable>
+
+  constructor (outputs: Writable[]) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.live = new Map(outputs.map((o, i) => [i, o]))
+    for (const [i, o] of this.live) {
+      o.on('error', err => {
+        if (i === 0) { this.destroy(err); return }
+        this.drop(i, err)
+      })
+    }
+  }
+
+  private drop (i: number, err: unknown): void {
+    if (!this.live.delete(i)) return
+    this.failed.set(i, toPgkeepError(err))
+    this.emit('dropped')
+  }
+
+  private async eachLive (act: (o: Writable) => Promise<void>): Promise<void> {
+    await Promise.all([...this.live].map(async ([i, o]) => {
+      try { await act(o) } catch (err) { if (i === 0) throw err; this.drop(i, err) }
+    }))
+  }
+
+  override _write (chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.eachLive(async o => { if (!o.write(chunk)) await waitFor(o, 'drain') }).then(() => done(), done)
+  }
+
+  override _final (done: (err?: Error | null) => void): void {
+    this.eachLive(async o => { o.end(); await finished(o) }).then(() => done(), done)
+  }
+
+  override _destroy (err: Error | null, done: (err?: Error | null) => void): void {
+    for (const o of this.live.values()) o.destroy(err ?? undefined)
+    done(err)
+  }
+}
+
+/** Resolves on `event`, rejects if the stream fails or closes first (a dropped copy must not stall the others). */
+function waitFor (stream: Writable, event: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => { stream.off(event, onEvent); stream.off('error', onError); stream.off('close', onClose) }
+    const onEvent = (): void => { cleanup(); resolve() }
+    const onError = (err: Error): void => { cleanup(); reject(err) }
+    const onClose = (): void => { cleanup(); reject(Object.assign(new Error('output closed'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })) }
+    stream.on(event, onEvent)
+    stream.once('error', onError)
+    stream.once('close', onClose)
+  })
+}
+
+/**
+ * source -> raw meter -> compressor -> [age] -> stored meter -> outputs, as one stream.pipeline, so backpressure
+ * keeps memory flat whatever the dump size. Resolves once every output has taken every byte (publishing them,
+ * fsync included, is the caller's `commit`). On failure the outputs are left for the caller to abort.
  */
 export async function runDumpPipeline (opts: {
   source: Readable
   compression: Compression
   level: number
-  partialPath: string
+  /** the encrypting stage, when backups are encrypted */
+  encryptor?: CodecStage
+  /** the primary output first, then the copies */
+  outputs: Writable[]
   onBytes?: (rawBytes: number) => void
   signal?: AbortSignal
 }): Promise<PipelineResult> {
-  const { source, compression, level, partialPath, signal } = opts
+  const { source, compression, level, signal } = opts
   signal?.throwIfAborted()
   const compressor = await createCompressor(compression, level)
+  const codecs = opts.encryptor ? [compressor, opts.encryptor] : [compressor]
   // only the stored bytes are hashed: the record keeps the stored file's checksum, and every hash costs CPU zstd wants
   const raw = new Meter({ hash: false, onBytes: opts.onBytes })
   const stored = new Meter({ hash: true })
-  // 'wx': a leftover file with this name is a bug somewhere else, never something to overwrite
-  const out = createWriteStream(partialPath, { flags: 'wx', mode: 0o640 })
+  const fanOut = opts.outputs.length === 1 ? undefined : new FanOut(opts.outputs)
+  const sink = fanOut ?? opts.outputs[0]
   try {
-    await pipeline(source, raw, compressor.stream, stored, out, signal ? { signal } : {})
-    await fsyncPath(partialPath)
+    await (pipeline as (...s: unknown[]) => Promise<void>)(source, raw, ...codecs.map(c => c.stream), stored, sink, signal ? { signal } : {})
   } catch (err) {
-    const died = isAbort(err) ? undefined : await compressorDeath(compressor, err)
-    compressor.kill('SIGKILL')
+    const died = isAbort(err) ? undefined : await childDeath(codecs, err)
+    for (const c of codecs) c.kill('SIGKILL')
     if (isAbort(err)) throw err
     if (died) throw died
-    const e = err as NodeJS.ErrnoException
-    if (e?.code === 'EEXIST') throw new PgkeepError('CONFLICT', `${partialPath} already exists`, { cause: err })
     throw toPgkeepError(err)
   }
-  return { rawBytes: raw.bytes, sizeBytes: stored.bytes, sha256: stored.digest() as string }
+  return { rawBytes: raw.bytes, sizeBytes: stored.bytes, sha256: stored.digest() as string, failedOutputs: fanOut?.failed ?? new Map() }
 }
 
-async function exists (path: string): Promise<boolean> {
-  try { await lstat(path); return true } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-    throw err
-  }
+async function fsyncPath (path: string): Promise<void> {
+  const fh = await open(path, 'r')
+  try { await fh.sync() } finally { await fh.close() }
 }
 
-/**
- * Renames the finished partial into place and makes the rename durable. A file goes through
- * link + unlink because link fails atomically when the name is taken (rename would replace it);
- * a directory can only be checked first, so two racing jobs with one name are left to the caller.
- */
-export async function commitPartial (partialPath: string, finalPath: string): Promise<void> {
-  const conflict = (): PgkeepError => new PgkeepError('CONFLICT', `a backup named ${finalPath.split(sep).at(-1)} already exists`)
-  try {
-    const st = await lstat(partialPath)
-    if (st.isDirectory()) {
-      if (await exists(finalPath)) throw conflict()
-      await rename(partialPath, finalPath)
-    } else {
-      try {
-        await link(partialPath, finalPath)
-        await unlink(partialPath)
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        if (code === 'EEXIST') throw conflict()
-        // filesystems without hard links (some FUSE/SMB mounts): check, then rename
-        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err
-        if (await exists(finalPath)) throw conflict()
-        await rename(partialPath, finalPath)
-      }
-    }
-    await fsyncPath(dirname(finalPath))
-    if (dirname(partialPath) !== dirname(finalPath)) await fsyncPath(dirname(partialPath))
-  } catch (err) {
-    throw toPgkeepError(err)
-  }
-}
+/** Renames a finished directory-format dump into place, durably (the local storage's rule). */
+export const commitPartial = commitLocalPartial
 
 export async function removePartial (partialPath: string): Promise<void> {
   await rm(partialPath, { recursive: true, force: true })

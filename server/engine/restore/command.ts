@@ -4,8 +4,8 @@ import { PgkeepError } from '../../errors.ts'
 export interface RestoreCommand {
   tool: 'pg_restore' | 'psql'
   args: string[]
-  /** the backup file to decompress into the child's stdin; absent when the tool reads the backup itself */
-  stdinFile?: string
+  /** the backup is decoded into the child's stdin; false when the tool reads the backup's file itself */
+  viaStdin: boolean
   /** pg_restore -j: items are reported as "finished item N" */
   parallel: boolean
 }
@@ -20,24 +20,24 @@ const FORMAT_FLAG = { custom: 'c', tar: 't', directory: 'd' } as const
  * or an existing one checked to be empty or merged into), so --clean is never used: over an existing copy it
  * fails on partitioned tables ("cannot drop inherited constraint") half-way through its drops.
  * `singleTransaction` (restores into an existing database) makes a failure leave it as it was; it rules out -j.
- * -j needs random access, so only a directory or an uncompressed custom file on disk gets it;
- * anything compressed is streamed through stdin.
+ * -j needs random access, so only a directory or an uncompressed custom file on disk gets it (`path`: absent for a
+ * backup in object storage or encrypted); anything else is streamed through stdin.
  */
-export function buildRestoreCommand (backup: Backup, path: string, connArgs: string[], req: RestoreRequest, opts: { singleTransaction: boolean }): RestoreCommand {
+export function buildRestoreCommand (backup: Backup, path: string | undefined, connArgs: string[], req: RestoreRequest, opts: { singleTransaction: boolean }): RestoreCommand {
   if (backup.format === 'plain') {
     // -X: no ~/.psqlrc; -q: no per-statement chatter, errors still go to stderr
     const tx = opts.singleTransaction ? ['--single-transaction'] : []
-    return { tool: 'psql', args: ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', ...tx, ...connArgs, '-f', '-'], stdinFile: path, parallel: false }
+    return { tool: 'psql', args: ['-X', '-q', '-w', '-v', 'ON_ERROR_STOP=1', ...tx, ...connArgs, '-f', '-'], viaStdin: true, parallel: false }
   }
   const args = ['-w', '--verbose', '--exit-on-error', ...connArgs, '-F', FORMAT_FLAG[backup.format]]
   if (opts.singleTransaction) args.push('--single-transaction')
   if (backup.options.noOwner) args.push('--no-owner')
   if (backup.options.noPrivileges) args.push('--no-privileges')
-  const seekable = backup.format === 'directory' || (backup.format === 'custom' && backup.compression === 'none')
+  const seekable = path !== undefined && (backup.format === 'directory' || (backup.format === 'custom' && backup.compression === 'none'))
   const parallel = seekable && !opts.singleTransaction && (req.jobs ?? 1) > 1
   if (parallel) args.push('-j', String(req.jobs))
-  if (backup.format === 'directory' || parallel) return { tool: 'pg_restore', args: [...args, path], parallel }
-  return { tool: 'pg_restore', args, stdinFile: path, parallel }
+  if (path !== undefined && (backup.format === 'directory' || parallel)) return { tool: 'pg_restore', args: [...args, path], viaStdin: false, parallel }
+  return { tool: 'pg_restore', args, viaStdin: true, parallel }
 }
 
 export type RestoreLine =

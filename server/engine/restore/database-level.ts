@@ -1,10 +1,9 @@
-import { createReadStream } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
 import { IntegrityError, PgkeepError } from '../../errors.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import { spawnChild } from '../pg/child-process.ts'
-import { createDecompressor } from '../pg/codec.ts'
+import type { BackupBytes } from '../storage/backup-bytes.ts'
 
 /**
  * The database-level part of an archive: what `pg_restore --create` would run for the database itself
@@ -130,13 +129,13 @@ const FORMAT_FLAG = { custom: 'c', tar: 't', directory: 'd' } as const
  * Undefined for plain SQL backups, which have none. Owner and privileges are left out when the backup was
  * taken without them, as pg_restore leaves them out of the objects.
  */
-export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, path: string, env: NodeJS.ProcessEnv): Promise<DatabaseLevel | undefined> {
+export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, bytes: BackupBytes, env: NodeJS.ProcessEnv): Promise<DatabaseLevel | undefined> {
   if (backup.format === 'plain') return undefined
   const args = ['--create', '-n', NO_SCHEMA, '-f', '-', '-F', FORMAT_FLAG[backup.format]]
   if (backup.options.noOwner) args.push('--no-owner')
   if (backup.options.noPrivileges) args.push('--no-privileges')
-  const viaStdin = backup.format !== 'directory' && backup.compression !== 'none'
-  const child = spawnChild(pgRestorePath, viaStdin ? args : [...args, path], { env, stdio: [viaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+  const viaStdin = backup.format !== 'directory' && (backup.compression !== 'none' || bytes.path === undefined)
+  const child = spawnChild(pgRestorePath, viaStdin ? args : [...args, bytes.path as string], { env, stdio: [viaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
   const out: Buffer[] = []
   const err: Buffer[] = []
   child.stdout!.on('data', (c: Buffer) => out.push(c))
@@ -145,14 +144,14 @@ export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, 
   let fed: Promise<void> = Promise.resolve()
   let readFailure: unknown
   if (viaStdin) {
-    const codec = await createDecompressor(backup.compression)
+    const decoders = await bytes.decoders()
     // pg_restore stops reading once it has the table of contents: that early stop is expected here
-    fed = pipeline(createReadStream(path), codec.stream, feedChild(child.stdin!, { drainAfterClose: false }))
+    fed = (pipeline as (...s: unknown[]) => Promise<void>)(await bytes.open(), ...decoders.map(d => d.stage.stream), feedChild(child.stdin!, { drainAfterClose: false }))
       .catch((e: unknown) => {
         if (!(e instanceof ChildStoppedReading)) { readFailure = e; child.kill('SIGKILL') }
         child.stdin!.destroy()
       })
-      .finally(() => { codec.kill() })
+      .finally(() => { for (const d of decoders) d.stage.kill() })
   }
   const [code] = await Promise.all([exited, fed])
   if (code !== 0 && readFailure !== undefined) {

@@ -1,6 +1,5 @@
 import type { ChildProcess } from 'node:child_process'
 import { EventEmitter } from 'node:events'
-import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -10,7 +9,9 @@ import { uuidv7 } from 'uuidv7'
 import type { Backup, RestoreRequest } from '../../../schemas/backup.ts'
 import type { Target } from '../../config.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
-import { createDecompressor, type CodecStage } from '../pg/codec.ts'
+import type { CodecStage } from '../pg/codec.ts'
+import { backupBytes, type BackupBytes } from '../storage/backup-bytes.ts'
+import type { Storage } from '../storage/storage.ts'
 import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { spawnChild } from '../pg/child-process.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
@@ -49,19 +50,25 @@ export interface RestoreOptions {
   cancelGraceMs?: number
   /** records the restore before every step that creates, renames or drops a database (store/restore-records.ts) */
   journal?: (record: RestoreRecord) => Promise<void>
+  /** the decrypting stage, for an encrypted backup */
+  decryptor?: () => Promise<CodecStage>
 }
 
 const STDERR_TAIL = 40
 
-async function backupSize (path: string, isDirectory: boolean): Promise<number> {
-  try {
-    if (!isDirectory) return (await stat(path)).size
-    let total = 0
-    for (const name of await readdir(path)) total += (await stat(join(path, name))).size
-    return total
-  } catch {
-    throw new NotFoundError(`backup file ${path}`)
+async function backupSize (backup: Backup, storage: Storage, bytes: BackupBytes): Promise<number> {
+  if (backup.format === 'directory') {
+    try {
+      let total = 0
+      for (const name of await readdir(bytes.path as string)) total += (await stat(join(bytes.path as string, name))).size
+      return total
+    } catch {
+      throw new NotFoundError(`backup directory ${bytes.path}`)
+    }
   }
+  const st = await storage.stat(backup.name)
+  if (st === undefined) throw new NotFoundError(`backup file ${backup.name} in ${storage.url}`)
+  return st.sizeBytes
 }
 
 class RestoreRun extends EventEmitter implements RestoreJob {
@@ -73,7 +80,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   private readonly graceMs: number
   private cancelling: Promise<void> | undefined
   private child: ChildProcess | undefined
-  private codec: CodecStage | undefined
+  private codecs: CodecStage[] = []
   private childExited: Promise<unknown> = Promise.resolve()
   private settled = false
   /** from the swap on, the restore is as good as done: a cancel no longer stops it */
@@ -83,6 +90,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
   constructor (
     private readonly backup: Backup,
+    private readonly storage: Storage,
+    private readonly bytes: BackupBytes,
     private readonly backupDir: string,
     private readonly target: Target,
     private readonly req: RestoreRequest,
@@ -130,7 +139,6 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
   private async run (): Promise<RestoreResult> {
     const started = Date.now()
-    const path = join(this.backupDir, this.backup.name)
     const plain = this.backup.format === 'plain'
     let env: ChildPgEnv | undefined
     let plan: RestorePlan | undefined
@@ -141,7 +149,7 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       plan = await this.plan()
       this.checkCancelled()
       const tool = await findPgTool(plain ? 'psql' : 'pg_restore', this.opts.pgBinDir)
-      const totalBytes = await backupSize(path, this.backup.format === 'directory')
+      const totalBytes = await backupSize(this.backup, this.storage, this.bytes)
       // a cut file is the common damage, and pg_restore spins for ever on a truncated tar: refuse it up front
       if (this.backup.sizeBytes !== undefined && totalBytes !== this.backup.sizeBytes) {
         throw new IntegrityError(`the backup ${this.backup.name} is ${totalBytes} bytes on disk but ${this.backup.sizeBytes} were written; run validate on it`)
@@ -157,16 +165,16 @@ class RestoreRun extends EventEmitter implements RestoreJob {
       await this.journal({})
       if (plan.mode === 'into') {
         this.emit('status', 'running')
-        await this.fill(tool.path, path, env, plan.database, totalBytes, true)
+        await this.fill(tool.path, env, plan.database, totalBytes, true)
       } else {
         const scratch = plan.scratch!
-        const level = plain ? undefined : await readDatabaseLevel(tool.path, this.backup, path, env.env)
+        const level = plain ? undefined : await readDatabaseLevel(tool.path, this.backup, this.bytes, env.env)
         this.checkCancelled()
         creating = true
         scratchOid = await createDatabase(this.target, scratch, level?.create)
         await this.journal({ scratchOid })
         this.emit('status', 'running')
-        await this.fill(tool.path, path, env, scratch, totalBytes, false)
+        await this.fill(tool.path, env, scratch, totalBytes, false)
         await applyDatabaseStatements(this.target, scratch, level?.statements(quoteIdent(scratch)) ?? [])
         this.checkCancelled()
         this.swapping = true
@@ -202,23 +210,26 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   }
 
   /** Runs pg_restore or psql into `db`. */
-  private async fill (toolPath: string, path: string, env: ChildPgEnv, db: string, totalBytes: number, singleTransaction: boolean): Promise<void> {
+  private async fill (toolPath: string, env: ChildPgEnv, db: string, totalBytes: number, singleTransaction: boolean): Promise<void> {
+    const path = this.bytes.path
     const cmd = buildRestoreCommand(this.backup, path, env.connArgs(db), this.req, { singleTransaction })
     if ((this.req.jobs ?? 1) > 1 && !cmd.parallel) {
       const why = singleTransaction
         ? 'a restore into an existing database runs in one transaction'
-        : `-j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`
+        : path === undefined
+          ? `-j needs a file pg_restore can seek in, and this backup is ${this.backup.encryption ? 'encrypted' : `in ${this.storage.url}`}`
+          : `-j needs a directory backup or an uncompressed custom file (this is ${this.backup.format}/${this.backup.compression})`
       this.emit('log', `pgkeep: restoring with one job: ${why}`)
     }
     this.meter = new RestoreProgressMeter(totalBytes, p => this.emit('progress', p))
-    const items = cmd.stdinFile === undefined
+    const items = !cmd.viaStdin && path !== undefined
       ? await ItemProgress.load(toolPath, path, this.backup.format === 'directory' ? 'directory' : 'custom', totalBytes, cmd.parallel, env.env)
       : undefined
     await this.runTool(toolPath, cmd, env.env, this.meter, items)
   }
 
   private async runTool (toolPath: string, cmd: RestoreCommand, env: NodeJS.ProcessEnv, meter: RestoreProgressMeter, items?: ItemProgress): Promise<void> {
-    const child = spawnChild(toolPath, cmd.args, { env, stdio: [cmd.stdinFile ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    const child = spawnChild(toolPath, cmd.args, { env, stdio: [cmd.viaStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
     this.child = child
     if (this.cancelled) child.kill('SIGTERM')
     const exited = new Promise<{ code: number | null }>((resolve, reject) => {
@@ -239,11 +250,12 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
     let readFailure: unknown
     let fed: Promise<void> = Promise.resolve()
-    if (cmd.stdinFile) {
-      this.codec = await createDecompressor(this.backup.compression)
-      if (this.cancelled) this.codec.kill()
+    if (cmd.viaStdin) {
+      const decoders = await this.bytes.decoders()
+      this.codecs = decoders.map(d => d.stage)
+      if (this.cancelled) for (const c of this.codecs) c.kill()
       const counter = new Transform({ transform (chunk: Buffer, _enc, cb) { meter.add(chunk.length); cb(null, chunk) } })
-      fed = pipeline(createReadStream(cmd.stdinFile, { highWaterMark: 1024 * 1024 }), counter, this.codec.stream,
+      fed = (pipeline as (...s: unknown[]) => Promise<void>)(await this.bytes.open(), counter, ...this.codecs.map(c => c.stream),
         feedChild(child.stdin!, { drainAfterClose: false }))
         .catch((err: unknown) => {
           // the child quitting early is explained by its own exit status; anything else is a broken backup file
@@ -274,10 +286,10 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   private async stop (): Promise<void> {
     if (this.swapping) { await this.done.catch(() => {}); return }
     const child = this.child
-    this.codec?.kill('SIGTERM')
+    for (const c of this.codecs) c.kill('SIGTERM')
     if (child && child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM')
-      const killer = setTimeout(() => { child.kill('SIGKILL'); this.codec?.kill('SIGKILL') }, this.graceMs)
+      const killer = setTimeout(() => { child.kill('SIGKILL'); for (const c of this.codecs) c.kill('SIGKILL') }, this.graceMs)
       await this.childExited
       clearTimeout(killer)
     }
@@ -295,7 +307,9 @@ function isBrokenPipe (err: unknown): boolean {
  * Restores a completed backup into req.database on `target`. The returned job emits
  * 'progress' (bytes of the backup read / its size) and every tool stderr line as 'log'.
  */
-export function startRestore (backup: Backup, backupDir: string, target: Target, req: RestoreRequest, opts: RestoreOptions = {}): RestoreJob {
+export function startRestore (backup: Backup, storage: Storage, backupDir: string, target: Target, req: RestoreRequest, opts: RestoreOptions = {}): RestoreJob {
   if (backup.status !== 'completed') throw new InvalidStateError(`backup ${backup.name} is ${backup.status}; only completed backups can be restored`)
-  return new RestoreRun(backup, backupDir, target, req, opts)
+  // an encrypted backup without a key is refused here, before anything is planned or written
+  const bytes = backupBytes(backup, storage, opts.decryptor)
+  return new RestoreRun(backup, storage, bytes, backupDir, target, req, opts)
 }

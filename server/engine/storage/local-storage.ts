@@ -75,7 +75,7 @@ export class LocalStorage implements Storage {
   /** A key is a relative path that stays inside the root: anything else is a bug or a tampered manifest. */
   localPath = (key: string): string => {
     const n = normalize(key)
-    if (key === '' || isAbsolute(key) || key.includes('\0') || n === '..' || n.startsWith(`..${sep}`)) throw new IntegrityError(`not a key inside the backups dir: ${key}`)
+    if (key === '' || isAbsolute(key) || key.includes('\0') || n === '..' || n.startsWith(`..${sep}`)) throw new IntegrityError(`names a file outside the backups dir: ${key}`)
     return join(this.root, n)
   }
 
@@ -110,14 +110,20 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /** A missing key in a missing directory is a missing store (STORAGE_NOT_FOUND), not a missing backup. */
+  private async missing (key: string, err: unknown): Promise<PgkeepError> {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return toPgkeepError(err)
+    if (!(await stat(this.root).catch(() => undefined))?.isDirectory()) return storageError(err, this.url)
+    return new NotFoundError(`${key} in ${this.url}`)
+  }
+
   async read (key: string, range?: ByteRange): Promise<Readable> {
     const path = this.localPath(key)
     let fh
     try {
       fh = await open(path, 'r')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${key} in ${this.url}`)
-      throw toPgkeepError(err)
+      throw await this.missing(key, err)
     }
     return fh.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) })
   }
@@ -161,8 +167,7 @@ export class LocalStorage implements Storage {
     try {
       return await readFile(this.localPath(key), 'utf8')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${key} in ${this.url}`)
-      throw toPgkeepError(err)
+      throw await this.missing(key, err)
     }
   }
 

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { readFile, readdir, stat } from 'node:fs/promises'
-import { basename, isAbsolute, join, normalize, relative, sep } from 'node:path'
+import { readdir, stat } from 'node:fs/promises'
+import { isAbsolute, join, normalize, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Type, type Static } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { Backup } from '../../../schemas/backup.ts'
-import { writeFileAtomic } from './atomic-file.ts'
 import { IntegrityError, PgkeepError } from '../../errors.ts'
+import { MANIFEST_SUFFIX, manifestKey, type Storage } from '../storage/storage.ts'
 
 export const ManifestFile = Type.Object({
   /** relative to the backups dir, '/'-separated */
@@ -27,10 +27,11 @@ export type Manifest = Static<typeof Manifest>
 const checkManifest = Compile(Manifest)
 const checkBackup = Compile(Backup)
 
-export const MANIFEST_SUFFIX = '.manifest.json'
+export { MANIFEST_SUFFIX, manifestKey }
 
+/** Where a local backups dir keeps a manifest (for tests and tools that look at the files themselves). */
 export function manifestPath (backupDir: string, backupName: string): string {
-  return join(backupDir, `${backupName}${MANIFEST_SUFFIX}`)
+  return join(backupDir, manifestKey(backupName))
 }
 
 /** A manifest path is later joined to the backups dir for downloads and checks: it must stay inside. */
@@ -45,25 +46,27 @@ function firstError (check: typeof checkManifest | typeof checkBackup, value: un
   return e ? `${e.instancePath || '/'} ${e.message}` : 'does not match the schema'
 }
 
-export async function writeManifest (backupDir: string, backup: Backup, files: ManifestFile[]): Promise<void> {
+export async function writeManifest (storage: Storage, backup: Backup, files: ManifestFile[]): Promise<void> {
   const manifest: Manifest = { manifestVersion: 1, backup, files }
   if (!checkManifest.Check(manifest)) {
     throw new PgkeepError('INTERNAL', `refusing to write an invalid manifest for ${backup.name}: ${firstError(checkManifest, manifest)}`)
   }
   const bad = files.find(f => !isSafeRelativePath(f.path))
   if (bad) throw new PgkeepError('INTERNAL', `manifest file path "${bad.path}" is not relative to the backups dir`)
-  await writeFileAtomic(manifestPath(backupDir, backup.name), `${JSON.stringify(manifest, null, 2)}\n`, 0o640)
+  await storage.writeText(manifestKey(backup.name), `${JSON.stringify(manifest, null, 2)}\n`)
 }
 
 /** Reads and validates a manifest; anything malformed is an IntegrityError saying what is wrong. */
-export async function readManifest (path: string): Promise<Manifest> {
-  const what = `manifest ${basename(path)}`
+export async function readManifest (storage: Storage, backupName: string): Promise<Manifest> {
+  const what = `manifest ${manifestKey(backupName)}`
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = await storage.readText(manifestKey(backupName))
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new IntegrityError(`${what} cannot be read (${code === 'ENOENT' ? 'missing' : code ?? 'error'})`)
+    const e = err as PgkeepError
+    // a store that cannot be reached is not a damaged manifest: that error goes up as it is
+    if (e?.code?.startsWith?.('STORAGE_')) throw err
+    throw new IntegrityError(`${what} cannot be read (${e?.code === 'NOT_FOUND' ? 'missing' : e?.message ?? 'error'})`)
   }
   let raw: unknown
   try {
@@ -119,16 +122,18 @@ export function digestOfFiles (files: ReadonlyArray<Pick<ManifestFile, 'path' | 
  * The backups the directory describes by itself: every readable `*.manifest.json` whose data is still present,
  * as completed records (a manifest is only written for a finished dump). Problems come back as warnings, never throws.
  */
-export async function scanManifests (backupDir: string): Promise<{ backups: Backup[], warnings: string[] }> {
+export async function scanManifests (storage: Storage): Promise<{ backups: Backup[], warnings: string[] }> {
   const warnings: string[] = []
   const byId = new Map<string, Backup>()
-  let names: string[]
-  try { names = (await readdir(backupDir)).filter(n => n.endsWith(MANIFEST_SUFFIX) && !n.startsWith('.')).sort() } catch { names = [] }
+  const objects = await storage.list()
+  const present = new Set(objects.map(o => o.key))
+  const names = objects.map(o => o.key).filter(n => n.endsWith(MANIFEST_SUFFIX) && !n.includes('/'))
   for (const name of names) {
     let manifest: Manifest
     try {
-      manifest = await readManifest(join(backupDir, name))
+      manifest = await readManifest(storage, name.slice(0, -MANIFEST_SUFFIX.length))
     } catch (err) {
+      if ((err as PgkeepError)?.code?.startsWith?.('STORAGE_')) throw err
       warnings.push(`skipped ${(err as Error).message}`)
       continue
     }
@@ -141,9 +146,7 @@ export async function scanManifests (backupDir: string): Promise<{ backups: Back
       warnings.push(`skipped manifest ${name}: backup name is not a plain file name`)
       continue
     }
-    try {
-      await stat(join(backupDir, b.name))
-    } catch {
+    if (!present.has(b.name)) {
       warnings.push(`skipped manifest ${name}: its backup ${b.name} is missing`)
       continue
     }
@@ -151,7 +154,8 @@ export async function scanManifests (backupDir: string): Promise<{ backups: Back
       warnings.push(`skipped manifest ${name}: backup id ${b.id} already described by ${byId.get(b.id)?.name}${MANIFEST_SUFFIX}`)
       continue
     }
-    const record: Backup = { ...b, status: 'completed' }
+    // where the manifest was found is where the backup is now, whatever it said when written (a bucket rebuilt elsewhere)
+    const record: Backup = { ...b, status: 'completed', ...(b.storage !== undefined || storage.kind !== 'local' ? { storage: storage.url } : {}) }
     delete record.ownerPid
     delete record.error
     byId.set(b.id, record)

@@ -8,6 +8,8 @@ import { removeStaleTempFiles, writeFileAtomic } from './atomic-file.ts'
 import { PgkeepError } from '../../errors.ts'
 import { withFileLock } from './file-lock.ts'
 import { scanManifests } from './manifest.ts'
+import { LocalStorage } from '../storage/local-storage.ts'
+import type { Storage } from '../storage/storage.ts'
 import { manifestLags, mergeSafetyFacts, recordInManifest } from './safety-facts.ts'
 
 export const REGISTRY_FILE = 'registry.json'
@@ -116,18 +118,22 @@ export class Registry {
   #writes = 0
   #chain: Promise<unknown> = Promise.resolve()
 
-  private constructor (backupDir: string, onWarning?: (message: string) => void) {
+  /** where the manifests are: what a lost registry.json is rebuilt from */
+  readonly manifests: Storage
+
+  private constructor (backupDir: string, manifests: Storage, onWarning?: (message: string) => void) {
     this.backupDir = backupDir
+    this.manifests = manifests
     this.path = join(backupDir, REGISTRY_FILE)
     this.lockPath = join(backupDir, '.pgkeep', 'registry.lock')
     this.#onWarning = onWarning ?? (() => {})
   }
 
-  static async open (backupDir: string, opts?: { onWarning?: (message: string) => void }): Promise<Registry> {
+  static async open (backupDir: string, opts?: { onWarning?: (message: string) => void, manifests?: Storage }): Promise<Registry> {
     const dir = resolve(backupDir)
     await mkdir(dir, { recursive: true, mode: 0o700 })
     await mkdir(join(dir, '.pgkeep'), { recursive: true, mode: 0o700 })
-    const registry = new Registry(dir, opts?.onWarning)
+    const registry = new Registry(dir, opts?.manifests ?? new LocalStorage(dir), opts?.onWarning)
     // registry.json's and the manifests' leftovers from a writer killed mid-write
     await removeStaleTempFiles(dir)
     await registry.reload()
@@ -177,7 +183,7 @@ export class Registry {
     return this.#serialized(async () => {
       const state = await this.#readDisk()
       const existing = state === 'unchanged' || state.kind === 'missing' ? [] : state.kind === 'ok' ? state.backups : state.valid
-      const { backups, warnings } = await scanManifests(this.backupDir)
+      const { backups, warnings } = await scanManifests(this.manifests)
       for (const w of warnings) this.#onWarning(w)
       const merged = mergeWithManifests(existing, backups)
       await this.#catchUpManifests(merged, backups)
@@ -236,7 +242,7 @@ export class Registry {
       aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
       await rename(this.path, aside)
     }
-    const { backups, warnings } = await scanManifests(this.backupDir)
+    const { backups, warnings } = await scanManifests(this.manifests)
     for (const w of warnings) this.#onWarning(w)
     const merged = mergeWithManifests(state.kind === 'corrupt' ? state.valid : [], backups)
     await this.#catchUpManifests(merged, backups)
@@ -260,7 +266,7 @@ export class Registry {
     for (const b of merged) {
       const m = described.get(b.id)
       if (b.status !== 'completed' || m === undefined || !manifestLags(m, b)) continue
-      if (!await recordInManifest(this.backupDir, b)) this.#onWarning(`manifest of ${b.name} could not be read; its pin and verification are only in registry.json`)
+      if (!await recordInManifest(this.manifests, b)) this.#onWarning(`manifest of ${b.name} could not be read; its pin and verification are only in registry.json`)
     }
   }
 

@@ -1,6 +1,7 @@
 import type { Backup } from '../../../schemas/backup.ts'
 import { IntegrityError } from '../../errors.ts'
-import { manifestPath, readManifest, writeManifest } from './manifest.ts'
+import type { Storage } from '../storage/storage.ts'
+import { readManifest, writeManifest } from './manifest.ts'
 
 /**
  * What is learnt about a backup after its dump and decides whether it may be deleted or trusted: its pin and its
@@ -39,16 +40,16 @@ export function manifestLags (fromManifest: Backup, current: Backup): boolean {
  * writing nothing, when the manifest cannot be read: a damaged manifest is what validation reports, and that
  * report must still reach the registry. Any other failure (disk full) throws, so the caller records nothing.
  */
-export async function recordInManifest (backupDir: string, backup: Backup): Promise<boolean> {
+export async function recordInManifest (storage: Storage, backup: Backup): Promise<boolean> {
   let files
   try {
-    files = (await readManifest(manifestPath(backupDir, backup.name))).files
+    files = (await readManifest(storage, backup.name)).files
   } catch (err) {
     if (err instanceof IntegrityError) return false
     throw err
   }
   const record: Backup = { ...backup }
   delete record.ownerPid
-  await writeManifest(backupDir, record, files)
+  await writeManifest(storage, record, files)
   return true
 }

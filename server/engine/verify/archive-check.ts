@@ -1,10 +1,8 @@
-import { createReadStream } from 'node:fs'
-import { Transform, Writable } from 'node:stream'
+import { Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import type { Compression } from '../../../schemas/backup.ts'
 import { feedChild } from '../pg/child-feed.ts'
 import { childEnv, spawnChild } from '../pg/child-process.ts'
-import { createDecompressor } from '../pg/codec.ts'
+import type { Decoder } from '../pg/codec.ts'
 import { PgkeepError } from '../../errors.ts'
 
 /**
@@ -54,9 +52,9 @@ function sniffer (format: 'custom' | 'tar'): Transform {
   })
 }
 
-function codecMessage (compression: Compression, err: unknown): string {
+function codecMessage (label: string, err: unknown): string {
   const msg = (err as Error)?.message ?? String(err)
-  return msg.toLowerCase().startsWith(compression) ? msg : `${compression}: ${msg}`
+  return msg.toLowerCase().startsWith(label) ? msg : `${label}: ${msg}`
 }
 
 // only pg_restore's own error lines: other lines can quote user-chosen object names
@@ -64,7 +62,14 @@ function errorLines (stderr: string): string[] {
   return stderr.split('\n').map(l => l.trim()).filter(l => /^pg_restore: (?:error|fatal):/i.test(l))
 }
 
-interface StreamInput { file: string, compression: Compression, sniff?: 'custom' | 'tar' }
+/** A backup read from its store: the stored bytes, and the stages that decrypt and decompress them. */
+export interface StreamInput { source: Readable, decoders: Decoder[], sniff?: 'custom' | 'tar' }
+
+/** Wires the decoders' failures to one "first failure" slot and returns the stages to pipe through, with a kill-all. */
+function decodeStages (input: StreamInput, onFailure: (message: string) => void): { streams: NodeJS.ReadWriteStream[], kill: () => void } {
+  for (const d of input.decoders) d.stage.stream.on('error', err => { onFailure(codecMessage(d.label, err)) })
+  return { streams: input.decoders.map(d => d.stage.stream), kill: () => { for (const d of input.decoders) d.stage.kill('SIGKILL') } }
+}
 
 /**
  * Runs pg_restore over `args`, optionally feeding it `input` decompressed on the fly. Reports, in
@@ -90,12 +95,10 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
   let stuckTimer: NodeJS.Timeout | undefined
   let stuckAfterEof = false
   if (input) {
-    const dec = await createDecompressor(input.compression)
-    killCodec = () => dec.kill('SIGKILL')
-    dec.stream.on('error', err => { codecFailure ??= codecMessage(input.compression, err) })
-    const source = createReadStream(input.file, { highWaterMark: 1024 * 1024 })
-    source.on('error', err => { readFailure ??= err.message })
-    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [source, dec.stream]
+    const decode = decodeStages(input, m => { codecFailure ??= m })
+    killCodec = decode.kill
+    input.source.on('error', err => { readFailure ??= err.message })
+    const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [input.source, ...decode.streams]
     if (input.sniff) {
       const s = sniffer(input.sniff)
       s.on('error', err => { if (err instanceof SniffError) sniffFailure ??= err.message })
@@ -159,7 +162,7 @@ export function checkPlainText (head: string, tail: string): CheckOutcome {
   return { ok: true }
 }
 
-export async function checkPlainFile (file: string, compression: Compression, signal?: AbortSignal): Promise<CheckOutcome> {
+export async function checkPlainFile (input: StreamInput, signal?: AbortSignal): Promise<CheckOutcome> {
   let head: Buffer = Buffer.alloc(0)
   let tail: Buffer = Buffer.alloc(0)
   const collect = new Writable({
@@ -170,13 +173,12 @@ export async function checkPlainFile (file: string, compression: Compression, si
       cb()
     },
   })
-  const dec = await createDecompressor(compression)
   let codecFailure: string | undefined
-  dec.stream.on('error', err => { codecFailure ??= codecMessage(compression, err) })
-  const onAbort = (): void => dec.kill('SIGKILL')
+  const decode = decodeStages(input, m => { codecFailure ??= m })
+  const onAbort = (): void => decode.kill()
   signal?.addEventListener('abort', onAbort, { once: true })
   try {
-    await pipeline(createReadStream(file, { highWaterMark: 1024 * 1024 }), dec.stream, collect, { signal })
+    await (pipeline as (...s: unknown[]) => Promise<void>)(input.source, ...decode.streams, collect, { signal })
   } catch (err) {
     if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
     return { ok: false, message: codecFailure ?? `read failed: ${(err as Error).message}` }

@@ -1,11 +1,9 @@
-import { createReadStream } from 'node:fs'
-import { stat } from 'node:fs/promises'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
-import { directoryTar, READ_CHUNK, tarSize } from '../directory-tar.ts'
+import { directoryTar, tarSize } from '../directory-tar.ts'
 import { errorReply } from '../error-codes.ts'
 import { parseRange } from '../range.ts'
 
@@ -34,7 +32,7 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: fastify.requireRole('operator'),
     config: { audit: 'backup.download' },
   }, async (request, reply) => {
-    const { backup, isDirectory, files } = await service.openVerified(request.params.id)
+    const { backup, isDirectory, files, storage } = await service.openVerified(request.params.id)
     cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
     const etag = `"${backup.sha256 ?? backup.id}"`
     void reply.header('ETag', etag).header('Cache-Control', 'no-store')
@@ -47,11 +45,12 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         .header('Accept-Ranges', 'none')
         .header('Content-Disposition', `attachment; filename="${backup.name}.tar"`)
         .type('application/x-tar')
-        .send(directoryTar(files))
+        .send(directoryTar(files, storage))
     }
 
     const [file] = files
-    const size = (await stat(file.abs)).size
+    // the size the manifest promises was checked against the store just now (openVerified)
+    const size = file.sizeBytes
     void reply
       .header('Accept-Ranges', 'bytes')
       .header('Content-Disposition', `attachment; filename="${backup.name}"`)
@@ -67,9 +66,9 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return reply.code(206)
         .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
         .header('Content-Length', range.end - range.start + 1)
-        .send(createReadStream(file.abs, { start: range.start, end: range.end, highWaterMark: READ_CHUNK }))
+        .send(await storage.read(file.path, range))
     }
-    return reply.header('Content-Length', size).send(createReadStream(file.abs, { highWaterMark: READ_CHUNK }))
+    return reply.header('Content-Length', size).send(await storage.read(file.path))
   })
 }
 

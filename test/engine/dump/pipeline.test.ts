@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { Readable, Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
@@ -11,6 +11,7 @@ import t from 'tap'
 import type { BackupOptions, Compression } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
 import { createDecompressor } from '../../../server/engine/pg/codec.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from '../../../server/engine/dump/pipeline.ts'
 import type { PgkeepError } from '../../../server/errors.ts'
 import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
@@ -112,7 +113,7 @@ t.test('real pg_dump output', async t => {
       // the test's own tap on pg_dump's output: what the stored file must decompress back to
       const rawHash = createHash('sha256')
       const tapped = proc.stdout.pipe(new Transform({ transform (chunk: Buffer, _enc, cb) { rawHash.update(chunk); cb(null, chunk) } }))
-      const result = await runDumpPipeline({ source: tapped, compression, level: LEVEL[compression], partialPath, onBytes: n => { lastSeen = n } })
+      const result = await runDumpPipeline({ source: tapped, compression, level: LEVEL[compression], outputs: [await partialOut(partialPath)], onBytes: n => { lastSeen = n } })
       const rawSha256 = rawHash.digest('hex')
       t.equal((await proc.exited).code, 0)
       t.ok(result.rawBytes > 1_000_000, `pg_dump wrote ${result.rawBytes} bytes`)
@@ -158,7 +159,7 @@ t.test('memory stays flat while 200 MB flow through the pipeline', async t => {
     source: generated(200 * 1024 * 1024),
     compression: 'zstd',
     level: 1,
-    partialPath,
+    outputs: [await partialOut(partialPath)],
     onBytes: () => { const rss = process.memoryUsage.rss(); if (rss > peak) peak = rss },
   })
   t.equal(result.rawBytes, 200 * 1024 * 1024)
@@ -176,7 +177,7 @@ t.test('aborting mid-stream kills zstd and rejects with an AbortError', async t 
     source: generated(),
     compression: 'zstd',
     level: 1,
-    partialPath,
+    outputs: [await partialOut(partialPath)],
     signal: ac.signal,
     onBytes: n => {
       if (n < 4 * 1024 * 1024 || aborting) return
@@ -201,7 +202,7 @@ t.test('a compressor killed mid-stream is reported by name and cause, not as a b
     source: generated(),
     compression: 'zstd',
     level: 1,
-    partialPath,
+    outputs: [await partialOut(partialPath)],
     onBytes: n => {
       if (n < 4 * 1024 * 1024 || killing) return
       killing = true
@@ -218,8 +219,8 @@ t.test('a compressor killed mid-stream is reported by name and cause, not as a b
 
 t.test('an already aborted signal rejects before anything is written', async t => {
   const partialPath = join(dir, 'pre-aborted.partial')
-  await t.rejects(runDumpPipeline({ source: generated(1024), compression: 'none', level: 0, partialPath, signal: AbortSignal.abort() }), { name: 'AbortError' })
-  await t.rejects(stat(partialPath), { code: 'ENOENT' })
+  await t.rejects(runDumpPipeline({ source: generated(1024), compression: 'none', level: 0, outputs: [await partialOut(partialPath)], signal: AbortSignal.abort() }), { name: 'AbortError' })
+  t.equal((await stat(partialPath)).size, 0, 'nothing written')
 })
 
 t.test('a full disk fails the pipeline with DISK_FULL', async t => {
@@ -233,7 +234,7 @@ t.test('a full disk fails the pipeline with DISK_FULL', async t => {
     t.comment('tmpfs mount not permitted; injecting ENOSPC')
     source = new Readable({ read () { this.destroy(Object.assign(new Error('write failed'), { code: 'ENOSPC' })) } })
   }
-  const err = await runDumpPipeline({ source, compression: 'none', level: 0, partialPath: join(mnt, 'full.partial') }).then(() => undefined, (e: unknown) => e as PgkeepError)
+  const err = await runDumpPipeline({ source, compression: 'none', level: 0, outputs: [await partialOut(join(mnt, 'full.partial'))] }).then(() => undefined, (e: unknown) => e as PgkeepError)
   t.equal(err?.code, 'DISK_FULL')
   t.match(err?.message, /no space left/)
 })
@@ -241,7 +242,7 @@ t.test('a full disk fails the pipeline with DISK_FULL', async t => {
 t.test('a leftover partial file is never overwritten', async t => {
   const partialPath = join(dir, 'leftover.partial')
   await writeFile(partialPath, 'someone else')
-  const err = await runDumpPipeline({ source: generated(1024), compression: 'none', level: 0, partialPath }).then(() => undefined, (e: unknown) => e as PgkeepError)
+  const err = await partialOut(partialPath).then(() => undefined, (e: unknown) => e as PgkeepError)
   t.equal(err?.code, 'CONFLICT')
   t.equal(await readFile(partialPath, 'utf8'), 'someone else')
 })
@@ -251,7 +252,7 @@ t.test('a pg_dump that dies after writing a lot still leaves a file, and exited 
   const proc = spawnPgDump(FAKE_PG_DUMP, ['--verbose', '-F', 'c'], fakePgDumpEnv({ bytes: 3 * 1024 * 1024, exit: 2, stderr: ['pg_dump: error: Dumping the contents of table "big" failed: PQgetResult() failed.'] }))
   const lines: string[] = []
   proc.onLine(l => lines.push(l))
-  const result = await runDumpPipeline({ source: proc.stdout, compression: 'zstd', level: 1, partialPath })
+  const result = await runDumpPipeline({ source: proc.stdout, compression: 'zstd', level: 1, outputs: [await partialOut(partialPath)] })
   const exit = await proc.exited
   t.equal(exit.code, 2)
   t.equal(result.rawBytes, 3 * 1024 * 1024)
@@ -307,3 +308,8 @@ t.test('removing a partial removes files and directories and ignores missing one
   await removePartial(join(dir, 'never-existed.partial'))
   t.pass('no error for missing paths')
 })
+
+/** The local store's own writer for `<dir>/<name>.partial`, as the dump job gets it. */
+async function partialOut (partialPath: string): Promise<Writable> {
+  return (await new LocalStorage(dirname(partialPath)).createWriter(basename(partialPath, '.partial'))).stream
+}

@@ -13,6 +13,7 @@ import { makeBackup as backupRecord } from '../store/fixtures.ts'
 import { rejection } from './fixtures.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
 const run = promisify(execFile)
 const cluster = await testCluster()
@@ -59,10 +60,10 @@ t.test('restoring with clean over an existing copy of partitioned tables replace
   for (const format of ['custom', 'directory', 'tar'] as const) {
     const b = await makeBackup('replace_src', format)
     const db = `replace copy ${format}`
-    await startRestore(b, dir, target, { database: db, create: true }).done
+    await startRestore(b, new LocalStorage(dir), dir, target, { database: db, create: true }).done
     t.equal(await constraints(db), sourceConstraints, `${format}: the first restore has every constraint`)
     await cluster.psql('DELETE FROM refq; DELETE FROM q WHERE id > 10', dbnameConninfo(db))
-    await startRestore(b, dir, target, { database: db, clean: true }).done
+    await startRestore(b, new LocalStorage(dir), dir, target, { database: db, clean: true }).done
     t.equal(await constraints(db), sourceConstraints, `${format}: still every constraint after clean`)
     t.equal(await rows(db), '150/2', `${format}: the rows are the backup's again`)
   }
@@ -85,10 +86,10 @@ const tables = async (db: string): Promise<string> =>
 
 t.test('a replace that fails half-way leaves the existing database as it was and drops its scratch database', async t => {
   const good = await makeBackup('replace_src', 'custom')
-  await startRestore(good, dir, target, { database: 'replace keep me', create: true }).done
+  await startRestore(good, new LocalStorage(dir), dir, target, { database: 'replace keep me', create: true }).done
   await cluster.psql('DELETE FROM refq WHERE qid > 100; DELETE FROM q WHERE id > 100', dbnameConninfo('replace keep me'))
   const logs: string[] = []
-  const job = startRestore(brokenBackup, dir, target, { database: 'replace keep me', clean: true })
+  const job = startRestore(brokenBackup, new LocalStorage(dir), dir, target, { database: 'replace keep me', clean: true })
   job.on('log', (l: string) => logs.push(l))
   const err = await rejection(job.done)
   t.equal(err.code, 'PG_RESTORE_FAILED')
@@ -102,26 +103,26 @@ t.test('a database that holds objects is refused without clean, merged into only
   const b = await makeBackup('replace_src', 'custom')
   await cluster.createDatabase('replace_unrelated')
   await cluster.psql('CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42)', 'replace_unrelated')
-  const job = startRestore(b, dir, target, { database: 'replace_unrelated' })
+  const job = startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace_unrelated' })
   const refused = await rejection(job.planned)
   t.equal(refused.code, 'TARGET_NOT_EMPTY')
   t.match(refused.message, /database "replace_unrelated" on target "test" is not empty \(table keep_me\); restore with clean to replace it, or merge/)
   t.equal((await rejection(job.done)).code, 'TARGET_NOT_EMPTY', 'the job ends with the same refusal')
   t.equal(await tables('replace_unrelated'), 'keep_me', 'nothing was written')
 
-  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace_unrelated', merge: true, clean: true }).planned)).code, 'INVALID_INPUT')
-  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace_unrelated', create: true }).planned)).code, 'CONFLICT')
-  t.equal((await rejection(startRestore(b, dir, target, { database: 'replace nowhere' }).planned)).code, 'NOT_FOUND')
+  t.equal((await rejection(startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace_unrelated', merge: true, clean: true }).planned)).code, 'INVALID_INPUT')
+  t.equal((await rejection(startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace_unrelated', create: true }).planned)).code, 'CONFLICT')
+  t.equal((await rejection(startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace nowhere' }).planned)).code, 'NOT_FOUND')
 
-  const merged = await startRestore(b, dir, target, { database: 'replace_unrelated', merge: true, jobs: 2 }).done
+  const merged = await startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace_unrelated', merge: true, jobs: 2 }).done
   t.match(merged, { mode: 'into', replaced: false })
   t.equal(await tables('replace_unrelated'), 'child,keep_me,parent,q,q1,q2,refq', 'merge adds the backup\'s objects beside what was there')
 
   await cluster.createDatabase('replace_empty')
-  const failed = await rejection(startRestore(brokenBackup, dir, target, { database: 'replace_empty' }).done)
+  const failed = await rejection(startRestore(brokenBackup, new LocalStorage(dir), dir, target, { database: 'replace_empty' }).done)
   t.equal(failed.code, 'PG_RESTORE_FAILED')
   t.equal(await tables('replace_empty'), '', 'a failed restore into an existing database is rolled back: no first_ok')
-  const into = await startRestore(b, dir, target, { database: 'replace_empty' }).done
+  const into = await startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace_empty' }).done
   t.match(into, { mode: 'into', replaced: false })
   t.equal(await rows('replace_empty'), '150/2')
   t.same(await scratchDatabases(), [])
@@ -159,11 +160,11 @@ ALTER DATABASE ${q(src)} is text, not a statement'`,
   const long = 'ü'.repeat(20) + '"q" = x' + 'y'.repeat(16)
   t.equal(Buffer.byteLength(long), 63)
   for (const [b, db] of [[zstd, 'replace "settings" copy=1'], [directory, long]] as const) {
-    const created = await startRestore(b, dir, target, { database: db, create: true }).done
+    const created = await startRestore(b, new LocalStorage(dir), dir, target, { database: db, create: true }).done
     t.match(created, { mode: 'new', replaced: false })
     t.equal(await describe(db), expected, `${b.format}/${b.compression}: created like the dumped database`)
     await cluster.psql(`ALTER DATABASE ${q(db)} RESET search_path`)
-    const replaced = await startRestore(b, dir, target, { database: db, clean: true }).done
+    const replaced = await startRestore(b, new LocalStorage(dir), dir, target, { database: db, clean: true }).done
     t.match(replaced, { mode: 'replace', replaced: true })
     t.equal(await describe(db), expected, `${b.format}: replaced by the dumped database, settings and all`)
     t.equal((await cluster.psql('SELECT count(*) FROM t', dbnameConninfo(db))).trim(), '1')
@@ -181,7 +182,7 @@ t.test('cancelling a replace leaves the existing database as it was and drops th
   const b = slowBackup
   await cluster.createDatabase('replace cancel me')
   await cluster.psql('CREATE TABLE marker (x int); INSERT INTO marker VALUES (7)', dbnameConninfo('replace cancel me'))
-  const job = startRestore(b, dir, target, { database: 'replace cancel me', clean: true }, { cancelGraceMs: 2000 })
+  const job = startRestore(b, new LocalStorage(dir), dir, target, { database: 'replace cancel me', clean: true }, { cancelGraceMs: 2000 })
   let settled = false
   job.done.catch(() => {}).finally(() => { settled = true })
   while (!settled && !await copyingFor(job)) await new Promise(resolve => setTimeout(resolve, 50))
@@ -197,12 +198,12 @@ t.test('a database in use is not replaced: refused up front, or at the swap when
   await cluster.psql('CREATE TABLE marker (x int)', dbnameConninfo('replace in use'))
   const session = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'replace in use' })
   await session.connect()
-  const refused = await rejection(startRestore(slowBackup, dir, target, { database: 'replace in use', clean: true }).planned)
+  const refused = await rejection(startRestore(slowBackup, new LocalStorage(dir), dir, target, { database: 'replace in use', clean: true }).planned)
   t.equal(refused.code, 'CONFLICT')
   t.match(refused.message, /database "replace in use" on target "test" is in use by 1 other session; disconnect them before replacing it/)
   await session.end()
 
-  const job = startRestore(slowBackup, dir, target, { database: 'replace in use', clean: true })
+  const job = startRestore(slowBackup, new LocalStorage(dir), dir, target, { database: 'replace in use', clean: true })
   await job.planned
   while (!await copyingFor(job)) await new Promise(resolve => setTimeout(resolve, 50))
   const late = new pg.Client({ host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'replace in use' })

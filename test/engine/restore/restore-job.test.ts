@@ -14,6 +14,7 @@ import { makeBackup as backupRecord } from '../store/fixtures.ts'
 import { rejection } from './fixtures.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { createSlowRestoreDatabase } from '../../helpers/sample-db.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
 const run = promisify(execFile)
 
@@ -84,7 +85,7 @@ t.test('every format restores into a new database with the same tables and rows'
     const b = await makeBackup('restore_src', format, compression)
     // quotes, unicode and '=' (which libpq would read as a connection string) in the database name
     const db = `restored ${format}=${compression} "ü"`
-    const job = startRestore(b, dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
+    const job = startRestore(b, new LocalStorage(dir), dir, target, { database: db, create: true, ...(jobs ? { jobs } : {}) })
     const progress: RestoreProgress[] = []
     job.on('progress', (p: RestoreProgress) => { progress.push(p) })
     const result = await job.done
@@ -100,21 +101,21 @@ t.test('restoring into an existing database needs clean, which replaces it', asy
   await cluster.createDatabase('restore_existing')
   await cluster.psql('CREATE TABLE stray (x int); INSERT INTO stray VALUES (1)', 'restore_existing')
 
-  const conflict = await rejection(startRestore(b, dir, target, { database: 'restore_existing', create: true }).done)
+  const conflict = await rejection(startRestore(b, new LocalStorage(dir), dir, target, { database: 'restore_existing', create: true }).done)
   t.equal(conflict.code, 'CONFLICT')
   t.match(conflict.message, /"restore_existing" already exists/)
   t.same(await fingerprint('restore_existing'), { 'public.stray': '1 ' + (await cluster.psql("SELECT md5('(1)')")).trim() }, 'left untouched')
 
-  await startRestore(b, dir, target, { database: 'restore_existing', create: true, clean: true }).done
+  await startRestore(b, new LocalStorage(dir), dir, target, { database: 'restore_existing', create: true, clean: true }).done
   t.same(await fingerprint('restore_existing'), source, 'replaced by the backup')
 
   await cluster.psql('DELETE FROM items WHERE id > 10', 'restore_existing')
-  await startRestore(b, dir, target, { database: 'restore_existing', clean: true }).done
+  await startRestore(b, new LocalStorage(dir), dir, target, { database: 'restore_existing', clean: true }).done
   t.same(await fingerprint('restore_existing'), source, 'clean without create drops and restores the dumped objects in place')
 
   const plain = await makeBackup('restore_src', 'plain', 'zstd')
   await cluster.psql('CREATE TABLE stray (x int)', 'restore_existing')
-  await startRestore(plain, dir, target, { database: 'restore_existing', clean: true }).done
+  await startRestore(plain, new LocalStorage(dir), dir, target, { database: 'restore_existing', clean: true }).done
   t.same(await fingerprint('restore_existing'), source, 'a plain backup with clean re-creates the database')
 })
 
@@ -124,7 +125,7 @@ t.test('a wrong target password fails with PG_AUTH_FAILED and the password appea
   const bad: Target = { ...target, password: secret }
   for (const create of [true, false]) {
     const logs: string[] = []
-    const job = startRestore(b, dir, bad, { database: create ? 'never' : 'restore_src', create })
+    const job = startRestore(b, new LocalStorage(dir), dir, bad, { database: create ? 'never' : 'restore_src', create })
     job.on('log', (l: string) => logs.push(l))
     const err = await rejection(job.done)
     t.equal(err.code, 'PG_AUTH_FAILED', create ? 'while creating the database' : 'from pg_restore')
@@ -138,7 +139,7 @@ t.test('a backup that breaks off mid-stream fails the restore as an integrity pr
   const { readFileSync } = await import('node:fs')
   const data = readFileSync(join(dir, b.name))
   writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
-  const err = await rejection(startRestore(b, dir, target, { database: 'half', create: true }).done)
+  const err = await rejection(startRestore(b, new LocalStorage(dir), dir, target, { database: 'half', create: true }).done)
   t.equal(err.code, 'INTEGRITY_FAILED')
   t.match(err.message, /zstd/)
 })
@@ -148,7 +149,7 @@ t.test('a backup shorter on disk than recorded is refused before pg_restore star
   const { readFileSync } = await import('node:fs')
   const data = readFileSync(join(dir, b.name))
   writeFileSync(join(dir, b.name), data.subarray(0, data.length >> 1))
-  const err = await rejection(startRestore({ ...b, sizeBytes: data.length }, dir, target, { database: 'cut tar', create: true }).done)
+  const err = await rejection(startRestore({ ...b, sizeBytes: data.length }, new LocalStorage(dir), dir, target, { database: 'cut tar', create: true }).done)
   t.equal(err.code, 'INTEGRITY_FAILED')
   t.match(err.message, `is ${data.length >> 1} bytes on disk but ${data.length} were written`)
   t.equal((await cluster.psql("SELECT count(*) FROM pg_database WHERE datname = 'cut tar'")).trim(), '0', 'no database was created')
@@ -156,7 +157,7 @@ t.test('a backup shorter on disk than recorded is refused before pg_restore star
 
 t.test('a restore that is not of a completed backup is refused', async t => {
   const b = await makeBackup('restore_src', 'custom', 'none')
-  t.throws(() => startRestore({ ...b, status: 'failed' }, dir, target, { database: 'x', create: true }), { code: 'INVALID_STATE' })
+  t.throws(() => startRestore({ ...b, status: 'failed' }, new LocalStorage(dir), dir, target, { database: 'x', create: true }), { code: 'INVALID_STATE' })
 })
 
 t.test('cancelling a running restore rejects with CANCELLED and leaves no backend behind', async t => {
@@ -166,7 +167,7 @@ t.test('cancelling a running restore rejects with CANCELLED and leaves no backen
 
   for (const [format, compression] of [['custom', 'zstd'], ['plain', 'gzip']] as const) {
     const b = await makeBackup('restore_slowsrc', format, compression)
-    const job = startRestore(b, dir, target, { database: `slow copy ${format}`, create: true }, { cancelGraceMs: 2000 })
+    const job = startRestore(b, new LocalStorage(dir), dir, target, { database: `slow copy ${format}`, create: true }, { cancelGraceMs: 2000 })
     const appName = `pgkeep-restore-${job.id}`
     // psql prints nothing as it goes, so watch the server: the restore's backend running its COPY
     let settled = false

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url'
 import { uuidv7 } from 'uuidv7'
 import type { Backup } from '../../../schemas/backup.ts'
 import { hashTree, writeManifest } from '../../../server/engine/store/manifest.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
+import { StorageSet } from '../../../server/engine/storage/storage-set.ts'
 
 export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url))
 export const enginePath = (file: string): string => join(repoRoot, 'server', 'engine', 'store', file)
@@ -85,6 +87,11 @@ export async function storeCompleted (dir: string, over: Partial<Backup> = {}): 
   writeFileSync(join(dir, b.name), `dump of ${b.id}`)
   const files = await hashTree(dir, b.name)
   const stored = { ...b, sizeBytes: files[0].sizeBytes, sha256: files[0].sha256 }
-  await writeManifest(dir, stored, files)
+  await writeManifest(new LocalStorage(dir), stored, files)
   return stored
+}
+
+/** The stores of a pgkeep whose backups stay in its backups dir (the default). */
+export function localStores (dir: string): StorageSet {
+  return new StorageSet({ backupDir: dir, storage: { primary: dir, copies: [], forcePathStyle: false } }, location => new LocalStorage(location))
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { digestOfFiles, hashTree, manifestPath, readManifest, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { makeBackup, tempDir } from './fixtures.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
 
@@ -13,10 +14,10 @@ t.test('a written manifest reads back identical, next to its backup, mode 0640',
   writeFileSync(join(dir, 'nightly.dump'), 'PGDMP data')
   const files = await hashTree(dir, 'nightly.dump')
   t.same(files, [{ path: 'nightly.dump', sizeBytes: 10, sha256: sha('PGDMP data') }])
-  await writeManifest(dir, backup, files)
+  await writeManifest(new LocalStorage(dir), backup, files)
   t.equal(manifestPath(dir, 'nightly.dump'), join(dir, 'nightly.dump.manifest.json'))
   t.equal(statSync(manifestPath(dir, 'nightly.dump')).mode & 0o777, 0o640)
-  t.same(await readManifest(manifestPath(dir, 'nightly.dump')), { manifestVersion: 1, backup, files })
+  t.same(await readManifest(new LocalStorage(dir), 'nightly.dump'), { manifestVersion: 1, backup, files })
 })
 
 t.test('a directory backup is hashed file by file, sorted, with paths relative to the backups dir', async t => {
@@ -50,14 +51,14 @@ t.test('a malformed manifest is refused with an IntegrityError that says what is
   for (const [name, content, message] of cases) {
     const path = join(dir, `${name}.manifest.json`)
     if (name !== 'missing') writeFileSync(path, content)
-    await t.rejects(readManifest(path), { code: 'INTEGRITY_FAILED', message }, name)
+    await t.rejects(readManifest(new LocalStorage(dir), name), { code: 'INTEGRITY_FAILED', message }, name)
   }
 })
 
 t.test('writing a manifest with an invalid record or an escaping path is refused', async t => {
   const dir = tempDir(t)
   const backup = makeBackup()
-  await t.rejects(writeManifest(dir, { ...backup, level: 1.5 }, []), { code: 'INTERNAL' })
-  await t.rejects(writeManifest(dir, backup, [{ path: '../x', sizeBytes: 0, sha256: sha('') }]), { code: 'INTERNAL', message: /not relative/ })
+  await t.rejects(writeManifest(new LocalStorage(dir), { ...backup, level: 1.5 }, []), { code: 'INTERNAL' })
+  await t.rejects(writeManifest(new LocalStorage(dir), backup, [{ path: '../x', sizeBytes: 0, sha256: sha('') }]), { code: 'INTERNAL', message: /not relative/ })
   t.throws(() => readFileSync(manifestPath(dir, backup.name)), { code: 'ENOENT' })
 })

@@ -4,6 +4,7 @@ import t from 'tap'
 import { isOwnerAlive, recoverInterrupted } from '../../../server/engine/store/recovery.ts'
 import { Registry } from '../../../server/engine/store/registry.ts'
 import { deadPid, liveProcess, makeBackup, tempDir } from './fixtures.ts'
+import { localStores } from './fixtures.ts'
 
 t.test('a running record whose owner died becomes failed INTERRUPTED and its partial is removed', async t => {
   const dir = tempDir(t)
@@ -22,7 +23,7 @@ t.test('a running record whose owner died becomes failed INTERRUPTED and its par
   writeFileSync(join(dir, 'orphan.sql.partial'), 'nobody owns me')
   writeFileSync(join(dir, completed.name), 'finished dump')
 
-  const result = await recoverInterrupted(registry, dir)
+  const result = await recoverInterrupted(registry, dir, localStores(dir))
   t.same(result.interrupted.map(b => b.id).sort(), [running.id, queued.id, verifying.id, noOwner.id].sort())
   t.same(result.removedPartials.sort(), [`${running.name}.partial`, 'dir-backup.partial', 'orphan.sql.partial'].sort())
   for (const b of [running, queued, verifying, noOwner]) {
@@ -37,8 +38,8 @@ t.test('a running record whose owner died becomes failed INTERRUPTED and its par
   t.ok(existsSync(join(dir, completed.name)), 'finished files are never touched')
   t.notOk(existsSync(join(dir, 'dir-backup.partial')))
 
-  const again = await recoverInterrupted(registry, dir)
-  t.same(again, { interrupted: [], removedPartials: [], removedPassfiles: [] }, 'a second run finds nothing to do')
+  const again = await recoverInterrupted(registry, dir, localStores(dir))
+  t.same(again, { interrupted: [], removedPartials: [], removedPassfiles: [], problems: [] }, 'a second run finds nothing to do')
 })
 
 t.test('a running record of a live process is left alone with its partial', async t => {
@@ -48,8 +49,8 @@ t.test('a running record of a live process is left alone with its partial', asyn
   const live = makeBackup({ status: 'running', ownerPid: other.pid, startedAt: new Date().toISOString() })
   await registry.put(live)
   writeFileSync(join(dir, `${live.name}.partial`), 'being written')
-  const result = await recoverInterrupted(registry, dir)
-  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [] })
+  const result = await recoverInterrupted(registry, dir, localStores(dir))
+  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [], problems: [] })
   t.equal(registry.get(live.id)?.status, 'running')
   t.ok(existsSync(join(dir, `${live.name}.partial`)))
 })
@@ -78,7 +79,7 @@ t.test('our own pid counts as the owner only for records created in this life of
   await registry.put(thisLife)
   writeFileSync(join(dir, `${previousLife.name}.partial`), '')
   writeFileSync(join(dir, `${thisLife.name}.partial`), '')
-  const result = await recoverInterrupted(registry, dir)
+  const result = await recoverInterrupted(registry, dir, localStores(dir))
   t.same(result.interrupted.map(b => b.id), [previousLife.id])
   t.same(result.removedPartials, [`${previousLife.name}.partial`])
   t.equal(registry.get(thisLife.id)?.status, 'running')
@@ -92,7 +93,7 @@ t.test('a partial of a live job that another process registered after we opened 
   const job = makeBackup({ status: 'running', ownerPid: other.pid })
   await theirs.put(job)
   writeFileSync(join(dir, `${job.name}.partial`), 'being written by the CLI')
-  const result = await recoverInterrupted(ours, dir)
-  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [] })
+  const result = await recoverInterrupted(ours, dir, localStores(dir))
+  t.same(result, { interrupted: [], removedPartials: [], removedPassfiles: [], problems: [] })
   t.ok(existsSync(join(dir, `${job.name}.partial`)))
 })

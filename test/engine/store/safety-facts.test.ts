@@ -6,8 +6,9 @@ import { hashTree, manifestPath, readManifest, writeManifest } from '../../../se
 import { Registry } from '../../../server/engine/store/registry.ts'
 import { planRetention } from '../../../server/engine/store/retention.ts'
 import { makeBackup, storeCompleted, tempDir } from './fixtures.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
-const manifestOf = async (dir: string, b: Backup): Promise<Backup> => (await readManifest(manifestPath(dir, b.name))).backup
+const manifestOf = async (dir: string, b: Backup): Promise<Backup> => (await readManifest(new LocalStorage(dir), b.name)).backup
 const verification = (at: string, ok = true): NonNullable<Backup['verification']> => ({ at, ok, method: 'sha256+pg_restore' })
 
 t.test('a pin only in the manifest (a crash after the manifest write, before the registry write) survives reindex and a lost registry', async t => {
@@ -16,7 +17,7 @@ t.test('a pin only in the manifest (a crash after the manifest write, before the
   const b = await storeCompleted(dir)
   await registry.put(b)
   // what the pin wrote before the process died: the manifest has the pin, registry.json not yet
-  await writeManifest(dir, { ...b, pinned: true, verification: verification('2026-11-02T00:00:00.000Z') }, await hashTree(dir, b.name))
+  await writeManifest(new LocalStorage(dir), { ...b, pinned: true, verification: verification('2026-11-02T00:00:00.000Z') }, await hashTree(dir, b.name))
   t.equal(await registry.rebuildFromManifests(), 1)
   t.equal(registry.get(b.id)?.pinned, true, 'reindex keeps the pin the registry had not seen')
   t.same(registry.get(b.id)?.verification, verification('2026-11-02T00:00:00.000Z'))

@@ -1,4 +1,5 @@
 import { appendFileSync, closeSync, openSync, readSync, writeSync } from 'node:fs'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 import type { Backup } from '../../../schemas/backup.ts'
@@ -65,7 +66,7 @@ t.test('a manifest path leaving the backups dir is refused before anything is re
   let validated = false
   const backup = { name: 'x', verification: { at: new Date().toISOString(), ok: true, method: 'sha256+pg_restore' } } as Backup
   const layout = { isDirectory: false, files: [{ path: '../outside.dump', sizeBytes: 1, sha256: '0'.repeat(64) }] }
-  await t.rejects(openVerifiedFiles(backup, layout, { backupDir: config.backupDir, maxAgeSeconds: 3600, validate: async () => { validated = true; return backup } }),
+  await t.rejects(openVerifiedFiles(backup, layout, { storage: new LocalStorage(config.backupDir), maxAgeSeconds: 3600, validate: async () => { validated = true; return backup } }),
     { code: 'INTEGRITY_FAILED', message: /outside the backups dir/ })
   t.notOk(validated)
 })

@@ -11,6 +11,7 @@ import type { Backup, BackupFormat, Compression } from '../../../schemas/backup.
 import { digestOfFiles, hashTree, manifestPath, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { validateBackup } from '../../../server/engine/verify/validator.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
+import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
 const run = promisify(execFile)
 
@@ -78,7 +79,7 @@ function record (name: string, format: BackupFormat, compression: Compression): 
 
 /** Writes the manifest for whatever is on disk now: how a backup looks when its hashes match its (maybe broken) bytes. */
 async function remanifest (b: Backup): Promise<void> {
-  await writeManifest(dir, b, await hashTree(dir, b.name))
+  await writeManifest(new LocalStorage(dir), b, await hashTree(dir, b.name))
 }
 
 let seq = 0
@@ -106,11 +107,11 @@ t.test('complete backups in every format and compression validate', async t => {
   for (const format of ['custom', 'plain', 'tar'] as const) {
     for (const compression of ['zstd', 'gzip', 'none'] as const) {
       const b = await singleFileBackup(format, compression)
-      const r = await validateBackup(b, dir)
+      const r = await validateBackup(b, new LocalStorage(dir))
       t.same(r, { ok: true, method: format === 'plain' ? 'sha256+sql-trailer' : 'sha256+pg_restore' }, `${format}/${compression}`)
     }
   }
-  t.same(await validateBackup(await directoryBackup(), dir), { ok: true, method: 'sha256+pg_restore' }, 'directory')
+  t.same(await validateBackup(await directoryBackup(), new LocalStorage(dir)), { ok: true, method: 'sha256+pg_restore' }, 'directory')
 })
 
 t.test('a custom archive missing its last 1 KB fails, although pg_restore --list accepts it', async t => {
@@ -118,14 +119,14 @@ t.test('a custom archive missing its last 1 KB fails, although pg_restore --list
   const b = await singleFileBackup('custom', 'none', full)
   writeFileSync(join(dir, b.name), full.subarray(0, full.length - 1024))
 
-  const r = await validateBackup(b, dir)
+  const r = await validateBackup(b, new LocalStorage(dir))
   t.equal(r.ok, false)
   t.equal(r.message, `file truncated: ${b.name} has ${full.length - 1024} of ${full.length} bytes`)
 
   await remanifest(b)
   const list = await run(join(cluster.binDir, 'pg_restore'), ['--list', join(dir, b.name)])
   t.match(list.stdout, /TABLE DATA public items/, 'pg_restore --list reads the cut archive without complaint')
-  const structural = await validateBackup(b, dir)
+  const structural = await validateBackup(b, new LocalStorage(dir))
   t.equal(structural.ok, false, 'the full read catches it even when the manifest matches the cut file')
   t.match(structural.message, /pg_restore: error: could not read from input file/)
 })
@@ -134,10 +135,10 @@ t.test('one flipped byte fails the checksum, and the decompressor catches it wit
   for (const compression of ['zstd', 'gzip'] as const) {
     const b = await singleFileBackup('custom', compression)
     flipMiddleByte(join(dir, b.name))
-    const r = await validateBackup(b, dir)
+    const r = await validateBackup(b, new LocalStorage(dir))
     t.same(r, { ok: false, method: 'sha256+pg_restore', message: `sha256 mismatch in ${b.name}` }, compression)
     await remanifest(b)
-    const structural = await validateBackup(b, dir)
+    const structural = await validateBackup(b, new LocalStorage(dir))
     t.equal(structural.ok, false, `${compression}: structural check alone`)
     t.match(structural.message, new RegExp(`^${compression}`), structural.message ?? '')
   }
@@ -148,7 +149,7 @@ t.test('a truncated zstd file is reported by the decompressor', async t => {
   const data = readFileSync(join(dir, b.name))
   writeFileSync(join(dir, b.name), data.subarray(0, data.length - 100))
   await remanifest(b)
-  const r = await validateBackup(b, dir)
+  const r = await validateBackup(b, new LocalStorage(dir))
   t.equal(r.ok, false)
   t.match(r.message, /^zstd.*premature end/)
 })
@@ -156,7 +157,7 @@ t.test('a truncated zstd file is reported by the decompressor', async t => {
 t.test('an uncompressed tar cut in half fails although pg_restore never stops reading it', async t => {
   const tar = await dump('tar')
   const b = await singleFileBackup('tar', 'none', tar.subarray(0, tar.length >> 1))
-  const r = await validateBackup(b, dir, { eofGraceMs: 1000 })
+  const r = await validateBackup(b, new LocalStorage(dir), { eofGraceMs: 1000 })
   t.same(r, { ok: false, method: 'sha256+pg_restore', message: 'pg_restore did not finish within 1 s of the end of its input (a truncated archive?)' })
 })
 
@@ -165,13 +166,13 @@ t.test('a plain dump without its trailer fails', async t => {
   const cut = Buffer.from(sql.slice(0, sql.lastIndexOf('-- PostgreSQL database dump complete')))
   for (const compression of ['none', 'gzip'] as const) {
     const b = await singleFileBackup('plain', compression, await compress(cut, compression))
-    t.same(await validateBackup(b, dir), {
+    t.same(await validateBackup(b, new LocalStorage(dir)), {
       ok: false, method: 'sha256+sql-trailer', message: 'missing "-- PostgreSQL database dump complete" trailer',
     }, compression)
   }
   const noUnrestrict = Buffer.from(sql.slice(0, sql.lastIndexOf('\\unrestrict')))
   const b = await singleFileBackup('plain', 'none', noUnrestrict)
-  const r = await validateBackup(b, dir)
+  const r = await validateBackup(b, new LocalStorage(dir))
   t.equal(r.ok, false, 'a dump cut between the trailer and \\unrestrict fails too')
   t.match(r.message, /unrestrict/)
 })
@@ -179,27 +180,27 @@ t.test('a plain dump without its trailer fails', async t => {
 t.test('a plain SQL file recorded as custom or tar is not an archive', async t => {
   const sql = await dump('plain')
   const asCustom = await singleFileBackup('custom', 'none', sql)
-  t.same(await validateBackup(asCustom, dir), {
+  t.same(await validateBackup(asCustom, new LocalStorage(dir)), {
     ok: false, method: 'sha256+pg_restore', message: 'not a pg_dump custom archive (it looks like plain SQL)',
   })
   const asTar = await singleFileBackup('tar', 'none', sql)
-  t.match((await validateBackup(asTar, dir)).message, /^not a pg_dump tar archive/)
+  t.match((await validateBackup(asTar, new LocalStorage(dir))).message, /^not a pg_dump tar archive/)
   const customAsPlain = await singleFileBackup('plain', 'none', await dump('custom'))
-  t.match((await validateBackup(customAsPlain, dir)).message, /^not a plain SQL dump/)
+  t.match((await validateBackup(customAsPlain, new LocalStorage(dir))).message, /^not a plain SQL dump/)
 })
 
 t.test('a missing file, a missing or malformed manifest all fail without throwing', async t => {
   const b = await singleFileBackup('custom', 'gzip')
   unlinkSync(join(dir, b.name))
-  t.same(await validateBackup(b, dir), { ok: false, method: 'sha256+pg_restore', message: `missing file: ${b.name}` })
+  t.same(await validateBackup(b, new LocalStorage(dir)), { ok: false, method: 'sha256+pg_restore', message: `missing file: ${b.name}` })
 
   const c = await singleFileBackup('plain', 'zstd')
   writeFileSync(manifestPath(dir, c.name), '{"manifestVersion": 1, "backup": ')
-  const malformed = await validateBackup(c, dir)
+  const malformed = await validateBackup(c, new LocalStorage(dir))
   t.equal(malformed.ok, false)
   t.match(malformed.message, /manifest .* not valid JSON/)
   unlinkSync(manifestPath(dir, c.name))
-  const missing = await validateBackup(c, dir)
+  const missing = await validateBackup(c, new LocalStorage(dir))
   t.equal(missing.ok, false)
   t.match(missing.message, /manifest .*missing/)
 })
@@ -210,42 +211,42 @@ t.test('a directory backup with a data file deleted or altered fails', async t =
   const deleted = await directoryBackup()
   const gone = dataFile(deleted)
   unlinkSync(gone)
-  const r1 = await validateBackup(deleted, dir)
+  const r1 = await validateBackup(deleted, new LocalStorage(dir))
   t.equal(r1.ok, false)
   t.match(r1.message, /^missing file: /)
   await remanifest(deleted)
-  const r1s = await validateBackup(deleted, dir)
+  const r1s = await validateBackup(deleted, new LocalStorage(dir))
   t.equal(r1s.ok, false, 'pg_restore notices the missing data file even when the manifest agrees')
   t.match(r1s.message, /pg_restore: error: could not open input file/)
 
   const altered = await directoryBackup()
   flipMiddleByte(dataFile(altered))
-  const r2 = await validateBackup(altered, dir)
+  const r2 = await validateBackup(altered, new LocalStorage(dir))
   t.match(r2, { ok: false, message: /^sha256 mismatch in / })
   await remanifest(altered)
-  t.equal((await validateBackup(altered, dir)).ok, false, 'pg_restore notices the damaged compressed data when the manifest agrees')
+  t.equal((await validateBackup(altered, new LocalStorage(dir))).ok, false, 'pg_restore notices the damaged compressed data when the manifest agrees')
 
   const stray = await directoryBackup()
   writeFileSync(join(dir, stray.name, 'extra.dat'), 'x')
-  t.match(await validateBackup(stray, dir), { ok: false, message: /^file not in the manifest: / })
+  t.match(await validateBackup(stray, new LocalStorage(dir)), { ok: false, message: /^file not in the manifest: / })
 })
 
 t.test('only a missing backups dir, a missing tool or a cancel throw', async t => {
   const b = await singleFileBackup('custom', 'none')
-  await t.rejects(validateBackup(b, join(dir, 'nope')), { code: 'NOT_FOUND' })
+  await t.rejects(validateBackup(b, new LocalStorage(join(dir, 'nope'))), { code: 'STORAGE_NOT_FOUND' })
   const empty = mkdtempSync(join(tmpdir(), 'pgkeep-nobin-'))
   t.teardown(() => rmSync(empty, { recursive: true, force: true }))
-  await t.rejects(validateBackup(b, dir, { pgBinDir: empty }), { code: 'TOOL_MISSING' })
-  await t.rejects(validateBackup(b, dir, { signal: AbortSignal.abort() }), { code: 'CANCELLED' })
+  await t.rejects(validateBackup(b, new LocalStorage(dir), { pgBinDir: empty }), { code: 'TOOL_MISSING' })
+  await t.rejects(validateBackup(b, new LocalStorage(dir), { signal: AbortSignal.abort() }), { code: 'CANCELLED' })
 })
 
 t.test('a registry checksum that disagrees with the manifest fails', async t => {
   const single = await singleFileBackup('plain', 'none')
-  t.equal((await validateBackup({ ...single, sha256: 'ab'.repeat(32) }, dir)).message, `sha256 of ${single.name} in the manifest differs from the registry record`)
+  t.equal((await validateBackup({ ...single, sha256: 'ab'.repeat(32) }, new LocalStorage(dir))).message, `sha256 of ${single.name} in the manifest differs from the registry record`)
   const d = await directoryBackup()
   const files = await hashTree(dir, d.name)
-  t.same(await validateBackup({ ...d, sha256: digestOfFiles(files) }, dir), { ok: true, method: 'sha256+pg_restore' }, 'the directory digest over the sorted manifest lines matches')
+  t.same(await validateBackup({ ...d, sha256: digestOfFiles(files) }, new LocalStorage(dir)), { ok: true, method: 'sha256+pg_restore' }, 'the directory digest over the sorted manifest lines matches')
   const pathOrder = createHash('sha256').update(files.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex')
-  t.same(await validateBackup({ ...d, sha256: pathOrder }, dir), { ok: true, method: 'sha256+pg_restore' }, 'so does the digest over the lines in path order')
-  t.equal((await validateBackup({ ...d, sha256: 'cd'.repeat(32) }, dir)).ok, false)
+  t.same(await validateBackup({ ...d, sha256: pathOrder }, new LocalStorage(dir)), { ok: true, method: 'sha256+pg_restore' }, 'so does the digest over the lines in path order')
+  t.equal((await validateBackup({ ...d, sha256: 'cd'.repeat(32) }, new LocalStorage(dir))).ok, false)
 })

@@ -49,6 +49,9 @@ export interface DumpJobResult {
 
 const COPY_POLL_MS = 500
 
+/** One copy store's write during a dump: its writer, or why it could not start or went wrong. */
+interface CopyWrite { storage: Storage, writer?: ObjectWriter, failure?: PgkeepError }
+
 export function applicationName (backupId: string): string {
   return `pgkeep-${backupId}`
 }
@@ -195,21 +198,23 @@ class DumpJob {
 
   /**
    * One pg_dump into every store at once. Nothing is published before the dump is complete: a failure or a
-   * cancel aborts every unfinished write (partial file, multipart upload); a copy store failing only marks
-   * that copy failed, the backup goes on in the others.
+   * cancel aborts every unfinished write (partial file, multipart upload). A copy store failing (at the start,
+   * on the way or at the commit) only marks that copy failed; the backup goes on in the others.
    */
   private async writeSingleFile (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
-    const { backup, signal, storages } = this.ctx
-    const writers: ObjectWriter[] = []
-    const abortAll = async (): Promise<void> => { await Promise.all(writers.map(w => w.abort().catch(() => {}))) }
+    const { backup, signal, storages: [primaryStore, ...copyStores] } = this.ctx
+    const primary = await primaryStore.createWriter(backup.name, { signal })
+    const copies: CopyWrite[] = await Promise.all(copyStores.map(async storage => await storage.createWriter(backup.name, { signal }).then(
+      writer => ({ storage, writer }), (err: unknown) => ({ storage, failure: toPgkeepError(err) }))))
+    const writing = copies.filter(c => c.writer !== undefined)
+    const abortAll = async (): Promise<void> => { await Promise.all([primary, ...writing.map(c => c.writer!)].map(w => w.abort().catch(() => {}))) }
     try {
-      for (const storage of storages) writers.push(await storage.createWriter(backup.name, { signal }))
       const piped = runDumpPipeline({
         source: pgDumpRun.stdout,
         compression: backup.compression,
         level: backup.level,
         encryptor: await this.ctx.createEncryptor?.(),
-        outputs: writers.map(w => w.stream),
+        outputs: [primary.stream, ...writing.map(c => c.writer!.stream)],
         onBytes: n => progress.onBytes(n),
         signal,
       })
@@ -221,20 +226,23 @@ class DumpJob {
       if (!outcome.ok) throw toPgkeepError(outcome.e)
       if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
       const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
+      writing.forEach((c, i) => { c.failure ??= failedOutputs.get(i + 1) })
       await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
-      await writers[0].commit({ sizeBytes })
-      const copies = await Promise.all(storages.slice(1).map(async (storage, i): Promise<StoredCopy> => {
-        const failed = failedOutputs.get(i + 1) ?? await writers[i + 1].commit({ sizeBytes }).then(() => undefined, toPgkeepError)
-        if (failed === undefined) return { storage: storage.url, status: 'completed' }
-        await writers[i + 1].abort().catch(() => {})
-        this.ctx.onLog(`pgkeep: the copy to ${storage.url} failed: ${failed.message}`)
-        return { storage: storage.url, status: 'failed', error: { code: failed.code, message: failed.message } }
-      }))
-      return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies }
+      await primary.commit({ sizeBytes })
+      return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies: await Promise.all(copies.map(async c => await this.finishCopy(c, sizeBytes))) }
     } catch (err) {
       await abortAll()
       throw err
     }
+  }
+
+  /** Publishes one copy (or drops what it wrote) and says how it ended; a copy never fails the backup. */
+  private async finishCopy (copy: CopyWrite, sizeBytes: number): Promise<StoredCopy> {
+    const failure = copy.failure ?? await copy.writer?.commit({ sizeBytes }).then(() => undefined, toPgkeepError)
+    if (failure === undefined) return { storage: copy.storage.url, status: 'completed' }
+    await copy.writer?.abort().catch(() => {})
+    this.ctx.onLog(`pgkeep: the copy to ${copy.storage.url} failed: ${failure.message}`)
+    return { storage: copy.storage.url, status: 'failed', error: { code: failure.code, message: failure.message } }
   }
 
   private async writeDirectory (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {

@@ -57,7 +57,7 @@ export async function commitLocalPartial (partialPath: string, finalPath: string
 function storageError (err: unknown, what: string): PgkeepError {
   const code = (err as NodeJS.ErrnoException)?.code
   if (code === 'ENOENT' || code === 'ENOTDIR') return new PgkeepError('STORAGE_NOT_FOUND', `${what}: the backups directory does not exist`, { cause: err })
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new PgkeepError('STORAGE_AUTH_FAILED', `${what}: not writable by pgkeep (${code})`, { cause: err })
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new PgkeepError('STORAGE_AUTH_FAILED', `${what}: pgkeep may not write there (${code})`, { cause: err })
   return toPgkeepError(err)
 }
 
@@ -87,7 +87,7 @@ export class LocalStorage implements Storage {
     await new Promise<void>((resolve, reject) => {
       stream.once('open', () => resolve())
       stream.once('error', (err: NodeJS.ErrnoException) => {
-        reject(err.code === 'EEXIST' ? new PgkeepError('CONFLICT', `${partial} already exists`, { cause: err }) : toPgkeepError(err))
+        reject(err.code === 'EEXIST' ? new PgkeepError('CONFLICT', `${partial} already exists`, { cause: err }) : storageError(err, this.url))
       })
     })
     return {

@@ -122,7 +122,7 @@ export function digestOfFiles (files: ReadonlyArray<Pick<ManifestFile, 'path' | 
  * The backups the directory describes by itself: every readable `*.manifest.json` whose data is still present,
  * as completed records (a manifest is only written for a finished dump). Problems come back as warnings, never throws.
  */
-export async function scanManifests (storage: Storage): Promise<{ backups: Backup[], warnings: string[] }> {
+export async function scanManifests (storage: Storage, opts: { isBackupDir: boolean }): Promise<{ backups: Backup[], warnings: string[] }> {
   const warnings: string[] = []
   const byId = new Map<string, Backup>()
   const objects = await storage.list()
@@ -154,8 +154,11 @@ export async function scanManifests (storage: Storage): Promise<{ backups: Backu
       warnings.push(`skipped manifest ${name}: backup id ${b.id} already described by ${byId.get(b.id)?.name}${MANIFEST_SUFFIX}`)
       continue
     }
-    // where the manifest was found is where the backup is now, whatever it said when written (a bucket rebuilt elsewhere)
-    const record: Backup = { ...b, status: 'completed', ...(b.storage !== undefined || storage.kind !== 'local' ? { storage: storage.url } : {}) }
+    // where the manifest was found is where the backup is now, whatever it said when written (a copy store
+    // rebuilding the catalog); the backups dir itself is what a record without `storage` means
+    const record: Backup = { ...b, status: 'completed' }
+    if (opts.isBackupDir) delete record.storage
+    else record.storage = storage.url
     delete record.ownerPid
     delete record.error
     byId.set(b.id, record)

@@ -183,7 +183,7 @@ export class Registry {
     return this.#serialized(async () => {
       const state = await this.#readDisk()
       const existing = state === 'unchanged' || state.kind === 'missing' ? [] : state.kind === 'ok' ? state.backups : state.valid
-      const { backups, warnings } = await scanManifests(this.manifests)
+      const { backups, warnings } = await scanManifests(this.manifests, { isBackupDir: this.manifests.url === new LocalStorage(this.backupDir).url })
       for (const w of warnings) this.#onWarning(w)
       const merged = mergeWithManifests(existing, backups)
       await this.#catchUpManifests(merged, backups)
@@ -242,7 +242,7 @@ export class Registry {
       aside = `${this.path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`
       await rename(this.path, aside)
     }
-    const { backups, warnings } = await scanManifests(this.manifests)
+    const { backups, warnings } = await scanManifests(this.manifests, { isBackupDir: this.manifests.url === new LocalStorage(this.backupDir).url })
     for (const w of warnings) this.#onWarning(w)
     const merged = mergeWithManifests(state.kind === 'corrupt' ? state.valid : [], backups)
     await this.#catchUpManifests(merged, backups)

@@ -1,0 +1,20 @@
+import { LocalStorage } from './local-storage.ts'
+import { S3Storage } from './s3-storage.ts'
+import type { Storage } from './storage.ts'
+import { parseStorageUrl } from './storage-url.ts'
+
+export { parseStorageUrl } from './storage-url.ts'
+
+export interface OpenStorageOptions {
+  /** where S3 upload ids are journaled: `<backupDir>/.pgkeep/uploads/` */
+  stateDir: string
+  /** path-style addressing (`endpoint/bucket/key`): MinIO, Garage and most self-hosted stores need it */
+  forcePathStyle?: boolean
+}
+
+/** The Storage behind a configured url: a directory or `file://` url, or `s3://bucket/prefix`. CONFIG_INVALID otherwise. */
+export function openStorage (url: string, opts: OpenStorageOptions): Storage {
+  const where = parseStorageUrl(url)
+  if (where.kind === 'local') return new LocalStorage(where.dir)
+  return new S3Storage({ bucket: where.bucket, prefix: where.prefix, stateDir: opts.stateDir, forcePathStyle: opts.forcePathStyle })
+}

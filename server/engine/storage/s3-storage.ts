@@ -1,0 +1,323 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { Transform, type Readable } from 'node:stream'
+import {
+  AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand,
+  ListObjectsV2Command, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { NotFoundError, PgkeepError } from '../../errors.ts'
+import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts'
+import { hasS3Code, httpStatusOf, isS3NotFound, toStorageError } from './s3-errors.ts'
+import { DEFAULT_PART_BYTES, S3MultipartWriter } from './s3-multipart-writer.ts'
+import { UploadJournal } from './s3-upload-journal.ts'
+import type { ByteRange, ObjectInfo, ObjectWriter, Storage, UnfinishedWrite } from './storage.ts'
+import { s3Url } from './storage-url.ts'
+
+export { parseStorageUrl } from './storage-url.ts'
+
+/** Our own state beside the backups (`<prefix>/.pgkeep/...`, probes): never listed as backups. */
+const HIDDEN = /^\.pgkeep(\/|-probe-)/
+
+export interface S3ClientOptions {
+  forcePathStyle?: boolean
+  /** per request; a dead endpoint fails after this instead of hanging */
+  requestTimeoutMs?: number
+  connectionTimeoutMs?: number
+  /** only for tests: production takes endpoint and credentials from the SDK's chain (AWS_* env, profiles) */
+  endpoint?: string
+  credentials?: { accessKeyId: string, secretAccessKey: string }
+  region?: string
+}
+
+/**
+ * The SDK client as pgkeep uses it. Endpoint, region and credentials come from the SDK's standard chain
+ * (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE):
+ * we read none of them ourselves. The one exception: with no region configured anywhere we use us-east-1,
+ * because MinIO, Garage and most self-hosted stores ignore the region but the SDK refuses to sign without one.
+ */
+export function createS3Client (opts: S3ClientOptions = {}): S3Client {
+  const chainRegion = new S3Client({}).config.region
+  return new S3Client({
+    region: opts.region ?? (async () => { try { return await chainRegion() } catch { return 'us-east-1' } }),
+    forcePathStyle: opts.forcePathStyle,
+    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
+    // the SDK retries throttling, 5xx and dropped connections itself; parts get a further bounded retry of ours
+    maxAttempts: 3,
+    // We send SHA-256 part checksums ourselves; the SDK's default CRC32 on every request is refused or
+    // mishandled by several S3-compatible stores (older MinIO, B2, R2 before 2025), so only where required.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
+      requestTimeout: opts.requestTimeoutMs ?? 120_000,
+    }),
+  })
+}
+
+export interface S3StorageOptions {
+  bucket: string
+  /** without leading or trailing slash; '' = the bucket's root */
+  prefix?: string
+  forcePathStyle?: boolean
+  /** where upload ids are journaled: `<backupDir>/.pgkeep/uploads/` */
+  stateDir: string
+  /** a client to use instead of createS3Client's (tests) */
+  client?: S3Client
+  /** retries of one failed part, on top of the SDK's own */
+  partRetry?: RetryPolicy
+  /** size of the first parts; later parts grow (s3-multipart-writer.ts). Real stores want at least 5 MiB. */
+  firstPartBytes?: number
+}
+
+/** An S3-compatible bucket (and prefix) as a Storage: key `k` is the object `<prefix>/k`. */
+export class S3Storage implements Storage {
+  readonly kind = 's3' as const
+  readonly url: string
+  readonly bucket: string
+  readonly prefix: string
+  private readonly client: S3Client
+  private readonly journal: UploadJournal
+  private readonly partRetry: RetryPolicy
+  private readonly firstPartBytes: number
+
+  constructor (opts: S3StorageOptions) {
+    this.bucket = opts.bucket
+    this.prefix = (opts.prefix ?? '').replace(/^\/+|\/+$/g, '')
+    this.url = s3Url(this.bucket, this.prefix)
+    this.client = opts.client ?? createS3Client({ forcePathStyle: opts.forcePathStyle })
+    this.journal = new UploadJournal(opts.stateDir)
+    this.partRetry = opts.partRetry ?? DEFAULT_RETRY
+    this.firstPartBytes = opts.firstPartBytes ?? DEFAULT_PART_BYTES
+  }
+
+  private objectKey (key: string): string {
+    if (key === '' || key.startsWith('/') || key.split('/').some(s => s === '..' || s === '.' || s === '')) {
+      throw new PgkeepError('INTEGRITY_FAILED', `not a key inside ${this.url}: ${key}`)
+    }
+    return this.prefix === '' ? key : `${this.prefix}/${key}`
+  }
+
+  private relative (objectKey: string): string {
+    return this.prefix === '' ? objectKey : objectKey.slice(this.prefix.length + 1)
+  }
+
+  private listPrefix (sub: string): string {
+    return this.prefix === '' ? sub : `${this.prefix}/${sub}`
+  }
+
+  private fail (err: unknown, doing: string): PgkeepError {
+    return toStorageError(err, this.url, doing)
+  }
+
+  async createWriter (key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectWriter> {
+    if (opts.signal?.aborted) throw new PgkeepError('CANCELLED', `writing ${key} to ${this.url} was cancelled`)
+    return new S3MultipartWriter({
+      client: this.client,
+      bucket: this.bucket,
+      objectKey: this.objectKey(key),
+      key,
+      url: this.url,
+      journal: this.journal,
+      partRetry: this.partRetry,
+      firstPartBytes: this.firstPartBytes,
+      signal: opts.signal,
+    })
+  }
+
+  async read (key: string, range?: ByteRange): Promise<Readable> {
+    let reply
+    try {
+      reply = await this.client.send(new GetObjectCommand({
+        Bucket: this.bucket, Key: this.objectKey(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+      }))
+    } catch (err) {
+      if (isS3NotFound(err)) throw new NotFoundError(`${key} in ${this.url}`)
+      throw this.fail(err, `reading ${key}`)
+    }
+    const body = reply.Body as Readable
+    const length = reply.ContentLength
+    if (!range) return this.checkedBody(body, key, 0, length)
+    // A server may ignore Range (200, whole object) or widen it (s3rver answers bytes=0-0 with everything):
+    // cut out what was asked rather than hand back the wrong bytes.
+    const sent = /^bytes (\d+)-(\d+)\//.exec(reply.ContentRange ?? '')
+    const from = sent ? Number(sent[1]) : 0
+    const to = sent ? Number(sent[2]) : (length ?? 0) - 1
+    if (from > range.start || to < Math.min(range.end, to)) {
+      body.destroy()
+      throw new PgkeepError('STORAGE_UNAVAILABLE', `${this.url}: asked for bytes ${range.start}-${range.end} of ${key}, the store sent ${from}-${to}`)
+    }
+    const wanted = Math.min(range.end, to) - range.start + 1
+    return this.checkedBody(body, key, range.start - from, wanted, length)
+  }
+
+  /**
+   * Passes on `take` bytes after skipping `skip` of the body (all of it without `take`). A body cut short
+   * (connection reset, proxy timeout) fails the reader, never looks like a shorter object.
+   */
+  private checkedBody (body: Readable, key: string, skip: number, take: number | undefined, sentLength = take): Readable {
+    let seen = 0
+    let passed = 0
+    const url = this.url
+    const cut = (why: string): PgkeepError => new PgkeepError('STORAGE_UNAVAILABLE', `${url}: reading ${key} ${why} after ${seen} of ${sentLength ?? '?'} bytes`)
+    const out = new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        const from = Math.max(0, skip - seen)
+        seen += chunk.length
+        if (from >= chunk.length) { cb(); return }
+        const piece = take === undefined ? chunk.subarray(from) : chunk.subarray(from, from + take - passed)
+        passed += piece.length
+        cb(null, piece)
+        if (take !== undefined && passed === take && seen < (sentLength ?? Infinity)) {
+          // the rest of a widened range is not ours to read
+          body.unpipe(out)
+          body.destroy()
+          out.end()
+        }
+      },
+      flush (cb) {
+        cb(take !== undefined && passed !== take ? cut('ended') : null)
+      },
+    })
+    body.on('error', err => { if (passed !== take) out.destroy(err instanceof PgkeepError ? err : cut(`failed (${(err as NodeJS.ErrnoException).code ?? err.message})`)) })
+    body.on('aborted', () => { if (passed !== take) out.destroy(cut('was cut')) })
+    out.on('close', () => { if (!body.destroyed) body.destroy() })
+    return body.pipe(out)
+  }
+
+  async stat (key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }))
+      return { key, sizeBytes: head.ContentLength ?? 0 }
+    } catch (err) {
+      if (isS3NotFound(err)) return undefined
+      throw this.fail(err, `checking ${key}`)
+    }
+  }
+
+  /**
+   * Like the local directory, one level: `<name>/...` objects (a directory-format backup) are one entry with
+   * isDirectory, found as a common prefix.
+   */
+  async list (prefix = ''): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = []
+    let token: string | undefined
+    do {
+      let page
+      try {
+        page = await this.client.send(new ListObjectsV2Command({
+          Bucket: this.bucket, Prefix: this.listPrefix(prefix), Delimiter: '/', ContinuationToken: token,
+        }))
+      } catch (err) { throw this.fail(err, 'listing objects') }
+      for (const obj of page.Contents ?? []) {
+        const key = this.relative(obj.Key!)
+        if (key !== '' && !HIDDEN.test(key)) out.push({ key, sizeBytes: obj.Size ?? 0 })
+      }
+      for (const dir of page.CommonPrefixes ?? []) {
+        const key = this.relative(dir.Prefix!).replace(/\/$/, '')
+        if (key !== '' && !HIDDEN.test(key + '/')) out.push({ key, sizeBytes: 0, isDirectory: true })
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+    } while (token !== undefined)
+    return out.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  }
+
+  /** A key with objects under `<key>/` (directory-format) loses them too, as a local directory would. */
+  async delete (key: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }))
+      let token: string | undefined
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.objectKey(key) + '/', ContinuationToken: token }))
+        for (const obj of page.Contents ?? []) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: obj.Key! }))
+        token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+      } while (token !== undefined)
+    } catch (err) {
+      if (isS3NotFound(err)) return
+      throw this.fail(err, `deleting ${key}`)
+    }
+  }
+
+  /** One PutObject: S3 replaces an object atomically, so readers see the old text or the new. */
+  async writeText (key: string, text: string): Promise<void> {
+    const body = Buffer.from(text, 'utf8')
+    try {
+      await this.client.send(new PutObjectCommand({
+        Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentLength: body.length,
+        ChecksumSHA256: createHash('sha256').update(body).digest('base64'), ContentType: 'text/plain; charset=utf-8',
+      }))
+    } catch (err) { throw this.fail(err, `writing ${key}`) }
+  }
+
+  async readText (key: string): Promise<string> {
+    try {
+      const reply = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }))
+      return await reply.Body!.transformToString('utf8')
+    } catch (err) {
+      if (isS3NotFound(err)) throw new NotFoundError(`${key} in ${this.url}`)
+      throw this.fail(err, `reading ${key}`)
+    }
+  }
+
+  /** The uploads journaled here for this url, and those the store lists under the prefix (if it can). */
+  async listUnfinished (): Promise<UnfinishedWrite[]> {
+    const found = new Map<string, UnfinishedWrite>()
+    for (const entry of await this.journal.list(this.url)) found.set(entry.uploadId, { key: entry.key, uploadId: entry.uploadId })
+    for (const upload of await this.storeUploads(this.prefix === '' ? '' : this.prefix + '/')) {
+      const key = this.relative(upload.key)
+      if (!HIDDEN.test(key)) found.set(upload.uploadId, { key, uploadId: upload.uploadId })
+    }
+    return [...found.values()].sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+  }
+
+  /** Open multipart uploads under an object-key prefix; a store that cannot list them (s3rver) has none to tell. */
+  private async storeUploads (prefix: string): Promise<Array<{ key: string, uploadId: string }>> {
+    const out: Array<{ key: string, uploadId: string }> = []
+    let keyMarker: string | undefined
+    let uploadIdMarker: string | undefined
+    for (;;) {
+      let page
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }))
+      } catch (err) {
+        if (hasS3Code(err, 'NotImplemented') || httpStatusOf(err) === 501) return out
+        throw this.fail(err, 'listing unfinished uploads')
+      }
+      for (const u of page.Uploads ?? []) if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId })
+      if (page.IsTruncated !== true || (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined)) return out
+      keyMarker = page.NextKeyMarker
+      uploadIdMarker = page.NextUploadIdMarker
+    }
+  }
+
+  /** Aborts the upload (or, without an id, every open upload of that key) and forgets it; gone already is fine. */
+  async abortUnfinished (write: UnfinishedWrite): Promise<void> {
+    const journaled = (await this.journal.list(this.url)).filter(e => e.key === write.key && (write.uploadId === undefined || e.uploadId === write.uploadId))
+    const ids = new Set(journaled.map(e => e.uploadId))
+    if (write.uploadId !== undefined) ids.add(write.uploadId)
+    else for (const u of await this.storeUploads(this.objectKey(write.key))) if (u.key === this.objectKey(write.key)) ids.add(u.uploadId)
+    for (const uploadId of ids) {
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey(write.key), UploadId: uploadId }))
+      } catch (err) {
+        if (!hasS3Code(err, 'NoSuchUpload') && !isS3NotFound(err)) throw this.fail(err, `aborting the upload of ${write.key}`)
+      }
+    }
+    for (const entry of journaled) await this.journal.remove(entry.path)
+  }
+
+  async probe (): Promise<void> {
+    const key = `.pgkeep-probe-${process.pid}-${randomBytes(4).toString('hex')}`
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: 'pgkeep write probe\n' }))
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }))
+    } catch (err) {
+      throw this.fail(err, 'probing')
+    }
+  }
+
+  /** Closes the client's sockets (tests, shutdown). */
+  close (): void {
+    this.client.destroy()
+  }
+}

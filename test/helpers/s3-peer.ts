@@ -1,0 +1,247 @@
+// A loopback S3 for tests: s3rver behind a small HTTP proxy of ours. s3rver stores and serves objects and
+// multipart parts; the proxy adds what s3rver lacks and a real store has (listing and aborting multipart uploads,
+// strict access keys, verifying per-part SHA-256 checksums) and injects the faults tests ask for.
+import { createHash } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import S3rver from 's3rver'
+import type { Test } from 'tap'
+import type { S3Client } from '@aws-sdk/client-s3'
+import { createS3Client, S3Storage, type S3StorageOptions } from '../../server/engine/storage/s3-storage.ts'
+import type { RetryPolicy } from '../../server/engine/retry.ts'
+
+/** s3rver's one account */
+export const PEER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
+/** quick retries, so fault tests do not wait half a second per retry */
+export const FAST_PART_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 10, maxDelayMs: 50 }
+
+export interface PartRecord {
+  uploadId: string
+  partNumber: number
+  bytes: number
+  /** the x-amz-checksum-sha256 header as sent */
+  checksum?: string
+  checksumMatches: boolean
+}
+
+interface Countdown { skip: number, times: number }
+
+export interface S3Peer {
+  /** the proxy's url: what clients talk to */
+  readonly endpoint: string
+  readonly bucket: string
+  /** every UploadPart the proxy accepted (after faults), in arrival order */
+  readonly parts: PartRecord[]
+  /** multipart uploads created and neither completed nor aborted */
+  openUploads (): Array<{ key: string, uploadId: string }>
+  /** answer UploadPart number `nth` (counted from now, 1-based) and the `times - 1` after it with 503 SlowDown */
+  failPart (nth: number, times?: number): void
+  /** reset the connection of UploadPart number `nth` (from now) midway through its body */
+  resetPart (nth: number): void
+  /** cut the body of every GetObject after this many bytes (undefined: stop) */
+  cutReadsAfter (bytes: number | undefined): void
+  /** answer every request 503 ServiceUnavailable */
+  setUnavailable (down: boolean): void
+  /** accept connections and never answer */
+  setHanging (hang: boolean): void
+  client (opts?: { credentials?: { accessKeyId: string, secretAccessKey: string }, requestTimeoutMs?: number }): S3Client
+  storage (opts: Partial<S3StorageOptions> & { stateDir: string, credentials?: { accessKeyId: string, secretAccessKey: string }, requestTimeoutMs?: number }): S3Storage
+  close (): Promise<void>
+}
+
+const xml = (body: string): string => `<?xml version="1.0" encoding="UTF-8"?>\n${body}`
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+
+function sendError (res: ServerResponse, status: number, code: string, message: string): void {
+  const body = xml(`<Error><Code>${code}</Code><Message>${esc(message)}</Message></Error>`)
+  res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+async function readBody (req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of req) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+function take (c: Countdown | undefined): boolean {
+  if (!c || c.times === 0) return false
+  if (c.skip > 0) { c.skip--; return false }
+  c.times--
+  return true
+}
+
+export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Promise<S3Peer> {
+  const bucket = opts.bucket ?? 'pgkeep-test'
+  const dir = await mkdtemp(join(tmpdir(), 'pgkeep-s3rver-'))
+  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket }] })
+  const upstream = await s3rver.run()
+
+  const open = new Map<string, { key: string, initiated: string }>()
+  const closed = new Set<string>()
+  const parts: PartRecord[] = []
+  let failing: Countdown | undefined
+  let resetting: Countdown | undefined
+  let cutAfter: number | undefined
+  let unavailable = false
+  let hanging = false
+  const sockets = new Set<Socket>()
+  const agent = new Agent({ keepAlive: false })
+  const clients: S3Client[] = []
+
+  function forward (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, onReply?: (status: number, reply: Buffer) => void): void {
+    const headers = { ...req.headers }
+    delete headers.expect
+    if (body !== undefined) headers['content-length'] = String(body.length)
+    const up = request({ host: '127.0.0.1', port: upstream.port, method: req.method, path: req.url, headers, agent }, async reply => {
+      // a client that hangs up mid-body must not leave s3rver writing into a paused stream forever
+      res.on('close', () => { if (!reply.complete) reply.destroy() })
+      if (onReply) {
+        const text = await readBody(reply)
+        onReply(reply.statusCode!, text)
+        res.writeHead(reply.statusCode!, { ...reply.headers, 'content-length': String(text.length) })
+        res.end(text)
+        return
+      }
+      res.writeHead(reply.statusCode!, reply.headers)
+      if (cutAfter === undefined || req.method !== 'GET') { reply.pipe(res); return }
+      let sent = 0
+      const limit = cutAfter
+      reply.on('data', (chunk: Buffer) => {
+        if (sent + chunk.length >= limit) {
+          res.write(chunk.subarray(0, limit - sent))
+          res.flushHeaders()
+          // let the bytes go out, then drop the connection as a failing network would
+          setImmediate(() => req.socket.destroy())
+          reply.destroy()
+          sent = limit
+          return
+        }
+        sent += chunk.length
+        res.write(chunk)
+      })
+      reply.on('end', () => res.end())
+    })
+    up.on('error', err => { if (!res.headersSent) sendError(res, 502, 'InternalError', err.message); else res.destroy() })
+    if (body !== undefined) up.end(body)
+    else req.pipe(up)
+  }
+
+  async function handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (hanging) return
+    const url = new URL(req.url!, 'http://peer')
+    const q = url.searchParams
+    const [, reqBucket = '', ...rest] = url.pathname.split('/')
+    const key = decodeURIComponent(rest.join('/'))
+    if (unavailable) {
+      await readBody(req)
+      sendError(res, 503, 'ServiceUnavailable', 'Please reduce your request rate.')
+      return
+    }
+    const credential = /Credential=([^/]+)\//.exec(req.headers.authorization ?? '')?.[1]
+    if (credential !== PEER_CREDENTIALS.accessKeyId) {
+      await readBody(req)
+      sendError(res, 403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.')
+      return
+    }
+    const uploadId = q.get('uploadId')
+    if (req.method === 'GET' && q.has('uploads') && key === '') {
+      if (reqBucket !== bucket) { sendError(res, 404, 'NoSuchBucket', 'The specified bucket does not exist'); return }
+      const prefix = q.get('prefix') ?? ''
+      const uploads = [...open].filter(([, u]) => u.key.startsWith(prefix))
+        .map(([id, u]) => `<Upload><Key>${esc(u.key)}</Key><UploadId>${id}</UploadId><Initiated>${u.initiated}</Initiated></Upload>`)
+      const body = xml(`<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${bucket}</Bucket><Prefix>${esc(prefix)}</Prefix><IsTruncated>false</IsTruncated>${uploads.join('')}</ListMultipartUploadsResult>`)
+      res.writeHead(200, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+      return
+    }
+    if (uploadId !== null && !open.has(uploadId)) {
+      await readBody(req)
+      sendError(res, 404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.')
+      return
+    }
+    if (req.method === 'DELETE' && uploadId !== null) {
+      open.delete(uploadId)
+      closed.add(uploadId)
+      res.writeHead(204)
+      res.end()
+      return
+    }
+    if (req.method === 'POST' && q.has('uploads')) {
+      forward(req, res, await readBody(req), (status, reply) => {
+        const id = /<UploadId>([^<]+)<\/UploadId>/.exec(reply.toString())?.[1]
+        if (status === 200 && id !== undefined) open.set(id, { key, initiated: new Date().toISOString() })
+      })
+      return
+    }
+    if (req.method === 'POST' && uploadId !== null) {
+      forward(req, res, await readBody(req), status => {
+        if (status === 200) { open.delete(uploadId); closed.add(uploadId) }
+      })
+      return
+    }
+    if (req.method === 'PUT' && uploadId !== null && q.has('partNumber')) {
+      if (take(resetting)) {
+        req.once('data', () => req.socket.destroy())
+        return
+      }
+      const body = await readBody(req)
+      if (take(failing)) { sendError(res, 503, 'SlowDown', 'Please reduce your request rate.'); return }
+      const sent = req.headers['x-amz-checksum-sha256'] as string | undefined
+      const actual = createHash('sha256').update(body).digest('base64')
+      parts.push({ uploadId, partNumber: Number(q.get('partNumber')), bytes: body.length, checksum: sent, checksumMatches: sent === actual })
+      if (sent !== undefined && sent !== actual) { sendError(res, 400, 'BadDigest', 'The SHA256 you specified did not match the calculated checksum.'); return }
+      forward(req, res, body)
+      return
+    }
+    forward(req, res, undefined)
+  }
+
+  const proxy: Server = createServer((req, res) => {
+    handle(req, res).catch(err => { if (!res.headersSent) sendError(res, 500, 'InternalError', String(err)); else res.destroy() })
+  })
+  proxy.on('connection', socket => { sockets.add(socket); socket.on('close', () => sockets.delete(socket)) })
+  await new Promise<void>(resolve => proxy.listen(0, '127.0.0.1', resolve))
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+
+  let closing: Promise<void> | undefined
+  const peer: S3Peer = {
+    endpoint,
+    bucket,
+    parts,
+    openUploads: () => [...open].map(([uploadId, u]) => ({ key: u.key, uploadId })),
+    failPart: (nth, times = 1) => { failing = { skip: nth - 1, times } },
+    resetPart: nth => { resetting = { skip: nth - 1, times: 1 } },
+    cutReadsAfter: bytes => { cutAfter = bytes },
+    setUnavailable: down => { unavailable = down },
+    setHanging: hang => { hanging = hang },
+    client: (o = {}) => {
+      const client = createS3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: o.credentials ?? PEER_CREDENTIALS, requestTimeoutMs: o.requestTimeoutMs })
+      clients.push(client)
+      return client
+    },
+    storage: ({ credentials, requestTimeoutMs, ...o }) => new S3Storage({
+      bucket,
+      partRetry: FAST_PART_RETRY,
+      client: peer.client({ credentials, requestTimeoutMs }),
+      ...o,
+    }),
+    close: () => {
+      closing ??= (async () => {
+        for (const c of clients) c.destroy()
+        for (const s of sockets) s.destroy()
+        await new Promise<void>(resolve => proxy.close(() => resolve()))
+        agent.destroy()
+        s3rver.httpServer?.closeAllConnections()
+        await s3rver.close()
+        await rm(dir, { recursive: true, force: true })
+      })()
+      return closing
+    },
+  }
+  t.teardown(() => peer.close())
+  return peer
+}

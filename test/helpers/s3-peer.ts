@@ -35,20 +35,24 @@ export interface S3Peer {
   readonly bucket: string
   /** every UploadPart the proxy accepted (after faults), in arrival order */
   readonly parts: PartRecord[]
+  /** the most UploadPart requests the proxy was handling at one time */
+  maxConcurrentParts (): number
   /** multipart uploads created and neither completed nor aborted */
   openUploads (): Array<{ key: string, uploadId: string }>
   /** answer UploadPart number `nth` (counted from now, 1-based) and the `times - 1` after it with 503 SlowDown */
   failPart (nth: number, times?: number): void
   /** reset the connection of UploadPart number `nth` (from now) midway through its body */
   resetPart (nth: number): void
-  /** cut the body of every GetObject after this many bytes (undefined: stop) */
-  cutReadsAfter (bytes: number | undefined): void
+  /** cut the body of the next `times` GetObject replies after `bytes` bytes */
+  cutReads (bytes: number, times?: number): void
+  /** resolves when the proxy next cuts a GetObject */
+  nextCut (): Promise<void>
   /** answer every request 503 ServiceUnavailable */
   setUnavailable (down: boolean): void
   /** accept connections and never answer */
   setHanging (hang: boolean): void
-  client (opts?: { credentials?: { accessKeyId: string, secretAccessKey: string }, requestTimeoutMs?: number }): S3Client
-  storage (opts: Partial<S3StorageOptions> & { stateDir: string, credentials?: { accessKeyId: string, secretAccessKey: string }, requestTimeoutMs?: number }): S3Storage
+  client (opts?: { credentials?: { accessKeyId: string, secretAccessKey: string }, idleTimeoutMs?: number }): S3Client
+  storage (opts: Partial<S3StorageOptions> & { stateDir: string, credentials?: { accessKeyId: string, secretAccessKey: string }, idleTimeoutMs?: number }): S3Storage
   close (): Promise<void>
 }
 
@@ -85,12 +89,15 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
   const parts: PartRecord[] = []
   let failing: Countdown | undefined
   let resetting: Countdown | undefined
-  let cutAfter: number | undefined
+  let cutting: { bytes: number, times: number } | undefined
+  let cutWaiters: Array<() => void> = []
   let unavailable = false
   let hanging = false
   const sockets = new Set<Socket>()
   const agent = new Agent({ keepAlive: false })
   const clients: S3Client[] = []
+  let partsNow = 0
+  let partsMax = 0
 
   function forward (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, onReply?: (status: number, reply: Buffer) => void): void {
     const headers = { ...req.headers }
@@ -106,16 +113,28 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
         res.end(text)
         return
       }
+      const ifMatch = req.headers['if-match']
+      if (req.method === 'GET' && ifMatch !== undefined && reply.statusCode! < 300 && reply.headers.etag !== ifMatch) {
+        // s3rver ignores If-Match on GET; a real store answers 412 when the object changed
+        reply.destroy()
+        sendError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold')
+        return
+      }
       res.writeHead(reply.statusCode!, reply.headers)
-      if (cutAfter === undefined || req.method !== 'GET') { reply.pipe(res); return }
+      if (cutting === undefined || cutting.times === 0 || req.method !== 'GET' || reply.statusCode! >= 300) { reply.pipe(res); return }
+      cutting.times--
       let sent = 0
-      const limit = cutAfter
+      const limit = cutting.bytes
       reply.on('data', (chunk: Buffer) => {
         if (sent + chunk.length >= limit) {
           res.write(chunk.subarray(0, limit - sent))
           res.flushHeaders()
           // let the bytes go out, then drop the connection as a failing network would
-          setImmediate(() => req.socket.destroy())
+          setImmediate(() => {
+            req.socket.destroy()
+            for (const w of cutWaiters) w()
+            cutWaiters = []
+          })
           reply.destroy()
           sent = limit
           return
@@ -125,7 +144,11 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
       })
       reply.on('end', () => res.end())
     })
-    up.on('error', err => { if (!res.headersSent) sendError(res, 502, 'InternalError', err.message); else res.destroy() })
+    up.on('error', err => {
+      if (res.writableEnded) return
+      if (!res.headersSent) sendError(res, 502, 'InternalError', err.message)
+      else res.destroy()
+    })
     if (body !== undefined) up.end(body)
     else req.pipe(up)
   }
@@ -184,6 +207,8 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
       return
     }
     if (req.method === 'PUT' && uploadId !== null && q.has('partNumber')) {
+      partsMax = Math.max(partsMax, ++partsNow)
+      res.on('close', () => partsNow--)
       if (take(resetting)) {
         req.once('data', () => req.socket.destroy())
         return
@@ -212,21 +237,23 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
     endpoint,
     bucket,
     parts,
+    maxConcurrentParts: () => partsMax,
     openUploads: () => [...open].map(([uploadId, u]) => ({ key: u.key, uploadId })),
     failPart: (nth, times = 1) => { failing = { skip: nth - 1, times } },
     resetPart: nth => { resetting = { skip: nth - 1, times: 1 } },
-    cutReadsAfter: bytes => { cutAfter = bytes },
+    cutReads: (bytes, times = Infinity) => { cutting = { bytes, times } },
+    nextCut: () => new Promise<void>(resolve => cutWaiters.push(resolve)),
     setUnavailable: down => { unavailable = down },
     setHanging: hang => { hanging = hang },
     client: (o = {}) => {
-      const client = createS3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: o.credentials ?? PEER_CREDENTIALS, requestTimeoutMs: o.requestTimeoutMs })
+      const client = createS3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: o.credentials ?? PEER_CREDENTIALS, idleTimeoutMs: o.idleTimeoutMs })
       clients.push(client)
       return client
     },
-    storage: ({ credentials, requestTimeoutMs, ...o }) => new S3Storage({
+    storage: ({ credentials, idleTimeoutMs, ...o }) => new S3Storage({
       bucket,
       partRetry: FAST_PART_RETRY,
-      client: peer.client({ credentials, requestTimeoutMs }),
+      client: peer.client({ credentials, idleTimeoutMs }),
       ...o,
     }),
     close: () => {

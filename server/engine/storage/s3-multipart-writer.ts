@@ -95,7 +95,8 @@ export class S3MultipartWriter implements ObjectWriter {
       final: cb => { this.finishParts().then(() => cb(), cb) },
     })
     const onAbort = (): void => {
-      this.fail(new PgkeepError('CANCELLED', `writing ${ctx.key} to ${ctx.url} was cancelled`))
+      // the stream errors too, so a pipeline feeding it stops instead of waiting on a write that never returns
+      this.stream.destroy(this.fail(new PgkeepError('CANCELLED', `writing ${ctx.key} to ${ctx.url} was cancelled`)))
       this.abort().catch(() => {})
     }
     if (ctx.signal?.aborted) onAbort()

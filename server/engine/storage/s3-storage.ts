@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { Transform, type Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand,
   ListObjectsV2Command, PutObjectCommand, S3Client,
@@ -9,6 +9,7 @@ import { NotFoundError, PgkeepError } from '../../errors.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts'
 import { hasS3Code, httpStatusOf, isS3NotFound, toStorageError } from './s3-errors.ts'
 import { DEFAULT_PART_BYTES, S3MultipartWriter } from './s3-multipart-writer.ts'
+import { resumableRead, type OpenedRange } from './s3-object-reader.ts'
 import { UploadJournal } from './s3-upload-journal.ts'
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage, UnfinishedWrite } from './storage.ts'
 import { s3Url } from './storage-url.ts'
@@ -20,8 +21,11 @@ const HIDDEN = /^\.pgkeep(\/|-probe-)/
 
 export interface S3ClientOptions {
   forcePathStyle?: boolean
-  /** per request; a dead endpoint fails after this instead of hanging */
-  requestTimeoutMs?: number
+  /**
+   * How long a connection may sit silent (no byte either way) before the request fails: a dead or wedged
+   * endpoint fails instead of hanging, while a long transfer that keeps moving is never cut.
+   */
+  idleTimeoutMs?: number
   connectionTimeoutMs?: number
   /** only for tests: production takes endpoint and credentials from the SDK's chain (AWS_* env, profiles) */
   endpoint?: string
@@ -50,7 +54,7 @@ export function createS3Client (opts: S3ClientOptions = {}): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({
       connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
-      requestTimeout: opts.requestTimeoutMs ?? 120_000,
+      socketTimeout: opts.idleTimeoutMs ?? 60_000,
     }),
   })
 }
@@ -64,7 +68,7 @@ export interface S3StorageOptions {
   stateDir: string
   /** a client to use instead of createS3Client's (tests) */
   client?: S3Client
-  /** retries of one failed part, on top of the SDK's own */
+  /** retries of one failed part, and of a read whose connection broke off, on top of the SDK's own */
   partRetry?: RetryPolicy
   /** size of the first parts; later parts grow (s3-multipart-writer.ts). Real stores want at least 5 MiB. */
   firstPartBytes?: number
@@ -125,64 +129,35 @@ export class S3Storage implements Storage {
     })
   }
 
+  /** A read that resumes where a dropped connection left it (s3-object-reader.ts). */
   async read (key: string, range?: ByteRange): Promise<Readable> {
+    return await resumableRead({
+      open: (start, end, etag) => this.openRange(key, start, end, etag),
+      start: range?.start ?? 0,
+      end: range?.end,
+      retry: this.partRetry,
+      what: `${this.url}: reading ${key}`,
+    })
+  }
+
+  private async openRange (key: string, start: number, end: number | undefined, etag?: string): Promise<OpenedRange> {
+    const whole = start === 0 && end === undefined
     let reply
     try {
       reply = await this.client.send(new GetObjectCommand({
-        Bucket: this.bucket, Key: this.objectKey(key), ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        Bucket: this.bucket, Key: this.objectKey(key), IfMatch: etag, ...(whole ? {} : { Range: `bytes=${start}-${end ?? ''}` }),
       }))
     } catch (err) {
       if (isS3NotFound(err)) throw new NotFoundError(`${key} in ${this.url}`)
+      if (hasS3Code(err, 'PreconditionFailed') || httpStatusOf(err) === 412) throw new PgkeepError('INTEGRITY_FAILED', `${key} in ${this.url} was replaced while it was being read`)
+      // like reading past the end of a file: nothing
+      if (hasS3Code(err, 'InvalidRange') || httpStatusOf(err) === 416) return { body: Readable.from([]), from: start, total: start }
       throw this.fail(err, `reading ${key}`)
     }
     const body = reply.Body as Readable
-    const length = reply.ContentLength
-    if (!range) return this.checkedBody(body, key, 0, length)
-    // A server may ignore Range (200, whole object) or widen it (s3rver answers bytes=0-0 with everything):
-    // cut out what was asked rather than hand back the wrong bytes.
-    const sent = /^bytes (\d+)-(\d+)\//.exec(reply.ContentRange ?? '')
-    const from = sent ? Number(sent[1]) : 0
-    const to = sent ? Number(sent[2]) : (length ?? 0) - 1
-    if (from > range.start || to < Math.min(range.end, to)) {
-      body.destroy()
-      throw new PgkeepError('STORAGE_UNAVAILABLE', `${this.url}: asked for bytes ${range.start}-${range.end} of ${key}, the store sent ${from}-${to}`)
-    }
-    const wanted = Math.min(range.end, to) - range.start + 1
-    return this.checkedBody(body, key, range.start - from, wanted, length)
-  }
-
-  /**
-   * Passes on `take` bytes after skipping `skip` of the body (all of it without `take`). A body cut short
-   * (connection reset, proxy timeout) fails the reader, never looks like a shorter object.
-   */
-  private checkedBody (body: Readable, key: string, skip: number, take: number | undefined, sentLength = take): Readable {
-    let seen = 0
-    let passed = 0
-    const url = this.url
-    const cut = (why: string): PgkeepError => new PgkeepError('STORAGE_UNAVAILABLE', `${url}: reading ${key} ${why} after ${seen} of ${sentLength ?? '?'} bytes`)
-    const out = new Transform({
-      transform (chunk: Buffer, _enc, cb) {
-        const from = Math.max(0, skip - seen)
-        seen += chunk.length
-        if (from >= chunk.length) { cb(); return }
-        const piece = take === undefined ? chunk.subarray(from) : chunk.subarray(from, from + take - passed)
-        passed += piece.length
-        cb(null, piece)
-        if (take !== undefined && passed === take && seen < (sentLength ?? Infinity)) {
-          // the rest of a widened range is not ours to read
-          body.unpipe(out)
-          body.destroy()
-          out.end()
-        }
-      },
-      flush (cb) {
-        cb(take !== undefined && passed !== take ? cut('ended') : null)
-      },
-    })
-    body.on('error', err => { if (passed !== take) out.destroy(err instanceof PgkeepError ? err : cut(`failed (${(err as NodeJS.ErrnoException).code ?? err.message})`)) })
-    body.on('aborted', () => { if (passed !== take) out.destroy(cut('was cut')) })
-    out.on('close', () => { if (!body.destroyed) body.destroy() })
-    return body.pipe(out)
+    const sent = /^bytes (\d+)-\d+\/(\d+)$/.exec(reply.ContentRange ?? '')
+    if (sent) return { body, from: Number(sent[1]), total: Number(sent[2]), etag: reply.ETag }
+    return { body, from: 0, total: reply.ContentLength ?? 0, etag: reply.ETag }
   }
 
   async stat (key: string): Promise<ObjectInfo | undefined> {

@@ -78,7 +78,8 @@ function take (c: Countdown | undefined): boolean {
   return true
 }
 
-export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Promise<S3Peer> {
+/** `t` closes the peer at teardown; without one (bench), call close(). */
+export async function startS3Peer (t: Test | undefined, opts: { bucket?: string } = {}): Promise<S3Peer> {
   const bucket = opts.bucket ?? 'pgkeep-test'
   const dir = await mkdtemp(join(tmpdir(), 'pgkeep-s3rver-'))
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: bucket }] })
@@ -269,6 +270,6 @@ export async function startS3Peer (t: Test, opts: { bucket?: string } = {}): Pro
       return closing
     },
   }
-  t.teardown(() => peer.close())
+  t?.teardown(() => peer.close())
   return peer
 }

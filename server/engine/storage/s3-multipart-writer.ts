@@ -24,13 +24,14 @@ const PARTS_PER_SIZE_STEP = 1000
  * Size of part `n` (1-based): the first part size, doubled every 1,000 parts, at most the memory budget.
  * With 8 MiB: 1,000 x 8 + 1,000 x 16 + 1,000 x 32 + 7,000 x 64 MiB = 504,000 MiB (about 492 GiB) per object.
  */
-export function partSizeFor (n: number, firstPartBytes: number): number {
+export function partSizeFor (n: number, firstPartBytes: number, growth = true): number {
+  if (!growth) return firstPartBytes
   return Math.min(MEMORY_BUDGET_BYTES, firstPartBytes * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE_STEP))
 }
 
-export function maxObjectBytes (firstPartBytes: number): number {
+export function maxObjectBytes (firstPartBytes: number, growth = true): number {
   let total = 0
-  for (let n = 1; n <= MAX_PARTS; n++) total += partSizeFor(n, firstPartBytes)
+  for (let n = 1; n <= MAX_PARTS; n++) total += partSizeFor(n, firstPartBytes, growth)
   return total
 }
 
@@ -45,6 +46,8 @@ export interface WriterContext {
   journal: UploadJournal
   partRetry: RetryPolicy
   firstPartBytes: number
+  /** false: every part the first size (R2 wants equal parts) */
+  partGrowth: boolean
   signal?: AbortSignal
 }
 
@@ -126,12 +129,12 @@ export class S3MultipartWriter implements ObjectWriter {
 
   /** Waits until another part buffer fits in the budget; this wait is what holds back the writer. */
   private async allocatePart (): Promise<void> {
-    const size = partSizeFor(this.partNumber + 1, this.ctx.firstPartBytes)
+    const size = partSizeFor(this.partNumber + 1, this.ctx.firstPartBytes, this.ctx.partGrowth)
     while (this.inFlight.size > 0 && (this.inFlightBytes + size > MEMORY_BUDGET_BYTES || this.inFlight.size >= MAX_PARTS_IN_FLIGHT)) {
       await Promise.race(this.inFlight)
       if (this.failure) throw this.failure
     }
-    if (this.partNumber >= MAX_PARTS) throw new PgkeepError('INVALID_INPUT', `${this.ctx.key} is larger than ${maxObjectBytes(this.ctx.firstPartBytes)} bytes, the most one S3 object can hold with this part size`)
+    if (this.partNumber >= MAX_PARTS) throw new PgkeepError('INVALID_INPUT', `${this.ctx.key} is larger than ${maxObjectBytes(this.ctx.firstPartBytes, this.ctx.partGrowth)} bytes, the most one S3 object can hold with this part size`)
     this.current = Buffer.allocUnsafeSlow(size)
     this.filled = 0
   }

@@ -8,7 +8,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { NotFoundError, PgkeepError } from '../../errors.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts'
 import { hasS3Code, httpStatusOf, isS3NotFound, toStorageError } from './s3-errors.ts'
-import { DEFAULT_PART_BYTES, S3MultipartWriter } from './s3-multipart-writer.ts'
+import { DEFAULT_PART_BYTES, MEMORY_BUDGET_BYTES, S3MultipartWriter } from './s3-multipart-writer.ts'
 import { resumableRead, type OpenedRange } from './s3-object-reader.ts'
 import { UploadJournal } from './s3-upload-journal.ts'
 import type { ByteRange, ObjectInfo, ObjectWriter, Storage, UnfinishedWrite } from './storage.ts'
@@ -72,6 +72,8 @@ export interface S3StorageOptions {
   partRetry?: RetryPolicy
   /** size of the first parts; later parts grow (s3-multipart-writer.ts). Real stores want at least 5 MiB. */
   firstPartBytes?: number
+  /** false: every part `firstPartBytes` (stores that want equal parts, like R2); default true */
+  partGrowth?: boolean
 }
 
 /** An S3-compatible bucket (and prefix) as a Storage: key `k` is the object `<prefix>/k`. */
@@ -84,6 +86,7 @@ export class S3Storage implements Storage {
   private readonly journal: UploadJournal
   private readonly partRetry: RetryPolicy
   private readonly firstPartBytes: number
+  private readonly partGrowth: boolean
 
   constructor (opts: S3StorageOptions) {
     this.bucket = opts.bucket
@@ -93,6 +96,9 @@ export class S3Storage implements Storage {
     this.journal = new UploadJournal(opts.stateDir)
     this.partRetry = opts.partRetry ?? DEFAULT_RETRY
     this.firstPartBytes = opts.firstPartBytes ?? DEFAULT_PART_BYTES
+    this.partGrowth = opts.partGrowth ?? true
+    // a part buffer larger than the budget would break the memory bound the writer promises
+    if (this.firstPartBytes < 1 || this.firstPartBytes > MEMORY_BUDGET_BYTES) throw new PgkeepError('CONFIG_INVALID', `${this.url}: the part size must be between 1 byte and ${MEMORY_BUDGET_BYTES} bytes`)
   }
 
   private objectKey (key: string): string {
@@ -125,6 +131,7 @@ export class S3Storage implements Storage {
       journal: this.journal,
       partRetry: this.partRetry,
       firstPartBytes: this.firstPartBytes,
+      partGrowth: this.partGrowth,
       signal: opts.signal,
     })
   }

@@ -166,6 +166,17 @@ t.test('part sizes double every 1000 parts up to the 64 MiB budget; one object h
   t.equal(partSizeFor(3001, PART), 64 * MiB)
   t.equal(partSizeFor(10_000, PART), MEMORY_BUDGET_BYTES)
   t.equal(maxObjectBytes(PART), 504_000 * MiB)
+  t.equal(partSizeFor(5000, 32 * MiB, false), 32 * MiB, 'without growth (R2) every part is the first size')
+  t.equal(maxObjectBytes(32 * MiB, false), 320_000 * MiB)
+})
+
+t.test('equal parts when growth is off: a small part size makes small parts throughout', async t => {
+  const peer = await startS3Peer(t)
+  const storage = peer.storage({ stateDir: t.testdir(), firstPartBytes: 5 * MiB, partGrowth: false })
+  const data = bytes(12 * MiB)
+  await put(storage, 'equal', data)
+  t.same(peer.parts.map(p => p.bytes).sort((a, b) => b - a), [5 * MiB, 5 * MiB, 2 * MiB])
+  t.ok((await readAll(await storage.read('equal'))).equals(data))
 })
 
 t.test('writing 300 MiB keeps the writer\'s memory within a bound, far below the object\'s size', async t => {

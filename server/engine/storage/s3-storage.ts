@@ -16,8 +16,11 @@ import { s3Url } from './storage-url.ts'
 
 export { parseStorageUrl } from './storage-url.ts'
 
-/** Our own state beside the backups (`<prefix>/.pgkeep/...`, probes): never listed as backups. */
-const HIDDEN = /^\.pgkeep(\/|-probe-)/
+/**
+ * Our own state beside the backups (`<prefix>/.pgkeep/...`, probes) is never listed as a backup; like the local
+ * directory, which hides every dot-name, no key starting with a dot is.
+ */
+const HIDDEN = /^\./
 
 export interface S3ClientOptions {
   forcePathStyle?: boolean

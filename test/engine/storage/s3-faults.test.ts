@@ -2,7 +2,9 @@
 // a store that is down or silent; and what our uploads must hold to: bounded memory, a checksum on every part.
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { CreateMultipartUploadCommand } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { S3Storage } from '../../../server/engine/storage/s3-storage.ts'
 import { DEFAULT_PART_BYTES, maxObjectBytes, MEMORY_BUDGET_BYTES, partSizeFor } from '../../../server/engine/storage/s3-multipart-writer.ts'
@@ -194,4 +196,39 @@ t.test('writing 300 MiB keeps the writer\'s memory within a bound, far below the
   t.comment(`heap+external growth ${growth.toFixed(1)} MiB, peak rss ${(peak.rss / MiB).toFixed(1)} MiB`)
   t.ok(growth < 160, `heap+external grew ${growth.toFixed(1)} MiB (bound 160)`)
   t.equal(peer.parts.filter(p => p.uploadId === peer.parts.at(-1)!.uploadId).length, Math.ceil(300 / 8))
+})
+
+t.test('an upload id is journaled (0600, storage url, key, pid) until the upload completes or is aborted', async t => {
+  const peer = await startS3Peer(t)
+  const stateDir = join(t.testdir(), '.pgkeep', 'uploads')
+  const storage = peer.storage({ stateDir, prefix: 'p' })
+  const w = await storage.createWriter('journaled')
+  await feed(w, bytes(PART + 1))
+  const names = await readdir(stateDir)
+  t.equal(names.length, 1)
+  const entry = JSON.parse(await readFile(join(stateDir, names[0]), 'utf8'))
+  t.match(entry, { storage: 's3://pgkeep-test/p', key: 'journaled', uploadId: peer.openUploads()[0].uploadId, pid: process.pid, startedAt: String })
+  t.equal((await stat(join(stateDir, names[0]))).mode & 0o777, 0o600)
+  await w.commit({ sizeBytes: PART + 1 })
+  t.same(await readdir(stateDir), [], 'gone once completed')
+  const other = peer.storage({ stateDir, prefix: 'elsewhere' })
+  const w2 = await other.createWriter('journaled')
+  await feed(w2, bytes(PART + 1))
+  t.same(await storage.listUnfinished(), [], 'another storage url\'s uploads are not ours')
+  await w2.abort()
+  t.same(await readdir(stateDir), [], 'gone once aborted')
+})
+
+t.test('an upload only the store knows of (crash before the journal write) is listed, and aborted by key', async t => {
+  const peer = await startS3Peer(t)
+  const storage = peer.storage({ stateDir: t.testdir(), prefix: 'p' })
+  const client = peer.client()
+  await client.send(new CreateMultipartUploadCommand({ Bucket: peer.bucket, Key: 'p/orphan' }))
+  await client.send(new CreateMultipartUploadCommand({ Bucket: peer.bucket, Key: 'p/orphan' }))
+  await client.send(new CreateMultipartUploadCommand({ Bucket: peer.bucket, Key: 'not-under-the-prefix' }))
+  const left = await storage.listUnfinished()
+  t.same(left.map(u => u.key), ['orphan', 'orphan'])
+  await storage.abortUnfinished({ key: 'orphan' })
+  t.same(peer.openUploads().map(u => u.key), ['not-under-the-prefix'])
+  t.same(await storage.listUnfinished(), [])
 })

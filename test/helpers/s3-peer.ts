@@ -1,7 +1,7 @@
 // A loopback S3 for tests: s3rver behind a small HTTP proxy of ours. s3rver stores and serves objects and
 // multipart parts; the proxy adds what s3rver lacks and a real store has (listing and aborting multipart uploads,
 // strict access keys, verifying per-part SHA-256 checksums) and injects the faults tests ask for.
-import { createHash } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -63,6 +63,33 @@ function sendError (res: ServerResponse, status: number, code: string, message: 
   const body = xml(`<Error><Code>${code}</Code><Message>${esc(message)}</Message></Error>`)
   res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
   res.end(body)
+}
+
+const rfc3986 = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+
+/**
+ * Checks a request's AWS SigV4 signature against the test's secret, as a real store does (s3rver barely
+ * looks): the canonical request rebuilt from what arrived, signed with the key derived from the secret.
+ */
+function signatureValid (req: IncomingMessage, secret: string): boolean {
+  const auth = /^AWS4-HMAC-SHA256 Credential=([^,]+), ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]+)$/.exec(req.headers.authorization ?? '')
+  if (!auth) return false
+  const [, credential, signedHeaders, signature] = auth
+  const [, date, region, service, terminator] = credential.split('/')
+  const amzDate = req.headers['x-amz-date'] as string | undefined
+  if (amzDate === undefined || terminator !== 'aws4_request') return false
+  const [path, query = ''] = req.url!.split('?')
+  const params = query === '' ? [] : query.split('&').map(kv => {
+    const [k, v = ''] = kv.split('=')
+    return [rfc3986(decodeURIComponent(k)), rfc3986(decodeURIComponent(v))]
+  }).sort(([a, av], [b, bv]) => a < b ? -1 : a > b ? 1 : av < bv ? -1 : av > bv ? 1 : 0)
+  const headers = signedHeaders.split(';').map(h => `${h}:${String(req.headers[h] ?? '').trim().replace(/\s+/g, ' ')}\n`).join('')
+  const canonical = [req.method, path, params.map(([k, v]) => `${k}=${v}`).join('&'), headers, signedHeaders, req.headers['x-amz-content-sha256'] ?? 'UNSIGNED-PAYLOAD'].join('\n')
+  const scope = `${date}/${region}/${service}/aws4_request`
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n')
+  const hmac = (key: string | Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest()
+  const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, date), region), service), 'aws4_request')
+  return createHmac('sha256', key).update(toSign).digest('hex') === signature
 }
 
 async function readBody (req: IncomingMessage): Promise<Buffer> {
@@ -169,6 +196,11 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
     if (credential !== PEER_CREDENTIALS.accessKeyId) {
       await readBody(req)
       sendError(res, 403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.')
+      return
+    }
+    if (!signatureValid(req, PEER_CREDENTIALS.secretAccessKey)) {
+      await readBody(req)
+      sendError(res, 403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.')
       return
     }
     const uploadId = q.get('uploadId')

@@ -69,6 +69,8 @@ t.test('wrong credentials fail STORAGE_AUTH_FAILED, and the message holds no sec
     t.notMatch(err?.message, /SOMEONE-ELSE|Signature=|X-Amz-/)
     t.equal((err as Error).cause, undefined, 'the SDK error (with the signed request) is not kept')
   }
+  const wrongSecret = peer.storage({ stateDir: t.testdir(), credentials: { accessKeyId: PEER_CREDENTIALS.accessKeyId, secretAccessKey: secret } })
+  await t.rejects(wrongSecret.probe(), { code: 'STORAGE_AUTH_FAILED', message: /SignatureDoesNotMatch/ }, 'the right key with a wrong secret')
 })
 
 t.test('a bucket that does not exist fails STORAGE_NOT_FOUND', async t => {

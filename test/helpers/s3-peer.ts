@@ -47,6 +47,8 @@ export interface S3Peer {
   cutReads (bytes: number, times?: number): void
   /** resolves when the proxy next cuts a GetObject */
   nextCut (): Promise<void>
+  /** complete the next multipart upload but drop the connection instead of answering, as a lost reply */
+  dropNextCompleteReply (): void
   /** answer every request 503 ServiceUnavailable */
   setUnavailable (down: boolean): void
   /** accept connections and never answer */
@@ -119,6 +121,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
   let resetting: Countdown | undefined
   let cutting: { bytes: number, times: number } | undefined
   let cutWaiters: Array<() => void> = []
+  let droppingCompletes = 0
   let unavailable = false
   let hanging = false
   const sockets = new Set<Socket>()
@@ -127,7 +130,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
   let partsNow = 0
   let partsMax = 0
 
-  function forward (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, onReply?: (status: number, reply: Buffer) => void): void {
+  function forward (req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, onReply?: (status: number, reply: Buffer) => boolean | undefined): void {
     const headers = { ...req.headers }
     delete headers.expect
     if (body !== undefined) headers['content-length'] = String(body.length)
@@ -136,7 +139,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
       res.on('close', () => { if (!reply.complete) reply.destroy() })
       if (onReply) {
         const text = await readBody(reply)
-        onReply(reply.statusCode!, text)
+        if (onReply(reply.statusCode!, text) === true) { req.socket.destroy(); return }
         res.writeHead(reply.statusCode!, { ...reply.headers, 'content-length': String(text.length) })
         res.end(text)
         return
@@ -230,12 +233,16 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
       forward(req, res, await readBody(req), (status, reply) => {
         const id = /<UploadId>([^<]+)<\/UploadId>/.exec(reply.toString())?.[1]
         if (status === 200 && id !== undefined) open.set(id, { key, initiated: new Date().toISOString() })
+        return undefined
       })
       return
     }
     if (req.method === 'POST' && uploadId !== null) {
       forward(req, res, await readBody(req), status => {
         if (status === 200) { open.delete(uploadId); closed.add(uploadId) }
+        const drop = status === 200 && droppingCompletes > 0
+        if (drop) droppingCompletes--
+        return drop
       })
       return
     }
@@ -276,6 +283,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
     resetPart: nth => { resetting = { skip: nth - 1, times: 1 } },
     cutReads: (bytes, times = Infinity) => { cutting = { bytes, times } },
     nextCut: () => new Promise<void>(resolve => cutWaiters.push(resolve)),
+    dropNextCompleteReply: () => { droppingCompletes++ },
     setUnavailable: down => { unavailable = down },
     setHanging: hang => { hanging = hang },
     client: (o = {}) => {

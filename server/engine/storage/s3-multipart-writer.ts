@@ -98,6 +98,8 @@ export class S3MultipartWriter implements ObjectWriter {
       final: cb => { this.finishParts().then(() => cb(), cb) },
     })
     const onAbort = (): void => {
+      // once committing, the write finishes or fails on its own, like a local rename: no half-aborted commit
+      if (this.state !== 'writing') return
       // the stream errors too, so a pipeline feeding it stops instead of waiting on a write that never returns
       this.stream.destroy(this.fail(new PgkeepError('CANCELLED', `writing ${ctx.key} to ${ctx.url} was cancelled`)))
       this.abort().catch(() => {})
@@ -221,9 +223,14 @@ export class S3MultipartWriter implements ObjectWriter {
         this.single = undefined
       } else {
         const parts = [...this.parts].sort((a, b) => a.PartNumber! - b.PartNumber!)
-        await client.send(new CompleteMultipartUploadCommand({
-          Bucket: bucket, Key: objectKey, UploadId: this.uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch: '*',
-        }))
+        try {
+          await client.send(new CompleteMultipartUploadCommand({
+            Bucket: bucket, Key: objectKey, UploadId: this.uploadId, MultipartUpload: { Parts: parts }, IfNoneMatch: '*',
+          }))
+        } catch (err) {
+          // A complete retried after a lost reply finds its upload already completed: the object is the proof.
+          if (!hasS3Code(err, 'NoSuchUpload') || (await this.storedSize()) !== sizeBytes) throw err
+        }
         await this.forgetUpload()
       }
     } catch (err) {

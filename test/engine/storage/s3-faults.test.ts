@@ -35,6 +35,16 @@ t.test('a part whose connection is reset midway is sent again and the object is 
   t.equal(sha(await readAll(await storage.read('reset'))), sha(data))
 })
 
+t.test('a complete whose reply was lost is retried and its NoSuchUpload taken for success when the object is there', async t => {
+  const peer = await startS3Peer(t)
+  const storage = peer.storage({ stateDir: t.testdir() })
+  const data = bytes(PART + 5)
+  peer.dropNextCompleteReply()
+  await put(storage, 'lost-reply', data)
+  t.ok((await readAll(await storage.read('lost-reply'))).equals(data))
+  t.same(await storage.listUnfinished(), [])
+})
+
 t.test('a part failing more often than the retries allow fails the upload STORAGE_UNAVAILABLE and aborts it', async t => {
   const peer = await startS3Peer(t)
   const storage = peer.storage({ stateDir: t.testdir() })

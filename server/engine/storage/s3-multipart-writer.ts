@@ -89,6 +89,7 @@ export class S3MultipartWriter implements ObjectWriter {
   private failure: PgkeepError | undefined
   private state: 'writing' | 'committing' | 'committed' | 'aborted' = 'writing'
   private aborting: Promise<void> | undefined
+  private readonly detachSignal: () => void
 
   constructor (ctx: WriterContext) {
     this.ctx = ctx
@@ -106,7 +107,10 @@ export class S3MultipartWriter implements ObjectWriter {
     }
     if (ctx.signal?.aborted) onAbort()
     else ctx.signal?.addEventListener('abort', onAbort, { once: true })
+    // a long-lived signal (a job's) must not keep every finished writer alive
+    this.detachSignal = () => ctx.signal?.removeEventListener('abort', onAbort)
   }
+
 
   private fail (err: unknown): PgkeepError {
     this.failure ??= toStorageError(err, this.ctx.url, `uploading ${this.ctx.key}`)
@@ -246,6 +250,7 @@ export class S3MultipartWriter implements ObjectWriter {
       throw new IntegrityError(`${key} in ${url}: the store holds ${stored ?? 'no'} bytes where ${sizeBytes} were written; the object was removed`)
     }
     this.state = 'committed'
+    this.detachSignal()
   }
 
   private async exists (): Promise<boolean> {
@@ -272,6 +277,7 @@ export class S3MultipartWriter implements ObjectWriter {
   async abort (): Promise<void> {
     if (this.state === 'committed') return
     this.state = 'aborted'
+    this.detachSignal()
     this.aborting ??= (async () => {
       this.stop.abort()
       this.single = undefined

@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import {
   AbortMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand,
-  ListObjectsV2Command, PutObjectCommand, S3Client,
+  ListObjectsV2Command, PutObjectCommand, type S3Client,
 } from '@aws-sdk/client-s3'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { NotFoundError, PgkeepError } from '../../errors.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from '../retry.ts'
+import { createS3Client } from './s3-client.ts'
 import { hasS3Code, httpStatusOf, isS3NotFound, toStorageError } from './s3-errors.ts'
 import { DEFAULT_PART_BYTES, MEMORY_BUDGET_BYTES, S3MultipartWriter } from './s3-multipart-writer.ts'
 import { resumableRead, type OpenedRange } from './s3-object-reader.ts'
@@ -15,52 +15,13 @@ import type { ByteRange, ObjectInfo, ObjectWriter, Storage, UnfinishedWrite } fr
 import { s3Url } from './storage-url.ts'
 
 export { parseStorageUrl } from './storage-url.ts'
+export { createS3Client } from './s3-client.ts'
 
 /**
  * Our own state beside the backups (`<prefix>/.pgkeep/...`, probes) is never listed as a backup; like the local
  * directory, which hides every dot-name, no key starting with a dot is.
  */
 const HIDDEN = /^\./
-
-export interface S3ClientOptions {
-  forcePathStyle?: boolean
-  /**
-   * How long a connection may sit silent (no byte either way) before the request fails: a dead or wedged
-   * endpoint fails instead of hanging, while a long transfer that keeps moving is never cut.
-   */
-  idleTimeoutMs?: number
-  connectionTimeoutMs?: number
-  /** only for tests: production takes endpoint and credentials from the SDK's chain (AWS_* env, profiles) */
-  endpoint?: string
-  credentials?: { accessKeyId: string, secretAccessKey: string }
-  region?: string
-}
-
-/**
- * The SDK client as pgkeep uses it. Endpoint, region and credentials come from the SDK's standard chain
- * (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE):
- * we read none of them ourselves. The one exception: with no region configured anywhere we use us-east-1,
- * because MinIO, Garage and most self-hosted stores ignore the region but the SDK refuses to sign without one.
- */
-export function createS3Client (opts: S3ClientOptions = {}): S3Client {
-  const chainRegion = new S3Client({}).config.region
-  return new S3Client({
-    region: opts.region ?? (async () => { try { return await chainRegion() } catch { return 'us-east-1' } }),
-    forcePathStyle: opts.forcePathStyle,
-    ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-    ...(opts.credentials !== undefined ? { credentials: opts.credentials } : {}),
-    // the SDK retries throttling, 5xx and dropped connections itself; parts get a further bounded retry of ours
-    maxAttempts: 3,
-    // We send SHA-256 part checksums ourselves; the SDK's default CRC32 on every request is refused or
-    // mishandled by several S3-compatible stores (older MinIO, B2, R2 before 2025), so only where required.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
-      socketTimeout: opts.idleTimeoutMs ?? 60_000,
-    }),
-  })
-}
 
 export interface S3StorageOptions {
   bucket: string

@@ -24,8 +24,8 @@ const sampler = setInterval(() => {
 }, 10)
 
 async function * data (): AsyncGenerator<Buffer> {
-  // a fresh buffer per chunk, as a pipe from pg_dump would hand over
-  for (let i = 0; i < mib * 16; i++) yield Buffer.from(chunk)
+  // one buffer handed over again and again (the writer copies it into a part): what grows is the writer's own
+  for (let i = 0; i < mib * 16; i++) yield chunk
 }
 const w = await storage.createWriter('big')
 await pipeline(Readable.from(data()), w.stream)

@@ -81,6 +81,8 @@ export class S3MultipartWriter implements ObjectWriter {
   private readonly parts: CompletedPart[] = []
   private readonly inFlight = new Set<Promise<void>>()
   private inFlightBytes = 0
+  /** part buffers whose upload finished, reused: no garbage per part, so the bound holds without waiting on GC */
+  private readonly spare: Buffer[] = []
   private uploadId: string | undefined
   private creating: Promise<string> | undefined
   private journalPath: string | undefined
@@ -141,19 +143,26 @@ export class S3MultipartWriter implements ObjectWriter {
       if (this.failure) throw this.failure
     }
     if (this.partNumber >= MAX_PARTS) throw new PgkeepError('INVALID_INPUT', `${this.ctx.key} is larger than ${maxObjectBytes(this.ctx.firstPartBytes, this.ctx.partGrowth)} bytes, the most one S3 object can hold with this part size`)
-    this.current = Buffer.allocUnsafeSlow(size)
+    while (this.spare.length > 0 && this.spare[0].length !== size) this.spare.shift()
+    this.current = this.spare.pop() ?? Buffer.allocUnsafeSlow(size)
     this.filled = 0
   }
 
   private sendCurrent (): void {
-    const body = this.filled === this.current!.length ? this.current! : this.current!.subarray(0, this.filled)
+    const buffer = this.current!
+    const body = this.filled === buffer.length ? buffer : buffer.subarray(0, this.filled)
     this.current = undefined
     this.filled = 0
     const n = ++this.partNumber
-    this.inFlightBytes += body.length
+    this.inFlightBytes += buffer.length
     const sending: Promise<void> = this.uploadPart(n, body)
       .then(part => { this.parts.push(part) }, err => { this.fail(err) })
-      .finally(() => { this.inFlight.delete(sending); this.inFlightBytes -= body.length })
+      .finally(() => {
+        this.inFlight.delete(sending)
+        this.inFlightBytes -= buffer.length
+        // the SDK is done with the body once the request settled, retries included
+        if (!this.stop.signal.aborted) this.spare.push(buffer)
+      })
     this.inFlight.add(sending)
   }
 

@@ -206,7 +206,8 @@ t.test('writing 300 MiB keeps the writer\'s memory within a bound, far below the
   const { baseline, peak } = JSON.parse(out) as { baseline: { heapAndExternal: number, rss: number }, peak: { heapAndExternal: number, rss: number } }
   const growth = (peak.heapAndExternal - baseline.heapAndExternal) / MiB
   t.comment(`heap+external growth ${growth.toFixed(1)} MiB, peak rss ${(peak.rss / MiB).toFixed(1)} MiB`)
-  t.ok(growth < 160, `heap+external grew ${growth.toFixed(1)} MiB (bound 160)`)
+  // 64 MiB of part buffers at most (5 x 8 MiB here), plus slack for the SDK and not-yet-collected garbage
+  t.ok(growth < 100, `heap+external grew ${growth.toFixed(1)} MiB (bound 100)`)
   t.equal(peer.parts.filter(p => p.uploadId === peer.parts.at(-1)!.uploadId).length, Math.ceil(300 / 8))
 })
 

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { isIP } from 'node:net'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
@@ -11,6 +10,7 @@ import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
 import { describeSchemaErrors, nameProblem } from './config-problems.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
+import { parseStorageUrl, s3Url, type StorageLocation } from './engine/storage/storage-url.ts'
 
 /** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
 export interface Target {
@@ -246,18 +246,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
 
 /** A storage location as written by the user: `s3://bucket[/prefix]`, `file:///dir`, or a path (relative to `baseDir`). */
 function storageLocation (name: string, text: string, baseDir: string): string {
-  const t = text.trim()
-  if (/^s3:\/\//i.test(t)) {
-    const m = /^s3:\/\/([^/?#]*)(\/[^?#]*)?$/i.exec(t)
-    const bucket = m?.[1] ?? ''
-    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) fail(name, `"${t}" does not name a valid bucket (s3://BUCKET[/PREFIX]; 3-63 lowercase letters, digits, dots, hyphens)`)
-    const prefix = (m?.[2] ?? '').split('/').filter(Boolean)
-    if (prefix.some(p => p === '.' || p === '..')) fail(name, `"${t}": the prefix may not contain . or .. segments`)
-    return `s3://${bucket}${prefix.length > 0 ? `/${prefix.join('/')}` : ''}`
+  let where: StorageLocation
+  try {
+    where = parseStorageUrl(text.trim())
+  } catch (err) {
+    fail(name, (err as Error).message)
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(t) && !/^file:\/\//i.test(t)) fail(name, `"${t}" is neither a directory nor an s3:// URL`)
-  if (t === '') fail(name, 'is empty')
-  return resolve(baseDir, /^file:\/\//i.test(t) ? fileURLToPath(t) : t)
+  return where.kind === 's3' ? s3Url(where.bucket, where.prefix) : resolve(baseDir, where.dir)
 }
 
 function storageConfig (env: NodeJS.ProcessEnv, file: ConfigFile, backupDir: string, fileDir: string): StorageConfig {

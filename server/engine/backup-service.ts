@@ -14,7 +14,7 @@ import { cancelBackends } from './pg/inspector.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
 import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
-import { openStorage } from './storage/open-storage.ts'
+import { configuredOpener } from './storage/open-storage.ts'
 import { StorageSet, type StorageOpener } from './storage/storage-set.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
@@ -115,7 +115,7 @@ export class BackupService extends BackupEvents {
 
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
-    const stores = new StorageSet(config, opts.openStorage ?? openStorage)
+    const stores = new StorageSet(config, opts.openStorage ?? configuredOpener(config))
     const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m), manifests: stores.primary })
     // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
     const unlessReadOnly = <T>(fallback: T) => (err: unknown): T => {

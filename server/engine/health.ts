@@ -10,7 +10,7 @@ import { childEnv } from './pg/child-process.ts'
 import { checkDumpCompatible } from './pg/inspector.ts'
 import { findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
 import { LocalStorage } from './storage/local-storage.ts'
-import { openStorage } from './storage/open-storage.ts'
+import { configuredOpener } from './storage/open-storage.ts'
 import type { StorageOpener } from './storage/storage-set.ts'
 import type { Storage } from './storage/storage.ts'
 
@@ -142,7 +142,7 @@ export async function checkHealth (config: Config, opts: HealthOptions = {}): Pr
     Promise.all(Object.values(config.targets).map(async target => await probeTarget(target, pgDump))),
     // free space is asked after the writable probe, which may have had to create the dir
     writable.then(async w => ({ path: config.backupDir, writable: w, freeSpace: await probeFreeSpace(config.backupDir, config.minFreeBytes) })),
-    probeStorages(config, opts.openStorage ?? openStorage),
+    probeStorages(config, opts.openStorage ?? configuredOpener(config)),
   ])
   return { tools, targets, backupDir, storages }
 }

@@ -1,9 +1,27 @@
-import { PgkeepError } from '../../errors.ts'
+import { join } from 'node:path'
 import { LocalStorage } from './local-storage.ts'
+import { S3Storage } from './s3-storage.ts'
 import type { Storage } from './storage.ts'
+import { parseStorageUrl } from './storage-url.ts'
 
-/** Opens a configured location: an absolute directory (S3 is wired in by the storage issue's S3 part). */
-export function openStorage (location: string): Storage {
-  if (location.startsWith('s3://')) throw new PgkeepError('CONFIG_INVALID', `${location}: S3 storage is not available in this build`)
-  return new LocalStorage(location)
+export { parseStorageUrl } from './storage-url.ts'
+
+export interface OpenStorageOptions {
+  /** where S3 upload ids are journaled: `<backupDir>/.pgkeep/uploads/` */
+  stateDir: string
+  /** path-style addressing (`endpoint/bucket/key`): MinIO, Garage and most self-hosted stores need it */
+  forcePathStyle?: boolean
+}
+
+/** The Storage behind a configured url: a directory or `file://` url, or `s3://bucket/prefix`. CONFIG_INVALID otherwise. */
+export function openStorage (url: string, opts: OpenStorageOptions): Storage {
+  const where = parseStorageUrl(url)
+  if (where.kind === 'local') return new LocalStorage(where.dir)
+  return new S3Storage({ bucket: where.bucket, prefix: where.prefix, stateDir: opts.stateDir, forcePathStyle: opts.forcePathStyle })
+}
+
+/** The opener for one pgkeep's configuration: upload ids journaled under its backups dir, its addressing style. */
+export function configuredOpener (config: { backupDir: string, storage: { forcePathStyle: boolean } }): (url: string) => Storage {
+  const stateDir = join(config.backupDir, '.pgkeep', 'uploads')
+  return url => openStorage(url, { stateDir, forcePathStyle: config.storage.forcePathStyle })
 }

@@ -89,3 +89,28 @@ t.test('every schedule of the config file is checked at start-up, as the API che
   writeFileSync(join(dir, 'ok.json'), JSON.stringify(schedules({ cron: '0 4 * * * *', timezone: 'Europe/Paris', backup: { format: 'directory', jobs: 2 } })))
   t.equal(loadConfig({ PGKEEP_CONFIG: join(dir, 'ok.json') }).schedules.length, 3, 'valid schedules load')
 })
+
+t.test('storage: a directory or s3://BUCKET[/PREFIX], copies each their own, path style a boolean', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-config-storage-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  t.same(loadConfig({ PGKEEP_BACKUP_DIR: dir }).storage, { primary: dir, copies: [], forcePathStyle: false }, 'default: the backups dir')
+  const config = loadConfig({
+    PGKEEP_BACKUP_DIR: dir,
+    PGKEEP_STORAGE: 's3://Backups.example/pgkeep/prod/',
+    PGKEEP_STORAGE_COPIES: ` ${join(dir, 'copy')} , s3://offsite-bucket `,
+    PGKEEP_S3_FORCE_PATH_STYLE: 'TRUE',
+  })
+  t.same(config.storage, { primary: 's3://Backups.example/pgkeep/prod', copies: [join(dir, 'copy'), 's3://offsite-bucket'], forcePathStyle: true })
+  const file = { storage: 'relative/backups', copies: ['s3://offsite-bucket/x'], s3ForcePathStyle: true }
+  writeFileSync(join(dir, 'pgkeep.json'), JSON.stringify(file))
+  t.same(loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_CONFIG: join(dir, 'pgkeep.json') }).storage,
+    { primary: join(dir, 'relative/backups'), copies: ['s3://offsite-bucket/x'], forcePathStyle: true }, 'file paths are relative to the file')
+
+  t.match(refusal(t, { PGKEEP_STORAGE: 's3://' }), /^invalid configuration: PGKEEP_STORAGE: storage url s3:\/\/: the bucket name is empty$/)
+  t.match(refusal(t, { PGKEEP_STORAGE: 's3://bucket/../x' }), /PGKEEP_STORAGE: .*may not contain \. or \.\. segments/)
+  t.match(refusal(t, { PGKEEP_STORAGE: `s3://AKIA:${SECRET}@bucket/x` }), /PGKEEP_STORAGE: .*no credentials or port in the url/)
+  t.match(refusal(t, { PGKEEP_STORAGE: 'ftp://host/dir' }), /PGKEEP_STORAGE: .*only s3:\/\/ and file:\/\/ urls/)
+  t.match(refusal(t, {}, { copies: ['s3://ok-bucket', 'gs://nope'] }), /^invalid configuration: copies\[1\]: /)
+  t.match(refusal(t, { PGKEEP_STORAGE: 's3://same-bucket', PGKEEP_STORAGE_COPIES: 's3://same-bucket' }), /PGKEEP_STORAGE_COPIES: s3:\/\/same-bucket is named twice/)
+  t.match(refusal(t, { PGKEEP_S3_FORCE_PATH_STYLE: 'yes' }), /PGKEEP_S3_FORCE_PATH_STYLE: must be true or false/)
+})

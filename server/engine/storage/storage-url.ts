@@ -6,7 +6,9 @@ export type StorageLocation = { kind: 'local', dir: string } | { kind: 's3', buc
 const BUCKET = /^[a-zA-Z0-9][a-zA-Z0-9.\-_]{1,61}[a-zA-Z0-9]$/
 
 function invalid (url: string, why: string): PgkeepError {
-  return new PgkeepError('CONFIG_INVALID', `storage url ${url}: ${why}`, { details: { field: 'storage' } })
+  // a url with user:password@ in it is the one mistake whose message must not repeat it
+  const shown = url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/]*@/i, '$1***@')
+  return new PgkeepError('CONFIG_INVALID', `storage url ${shown}: ${why}`, { details: { field: 'storage' } })
 }
 
 /**

@@ -9,6 +9,7 @@ import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
 import { describeSchemaErrors, nameProblem } from './config-problems.ts'
+import { encryptionConfig, type EncryptionConfig } from './config-encryption.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 
 /** A resolved PostgreSQL connection. The password stays in memory and only ever reaches a 0600 passfile. */
@@ -45,6 +46,8 @@ export interface Config {
   pgBinDir?: string
   logLevel: string
   http: HttpConfig
+  /** age encryption at rest; undefined when neither recipients nor an identity is configured */
+  encryption?: EncryptionConfig
 }
 
 /** What the HTTP server checks and how long it waits (server/http). */
@@ -229,6 +232,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     pgBinDir: env.PGKEEP_PG_BIN_DIR || file.pgBinDir,
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',
     http: httpConfig(env, file),
+    encryption: encryptionConfig(env, file, fileDir),
   }
 }
 

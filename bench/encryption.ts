@@ -1,0 +1,153 @@
+// Issue 9 benchmark: what age encryption adds to the dump pipeline (target <= 5% of dump time), and whether the
+// npm implementation (age-encryption, by age's author) keeps up with the age CLI. Size by BENCH_SIZE_MB
+// (default 1024, uncompressed), repetitions by BENCH_RUNS (default 3, medians shown).
+//
+// The input is generated pg_dump-like COPY text (random hex ids and hashes, words from a small vocabulary,
+// numbers and timestamps; zstd -3 makes it about 3x smaller), written to a file first so that generating it
+// is not timed. The baseline is that file read through zstd -3 -T0 into a file with pgkeep's own stages, without
+// pg_dump: a real dump is slower than reading a file, so the measured share is an upper bound of what
+// encryption adds to a real dump.
+//
+// The npm comparison needs the package, which pgkeep does not depend on: `npm install --no-save age-encryption`
+// (or PGKEEP_BENCH_AGE_NPM=/path/to/node_modules/age-encryption); without it that part is skipped.
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync, closeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable, type Duplex } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createEncryptor, createDecryptor } from '../server/engine/pg/age.ts'
+import { createCompressor } from '../server/engine/pg/codec.ts'
+import { fmtMb, fmtMs, line } from './measure.ts'
+
+const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024)
+const runs = Number(process.env.BENCH_RUNS ?? 3)
+const work = mkdtempSync(join(tmpdir(), 'pgkeep-bench-age-'))
+
+const WORDS = ['active', 'pending', 'shipped', 'customer', 'invoice', 'paris', 'berlin', 'refund', 'premium', 'standard',
+  'the', 'order', 'was', 'delivered', 'late', 'on', 'time', 'by', 'courier', 'note', 'null', 'ok', 'retry', 'failed']
+
+/** One block of COPY rows: what a table of orders with hashes and free text looks like in a dump. */
+function copyBlock (firstId: number, rows: number): Buffer {
+  const hex = randomBytes(rows * 24).toString('hex')
+  const pick = randomBytes(rows * 8)
+  const lines: string[] = []
+  for (let i = 0; i < rows; i++) {
+    const note = Array.from({ length: 6 }, (_, k) => WORDS[pick[i * 8 + k] % WORDS.length]).join(' ')
+    const day = String(1 + (pick[i * 8 + 6] % 28)).padStart(2, '0')
+    lines.push(`${firstId + i}\t${hex.slice(i * 48, i * 48 + 32)}\t${WORDS[pick[i * 8 + 7] % 10]}\t${(pick[i * 8] * 37.5).toFixed(2)}\t2026-03-${day} 10:${day}:00+00\t${note}\t${hex.slice(i * 48 + 32, i * 48 + 48)}`)
+  }
+  return Buffer.from(lines.join('\n') + '\n')
+}
+
+function writeInput (path: string, mb: number): void {
+  const fd = openSync(path, 'w')
+  writeSync(fd, 'COPY public.orders (id, ref, status, amount, created_at, note, token) FROM stdin;\n')
+  let written = 0
+  let id = 1
+  while (written < mb * 1024 * 1024) {
+    const block = copyBlock(id, 20_000)
+    id += 20_000
+    written += writeSync(fd, block)
+  }
+  writeSync(fd, '\\.\n')
+  closeSync(fd)
+}
+
+/** CPU seconds of this process and its reaped children (zstd, age), from /proc: user+system, all threads. */
+function cpuSeconds (): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')
+  // fields after "(comm) ": utime=11, stime=12, cutime=13, cstime=14 (0-based from state), in clock ticks
+  const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])
+  return ticks / 100
+}
+
+interface Timing { ms: number, cpu: number, bytes: number }
+
+function source (path: string): Readable { return createReadStream(path, { highWaterMark: 1024 * 1024 }) }
+
+/** Times `streams` (a source and its stages) piped into the file `out`, with the CPU it cost. */
+async function timed (out: string, streams: () => Promise<Array<Readable | Duplex>>): Promise<Timing> {
+  const cpu0 = cpuSeconds()
+  const t0 = performance.now()
+  await pipeline([...await streams(), createWriteStream(out)])
+  return { ms: performance.now() - t0, cpu: cpuSeconds() - cpu0, bytes: statSync(out).size }
+}
+
+function median (xs: number[]): number { return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] }
+function medianTiming (ts: Timing[]): Timing { return { ms: median(ts.map(t => t.ms)), cpu: median(ts.map(t => t.cpu)), bytes: ts[0].bytes } }
+function mbps (bytes: number, ms: number): string { return `${(bytes / 1024 / 1024 / (ms / 1000)).toFixed(0)} MB/s` }
+
+interface AgeNpm {
+  Encrypter: new () => { addRecipient: (r: string) => void, encrypt: (s: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>> }
+  Decrypter: new () => { addIdentity: (i: string) => void, decrypt: (s: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>> }
+}
+
+async function loadAgeNpm (): Promise<AgeNpm | undefined> {
+  const where = process.env.PGKEEP_BENCH_AGE_NPM
+  try {
+    return where ? await import(join(where, 'dist/index.js')) as AgeNpm : await import('age-encryption' as string) as AgeNpm
+  } catch {
+    return undefined
+  }
+}
+
+try {
+  execFileSync('age-keygen', ['-o', join(work, 'key.txt')], { stdio: 'ignore' })
+  const recipient = execFileSync('age-keygen', ['-y', join(work, 'key.txt')], { encoding: 'utf8' }).trim()
+  const secret = /AGE-SECRET-KEY-1\S+/.exec(readFileSync(join(work, 'key.txt'), 'utf8'))![0]
+  const input = join(work, 'dump.copy')
+  console.log(`writing ~${sizeMb} MB of pg_dump-like COPY text...`)
+  writeInput(input, sizeMb)
+  const inputBytes = statSync(input).size
+
+  const plainRuns: Timing[] = []
+  const agedRuns: Timing[] = []
+  for (let i = 0; i < runs; i++) {
+    // alternate, so a noisy neighbour on a shared machine spreads over both
+    plainRuns.push(await timed(join(work, 'out.zst'), async () => [source(input), (await createCompressor('zstd', 3)).stream]))
+    agedRuns.push(await timed(join(work, 'out.zst.age'), async () => [source(input), (await createCompressor('zstd', 3)).stream, (await createEncryptor([recipient])).stream]))
+  }
+  const plain = medianTiming(plainRuns)
+  const aged = medianTiming(agedRuns)
+  const ratio = aged.ms / plain.ms
+  console.log(`\ninput ${fmtMb(inputBytes)}, zstd -3 -T0 output ${fmtMb(plain.bytes)}, encrypted ${fmtMb(aged.bytes)}; ${runs} runs, medians`)
+  line('zstd -3 -T0 -> file', `${fmtMs(plain.ms)}  cpu ${plain.cpu.toFixed(2)} s`)
+  line('zstd -3 -T0 -> age (CLI) -> file', `${fmtMs(aged.ms)}  cpu ${aged.cpu.toFixed(2)} s`)
+  line('encryption cost (wall)', `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(1)}%  (cpu ${aged.cpu >= plain.cpu ? '+' : ''}${(aged.cpu - plain.cpu).toFixed(2)} s)`, '<= 5%', ratio <= 1.05)
+
+  // the cipher alone, on what it really gets: the compressed stream
+  const compressed = join(work, 'out.zst')
+  const cliEnc = await timed(join(work, 'cli.age'), async () => [source(compressed), (await createEncryptor([recipient])).stream])
+  const cliDec = await timed(join(work, 'cli.out'), async () => [source(join(work, 'cli.age')), (await createDecryptor(join(work, 'key.txt'))).stream])
+  console.log(`\nthe cipher alone over the ${fmtMb(plain.bytes)} compressed stream:`)
+  line('age CLI encrypt', `${fmtMs(cliEnc.ms)}  ${mbps(plain.bytes, cliEnc.ms)}  cpu ${cliEnc.cpu.toFixed(2)} s`)
+  line('age CLI decrypt', `${fmtMs(cliDec.ms)}  ${mbps(plain.bytes, cliDec.ms)}  cpu ${cliDec.cpu.toFixed(2)} s`)
+  const npm = await loadAgeNpm()
+  if (npm === undefined) {
+    console.log('age-encryption (npm) not installed: comparison skipped (npm install --no-save age-encryption)')
+  } else {
+    const encrypter = new npm.Encrypter()
+    encrypter.addRecipient(recipient)
+    const npmEnc = await timed(join(work, 'npm.age'), async () => {
+      const web = await encrypter.encrypt(Readable.toWeb(source(compressed)) as ReadableStream<Uint8Array>)
+      return [Readable.fromWeb(web as import('node:stream/web').ReadableStream<Uint8Array>)]
+    })
+    const decrypter = new npm.Decrypter()
+    decrypter.addIdentity(secret)
+    const npmDec = await timed(join(work, 'npm.out'), async () => {
+      const web = await decrypter.decrypt(Readable.toWeb(source(join(work, 'npm.age'))) as ReadableStream<Uint8Array>)
+      return [Readable.fromWeb(web as import('node:stream/web').ReadableStream<Uint8Array>)]
+    })
+    line('age-encryption (npm) encrypt', `${fmtMs(npmEnc.ms)}  ${mbps(plain.bytes, npmEnc.ms)}  cpu ${npmEnc.cpu.toFixed(2)} s`,
+      'as fast as the CLI (<= 1.1x)', npmEnc.ms <= cliEnc.ms * 1.1)
+    line('age-encryption (npm) decrypt', `${fmtMs(npmDec.ms)}  ${mbps(plain.bytes, npmDec.ms)}  cpu ${npmDec.cpu.toFixed(2)} s`,
+      'as fast as the CLI (<= 1.1x)', npmDec.ms <= cliDec.ms * 1.1)
+    // both speak the same format: what npm wrote, the CLI reads
+    execFileSync('age', ['-d', '-i', join(work, 'key.txt'), '-o', join(work, 'npm-by-cli.out'), join(work, 'npm.age')])
+    console.log(`npm's ciphertext decrypts with the CLI: ${statSync(join(work, 'npm-by-cli.out')).size === plain.bytes ? 'yes' : 'NO'}`)
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}

@@ -146,6 +146,31 @@ try {
   }
   const { plain } = await compare(`the pipeline alone, ${fmtMb(inputBytes)} of COPY text from a file`, () => source(input), join(work, 'out'))
 
+  // the same two pipelines as a shell runs them, zstd's output going to age over an OS pipe, not through node:
+  // what a stage that chains the two children directly would cost
+  const shell = async (command: string): Promise<Timing> => {
+    const out = join(work, 'shell.out')
+    const cpu0 = cpuSeconds()
+    const t0 = performance.now()
+    const child = spawn('bash', ['-o', 'pipefail', '-c', `${command} > "$OUT"`], { env: { PATH: process.env.PATH, IN: input, R: recipient, OUT: out }, stdio: 'inherit' })
+    // timed to the shell's exit, so its CPU (and its children's) is counted once it has been reaped
+    if (await new Promise(resolve => child.on('close', resolve)) !== 0) throw new Error(`${command} failed`)
+    const ms = performance.now() - t0
+    const cpu1 = cpuSeconds()
+    return { ms, cpu: cpu1.self + cpu1.children - cpu0.self - cpu0.children, nodeCpu: cpu1.self - cpu0.self, bytes: statSync(out).size }
+  }
+  const shellPlain: Timing[] = []
+  const shellAged: Timing[] = []
+  for (let i = 0; i < runs; i++) {
+    shellPlain.push(await shell('zstd -3 -T0 -q -c < "$IN"'))
+    shellAged.push(await shell('zstd -3 -T0 -q -c < "$IN" | age -e -r "$R"'))
+  }
+  const sp = medianTiming(shellPlain)
+  const sa = medianTiming(shellAged)
+  line('  shell: zstd -3 -T0 < file', `${fmtMs(sp.ms)}  ${cpuText(sp)}`)
+  line('  shell: zstd -3 -T0 < file | age', `${fmtMs(sa.ms)}  ${cpuText(sa)}`)
+  line('  encryption cost over an OS pipe (wall)', `${sa.ms >= sp.ms ? '+' : ''}${((sa.ms / sp.ms - 1) * 100).toFixed(1)}%  (cpu ${sa.cpu >= sp.cpu ? '+' : ''}${(sa.cpu - sp.cpu).toFixed(2)} s)`)
+
   // the cipher alone, on what it really gets: the compressed stream
   const compressed = join(work, 'out.zst')
   const cliEnc = await timed(join(work, 'cli.age'), async () => [source(compressed), (await createEncryptor([recipient])).stream])

@@ -3,27 +3,28 @@ import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib'
 import type { Compression } from '../../../schemas/backup.ts'
 import { PgkeepError } from '../../errors.ts'
 import { childEnv, describeExit } from './child-process.ts'
-import { childStage, type CodecStage } from './child-stage.ts'
+import { childStage, type ChildStageSpec, type CodecStage } from './child-stage.ts'
 import { findZstd } from './tools.ts'
 
 export type { CodecStage } from './child-stage.ts'
 
-function zstdStage (args: string[], zstdPath: string): CodecStage {
-  return childStage({
+/** zstd as a child: -T0 (all cores) to compress; for childStage, or for childChain ahead of or behind age. */
+export async function zstdSpec (mode: 'compress' | 'decompress', level = 3): Promise<ChildStageSpec> {
+  return {
     program: 'zstd',
-    path: zstdPath,
-    args,
+    path: await findZstd(),
+    args: mode === 'compress' ? ['-T0', `-${level}`, '-q', '-c', '-'] : ['-d', '-q', '-c', '-'],
     env: childEnv(),
     describeFailure: ({ pid, code, signal, stderr }) => {
       const why = stderr.trim().split('\n').at(-1)
       return new PgkeepError('INTERNAL', `the compressor zstd (pid ${pid}) ${describeExit(code, signal)}${why ? `: ${why}` : ''}`,
         { details: { process: 'zstd', pid, exitCode: code, signal } })
     },
-  })
+  }
 }
 
 export async function createCompressor (compression: Compression, level: number): Promise<CodecStage> {
-  if (compression === 'zstd') return zstdStage(['-T0', `-${level}`, '-q', '-c', '-'], await findZstd())
+  if (compression === 'zstd') return childStage(await zstdSpec('compress', level))
   if (compression === 'gzip') {
     const gz = createGzip({ level, chunkSize: 256 * 1024 })
     return { stream: gz, kill: () => gz.destroy() }
@@ -33,7 +34,7 @@ export async function createCompressor (compression: Compression, level: number)
 }
 
 export async function createDecompressor (compression: Compression): Promise<CodecStage> {
-  if (compression === 'zstd') return zstdStage(['-d', '-q', '-c', '-'], await findZstd())
+  if (compression === 'zstd') return childStage(await zstdSpec('decompress'))
   if (compression === 'gzip') {
     // finishFlush tolerant of nothing: a truncated gzip must error, not end quietly
     const gunzip = createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_FINISH })

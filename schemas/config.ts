@@ -22,6 +22,16 @@ export const ScheduleConfig = Type.Object({
   enabled: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 
+/** Encryption at rest (age); env PGKEEP_AGE_RECIPIENTS / PGKEEP_AGE_IDENTITY_FILE win over these. See docs/encryption.md. */
+export const EncryptionConfig = Type.Object({
+  /** age X25519 public keys (age1...) */
+  recipients: Type.Optional(Type.Array(Type.String())),
+  /** a file of recipients, one per line, # comments (age -R) */
+  recipientsFile: Type.Optional(Type.String({ minLength: 1 })),
+  /** a private key file (age-keygen -o), mode 0600; needed only to restore, download decrypted or fully validate */
+  identityFile: Type.Optional(Type.String({ minLength: 1 })),
+}, { additionalProperties: false })
+
 /** The optional JSON file named by PGKEEP_CONFIG: what env vars can't say well. */
 export const ConfigFile = Type.Object({
   targets: Type.Optional(Type.Record(Type.String({ pattern: TARGET_NAME_PATTERN }), TargetConfig)),
@@ -47,5 +57,6 @@ export const ConfigFile = Type.Object({
   shutdownGraceSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
   downloadIdleTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
   wsHeartbeatSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+  encryption: Type.Optional(EncryptionConfig),
 }, { additionalProperties: false })
 export type ConfigFile = Static<typeof ConfigFile>

@@ -9,6 +9,7 @@ import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
 import { describeSchemaErrors, nameProblem } from './config-problems.ts'
+import { encryptionConfig, type EncryptionConfig } from './config-encryption.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 import { parseStorageUrl, s3Url, type StorageLocation } from './engine/storage/storage-url.ts'
 
@@ -48,6 +49,8 @@ export interface Config {
   pgBinDir?: string
   logLevel: string
   http: HttpConfig
+  /** age encryption at rest; undefined when neither recipients nor an identity is configured */
+  encryption?: EncryptionConfig
 }
 
 /** Where backups are written (server/engine/storage): each a local directory (absolute) or `s3://bucket[/prefix]`. */
@@ -241,6 +244,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     pgBinDir: env.PGKEEP_PG_BIN_DIR || file.pgBinDir,
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',
     http: httpConfig(env, file),
+    encryption: encryptionConfig(env, file, fileDir),
   }
 }
 

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { Backup } from '../../schemas/backup.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { PEER_CREDENTIALS, startS3Peer } from '../helpers/s3-peer.ts'
@@ -30,7 +30,7 @@ function s3Env (dir: string, extra: Record<string, string> = {}): Record<string,
   }
 }
 
-function freshDir (t: Tap.Test): string {
+function freshDir (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-cli-s3-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir

@@ -73,10 +73,23 @@ export function directoryCompressionSupported (compression: Compression, pgDumpM
   return compression !== 'zstd' || pgDumpMajor >= 16
 }
 
-export async function findZstd (): Promise<string> {
+function findOnPath (program: string): string | undefined {
   for (const dir of (process.env.PATH ?? '/usr/bin').split(delimiter)) {
-    const p = join(dir, 'zstd')
+    const p = join(dir, program)
     if (isExecutable(p)) return p
   }
+  return undefined
+}
+
+export async function findZstd (): Promise<string> {
+  const path = findOnPath('zstd')
+  if (path) return path
   throw new PgkeepError('TOOL_MISSING', 'zstd not found on PATH; install the zstd package or use --compression gzip')
+}
+
+/** The age CLI (encrypts and decrypts backups) or age-keygen (derives an identity's public keys). */
+export async function findAge (program: 'age' | 'age-keygen' = 'age'): Promise<string> {
+  const path = findOnPath(program)
+  if (path) return path
+  throw new PgkeepError('TOOL_MISSING', `${program} not found on PATH; install the age package (apt install age) to encrypt or decrypt backups`)
 }

@@ -196,7 +196,9 @@ export class BackupService extends BackupEvents {
     }
     const id = uuidv7()
     const createdAt = new Date()
-    const name = finalName(r.name, r.target.name, r.target.database, createdAt, id, fileExtension(r.format, r.compression))
+    const recipients = this.config.encryption?.recipients ?? []
+    // the stored name says what it takes to open it: `.age` after the codec's extension
+    const name = finalName(r.name, r.target.name, r.target.database, createdAt, id, fileExtension(r.format, r.compression) + (recipients.length > 0 ? '.age' : ''))
     const backup: Backup = {
       id,
       name,
@@ -212,6 +214,7 @@ export class BackupService extends BackupEvents {
       pinned: false,
       ownerPid: process.pid,
       ...this.stores.primaryField(),
+      ...(recipients.length > 0 ? { encryption: { method: 'age' as const, recipients } } : {}),
       ...(r.notes.length > 0 ? { notes: r.notes } : {}),
       ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
     }
@@ -238,7 +241,9 @@ export class BackupService extends BackupEvents {
     const { primary, copies } = this.stores
     const why = primary.localPath === undefined
       ? `backups go to ${primary.url}`
-      : copies.length > 0 ? `every backup is also copied to ${copies.map(c => c.url).join(', ')}` : undefined
+      : copies.length > 0
+        ? `every backup is also copied to ${copies.map(c => c.url).join(', ')}`
+        : (this.config.encryption?.recipients.length ?? 0) > 0 ? 'every backup is encrypted as one stream (PGKEEP_AGE_RECIPIENTS)' : undefined
     if (why !== undefined) {
       throw new InvalidInputError(`format: directory is written by pg_dump to local disk and cannot be streamed, and ${why}; use custom (restorable in parallel when uncompressed) or tar`, 'format')
     }
@@ -372,7 +377,7 @@ export class BackupService extends BackupEvents {
 
   async validate (id: string): Promise<Backup> {
     const b = this.requireCompleted(id, 'validated')
-    const result = await validateBackup(b, this.stores.of(b), { pgBinDir: this.config.pgBinDir })
+    const result = await validateBackup(b, this.stores.of(b), { pgBinDir: this.config.pgBinDir, identityFile: this.config.encryption?.identityFile })
     return await this.patch(id, { verification: { at: now(), ok: result.ok, method: result.method, ...(result.message ? { message: result.message } : {}) } })
   }
 
@@ -389,6 +394,7 @@ export class BackupService extends BackupEvents {
     const job = startRestore(b, this.stores.of(b), this.config.backupDir, target, req, {
       pgBinDir: this.config.pgBinDir,
       cancelGraceMs: this.config.cancelGraceMs,
+      identityFile: this.config.encryption?.identityFile,
       journal: async r => { await this.restoreRecords.put(r) },
     })
     const plan = await job.planned

@@ -8,7 +8,7 @@ import { PgkeepError, toPgkeepError } from '../errors.ts'
 import { versionFromNum, withTargetClient } from './pg/connection.ts'
 import { childEnv } from './pg/child-process.ts'
 import { checkDumpCompatible } from './pg/inspector.ts'
-import { findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
+import { findAge, findPgTool, findZstd, type PgTool, type PgToolName } from './pg/tools.ts'
 import { LocalStorage } from './storage/local-storage.ts'
 import { configuredOpener } from './storage/open-storage.ts'
 import type { StorageOpener } from './storage/storage-set.ts'
@@ -16,7 +16,7 @@ import type { Storage } from './storage/storage.ts'
 
 const run = promisify(execFile)
 
-export type ToolName = PgToolName | 'zstd'
+export type ToolName = PgToolName | 'zstd' | 'age'
 
 type Failed = { ok: false, error: PgkeepError }
 
@@ -83,6 +83,12 @@ async function zstdVersion (): Promise<{ version: string, path: string }> {
   return { version: /v(\d+\.\d+\.\d+)/.exec(stdout)?.[1] ?? stdout.trim(), path }
 }
 
+async function ageVersion (): Promise<{ version: string, path: string }> {
+  const path = await findAge()
+  const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
+  return { version: stdout.trim().replace(/^v/, ''), path }
+}
+
 async function probeTool (name: ToolName, lookup: Promise<{ version: string, path: string }>): Promise<ToolHealth> {
   try {
     const { version, path } = await lookup
@@ -135,7 +141,7 @@ async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeS
 export async function checkHealth (config: Config, opts: HealthOptions = {}): Promise<HealthReport> {
   const pgDump = findPgTool('pg_dump', config.pgBinDir)
   const lookup = (name: ToolName): Promise<{ version: string, path: string }> =>
-    name === 'pg_dump' ? pgDump : name === 'zstd' ? zstdVersion() : findPgTool(name, config.pgBinDir)
+    name === 'pg_dump' ? pgDump : name === 'zstd' ? zstdVersion() : name === 'age' ? ageVersion() : findPgTool(name, config.pgBinDir)
   const writable = probeWritable(config.backupDir, opts.createBackupDir === true)
   const [tools, targets, backupDir, storages] = await Promise.all([
     Promise.all((['pg_dump', ...(opts.tools ?? [])] as ToolName[]).map(async name => await probeTool(name, lookup(name)))),

@@ -39,7 +39,7 @@ export const command: Command = {
   summary: 'check tools, targets, backups dir and free space',
   help: `Usage: pgkeep doctor [--json]
 
-Checks that pg_dump, pg_restore, psql and zstd are installed (with versions), that every target
+Checks that pg_dump, pg_restore, psql and zstd (and age, when encryption is configured) are installed (with versions), that every target
 answers and that pg_dump is at least as new as its server, that the backups directory is writable
 and that it has at least minFreeBytes free, and that every other storage (PGKEEP_STORAGE, copies) is
 reachable with valid credentials and takes a probe object (written and deleted under its prefix). One line per check; exits 1 if any check fails.
@@ -50,7 +50,9 @@ ${GLOBAL_HELP}
     const { globals } = parseCommandArgs(argv, {}, io)
     if (globals.server) throw new UsageError('doctor checks the local machine; it does not take --server')
     const config = loadConfig(io.env)
-    const checks = doctorChecks(await checkHealth(config, { tools: ['pg_restore', 'psql', 'zstd'], createBackupDir: true }), config)
+    // age is needed only where backups are encrypted or read back encrypted
+    const age = config.encryption !== undefined ? ['age' as const] : []
+    const checks = doctorChecks(await checkHealth(config, { tools: ['pg_restore', 'psql', 'zstd', ...age], createBackupDir: true }), config)
     const ok = checks.every(c => c.ok)
     if (globals.json) printJson(io, { ok, checks })
     else {

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, Progress, StoredCopy } from '../../../schemas/backup.ts'
-import type { CodecStage } from '../pg/codec.ts'
+import { createEncoders } from '../pg/backup-codec.ts'
 import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
@@ -23,8 +23,7 @@ export interface DumpJobContext {
   backupDir: string
   /** where the dump is written: the primary store first, then the copies, all at once */
   storages: Storage[]
-  /** the encrypting stage of an encrypted backup (one per attempt) */
-  createEncryptor?: () => Promise<CodecStage>
+
   pgBinDir?: string
   cancelGraceMs: number
   retry: RetryPolicy
@@ -213,7 +212,7 @@ class DumpJob {
         source: pgDumpRun.stdout,
         compression: backup.compression,
         level: backup.level,
-        encryptor: await this.ctx.createEncryptor?.(),
+        encoders: await createEncoders(backup.compression, backup.level, backup.encryption?.recipients),
         outputs: [primary.stream, ...writing.map(c => c.writer!.stream)],
         onBytes: n => progress.onBytes(n),
         signal,

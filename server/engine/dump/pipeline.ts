@@ -5,6 +5,7 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { finished, pipeline } from 'node:stream/promises'
 import type { Compression } from '../../../schemas/backup.ts'
 import { createCompressor, type CodecStage } from '../pg/codec.ts'
+import { firstStageFailure } from '../pg/backup-codec.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { digestOfFiles } from '../store/manifest.ts'
 import { commitLocalPartial } from '../storage/local-storage.ts'
@@ -47,27 +48,11 @@ function isAbort (err: unknown): boolean {
 }
 
 const PIPE_ERRORS = new Set(['EPIPE', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_PREMATURE_CLOSE'])
-// a codec child that closed its input is exiting: this only bounds a wait that should be a few milliseconds
-const CODEC_EXIT_WAIT_MS = 5000
 
-/**
- * Writing into a codec child (zstd, age) that has died fails with a bare "write EPIPE", which says nothing:
- * what the user needs is which process died and how (killed by a signal, or its own error message).
- */
+/** A bare "write EPIPE" says nothing: the cause is the codec child (zstd, age) that died, by name and how. */
 async function childDeath (stages: CodecStage[], err: unknown): Promise<PgkeepError | undefined> {
   if (!PIPE_ERRORS.has((err as NodeJS.ErrnoException)?.code ?? '')) return undefined
-  let timer: NodeJS.Timeout | undefined
-  const gaveUp = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), CODEC_EXIT_WAIT_MS) })
-  try {
-    for (const stage of stages) {
-      if (!stage.failure) continue
-      const died = await Promise.race([stage.failure(), gaveUp])
-      if (died) return died
-    }
-    return undefined
-  } finally {
-    clearTimeout(timer)
-  }
+  return await firstStageFailure(stages)
 }
 
 /**
@@ -138,8 +123,8 @@ export async function runDumpPipeline (opts: {
   source: Readable
   compression: Compression
   level: number
-  /** the encrypting stage, when backups are encrypted */
-  encryptor?: CodecStage
+  /** the stages from pg_dump's bytes to the stored ones (compress, encrypt); default: the compressor alone */
+  encoders?: CodecStage[]
   /** the primary output first, then the copies */
   outputs: Writable[]
   onBytes?: (rawBytes: number) => void
@@ -147,8 +132,7 @@ export async function runDumpPipeline (opts: {
 }): Promise<PipelineResult> {
   const { source, compression, level, signal } = opts
   signal?.throwIfAborted()
-  const compressor = await createCompressor(compression, level)
-  const codecs = opts.encryptor ? [compressor, opts.encryptor] : [compressor]
+  const codecs = opts.encoders ?? [await createCompressor(compression, level)]
   // only the stored bytes are hashed: the record keeps the stored file's checksum, and every hash costs CPU zstd wants
   const raw = new Meter({ hash: false, onBytes: opts.onBytes })
   const stored = new Meter({ hash: true })

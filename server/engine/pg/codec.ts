@@ -44,13 +44,3 @@ export async function createDecompressor (compression: Compression): Promise<Cod
   return { stream: pass, kill: () => pass.destroy() }
 }
 
-/** One stage of reading a backup back: its name says which one failed (age, zstd, gzip). */
-export interface Decoder { label: string, stage: CodecStage }
-
-/** The stages that turn a backup's stored bytes back into what pg_dump wrote: decrypt (when encrypted), decompress. */
-export async function createDecoders (compression: Compression, decryptor?: () => Promise<CodecStage>): Promise<Decoder[]> {
-  const decoders: Decoder[] = []
-  if (decryptor) decoders.push({ label: 'age', stage: await decryptor() })
-  decoders.push({ label: compression, stage: await createDecompressor(compression) })
-  return decoders
-}

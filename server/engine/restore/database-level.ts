@@ -4,6 +4,8 @@ import { IntegrityError, PgkeepError } from '../../errors.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import { spawnChild } from '../pg/child-process.ts'
 import type { BackupBytes } from '../storage/backup-bytes.ts'
+import { firstStageFailure } from '../pg/backup-codec.ts'
+import type { CodecStage } from '../pg/codec.ts'
 
 /**
  * The database-level part of an archive: what `pg_restore --create` would run for the database itself
@@ -143,17 +145,20 @@ export async function readDatabaseLevel (pgRestorePath: string, backup: Backup, 
   const exited = new Promise<number | null>((resolve, reject) => { child.once('error', reject); child.once('close', resolve) })
   let fed: Promise<void> = Promise.resolve()
   let readFailure: unknown
+  let decoders: CodecStage[] = []
   if (viaStdin) {
-    const decoders = await bytes.decoders()
+    decoders = (await bytes.decoders()).map(d => d.stage)
     // pg_restore stops reading once it has the table of contents: that early stop is expected here
-    fed = (pipeline as (...s: unknown[]) => Promise<void>)(await bytes.open(), ...decoders.map(d => d.stage.stream), feedChild(child.stdin!, { drainAfterClose: false }))
+    fed = (pipeline as (...s: unknown[]) => Promise<void>)(await bytes.open(), ...decoders.map(d => d.stream), feedChild(child.stdin!, { drainAfterClose: false }))
       .catch((e: unknown) => {
         if (!(e instanceof ChildStoppedReading)) { readFailure = e; child.kill('SIGKILL') }
         child.stdin!.destroy()
       })
-      .finally(() => { for (const d of decoders) d.stage.kill() })
+      .finally(() => { for (const d of decoders) d.kill() })
   }
   const [code] = await Promise.all([exited, fed])
+  const cause = code !== 0 ? await firstStageFailure(decoders) : undefined
+  if (cause?.code === 'CONFIG_INVALID' || cause?.code === 'INTEGRITY_FAILED') throw cause
   if (code !== 0 && readFailure !== undefined) {
     throw new IntegrityError(`the backup ${backup.name} could not be read to the end (${(readFailure as Error)?.message ?? String(readFailure)}); run validate on it`)
   }

@@ -10,6 +10,7 @@ import type { Backup, RestoreRequest } from '../../../schemas/backup.ts'
 import type { Target } from '../../config.ts'
 import { ChildStoppedReading, feedChild } from '../pg/child-feed.ts'
 import type { CodecStage } from '../pg/codec.ts'
+import { firstStageFailure } from '../pg/backup-codec.ts'
 import { backupBytes, type BackupBytes } from '../storage/backup-bytes.ts'
 import type { Storage } from '../storage/storage.ts'
 import { IntegrityError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../../errors.ts'
@@ -50,8 +51,8 @@ export interface RestoreOptions {
   cancelGraceMs?: number
   /** records the restore before every step that creates, renames or drops a database (store/restore-records.ts) */
   journal?: (record: RestoreRecord) => Promise<void>
-  /** the decrypting stage, for an encrypted backup */
-  decryptor?: () => Promise<CodecStage>
+  /** the age identity (private key file) that opens an encrypted backup */
+  identityFile?: string
 }
 
 const STDERR_TAIL = 40
@@ -269,6 +270,9 @@ class RestoreRun extends EventEmitter implements RestoreJob {
     }
     const [{ code }] = await Promise.all([exited, fed])
     this.checkCancelled()
+    // a key that does not open the backup, or bytes that do not decrypt, are the cause of whatever broke after
+    const cause = readFailure !== undefined || code !== 0 ? await firstStageFailure(this.codecs) : undefined
+    if (cause?.code === 'CONFIG_INVALID' || cause?.code === 'INTEGRITY_FAILED') throw cause
     if (readFailure !== undefined && !(code === 0 && isBrokenPipe(readFailure))) {
       const why = (readFailure as Error)?.message ?? String(readFailure)
       throw new PgkeepError('INTEGRITY_FAILED', `the backup ${this.backup.name} could not be read to the end (${why}); run validate on it`)
@@ -310,6 +314,6 @@ function isBrokenPipe (err: unknown): boolean {
 export function startRestore (backup: Backup, storage: Storage, backupDir: string, target: Target, req: RestoreRequest, opts: RestoreOptions = {}): RestoreJob {
   if (backup.status !== 'completed') throw new InvalidStateError(`backup ${backup.name} is ${backup.status}; only completed backups can be restored`)
   // an encrypted backup without a key is refused here, before anything is planned or written
-  const bytes = backupBytes(backup, storage, opts.decryptor)
+  const bytes = backupBytes(backup, storage, opts.identityFile)
   return new RestoreRun(backup, storage, bytes, backupDir, target, req, opts)
 }

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import type { Backup } from '../../../schemas/backup.ts'
 import { InvalidStateError } from '../../errors.ts'
-import { createDecoders, type CodecStage, type Decoder } from '../pg/codec.ts'
+import { createDecoders, type Decoder } from '../pg/backup-codec.ts'
 import type { Storage } from './storage.ts'
 
 /** A completed single-file backup as its readers (restore, validation) take it. */
@@ -18,14 +18,14 @@ export interface BackupBytes {
  * How to read `backup` from `storage`. An encrypted backup needs the age identity: without one this refuses
  * before anything starts, saying what to configure.
  */
-export function backupBytes (backup: Backup, storage: Storage, decryptor?: () => Promise<CodecStage>): BackupBytes {
-  if (backup.encryption !== undefined && decryptor === undefined) {
+export function backupBytes (backup: Backup, storage: Storage, identityFile?: string): BackupBytes {
+  if (backup.encryption !== undefined && identityFile === undefined) {
     throw new InvalidStateError(`backup ${backup.name} is encrypted with age; set PGKEEP_AGE_IDENTITY_FILE (or encryption.identityFile) to a key file of one of its recipients to read it`)
   }
   const path = backup.encryption === undefined ? storage.localPath?.(backup.name) : undefined
   return {
     ...(path !== undefined ? { path } : {}),
     open: async () => await storage.read(backup.name),
-    decoders: async () => await createDecoders(backup.compression, backup.encryption ? decryptor : undefined),
+    decoders: async () => await createDecoders(backup.compression, backup.encryption ? identityFile : undefined),
   }
 }

@@ -2,8 +2,9 @@ import { Transform, Writable, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { feedChild } from '../pg/child-feed.ts'
 import { childEnv, spawnChild } from '../pg/child-process.ts'
-import type { Decoder } from '../pg/codec.ts'
+import type { Decoder } from '../pg/backup-codec.ts'
 import { PgkeepError } from '../../errors.ts'
+import { firstStageFailure } from '../pg/backup-codec.ts'
 
 /**
  * Structural checks by a full read of a backup's bytes: pg_restore renders the whole archive to
@@ -66,9 +67,24 @@ function errorLines (stderr: string): string[] {
 export interface StreamInput { source: Readable, decoders: Decoder[], sniff?: 'custom' | 'tar' }
 
 /** Wires the decoders' failures to one "first failure" slot and returns the stages to pipe through, with a kill-all. */
-function decodeStages (input: StreamInput, onFailure: (message: string) => void): { streams: NodeJS.ReadWriteStream[], kill: () => void } {
+function decodeStages (input: StreamInput, onFailure: (message: string) => void): { streams: NodeJS.ReadWriteStream[], kill: () => void, cause: () => Promise<PgkeepError | undefined> } {
   for (const d of input.decoders) d.stage.stream.on('error', err => { onFailure(codecMessage(d.label, err)) })
-  return { streams: input.decoders.map(d => d.stage.stream), kill: () => { for (const d of input.decoders) d.stage.kill('SIGKILL') } }
+  return {
+    streams: input.decoders.map(d => d.stage.stream),
+    kill: () => { for (const d of input.decoders) d.stage.kill('SIGKILL') },
+    cause: async () => await firstStageFailure(input.decoders.map(d => d.stage)),
+  }
+}
+
+/**
+ * After a failed read: a decoder child that failed is the cause, whatever else broke after it. A key that does
+ * not fit (or cannot be read) says nothing about the backup and is thrown (pgkeep's setup to fix); anything else
+ * the decoder says is the verdict.
+ */
+async function decoderVerdict (decode: { cause: () => Promise<PgkeepError | undefined> }): Promise<string | undefined> {
+  const cause = await decode.cause()
+  if (cause?.code === 'CONFIG_INVALID') throw cause
+  return cause?.message
 }
 
 /**
@@ -85,6 +101,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
     child.once('close', (code, sig) => resolve({ code, signal: sig }))
   })
   let killCodec: (() => void) | undefined
+  let readCause: () => Promise<string | undefined> = async () => undefined
   const onAbort = (): void => { child.kill('SIGKILL'); killCodec?.() }
   signal?.addEventListener('abort', onAbort, { once: true })
 
@@ -97,6 +114,7 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
   if (input) {
     const decode = decodeStages(input, m => { codecFailure ??= m })
     killCodec = decode.kill
+    readCause = async () => await decoderVerdict(decode)
     input.source.on('error', err => { readFailure ??= err.message })
     const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream> = [input.source, ...decode.streams]
     if (input.sniff) {
@@ -120,7 +138,12 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
     const [, exit] = await Promise.all([piped, exited])
     clearTimeout(stuckTimer)
     if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
+    const broken = codecFailure !== undefined || sniffFailure !== undefined || readFailure !== undefined || exit.code !== 0
+    const cause = input && broken ? await readCause() : undefined
+    // bytes that do not decrypt are what is wrong, before anything said about what they did not turn into
+    if (cause && input?.decoders[0]?.label === 'age') return { ok: false, message: cause }
     if (sniffFailure) return { ok: false, message: sniffFailure }
+    codecFailure ??= cause
     if (codecFailure) return { ok: false, message: codecFailure }
     if (readFailure) return { ok: false, message: `read failed: ${readFailure}` }
     if (stuckAfterEof) return { ok: false, message: `pg_restore did not finish within ${eofGraceMs / 1000} s of the end of its input (a truncated archive?)` }
@@ -181,7 +204,8 @@ export async function checkPlainFile (input: StreamInput, signal?: AbortSignal):
     await (pipeline as (...s: unknown[]) => Promise<void>)(input.source, ...decode.streams, collect, { signal })
   } catch (err) {
     if (signal?.aborted) throw new PgkeepError('CANCELLED', 'validation cancelled')
-    return { ok: false, message: codecFailure ?? `read failed: ${(err as Error).message}` }
+    const cause = await decoderVerdict(decode)
+    return { ok: false, message: cause ?? codecFailure ?? `read failed: ${(err as Error).message}` }
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }

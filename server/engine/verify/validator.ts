@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
 import { checkPlainFile, runPgRestoreCheck, type CheckOutcome } from './archive-check.ts'
 import { PgkeepError } from '../../errors.ts'
-import { createDecoders, type CodecStage } from '../pg/codec.ts'
+import { createDecoders } from '../pg/backup-codec.ts'
 import { digestOfFiles, manifestKey, readManifest } from '../store/manifest.ts'
 import type { Storage } from '../storage/storage.ts'
 import { findPgTool } from '../pg/tools.ts'
@@ -20,8 +20,8 @@ export interface ValidationResult {
 
 export interface ValidateOptions {
   pgBinDir?: string
-  /** the decrypting stage for an encrypted backup; without it only sizes and checksums are checked */
-  decryptor?: () => Promise<CodecStage>
+  /** the age identity file for an encrypted backup; without it only sizes and checksums are checked */
+  identityFile?: string
   signal?: AbortSignal
   /** how long pg_restore may still run once its input has ended (it spins for ever on some truncated tars) */
   eofGraceMs?: number
@@ -121,7 +121,7 @@ async function unlistedFiles (backupDir: string, dirName: string, listed: Set<st
 async function structuralCheck (backup: Backup, storage: Storage, opts: ValidateOptions): Promise<CheckOutcome> {
   const stream = async (sniff?: 'custom' | 'tar') => ({
     source: await storage.read(backup.name),
-    decoders: await createDecoders(backup.compression, backup.encryption ? opts.decryptor : undefined),
+    decoders: await createDecoders(backup.compression, backup.encryption ? opts.identityFile : undefined),
     sniff,
   })
   if (backup.format === 'plain') return await checkPlainFile(await stream(), opts.signal)
@@ -142,7 +142,7 @@ async function structuralCheck (backup: Backup, storage: Storage, opts: Validate
  * as `ok: false` with a specific reason; only a missing backups dir, a missing tool or a cancel throws.
  */
 export async function validateBackup (backup: Backup, storage: Storage, opts: ValidateOptions = {}): Promise<ValidationResult> {
-  const checksumOnly = backup.encryption !== undefined && opts.decryptor === undefined
+  const checksumOnly = backup.encryption !== undefined && opts.identityFile === undefined
   const method = checksumOnly ? ENCRYPTED_CHECKSUM_ONLY : methodFor(backup)
   const fail = (message: string): ValidationResult => ({ ok: false, method, message })
   cancelledIf(opts.signal)

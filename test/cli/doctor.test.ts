@@ -38,3 +38,21 @@ t.test('doctor fails the free space check when less than minFreeBytes is free', 
   t.equal(await dispatch(['doctor'], io), 1)
   t.match(io.out(), /^FAIL {2}free space /m)
 })
+
+t.test('doctor checks age and the keys when encryption is configured: a rotated-away identity is a note, not a failure', async t => {
+  const { execFileSync } = await import('node:child_process')
+  const keys = ['current', 'previous'].map(name => {
+    const identity = join(dir, `${name}.key`)
+    execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
+    return { identity, recipient: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim() }
+  })
+  const env = { DATABASE_URL: cluster.url(), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir, PGKEEP_AGE_RECIPIENTS: keys[0].recipient }
+  const matching = await runCli(['doctor'], { ...env, PGKEEP_AGE_IDENTITY_FILE: keys[0].identity })
+  t.equal(matching.code, 0, matching.stdout + matching.stderr)
+  t.match(matching.stdout, /^ok {4}age +\d+\.\d+/m)
+  t.match(matching.stdout, new RegExp(`^ok {4}encryption +new backups encrypted to 1 age recipient\\(s\\); the identity file ${keys[0].identity} opens them`, 'm'))
+  const rotated = await runCli(['doctor'], { ...env, PGKEEP_AGE_IDENTITY_FILE: keys[1].identity })
+  t.equal(rotated.code, 0)
+  t.match(rotated.stdout, /^ok {4}encryption .*is not among the configured recipients: new backups will not decrypt with it/m)
+  t.notMatch(matching.stdout + rotated.stdout, /AGE-SECRET-KEY/, 'no private key printed')
+})

@@ -1,5 +1,6 @@
 import { loadConfig, type Config } from '../../config.ts'
 import { checkHealth, type HealthReport } from '../../engine/health.ts'
+import { identityMismatch } from '../../engine/pg/age.ts'
 import { GLOBAL_HELP, parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { formatBytes, printJson } from '../output.ts'
@@ -34,6 +35,20 @@ function doctorChecks (report: HealthReport, config: Config): Check[] {
   ]
 }
 
+/** Encryption's keys: who new backups go to, and whether the identity can read them (a mismatch is only a note: rotation). */
+async function encryptionChecks (config: Config): Promise<Check[]> {
+  const e = config.encryption
+  if (e === undefined) return []
+  const to = e.recipients.length > 0 ? `new backups encrypted to ${e.recipients.length} age recipient(s)` : 'new backups are not encrypted'
+  if (e.identityFile === undefined) return [{ name: 'encryption', ok: true, detail: `${to}; no identity file: encrypted backups can be listed, downloaded and checksummed, not restored here` }]
+  try {
+    const note = await identityMismatch(e.identityFile, e.recipients)
+    return [{ name: 'encryption', ok: true, detail: `${to}; ${note ?? `the identity file ${e.identityFile} opens them`}` }]
+  } catch (err) {
+    return [{ name: 'encryption', ok: false, detail: (err as Error).message }]
+  }
+}
+
 export const command: Command = {
   name: 'doctor',
   summary: 'check tools, targets, backups dir and free space',
@@ -53,6 +68,7 @@ ${GLOBAL_HELP}
     // age is needed only where backups are encrypted or read back encrypted
     const age = config.encryption !== undefined ? ['age' as const] : []
     const checks = doctorChecks(await checkHealth(config, { tools: ['pg_restore', 'psql', 'zstd', ...age], createBackupDir: true }), config)
+    checks.push(...await encryptionChecks(config))
     const ok = checks.every(c => c.ok)
     if (globals.json) printJson(io, { ok, checks })
     else {

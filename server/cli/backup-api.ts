@@ -59,11 +59,13 @@ export interface BackupApi {
   pin (id: string, pinned: boolean): Promise<Backup>
   cleanup (req: CleanupRequest): Promise<CleanupResult>
   /** a completed backup into `output`, written as `output.partial` and renamed once whole and checked */
-  download (id: string, output?: string): Promise<DownloadResult>
+  /** `decrypt`: an encrypted backup decrypted where it is stored (the server's or this machine's identity file) */
+  download (id: string, output?: string, opts?: { decrypt?: boolean }): Promise<DownloadResult>
   restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore>
 }
 
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */
-export function downloadPath (backup: Backup, output?: string): string {
-  return resolve(output ?? (backup.format === 'directory' ? `${backup.name}.tar` : backup.name))
+export function downloadPath (backup: Backup, output?: string, decrypt = false): string {
+  const name = decrypt ? backup.name.replace(/\.age$/, '') : backup.name
+  return resolve(output ?? (backup.format === 'directory' ? `${name}.tar` : name))
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
-import { Transform } from 'node:stream'
+import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { userInfo } from 'node:os'
 import type {
@@ -159,9 +159,19 @@ export class LocalBackupApi implements BackupApi {
   }
 
   /** A copy of the stored file, after the engine's integrity check; hashed again once copied, before the rename. */
-  async download (id: string, output?: string): Promise<DownloadResult> {
+  async download (id: string, output?: string, opts: { decrypt?: boolean } = {}): Promise<DownloadResult> {
     const service = await this.service()
-    return await this.audit.around('backup.download', async () => await this.copyOut(service, id, output), () => ({ backupId: id }))
+    const copy = opts.decrypt === true ? this.decryptOut.bind(this) : this.copyOut.bind(this)
+    return await this.audit.around('backup.download', async () => await copy(service, id, output), () => ({ backupId: id }))
+  }
+
+  /** Decrypted with this machine's identity file; the stored bytes are checked against the manifest on the way. */
+  private async decryptOut (service: BackupService, id: string, output?: string): Promise<DownloadResult> {
+    const { backup, stream } = await service.openDecrypted(id)
+    const file = downloadPath(backup, output, true)
+    const { bytes, sha256 } = await writeHashed(stream, `${file}.partial`)
+    await rename(`${file}.partial`, file)
+    return { path: file, bytes, sha256, verified: true }
   }
 
   private async copyOut (service: BackupService, id: string, output?: string): Promise<DownloadResult> {
@@ -172,16 +182,7 @@ export class LocalBackupApi implements BackupApi {
     const { files: [stored], storage } = await service.openVerified(id)
     const file = downloadPath(backup, output)
     // hashed on the way: what reaches the disk is exactly what was checked, with no second read
-    const hash = createHash('sha256')
-    let bytes = 0
-    const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
-    try {
-      await pipeline(await storage.read(stored.path), meter, createWriteStream(`${file}.partial`, { mode: 0o640 }))
-    } catch (err) {
-      await rm(`${file}.partial`, { force: true })
-      throw err
-    }
-    const sha256 = hash.digest('hex')
+    const { bytes, sha256 } = await writeHashed(await storage.read(stored.path), `${file}.partial`)
     if (sha256 !== stored.sha256) {
       await rm(`${file}.partial`, { force: true })
       throw new PgkeepError('INTEGRITY_FAILED', `${path} has sha256 ${sha256}, its manifest says ${stored.sha256}; run pgkeep validate ${id}`)
@@ -200,4 +201,18 @@ export class LocalBackupApi implements BackupApi {
     job.on('progress', (p: RestoreProgress) => watcher.progress(p))
     return { backup, done: job.done, cancel: async () => { await this.audit.around('restore.cancel', async () => { await job.cancel() }, () => ({ backupId: id })) } }
   }
+}
+
+/** `source` into `path` (removed again if anything fails), with its size and sha256. */
+async function writeHashed (source: Readable, path: string): Promise<{ bytes: number, sha256: string }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
+  try {
+    await pipeline(source, meter, createWriteStream(path, { mode: 0o640 }))
+  } catch (err) {
+    await rm(path, { force: true })
+    throw err
+  }
+  return { bytes, sha256: hash.digest('hex') }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, stat } from 'node:fs/promises'
-import { Readable } from 'node:stream'
+import { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import {
@@ -160,9 +160,10 @@ export class RemoteBackupApi implements BackupApi {
    * Streams into `<file>.partial` and renames only once complete and (for single-file formats) the
    * sha256 matches the record. An existing .partial is resumed with Range; a 200 reply restarts it.
    */
-  async download (id: string, output?: string): Promise<DownloadResult> {
+  async download (id: string, output?: string, opts: { decrypt?: boolean } = {}): Promise<DownloadResult> {
     const { backup } = await this.status(id)
     if (backup.status !== 'completed') throw new UsageError(`backup ${backup.name} is ${backup.status}; only completed backups can be downloaded`)
+    if (opts.decrypt === true) return await this.downloadDecrypted(backup, output)
     const file = downloadPath(backup, output)
     const partial = `${file}.partial`
     let have = await stat(partial).then(s => s.size, () => 0)
@@ -190,6 +191,27 @@ export class RemoteBackupApi implements BackupApi {
     }
     await rename(partial, file)
     return { path: file, bytes, resumedFrom, sha256, verified: verifiable }
+  }
+
+  /**
+   * Decrypted by the server, which checks the stored bytes on the way and cuts the transfer if they do not match:
+   * a complete reply is the verified one. Not resumable (the decrypted bytes have no recorded checksum).
+   */
+  private async downloadDecrypted (backup: Backup, output?: string): Promise<DownloadResult> {
+    const file = downloadPath(backup, output, true)
+    const partial = `${file}.partial`
+    const res = await this.send('GET', `/api/backup/download/${encodeURIComponent(backup.id)}?decrypt=true`)
+    if (!res.body) throw new PgkeepError('INTERNAL', 'the server sent no body')
+    const hash = createHash('sha256')
+    let bytes = 0
+    const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
+    try {
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), meter, createWriteStream(partial))
+    } catch (err) {
+      throw new PgkeepError('INTEGRITY_FAILED', `the decrypted download of ${backup.name} was cut (${(err as Error).message}); ${partial} kept for inspection`)
+    }
+    await rename(partial, file)
+    return { path: file, bytes, sha256: hash.digest('hex'), verified: true }
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import { uuidv7 } from 'uuidv7'
 import {
   TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
@@ -15,6 +16,7 @@ import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgk
 import { JobQueue } from './job-queue.ts'
 import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
 import { configuredOpener } from './storage/open-storage.ts'
+import { decryptedRead } from './storage/backup-bytes.ts'
 import { StorageSet, type StorageOpener } from './storage/storage-set.ts'
 import { fileExtension, finalName } from './naming.ts'
 import { recoverInterrupted } from './store/recovery.ts'
@@ -176,6 +178,19 @@ export class BackupService extends BackupEvents {
       maxAgeSeconds: this.config.downloadVerifyMaxAgeSeconds,
       validate: async () => await this.validate(id),
     })
+  }
+
+  /**
+   * An encrypted backup decrypted on the way out (still compressed), after the same check as any read; the
+   * stored bytes are hashed as they go and a mismatch fails the stream (storage/backup-bytes.ts decryptedRead).
+   */
+  async openDecrypted (id: string): Promise<{ backup: Backup, name: string, stream: Readable }> {
+    const b = this.requireCompleted(id, 'downloaded')
+    if (b.encryption === undefined) throw new InvalidInputError(`decrypt: backup ${b.name} is not encrypted`, 'decrypt')
+    const identityFile = this.config.encryption?.identityFile
+    if (identityFile === undefined) throw new InvalidStateError(`backup ${b.name} is encrypted with age; set PGKEEP_AGE_IDENTITY_FILE (or encryption.identityFile) to download it decrypted, or download it as stored and decrypt with age -d`)
+    const { backup, files: [file], storage } = await this.openVerified(id)
+    return { backup, name: backup.name.replace(/\.age$/, ''), stream: await decryptedRead(storage, file, identityFile) }
   }
 
   /** Resolves once the backup reaches completed, failed or cancelled. */

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -124,4 +125,29 @@ t.test('kill -9 mid-upload: no object, and the next start aborts the multipart u
   const bucket = peer.storage({ stateDir: freshDir(t), prefix: 'nightly' })
   t.equal(await bucket.stat(running!.name), undefined, 'no object of the killed job in the bucket')
   t.equal(await bucket.stat(`${running!.name}.manifest.json`), undefined, 'nor a manifest')
+})
+
+t.test('encrypted in the bucket: download as stored opens with stock age; --decrypt, validate and restore use the identity', async t => {
+  const dir = freshDir(t)
+  const identity = join(dir, 'key.txt')
+  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
+  const env = s3Env(dir, {
+    PGKEEP_STORAGE: 's3://pgkeep-cli/encrypted',
+    PGKEEP_AGE_RECIPIENTS: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim(),
+    PGKEEP_AGE_IDENTITY_FILE: identity,
+  })
+  const created = await runCli(['create', '--json'], env)
+  t.equal(created.code, 0, created.stderr)
+  const backup = JSON.parse(created.stdout) as Backup
+  t.match(backup.name, /\.dump\.zst\.age$/)
+  const asStored = await runCli(['download', backup.id, '-o', join(dir, 'stored.age'), '--json'], env)
+  t.equal(JSON.parse(asStored.stdout).sha256, backup.sha256)
+  const decrypted = await runCli(['download', backup.id, '--decrypt', '-o', join(dir, 'plain.dump.zst'), '--json'], env)
+  t.equal(decrypted.code, 0, decrypted.stderr)
+  t.ok(readFileSync(join(dir, 'plain.dump.zst')).equals(execFileSync('age', ['-d', '-i', identity, join(dir, 'stored.age')], { maxBuffer: 1024 * 1024 * 1024 })), '--decrypt gives what age -d gives')
+  const validated = await runCli(['validate', backup.id, '--json'], env)
+  t.match(JSON.parse(validated.stdout), { verification: { ok: true, method: 'sha256+pg_restore' } })
+  const restored = await runCli(['restore', backup.id, '--database', 'cli_s3_encrypted', '--create'], env)
+  t.equal(restored.code, 0, restored.stderr)
+  t.equal(await databaseFingerprint(cluster, 'cli_s3_encrypted'), source)
 })

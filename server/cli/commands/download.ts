@@ -15,15 +15,20 @@ Directory-format backups arrive as a tar archive (not checksum-comparable; the s
 them before sending). Without --server, copies the file from the local backups dir after the
 same integrity check the server makes.
 
+An encrypted backup (.age) arrives as stored, for \`age -d -i key.txt\`; with --decrypt it is decrypted
+where it is stored (the server's, or this machine's, PGKEEP_AGE_IDENTITY_FILE) and arrives still
+compressed, its stored bytes checked against the manifest on the way (not resumable).
+
 Flags:
   -o, --output FILE   where to write
+      --decrypt       decrypt an encrypted backup on the way (needs the identity file where it is stored)
 
 ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
-    const { values, positionals, globals } = parseCommandArgs(argv, { output: { type: 'string', short: 'o' } }, io, { min: 1, max: 1, names: 'backup ID' })
+    const { values, positionals, globals } = parseCommandArgs(argv, { output: { type: 'string', short: 'o' }, decrypt: { type: 'boolean' } }, io, { min: 1, max: 1, names: 'backup ID' })
     const id = backupIdArg(positionals[0])
-    const r = await withBackupApi(io, globals, async api => await api.download(id, values.output))
+    const r = await withBackupApi(io, globals, async api => await api.download(id, values.output, { decrypt: values.decrypt === true }))
     if (globals.json) printJson(io, r)
     else write(io.stdout, `${r.path}  ${formatBytes(r.bytes)}${r.resumedFrom ? ` (resumed at ${formatBytes(r.resumedFrom)})` : ''}${r.verified ? '  sha256 ok' : ''}`)
     return EXIT.OK

@@ -20,6 +20,9 @@ function cutWhenStalled (request: FastifyRequest, reply: FastifyReply, idleMs: n
   })
 }
 
+/** `?decrypt=true`: an encrypted backup decrypted by the server (its identity file), still compressed. */
+const DownloadQuery = Type.Object({ decrypt: Type.Optional(Type.Boolean()) }, { additionalProperties: false })
+
 const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const service = fastify.backupService
 
@@ -27,11 +30,23 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['backups'],
       params: IdParams,
+      querystring: DownloadQuery,
       response: { 200: Type.Any(), 206: Type.Any(), 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply, 416: ErrorReply },
     },
     onRequest: fastify.requireRole('operator'),
     config: { audit: 'backup.download' },
   }, async (request, reply) => {
+    if (request.query.decrypt === true) {
+      // decrypted on the way: its length is not known before the end, and it cannot be resumed
+      const { name, stream } = await service.openDecrypted(request.params.id)
+      cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
+      return reply
+        .header('Cache-Control', 'no-store')
+        .header('Accept-Ranges', 'none')
+        .header('Content-Disposition', `attachment; filename="${name}"`)
+        .type('application/octet-stream')
+        .send(stream)
+    }
     const { backup, isDirectory, files, storage } = await service.openVerified(request.params.id)
     cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
     const etag = `"${backup.sha256 ?? backup.id}"`

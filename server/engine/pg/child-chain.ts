@@ -4,6 +4,9 @@ import { PgkeepError } from '../../errors.ts'
 import { spawnChild } from './child-process.ts'
 import type { ChildExit, ChildStageSpec, CodecStage } from './child-stage.ts'
 
+// node connects children with socket pairs, so a child whose reader died may see ECONNRESET rather than EPIPE
+const LOST_READER = /broken pipe|connection reset by peer/i
+
 interface Ended { index: number, error?: PgkeepError, brokenPipe: boolean }
 
 /**
@@ -13,7 +16,7 @@ interface Ended { index: number, error?: PgkeepError, brokenPipe: boolean }
  * only once every child has exited 0 and the last one's stdout has ended.
  *
  * When one child fails the others follow (upstream dies of SIGPIPE, downstream sees its input end), so the
- * error reported is decided once all have ended: the first to fail that did not fail of a broken pipe. That
+ * error reported is decided once all have ended: the upstream-most failure that is not a broken pipe. That
  * is the cause (a damaged file makes `age -d` fail, and only then zstd -d on the cut stream).
  */
 export function childChain (specs: ChildStageSpec[]): CodecStage {
@@ -42,10 +45,7 @@ export function childChain (specs: ChildStageSpec[]): CodecStage {
   const ended: Ended[] = []
   const settle = (): void => {
     if (ended.length < children.length || !lastStdoutDone) return
-    // `ended` is in the order the children ended: the first real failure is the cause (a damaged file makes
-    // age -d fail before zstd -d sees the cut stream; bytes that are not zstd make zstd fail before age, which
-    // under load may report its lost reader as an error of its own rather than die of SIGPIPE)
-    const failures = ended.filter(e => e.error)
+    const failures = ended.filter(e => e.error).sort((a, b) => a.index - b.index)
     const cause = failures.find(f => !f.brokenPipe) ?? failures[0]
     resolveFailure(cause?.error)
     if (cause?.error) stream.destroy(cause.error)
@@ -67,7 +67,7 @@ export function childChain (specs: ChildStageSpec[]): CodecStage {
       const exit: ChildExit = { pid: child.pid, code, signal, stderr }
       ended.push(code === 0
         ? { index, brokenPipe: false }
-        : { index, error: spec.describeFailure(exit), brokenPipe: signal === 'SIGPIPE' || /broken pipe/i.test(stderr) })
+        : { index, error: spec.describeFailure(exit), brokenPipe: signal === 'SIGPIPE' || LOST_READER.test(stderr) })
       settle()
     })
   })

@@ -133,6 +133,12 @@ async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeS
   }
 }
 
+/** Every configured target probed side by side: reachable, credentials, and the version rule against the newest pg_dump. */
+export async function probeTargets (config: Pick<Config, 'targets' | 'pgBinDir'>, pgDump = findPgTool('pg_dump', config.pgBinDir)): Promise<TargetHealth[]> {
+  pgDump.catch(() => {}) // each probe reports TOOL_MISSING itself
+  return await Promise.all(Object.values(config.targets).map(async target => await probeTarget(target, pgDump)))
+}
+
 /**
  * Can this installation take a backup: the client tools present, every target answering with a server
  * pg_dump can dump, the backups dir writable with enough free space, every other store taking a probe object. Probes run side by side and never
@@ -145,7 +151,7 @@ export async function checkHealth (config: Config, opts: HealthOptions = {}): Pr
   const writable = probeWritable(config.backupDir, opts.createBackupDir === true)
   const [tools, targets, backupDir, storages] = await Promise.all([
     Promise.all((['pg_dump', ...(opts.tools ?? [])] as ToolName[]).map(async name => await probeTool(name, lookup(name)))),
-    Promise.all(Object.values(config.targets).map(async target => await probeTarget(target, pgDump))),
+    probeTargets(config, pgDump),
     // free space is asked after the writable probe, which may have had to create the dir
     writable.then(async w => ({ path: config.backupDir, writable: w, freeSpace: await probeFreeSpace(config.backupDir, config.minFreeBytes) })),
     probeStorages(config, opts.openStorage ?? configuredOpener(config)),

@@ -23,6 +23,7 @@ import restoreRoutes from './routes/restores.ts'
 import downloadRoutes from './routes/downloads.ts'
 import auditRoutes from './routes/audit.ts'
 import healthRoutes from './routes/health.ts'
+import targetRoutes from './routes/targets.ts'
 import metricsRoutes from './routes/metrics.ts'
 import wsRoutes from './routes/ws.ts'
 import scheduleRoutes from './routes/schedules.ts'
@@ -104,6 +105,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(scheduleRoutes)
   await app.register(auditRoutes, { prefix: '/api/audit' })
   await app.register(healthRoutes, { prefix: '/api/health' })
+  await app.register(targetRoutes, { prefix: '/api/targets' })
   await app.register(metricsRoutes)
   await app.register(staticPlugin, { root: deps.clientDir ?? defaultClientDir })
   return app

@@ -35,6 +35,13 @@ t.test('an admin logs in and lands on the backups page with a live connection', 
   t.ok(await page.getByRole('button', { name: 'Start backup' }).isVisible(), 'an admin can create backups')
 })
 
+t.test('the targets panel names each target with its server version and says it is ready', async t => {
+  const row = page.locator('.targets li[data-target="default"]')
+  await row.locator('.badge').waitFor()
+  t.match(await row.innerText(), /default[\s\S]*PostgreSQL 15\.\d+[\s\S]*ready/)
+  t.equal(await row.getAttribute('data-ok'), 'true')
+})
+
 t.test('a running backup shows its percent rising at least three times, then turns completed in place', async t => {
   const id = await startSlowBackup()
   const card = page.locator(`article[data-backup-id="${id}"]`)

@@ -6,6 +6,7 @@ import type { Role, User, LoginReply, LogoutReply } from '../../../schemas/auth.
 import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
 import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
+import type { TargetList } from '../../../schemas/targets.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
@@ -80,6 +81,8 @@ export const api = {
   createSchedule: (s: ScheduleCreate) => request<Schedule>('POST', '/api/schedules', s),
   updateSchedule: (name: string, s: SchedulePatch) => request<Schedule>('PATCH', `/api/schedules/${encodeURIComponent(name)}`, s),
   deleteSchedule: (name: string) => request<DeletedReply>('DELETE', `/api/schedules/${encodeURIComponent(name)}`),
+
+  listTargets: () => request<TargetList>('GET', '/api/targets').then(r => r.items),
 
   listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
 }

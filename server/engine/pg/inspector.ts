@@ -126,8 +126,9 @@ export async function inspectTarget (target: Target, scope: DumpScope, opts: { s
 export function checkDumpCompatible (pgDumpMajor: number, serverMajor: number): void {
   if (serverMajor > pgDumpMajor) {
     throw new PgkeepError('PG_VERSION_MISMATCH',
-      `the server runs PostgreSQL ${serverMajor} but pg_dump is version ${pgDumpMajor}, and pg_dump cannot dump a newer server; ` +
-      `install the PostgreSQL ${serverMajor} client tools (e.g. the postgresql-client-${serverMajor} package) or point pgBinDir at them`,
+      `the server runs PostgreSQL ${serverMajor} but the newest pg_dump found is version ${pgDumpMajor}, and pg_dump cannot dump a newer server; ` +
+      `install the PostgreSQL ${serverMajor} client tools (the postgresql-client-${serverMajor} package, from the PGDG apt repository apt.postgresql.org ` +
+      `on Debian/Ubuntu) or point PGKEEP_PG_BIN_DIR at them`,
       { details: { pgDumpMajor, serverMajor } })
   }
   if (pgDumpMajor >= 15 && serverMajor < 9) {

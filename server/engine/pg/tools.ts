@@ -43,26 +43,41 @@ export function parsePgVersion (text: string): { version: string, major: number 
 
 const cache = new Map<string, PgTool>()
 
-/** Finds a PostgreSQL client binary and its version; TOOL_MISSING when there is none. */
-export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<PgTool> {
-  const key = `${name}:${pgBinDir ?? ''}`
-  const hit = cache.get(key)
-  if (hit) return hit
-  for (const dir of candidateDirs(pgBinDir)) {
+/** Every working copy of a client tool in the candidate dirs, with its version, in the order looked at. */
+export async function listPgTools (name: PgToolName, pgBinDir?: string, pathEnv?: string): Promise<PgTool[]> {
+  const found: PgTool[] = []
+  for (const dir of candidateDirs(pgBinDir, pathEnv)) {
     const path = join(dir, name)
-    if (!isExecutable(path)) continue
+    if (!isExecutable(path) || found.some(t => t.path === path)) continue
     try {
       const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
       const v = parsePgVersion(stdout)
-      if (!v) continue
-      const tool = { path, ...v }
-      cache.set(key, tool)
-      return tool
+      if (v) found.push({ path, ...v })
     } catch {
       // a broken wrapper (e.g. pg_wrapper with no cluster) is not a usable tool: keep looking
     }
   }
-  throw new PgkeepError('TOOL_MISSING', `${name} not found${pgBinDir ? ` in ${pgBinDir}` : ' under /usr/lib/postgresql/*/bin or on PATH'}; install the PostgreSQL client package`)
+  return found
+}
+
+/** The first of the newest major: /usr/lib/postgresql/N/bin is looked at before PATH, whose pg_wrapper may pick another. */
+export function newestTool (found: PgTool[]): PgTool | undefined {
+  return found.reduce<PgTool | undefined>((best, t) => (best === undefined || t.major > best.major ? t : best), undefined)
+}
+
+/**
+ * The newest copy of a PostgreSQL client tool (several majors can be installed side by side under
+ * /usr/lib/postgresql/N/bin, and another on PATH): a pg_dump dumps every server up to its own major, so the
+ * newest one serves the most targets; with pgBinDir, only what is there. TOOL_MISSING when there is none.
+ */
+export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<PgTool> {
+  const key = `${name}:${pgBinDir ?? ''}`
+  const hit = cache.get(key)
+  if (hit) return hit
+  const newest = newestTool(await listPgTools(name, pgBinDir))
+  if (newest === undefined) throw new PgkeepError('TOOL_MISSING', `${name} not found${pgBinDir ? ` in ${pgBinDir}` : ' under /usr/lib/postgresql/*/bin or on PATH'}; install the PostgreSQL client package`)
+  cache.set(key, newest)
+  return newest
 }
 
 /**

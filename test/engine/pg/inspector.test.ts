@@ -159,7 +159,7 @@ t.test('a missing database is PG_CONNECTION_FAILED and not retryable', async t =
 })
 
 t.test('pg_dump older than the server is a version mismatch that says what to install', async t => {
-  t.throws(() => checkDumpCompatible(15, 16), { code: 'PG_VERSION_MISMATCH', message: /PostgreSQL 16.*pg_dump is version 15.*install/ })
+  t.throws(() => checkDumpCompatible(15, 16), { code: 'PG_VERSION_MISMATCH', message: /the server runs PostgreSQL 16 but the newest pg_dump found is version 15.*postgresql-client-16 package, from the PGDG apt repository/ })
   t.doesNotThrow(() => checkDumpCompatible(16, 15))
   t.doesNotThrow(() => checkDumpCompatible(15, 15))
   t.throws(() => checkDumpCompatible(16, 8), { code: 'PG_VERSION_MISMATCH' })

@@ -14,7 +14,7 @@ import { ENCRYPTED_CHECKSUM_ONLY } from '../../../server/engine/verify/validator
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { FAST_PART_RETRY, startS3Peer } from '../../helpers/s3-peer.ts'
 import { createSampleDatabase, databaseFingerprint, testConfig } from '../../helpers/sample-db.ts'
-import { FAST_RETRY } from '../../helpers/service.ts'
+import { FAST_RETRY, waitUntil } from '../../helpers/service.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -129,4 +129,24 @@ t.test('without the identity: checksums only (said so), restore refused up front
 t.test('directory format is refused for a bucket', async t => {
   const { service } = await s3Service(t)
   await t.rejects(service.create({ format: 'directory' }, 'test'), { code: 'INVALID_INPUT', message: /backups go to s3:\/\/pgkeep-rt\/rt/ })
+})
+
+t.test('cancel mid-upload: the job ends cancelled, its multipart upload is aborted, nothing is in the bucket', async t => {
+  await createSampleDatabase(cluster, 's3rt_big', { rows: 40000, padding: 400 })
+  const { service } = await s3Service(t, { DATABASE_URL: cluster.url('s3rt_big'), PGKEEP_STORAGE: 's3://pgkeep-rt/cancel' })
+  const partsBefore = peer.parts.length
+  const queued = await service.create({ compression: 'none' }, 'test')
+  // once a part has arrived the store stops answering: the job is caught mid-upload whatever the machine's speed
+  await waitUntil(() => peer.parts.length > partsBefore, 60000, 'the first part')
+  peer.setHanging(true)
+  t.ok(peer.openUploads().some(u => u.key === `cancel/${queued.name}`), 'its upload is open')
+  const cancelling = service.cancel(queued.id)
+  // the abort must reach the store: it answers again
+  peer.setHanging(false)
+  const done = await cancelling
+  t.equal(done.status, 'cancelled')
+  t.same(peer.openUploads().filter(u => u.key.startsWith('cancel/')), [], 'the upload was aborted')
+  const bucket = peer.storage({ stateDir: scratch, prefix: 'cancel' })
+  t.equal(await bucket.stat(queued.name), undefined, 'no object')
+  t.same(await bucket.list(), [], 'nothing at all under the prefix')
 })

@@ -11,6 +11,8 @@ export const TargetConfig = Type.Object({
   /** read from a file so the config itself can stay free of secrets */
   passwordFile: Type.Optional(Type.String()),
   sslmode: Type.Optional(Type.String()),
+  /** how long a dump may wait for a table lock before failing with LOCK_TIMEOUT (default 60; 0 = wait forever) */
+  lockWaitTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

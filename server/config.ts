@@ -22,6 +22,8 @@ export interface Target {
   database: string
   password?: string
   sslmode?: string
+  /** pg_dump's --lock-wait-timeout; 0 or absent = wait forever (loadConfig sets 60 unless told otherwise) */
+  lockWaitTimeoutSeconds?: number
 }
 
 export interface Config {
@@ -116,6 +118,9 @@ function trustProxyFromEnv (env: NodeJS.ProcessEnv): number | string[] | undefin
   })
 }
 
+/** A dump that cannot get a table's lock within this fails (LOCK_TIMEOUT) instead of queueing behind a DDL. */
+const DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS = 60
+
 function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv, field = `targets.${name}.url`): Target {
   // the URL may carry a password: the messages below name the field and the scheme, never the URL
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]
@@ -138,6 +143,7 @@ function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv, field
     database: parsed.database || user,
     password: parsed.password || undefined,
     sslmode: typeof parsed.ssl === 'string' ? parsed.ssl : (parsed as { sslmode?: string }).sslmode,
+    lockWaitTimeoutSeconds: DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
   }
 }
 
@@ -159,6 +165,7 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     database: t.database ?? base.database,
     password,
     sslmode: t.sslmode ?? base.sslmode,
+    lockWaitTimeoutSeconds: t.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
   }
 }
 

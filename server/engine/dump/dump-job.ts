@@ -6,7 +6,7 @@ import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
-import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, type TargetFacts } from '../pg/inspector.ts'
+import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, lockHolders, type TargetFacts } from '../pg/inspector.ts'
 import { findPgTool, type PgTool } from '../pg/tools.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
@@ -121,12 +121,24 @@ class DumpJob {
     } catch (err) {
       if (this.partialPath) await removePartial(this.partialPath)
       if (ctx.signal.aborted) throw cancelled()
-      throw toPgkeepError(err)
+      throw await this.namingLockHolders(toPgkeepError(err))
     } finally {
       progress.stop()
       await poller.stop()
       await env.dispose()
     }
+  }
+
+  /**
+   * A lock wait that timed out says who held the table: asked right away, while the blocker most likely still
+   * holds it (best effort: the failure stands as it is if the question fails).
+   */
+  private async namingLockHolders (e: PgkeepError): Promise<PgkeepError> {
+    if (e.code !== 'LOCK_TIMEOUT') return e
+    const relation = e.details?.relation
+    const holders = await lockHolders(this.ctx.target, typeof relation === 'string' ? relation : undefined).catch(() => [])
+    if (holders.length === 0) return e
+    return new PgkeepError('LOCK_TIMEOUT', `${e.message}: ${holders.join('; ')}`, { details: { ...e.details, holders } })
   }
 
   /** Connection problems surface here, before any byte is written, which is where retrying is safe. */
@@ -135,7 +147,7 @@ class DumpJob {
     const { schemas, excludeTables, schemaOnly, dataOnly } = backup.options
     // a cancel while the size query waits on a lock stops that query; its error is the cancel, not a failure
     const facts = await withRetry(() => inspectTarget(target, { schemas, excludeTables, schemaOnly, dataOnly }, { signal }), this.ctx.retry, { signal })
-      .catch((err: unknown) => { throw signal.aborted ? cancelled() : err })
+      .catch(async (err: unknown) => { throw signal.aborted ? cancelled() : await this.namingLockHolders(toPgkeepError(err)) })
     if (signal.aborted) throw cancelled()
     checkDumpCompatible(pgDump.major, facts.serverMajor)
     await this.ctx.onStarted({ pgServerVersion: facts.serverVersion, pgDumpVersion: pgDump.version, tablesCount: facts.tables.length })
@@ -166,6 +178,7 @@ class DumpJob {
       options: backup.options,
       pgDumpMajor: pgDump.major,
       outputDir: backup.format === 'directory' ? this.partialPath : undefined,
+      lockWaitTimeoutSeconds: this.ctx.target.lockWaitTimeoutSeconds,
     }, env.connArgs())
     const pgDumpRun = spawnPgDump(pgDump.path, args, env.env)
     // pg_dump prints "schema.table" unquoted; the known names disambiguate a dot inside either part

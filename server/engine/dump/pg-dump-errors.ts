@@ -4,8 +4,8 @@ import { PgkeepError } from '../../errors.ts'
 export class PgFailure extends PgkeepError {
   readonly retryable: boolean
 
-  constructor (code: ConstructorParameters<typeof PgkeepError>[0], message: string, retryable: boolean, exitCode: number | null) {
-    super(code, message, { details: { exitCode, retryable } })
+  constructor (code: ConstructorParameters<typeof PgkeepError>[0], message: string, retryable: boolean, exitCode: number | null, facts?: Record<string, unknown>) {
+    super(code, message, { details: { exitCode, retryable, ...facts } })
     this.name = 'PgFailure'
     this.retryable = retryable
   }
@@ -19,6 +19,8 @@ export function scrubSecrets (text: string): string {
   return text
     .replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1***')
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^@\s/]*@/gi, '$1***@')
+    // SQL quoted by a message (another session's query): ALTER ROLE ... PASSWORD 'x'
+    .replace(/(\bPASSWORD\s+)'(?:[^']|'')*'/gi, "$1'***'")
 }
 
 /**
@@ -50,10 +52,20 @@ interface Rule {
   code: ConstructorParameters<typeof PgkeepError>[0]
   retryable: boolean
   message: (line: string, match: RegExpExecArray) => string
+  /** facts for the caller to act on (e.g. the table whose lock was not granted) */
+  details?: (match: RegExpExecArray) => Record<string, unknown>
 }
 
 // Order matters: a refused login is also "connection ... failed", and must not be retried.
 const RULES: Rule[] = [
+  {
+    // --lock-wait-timeout is a statement timeout on pg_dump's LOCK TABLE: the detail line names the table
+    test: /canceling statement due to (?:statement|lock) timeout[\s\S]*?Query was: LOCK TABLE (.+) IN ACCESS SHARE MODE/i,
+    code: 'LOCK_TIMEOUT',
+    retryable: false,
+    message: (_line, m) => `pg_dump could not lock ${m[1]} within its lock wait timeout: another session holds a conflicting lock on it`,
+    details: m => ({ relation: m[1] }),
+  },
   {
     test: /password authentication failed|no password supplied|\b28P01\b|authentication failed for user/i,
     code: 'PG_AUTH_FAILED',
@@ -97,7 +109,7 @@ export function classifyPgFailure (stderrTail: string[], exitCode: number | null
   const line = scrubSecrets(lastMeaningfulLine(stderrTail) ?? '')
   for (const rule of RULES) {
     const m = rule.test.exec(text)
-    if (m) return new PgFailure(rule.code, scrubSecrets(rule.message(line, m)), rule.retryable, exitCode)
+    if (m) return new PgFailure(rule.code, scrubSecrets(rule.message(line, m)), rule.retryable, exitCode, rule.details?.(m))
   }
   const how = signal ? `was killed by ${signal}` : exitCode === null ? 'was killed' : `exited with code ${exitCode}`
   return new PgFailure('PG_DUMP_FAILED', line ? `pg_dump ${how}: ${line}` : `pg_dump ${how} without an error message`, false, exitCode)

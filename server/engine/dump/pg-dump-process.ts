@@ -17,6 +17,8 @@ export interface PgDumpPlan {
   pgDumpMajor: number
   /** directory format only: the .partial directory pg_dump creates and writes into */
   outputDir?: string
+  /** --lock-wait-timeout: how long pg_dump may wait for each table's lock; 0 or absent = forever */
+  lockWaitTimeoutSeconds?: number
 }
 
 const FORMAT_FLAG: Record<BackupFormat, string> = { custom: 'c', plain: 'p', directory: 'd', tar: 't' }
@@ -54,6 +56,8 @@ export function buildPgDumpArgs (plan: PgDumpPlan, connArgs: string[]): string[]
   for (const t of options.excludeTables) args.push(`--exclude-table=${t}`)
   if (options.noOwner) args.push('--no-owner')
   if (options.noPrivileges) args.push('--no-privileges')
+  // fail fast behind a long DDL rather than queue behind it, blocking every later query on that table too
+  if (plan.lockWaitTimeoutSeconds !== undefined && plan.lockWaitTimeoutSeconds > 0) args.push(`--lock-wait-timeout=${plan.lockWaitTimeoutSeconds}s`)
   return [...args, ...connArgs]
 }
 

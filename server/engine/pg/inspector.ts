@@ -1,3 +1,4 @@
+import { scrubSecrets } from '../dump/pg-dump-errors.ts'
 import type pg from 'pg'
 import type { Target } from '../../config.ts'
 import { InvalidInputError, PgkeepError } from '../../errors.ts'
@@ -111,11 +112,17 @@ export async function inspectTarget (target: Target, scope: DumpScope, opts: { s
       if (schemaCheck && (await client.query<{ n: number }>(schemaCheck)).rows[0].n === 0) {
         throw new InvalidInputError(`no schema in database "${target.database}" matches ${scope.schemas.map(p => `"${p}"`).join(', ')}; pg_dump would fail with "no matching schemas were found"`, 'schemas')
       }
+      // measuring a table's size takes its ACCESS SHARE lock, as pg_dump will: the same wait limit applies
+      const lockWait = target.lockWaitTimeoutSeconds ?? 0
+      if (lockWait > 0) await client.query(`SET lock_timeout = '${lockWait}s'`)
       const { rows } = await client.query<{ relid: string, schema: string, name: string, bytes: string, reltuples: number }>(query)
       const tables = rows.map(r => ({ relid: Number(r.relid), schema: r.schema, name: r.name, bytes: Number(r.bytes), reltuples: r.reltuples }))
       return { serverVersion: version, serverMajor: major, tables, totalBytes: tables.reduce((sum, t) => sum + t.bytes, 0) }
     } catch (err) {
       if (err instanceof PgkeepError) throw err
+      if ((err as { code?: string }).code === '55P03') {
+        throw new PgkeepError('LOCK_TIMEOUT', `measuring the tables before the dump waited ${target.lockWaitTimeoutSeconds} s for a table lock: another session holds a conflicting lock`)
+      }
       const e = connectionError(err, target)
       throw new PgkeepError(e.code, `inspecting ${e.message.replace(/^cannot connect to /, '')}`, { details: e.details })
     }
@@ -136,6 +143,28 @@ export function checkDumpCompatible (pgDumpMajor: number, serverMajor: number): 
       `pg_dump ${pgDumpMajor} cannot dump PostgreSQL ${serverMajor} (it supports 9.2 and later); use pg_dump 14 or older for this server`,
       { details: { pgDumpMajor, serverMajor } })
   }
+}
+
+/**
+ * Who stands between a dump and its ACCESS SHARE lock on `relation` (pg_dump's quoted name; without one, on any
+ * table of the database): every backend holding or queued for ACCESS EXCLUSIVE on it, and what a queued one waits behind (pg_blocking_pids), in words
+ * for the failure message. Their queries are clipped and scrubbed of quoted passwords. Empty when they are gone.
+ */
+export async function lockHolders (target: Target, relation?: string): Promise<string[]> {
+  const { rows } = await withTargetClient(target, async c => await c.query<{ pid: number, usename: string | null, application_name: string, granted: boolean, seconds: number | null, query: string | null, behind: number[] }>(`
+    SELECT a.pid, a.usename, a.application_name, l.granted,
+           extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int AS seconds,
+           left(a.query, 200) AS query, pg_catalog.pg_blocking_pids(a.pid) AS behind
+      FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND a.pid <> pg_catalog.pg_backend_pid()
+       AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+       AND ($1::text IS NULL OR l.relation = pg_catalog.to_regclass($1))
+     ORDER BY l.granted DESC, a.pid`, [relation ?? null]))
+  return rows.map(r => {
+    const who = `backend ${r.pid} (${r.usename ?? '?'}${r.application_name ? `, ${r.application_name}` : ''})`
+    const what = r.granted ? `holds an ACCESS EXCLUSIVE lock${r.seconds !== null ? ` in a transaction open for ${r.seconds} s` : ''}` : `is queued for an ACCESS EXCLUSIVE lock behind backend(s) ${r.behind.join(', ') || '?'}`
+    return `${who} ${what}${r.query ? `: ${scrubSecrets(r.query.replace(/\s+/g, ' ').trim())}` : ''}`
+  })
 }
 
 const CANCEL_WAIT_MS = 1000

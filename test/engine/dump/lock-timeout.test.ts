@@ -1,0 +1,72 @@
+import { readdirSync } from 'node:fs'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import { loadConfig } from '../../../server/config.ts'
+import { buildPgDumpArgs } from '../../../server/engine/dump/pg-dump-process.ts'
+import { testCluster } from '../../helpers/pg-cluster.ts'
+import { testConfig } from '../../helpers/sample-db.ts'
+import { openService } from '../../helpers/service.ts'
+
+const cluster = await testCluster()
+t.teardown(cluster.stop)
+const DB = 'lock_timeout_shop'
+await cluster.createDatabase(DB)
+await cluster.psql('CREATE TABLE orders AS SELECT g AS id FROM generate_series(1, 1000) g; CREATE TABLE "Odd Name" (k int)', DB)
+
+/** Another session holding ACCESS EXCLUSIVE on `table` (a long migration, say) until the test ends. */
+async function holdLock (t: Test, table: string): Promise<number> {
+  const holder = new pg.Client({ host: cluster.socketDir, port: cluster.port, user: 'postgres', database: DB, application_name: 'slow-migration' })
+  await holder.connect()
+  t.teardown(async () => { await holder.query('ROLLBACK').catch(() => {}); await holder.end() })
+  await holder.query('BEGIN')
+  await holder.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+  return (holder as unknown as { processID: number }).processID
+}
+
+async function serviceWithLockWait (t: Test, seconds: number) {
+  const config = testConfig(cluster, DB)
+  t.teardown(config.cleanup)
+  const service = await openService({ ...config, targets: { default: { ...config.targets.default, lockWaitTimeoutSeconds: seconds } } })
+  t.teardown(() => service.close({ cancelRunning: true }))
+  return { service, config }
+}
+
+t.test('every dump gets --lock-wait-timeout, 60 s unless the target says otherwise (0: wait forever)', async t => {
+  t.equal(loadConfig({ DATABASE_URL: cluster.url(DB) }).targets.default.lockWaitTimeoutSeconds, 60)
+  const plan = { format: 'custom' as const, compression: 'zstd' as const, level: 3, options: { schemas: [], excludeTables: [], schemaOnly: false, dataOnly: false, noOwner: false, noPrivileges: false, jobs: 1 }, pgDumpMajor: 15 }
+  t.ok(buildPgDumpArgs({ ...plan, lockWaitTimeoutSeconds: 60 }, []).includes('--lock-wait-timeout=60s'))
+  t.notOk(buildPgDumpArgs({ ...plan, lockWaitTimeoutSeconds: 0 }, []).some(a => a.startsWith('--lock-wait-timeout')))
+})
+
+t.test('a table held by a migration: the dump fails fast with LOCK_TIMEOUT naming the backend and its query, nothing written', async t => {
+  const pid = await holdLock(t, 'orders')
+  const { service, config } = await serviceWithLockWait(t, 1)
+  const done = await service.waitFor((await service.create({}, 'test')).id)
+  t.equal(done.status, 'failed')
+  t.equal(done.error?.code, 'LOCK_TIMEOUT')
+  t.match(done.error?.message, new RegExp(`waited 1 s for a table lock.*backend ${pid} \\(postgres, slow-migration\\) holds an ACCESS EXCLUSIVE lock in a transaction open for \\d+ s: LOCK TABLE orders IN ACCESS EXCLUSIVE MODE`))
+  t.same(readdirSync(config.backupDir).filter(n => n.startsWith('default-')), [], 'no data, partial or manifest')
+})
+
+t.test('pg_dump itself waiting for a lock (a schema-only dump measures no table) fails the same way, naming the table', async t => {
+  const pid = await holdLock(t, '"Odd Name"')
+  const { service } = await serviceWithLockWait(t, 1)
+  const done = await service.waitFor((await service.create({ schemaOnly: true }, 'test')).id)
+  t.equal(done.error?.code, 'LOCK_TIMEOUT')
+  t.match(done.error?.message, new RegExp(`pg_dump could not lock public\\."Odd Name" within its lock wait timeout.*backend ${pid} \\(postgres, slow-migration\\) holds an ACCESS EXCLUSIVE lock`))
+})
+
+t.test('a quoted password in the blocker\'s query is not repeated', async t => {
+  const holder = new pg.Client({ host: cluster.socketDir, port: cluster.port, user: 'postgres', database: DB })
+  await holder.connect()
+  t.teardown(async () => { await holder.query('ROLLBACK').catch(() => {}); await holder.end() })
+  await holder.query('BEGIN')
+  await holder.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE')
+  // the blocker's last statement is what pg_stat_activity shows
+  await holder.query("CREATE ROLE lock_timeout_app; ALTER ROLE lock_timeout_app PASSWORD 'Hunter2-secret'")
+  const { service } = await serviceWithLockWait(t, 1)
+  const done = await service.waitFor((await service.create({}, 'test')).id)
+  t.equal(done.error?.code, 'LOCK_TIMEOUT')
+  t.match(done.error?.message, /ALTER ROLE lock_timeout_app PASSWORD '\*\*\*'/)
+  t.notMatch(done.error?.message, /Hunter2-secret/)
+})

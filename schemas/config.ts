@@ -13,6 +13,8 @@ export const TargetConfig = Type.Object({
   sslmode: Type.Optional(Type.String()),
   /** how long a dump may wait for a table lock before failing with LOCK_TIMEOUT (default 60; 0 = wait forever) */
   lockWaitTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
+  /** a dump still running after this long is stopped cleanly and fails with TIMEOUT (default: no limit) */
+  maxDurationMinutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10080 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

@@ -24,6 +24,8 @@ export interface Target {
   sslmode?: string
   /** pg_dump's --lock-wait-timeout; 0 or absent = wait forever (loadConfig sets 60 unless told otherwise) */
   lockWaitTimeoutSeconds?: number
+  /** a dump running longer is stopped and fails with TIMEOUT */
+  maxDurationMinutes?: number
 }
 
 export interface Config {
@@ -166,6 +168,7 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     password,
     sslmode: t.sslmode ?? base.sslmode,
     lockWaitTimeoutSeconds: t.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+    ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
   }
 }
 

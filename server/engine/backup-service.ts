@@ -331,12 +331,14 @@ export class BackupService extends BackupEvents {
     const job = this.jobs.get(id)
     if (!job) return
     let final: Backup
+    let deadline: NodeJS.Timeout | undefined
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
       const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
       for (const note of backup.notes ?? []) this.emit('log', { backupId: id, line: `pgkeep: ${note}`, at: now() })
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
+      deadline = this.stopAfterMaxDuration(job, target.maxDurationMinutes)
       const result = await runDumpJob({
         backup,
         target,
@@ -354,8 +356,10 @@ export class BackupService extends BackupEvents {
         onStarted: async (facts) => { await this.patch(id, facts) },
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
+      clearTimeout(deadline)
       final = await this.complete(id, result)
     } catch (err) {
+      clearTimeout(deadline)
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
@@ -364,6 +368,16 @@ export class BackupService extends BackupEvents {
     }
     this.jobs.delete(id)
     job.resolve(final)
+  }
+
+  /** A target's maxDurationMinutes: past it the dump is stopped as a cancel is (cleanly), and fails with TIMEOUT. */
+  private stopAfterMaxDuration (job: ActiveJob, minutes: number | undefined): NodeJS.Timeout | undefined {
+    if (minutes === undefined) return undefined
+    const timer = setTimeout(() => {
+      job.controller.abort(new PgkeepError('TIMEOUT', `the dump ran longer than the target's maxDurationMinutes (${minutes}) and was stopped; its partial file was removed`))
+    }, minutes * 60_000)
+    timer.unref()
+    return timer
   }
 
   async cancel (id: string): Promise<Backup> {

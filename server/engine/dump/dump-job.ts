@@ -77,7 +77,9 @@ function failureAfter (bytesWritten: number, exit: PgDumpExit): PgkeepError {
   return new PgkeepError('PG_DUMP_FAILED', `pg_dump lost its connection after ${bytesWritten} bytes: ${failure.message}`)
 }
 
-function cancelled (): PgkeepError {
+/** Why the job's signal fired: a user's cancel, or the target's maxDurationMinutes (the reason it was given). */
+function stopped (signal: AbortSignal): PgkeepError {
+  if (signal.reason instanceof PgkeepError && signal.reason.code === 'TIMEOUT') return signal.reason
   return new PgkeepError('CANCELLED', 'the backup was cancelled; its partial file was removed')
 }
 
@@ -120,7 +122,7 @@ class DumpJob {
       return result
     } catch (err) {
       if (this.partialPath) await removePartial(this.partialPath)
-      if (ctx.signal.aborted) throw cancelled()
+      if (ctx.signal.aborted) throw stopped(ctx.signal)
       throw await this.namingLockHolders(toPgkeepError(err))
     } finally {
       progress.stop()
@@ -147,8 +149,8 @@ class DumpJob {
     const { schemas, excludeTables, schemaOnly, dataOnly } = backup.options
     // a cancel while the size query waits on a lock stops that query; its error is the cancel, not a failure
     const facts = await withRetry(() => inspectTarget(target, { schemas, excludeTables, schemaOnly, dataOnly }, { signal }), this.ctx.retry, { signal })
-      .catch(async (err: unknown) => { throw signal.aborted ? cancelled() : await this.namingLockHolders(toPgkeepError(err)) })
-    if (signal.aborted) throw cancelled()
+      .catch(async (err: unknown) => { throw signal.aborted ? stopped(signal) : await this.namingLockHolders(toPgkeepError(err)) })
+    if (signal.aborted) throw stopped(signal)
     checkDumpCompatible(pgDump.major, facts.serverMajor)
     await this.ctx.onStarted({ pgServerVersion: facts.serverVersion, pgDumpVersion: pgDump.version, tablesCount: facts.tables.length })
     return facts
@@ -234,7 +236,7 @@ class DumpJob {
       piped.catch(() => pgDumpRun.kill('SIGTERM'))
       const exit = await pgDumpRun.exited
       const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
-      if (signal.aborted) throw cancelled()
+      if (signal.aborted) throw stopped(signal)
       if (!outcome.ok) throw toPgkeepError(outcome.e)
       if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
       const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
@@ -268,7 +270,7 @@ class DumpJob {
     } finally {
       clearInterval(sizer)
     }
-    if (signal.aborted) throw cancelled()
+    if (signal.aborted) throw stopped(signal)
     if (exit.code !== 0) throw failureAfter(await directorySize(this.partialPath), exit)
     const tree = await hashDirectory(this.partialPath)
     const partialPrefix = `${backup.name}.partial/`

@@ -5,7 +5,9 @@ import { loadConfig } from '../../../server/config.ts'
 import { buildPgDumpArgs } from '../../../server/engine/dump/pg-dump-process.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { testConfig } from '../../helpers/sample-db.ts'
-import { openService } from '../../helpers/service.ts'
+import { backendsOf, openService } from '../../helpers/service.ts'
+import { holdDumpGate } from '../../helpers/dump-gate.ts'
+import { applicationName } from '../../../server/engine/dump/dump-job.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -69,4 +71,20 @@ t.test('a quoted password in the blocker\'s query is not repeated', async t => {
   t.equal(done.error?.code, 'LOCK_TIMEOUT')
   t.match(done.error?.message, /ALTER ROLE lock_timeout_app PASSWORD '\*\*\*'/)
   t.notMatch(done.error?.message, /Hunter2-secret/)
+})
+
+t.test('a dump running past the target\'s maxDurationMinutes is stopped cleanly and fails with TIMEOUT', async t => {
+  const gate = await holdDumpGate(cluster, DB)
+  t.teardown(gate.release)
+  const config = testConfig(cluster, DB)
+  t.teardown(config.cleanup)
+  // 0.02 minutes: the gate keeps the dump waiting well past it, by construction
+  const service = await openService({ ...config, targets: { default: { ...config.targets.default, maxDurationMinutes: 0.02 } } })
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const done = await service.waitFor((await service.create({}, 'test')).id)
+  t.equal(done.status, 'failed')
+  t.match(done.error, { code: 'TIMEOUT', message: /ran longer than the target's maxDurationMinutes \(0\.02\) and was stopped/ })
+  t.same(readdirSync(config.backupDir).filter(n => n.startsWith('default-')), [], 'no partial left')
+  t.equal(await backendsOf(cluster, applicationName(done.id)), 0, 'its server backend is gone')
+  t.equal(loadConfig({ DATABASE_URL: cluster.url(DB) }).targets.default.maxDurationMinutes, undefined, 'no limit unless configured')
 })

@@ -55,6 +55,10 @@ export const ConfigFile = Type.Object({
   copies: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   /** path-style S3 addressing (MinIO and most self-hosted stores); env PGKEEP_S3_FORCE_PATH_STYLE wins */
   s3ForcePathStyle: Type.Optional(Type.Boolean()),
+  /** S3 multipart part size, 5-64 MiB (default 8); env PGKEEP_S3_PART_SIZE_MB wins */
+  s3PartSizeMB: Type.Optional(Type.Integer({ minimum: 5, maximum: 64 })),
+  /** every part the same size, as Cloudflare R2 requires (the part size then caps a backup at 10,000 parts); env PGKEEP_S3_EQUAL_PARTS wins */
+  s3EqualParts: Type.Optional(Type.Boolean()),
   /** HTTP: see docs/http-api.md (env PGKEEP_ALLOWED_ORIGINS etc. win over these) */
   allowedOrigins: Type.Optional(Type.Array(Type.String())),
   allowedHosts: Type.Optional(Type.Array(Type.String())),

@@ -62,6 +62,10 @@ export interface StorageConfig {
   primary: string
   copies: string[]
   forcePathStyle: boolean
+  /** S3 multipart part size in bytes (default 8 MiB) */
+  partBytes?: number
+  /** S3 parts all of one size (Cloudflare R2), instead of growing past 1,000 parts */
+  equalParts?: boolean
 }
 
 /** What the HTTP server checks and how long it waits (server/http). */
@@ -283,7 +287,11 @@ function storageConfig (env: NodeJS.ProcessEnv, file: ConfigFile, backupDir: str
   const pathStyle = env.PGKEEP_S3_FORCE_PATH_STYLE?.trim().toLowerCase()
   if (pathStyle !== undefined && pathStyle !== '' && !['true', 'false', '1', '0'].includes(pathStyle)) fail('PGKEEP_S3_FORCE_PATH_STYLE', 'must be true or false')
   const forcePathStyle = pathStyle === undefined || pathStyle === '' ? file.s3ForcePathStyle ?? false : pathStyle === 'true' || pathStyle === '1'
-  return { primary, copies, forcePathStyle }
+  const partMb = intFromEnv(env, 'PGKEEP_S3_PART_SIZE_MB', file.s3PartSizeMB ?? 8, 5, 64)
+  const equal = env.PGKEEP_S3_EQUAL_PARTS?.trim().toLowerCase()
+  if (equal !== undefined && equal !== '' && !['true', 'false', '1', '0'].includes(equal)) fail('PGKEEP_S3_EQUAL_PARTS', 'must be true or false')
+  const equalParts = equal === undefined || equal === '' ? file.s3EqualParts ?? false : equal === 'true' || equal === '1'
+  return { primary, copies, forcePathStyle, partBytes: partMb * 1024 * 1024, equalParts }
 }
 
 function listFrom (env: NodeJS.ProcessEnv, name: string, fallback: string[] = []): string[] {

@@ -93,18 +93,20 @@ t.test('every schedule of the config file is checked at start-up, as the API che
 t.test('storage: a directory or s3://BUCKET[/PREFIX], copies each their own, path style a boolean', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'pgkeep-config-storage-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  t.same(loadConfig({ PGKEEP_BACKUP_DIR: dir }).storage, { primary: dir, copies: [], forcePathStyle: false }, 'default: the backups dir')
+  const MiB = 1024 * 1024
+  t.same(loadConfig({ PGKEEP_BACKUP_DIR: dir }).storage, { primary: dir, copies: [], forcePathStyle: false, partBytes: 8 * MiB, equalParts: false }, 'default: the backups dir')
   const config = loadConfig({
     PGKEEP_BACKUP_DIR: dir,
     PGKEEP_STORAGE: 's3://Backups.example/pgkeep/prod/',
     PGKEEP_STORAGE_COPIES: ` ${join(dir, 'copy')} , s3://offsite-bucket `,
     PGKEEP_S3_FORCE_PATH_STYLE: 'TRUE',
   })
-  t.same(config.storage, { primary: 's3://Backups.example/pgkeep/prod', copies: [join(dir, 'copy'), 's3://offsite-bucket'], forcePathStyle: true })
-  const file = { storage: 'relative/backups', copies: ['s3://offsite-bucket/x'], s3ForcePathStyle: true }
+  t.same(config.storage, { primary: 's3://Backups.example/pgkeep/prod', copies: [join(dir, 'copy'), 's3://offsite-bucket'], forcePathStyle: true, partBytes: 8 * MiB, equalParts: false })
+  t.match(loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_S3_PART_SIZE_MB: '64', PGKEEP_S3_EQUAL_PARTS: 'true' }).storage, { partBytes: 64 * MiB, equalParts: true }, 'Cloudflare R2: large equal parts')
+  const file = { storage: 'relative/backups', copies: ['s3://offsite-bucket/x'], s3ForcePathStyle: true, s3PartSizeMB: 16, s3EqualParts: true }
   writeFileSync(join(dir, 'pgkeep.json'), JSON.stringify(file))
   t.same(loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_CONFIG: join(dir, 'pgkeep.json') }).storage,
-    { primary: join(dir, 'relative/backups'), copies: ['s3://offsite-bucket/x'], forcePathStyle: true }, 'file paths are relative to the file')
+    { primary: join(dir, 'relative/backups'), copies: ['s3://offsite-bucket/x'], forcePathStyle: true, partBytes: 16 * MiB, equalParts: true }, 'file paths are relative to the file')
 
   t.match(refusal(t, { PGKEEP_STORAGE: 's3://' }), /^invalid configuration: PGKEEP_STORAGE: storage url s3:\/\/: the bucket name is empty$/)
   t.match(refusal(t, { PGKEEP_STORAGE: 's3://bucket/../x' }), /PGKEEP_STORAGE: .*may not contain \. or \.\. segments/)
@@ -113,4 +115,6 @@ t.test('storage: a directory or s3://BUCKET[/PREFIX], copies each their own, pat
   t.match(refusal(t, {}, { copies: ['s3://ok-bucket', 'gs://nope'] }), /^invalid configuration: copies\[1\]: /)
   t.match(refusal(t, { PGKEEP_STORAGE: 's3://same-bucket', PGKEEP_STORAGE_COPIES: 's3://same-bucket' }), /PGKEEP_STORAGE_COPIES: s3:\/\/same-bucket is named twice/)
   t.match(refusal(t, { PGKEEP_S3_FORCE_PATH_STYLE: 'yes' }), /PGKEEP_S3_FORCE_PATH_STYLE: must be true or false/)
+  t.match(refusal(t, { PGKEEP_S3_PART_SIZE_MB: '4' }), /PGKEEP_S3_PART_SIZE_MB: must be between 5 and 64/)
+  t.match(refusal(t, { PGKEEP_S3_EQUAL_PARTS: 'sure' }), /PGKEEP_S3_EQUAL_PARTS: must be true or false/)
 })

@@ -15,6 +15,8 @@ export const TargetConfig = Type.Object({
   lockWaitTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400 })),
   /** a dump still running after this long is stopped cleanly and fails with TIMEOUT (default: no limit) */
   maxDurationMinutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10080 })),
+  /** warn (WebSocket, log, webhook) when a dump's snapshot has held back vacuum this long (default 60; 0 = never) */
+  xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

@@ -27,6 +27,15 @@ export const LogEvent = Type.Object({
   line: Type.String(),
   at: Type.String(),
 })
+/** Something a running job's admin should know before it ends, e.g. XMIN_HELD: the dump's snapshot holds vacuum back. */
+export const WarningEvent = Type.Object({
+  type: Type.Literal('warning'),
+  backupId: BackupId,
+  code: Type.String(),
+  message: Type.String(),
+  at: Type.String(),
+})
+export type WarningEvent = Static<typeof WarningEvent>
 export const CreatedEvent = Type.Object({ type: Type.Literal('created'), backupId: BackupId, backup: Backup })
 export const DeletedEvent = Type.Object({ type: Type.Literal('deleted'), backupId: BackupId })
 /** Flat like progress: a RestoreState with its type; sent on start, on progress (throttled) and on its end. */
@@ -35,7 +44,7 @@ export const RestoreEvent = Type.Object({
   type: Type.Literal('restore'),
 })
 
-export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, CreatedEvent, DeletedEvent, RestoreEvent])
+export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, WarningEvent, CreatedEvent, DeletedEvent, RestoreEvent])
 export type ServerEvent = Static<typeof ServerEvent>
 export type SnapshotEvent = Static<typeof SnapshotEvent>
 export type StatusEvent = Static<typeof StatusEvent>

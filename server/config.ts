@@ -26,6 +26,8 @@ export interface Target {
   lockWaitTimeoutSeconds?: number
   /** a dump running longer is stopped and fails with TIMEOUT */
   maxDurationMinutes?: number
+  /** warn when a dump's snapshot holds vacuum back this long; absent = 60, 0 = never */
+  xminWarningMinutes?: number
 }
 
 export interface Config {
@@ -173,6 +175,7 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     sslmode: t.sslmode ?? base.sslmode,
     lockWaitTimeoutSeconds: t.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
     ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
+    ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
   }
 }
 

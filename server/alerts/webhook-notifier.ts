@@ -1,9 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { Backup } from '../../schemas/backup.ts'
+import type { WarningEvent } from '../../schemas/events.ts'
 import type { MissedRun } from '../../schemas/schedule.ts'
 import { backoffDelay, type RetryPolicy } from '../engine/retry.ts'
 
-export type AlertEvent = 'backup.failed' | 'validation.failed' | 'schedule.missed'
+export type AlertEvent = 'backup.failed' | 'backup.warning' | 'validation.failed' | 'schedule.missed'
+
+/** A running backup's warning as the engine emits it (schemas/events.ts WarningEvent without its type). */
+export type BackupWarning = Omit<WarningEvent, 'type'>
 
 /** The JSON body every webhook receives; `text` makes it a valid Slack incoming-webhook message. */
 export interface AlertPayload {
@@ -11,6 +15,7 @@ export interface AlertPayload {
   event: AlertEvent
   backup?: Backup
   schedule?: { name: string } & MissedRun
+  warning?: BackupWarning
 }
 
 export interface WebhookNotifierOptions {
@@ -27,6 +32,9 @@ export interface WebhookNotifierOptions {
 export interface AlertSource {
   on (event: 'status', fn: (backup: Backup) => void): unknown
   off (event: 'status', fn: (backup: Backup) => void): unknown
+  on (event: 'warning', fn: (warning: BackupWarning) => void): unknown
+  off (event: 'warning', fn: (warning: BackupWarning) => void): unknown
+  get? (id: string): Backup
 }
 
 /**
@@ -60,8 +68,19 @@ export class WebhookNotifier extends EventEmitter {
   /** Subscribes to a backup source: a backup that ends `failed` raises an alert. Returns the unsubscribe. */
   attach (source: AlertSource): () => void {
     const onStatus = (b: Backup): void => { if (b.status === 'failed') this.backupFailed(b) }
+    const onWarning = (w: BackupWarning): void => {
+      let backup: Backup | undefined
+      try { backup = source.get?.(w.backupId) } catch { /* gone meanwhile: the id says which */ }
+      this.backupWarning(w, backup)
+    }
     source.on('status', onStatus)
-    return () => { source.off('status', onStatus) }
+    source.on('warning', onWarning)
+    return () => { source.off('status', onStatus); source.off('warning', onWarning) }
+  }
+
+  backupWarning (warning: BackupWarning, backup?: Backup): void {
+    const which = backup ? `*${backup.name}* of ${backup.target}/${backup.database}` : warning.backupId
+    this.notify({ event: 'backup.warning', text: `:warning: pgkeep backup ${which}: ${warning.message}`, warning, ...(backup ? { backup } : {}) })
   }
 
   backupFailed (backup: Backup): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Backup, Progress } from '../../schemas/backup.ts'
-import type { DeletedEvent, LogEvent } from '../../schemas/events.ts'
+import type { DeletedEvent, LogEvent, WarningEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 
 /** An event's payload as the engine emits it: the WebSocket message without its `type`. */
@@ -16,6 +16,7 @@ export interface BackupEventMap {
   /** on every change the dump job sees (and at least once a second while it runs); the hub throttles for viewers */
   progress: [Progress]
   log: [Payload<LogEvent>]
+  warning: [Payload<WarningEvent>]
   deleted: [Payload<DeletedEvent>]
   restore: [RestoreState]
 }

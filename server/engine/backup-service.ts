@@ -353,6 +353,10 @@ export class BackupService extends BackupEvents {
           this.emit('progress', job.progress)
         },
         onLog: line => this.emit('log', { backupId: id, line, at: now() }),
+        onWarning: (code, message) => {
+          this.log.warn(`backup ${backup.name}: ${message}`)
+          this.emit('warning', { backupId: id, code, message, at: now() })
+        },
         onStarted: async (facts) => { await this.patch(id, facts) },
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })

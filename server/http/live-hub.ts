@@ -72,6 +72,7 @@ export class LiveHub {
     }
     const onProgress = (p: Progress): void => this.#progress(p)
     const onLog = (...[e]: BackupEventMap['log']): void => this.#broadcast({ ...e, type: 'log' })
+    const onWarning = (...[e]: BackupEventMap['warning']): void => this.#broadcast({ ...e, type: 'warning' })
     const onDeleted = (...[e]: BackupEventMap['deleted']): void => {
       this.#forget(e.backupId)
       this.#broadcast({ type: 'deleted', backupId: e.backupId })
@@ -80,6 +81,7 @@ export class LiveHub {
     source.on('status', onStatus)
     source.on('progress', onProgress)
     source.on('log', onLog)
+    source.on('warning', onWarning)
     source.on('deleted', onDeleted)
     const onRestore = (s: RestoreState): void => this.#restore(s)
     source.on('restore', onRestore)
@@ -89,6 +91,7 @@ export class LiveHub {
       source.off('status', onStatus)
       source.off('progress', onProgress)
       source.off('log', onLog)
+      source.off('warning', onWarning)
       source.off('deleted', onDeleted)
     }
   }

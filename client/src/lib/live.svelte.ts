@@ -8,7 +8,8 @@ import { session } from './session.svelte.ts'
 
 export type ConnectionState = 'connecting' | 'online' | 'offline'
 export interface LogLine { line: string, at: string }
-export interface Job { backup: Backup, progress?: Progress, log: LogLine[] }
+export interface JobWarning { code: string, message: string, at: string }
+export interface Job { backup: Backup, progress?: Progress, log: LogLine[], warnings?: JobWarning[] }
 
 const TERMINAL: readonly BackupStatus[] = ['completed', 'failed', 'cancelled']
 const LOG_LINES_KEPT = 300
@@ -102,6 +103,12 @@ class Live {
         if (!job) break
         job.log.push({ line: e.line, at: e.at })
         if (job.log.length > LOG_LINES_KEPT) job.log.splice(0, job.log.length - LOG_LINES_KEPT)
+        break
+      }
+      case 'warning': {
+        const job = this.jobs[e.backupId]
+        if (!job) break
+        job.warnings = [...(job.warnings ?? []).filter(w => w.code !== e.code), { code: e.code, message: e.message, at: e.at }]
         break
       }
       case 'deleted': delete this.jobs[e.backupId]; this.revision++; break

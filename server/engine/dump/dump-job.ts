@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Backup, Progress, StoredCopy } from '../../../schemas/backup.ts'
 import { createEncoders } from '../pg/backup-codec.ts'
+import { watchXminHorizon } from '../pg/xmin-watch.ts'
 import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
@@ -31,6 +32,8 @@ export interface DumpJobContext {
   /** on every visible change; the final one has percent 100 */
   onProgress: (p: ProgressFields) => void
   onLog: (line: string) => void
+  /** advice while the dump runs (XMIN_HELD): it goes on */
+  onWarning?: (code: string, message: string) => void
   /** facts learned before the first byte: recorded on the backup while it runs */
   onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
   /** the dump is complete and fsynced, the checksum known; the caller records it before we rename */
@@ -47,6 +50,7 @@ export interface DumpJobResult {
 }
 
 const COPY_POLL_MS = 500
+const DEFAULT_XMIN_WARNING_MINUTES = 60
 
 /** One copy store's write during a dump: its writer, or why it could not start or went wrong. */
 interface CopyWrite { storage: Storage, writer?: ObjectWriter, failure?: PgkeepError }
@@ -113,6 +117,7 @@ class DumpJob {
     const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)
     const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
+    const xmin = this.watchSnapshotAge()
     try {
       const result = await withRetry(async () => {
         if (this.partialPath) await removePartial(this.partialPath)
@@ -126,9 +131,21 @@ class DumpJob {
       throw await this.namingLockHolders(toPgkeepError(err))
     } finally {
       progress.stop()
+      xmin?.stop()
       await poller.stop()
       await env.dispose()
     }
+  }
+
+  /** The target's xminWarningMinutes (default 60, 0 = off): a dump whose snapshot holds vacuum back that long says so. */
+  private watchSnapshotAge (): { stop: () => void } | undefined {
+    const minutes = this.ctx.target.xminWarningMinutes ?? DEFAULT_XMIN_WARNING_MINUTES
+    if (minutes <= 0 || this.ctx.onWarning === undefined) return undefined
+    return watchXminHorizon(this.ctx.target, this.appName, minutes * 60_000, heldMs => {
+      const held = heldMs >= 120_000 ? `${Math.round(heldMs / 60_000)} min` : `${Math.round(heldMs / 1000)} s`
+      this.ctx.onWarning?.('XMIN_HELD', `this dump's snapshot has held back the xmin horizon of database "${this.ctx.target.database}" for ${held}: ` +
+        `VACUUM cannot remove rows deleted or updated since, so tables may bloat until the dump ends (warning after ${minutes} min, the target's xminWarningMinutes)`)
+    })
   }
 
   /**

@@ -5,7 +5,11 @@ import { loadConfig } from '../../../server/config.ts'
 import { buildPgDumpArgs } from '../../../server/engine/dump/pg-dump-process.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { testConfig } from '../../helpers/sample-db.ts'
-import { backendsOf, openService } from '../../helpers/service.ts'
+import { backendsOf, FAST_RETRY, openService } from '../../helpers/service.ts'
+import { BackupService } from '../../../server/engine/backup-service.ts'
+import { silentLogger } from '../../../server/engine/backup-events.ts'
+import { WebhookNotifier } from '../../../server/alerts/webhook-notifier.ts'
+import { startReceiver } from '../../alerts/webhook-receiver.ts'
 import { holdDumpGate } from '../../helpers/dump-gate.ts'
 import { applicationName } from '../../../server/engine/dump/dump-job.ts'
 
@@ -87,4 +91,32 @@ t.test('a dump running past the target\'s maxDurationMinutes is stopped cleanly 
   t.same(readdirSync(config.backupDir).filter(n => n.startsWith('default-')), [], 'no partial left')
   t.equal(await backendsOf(cluster, applicationName(done.id)), 0, 'its server backend is gone')
   t.equal(loadConfig({ DATABASE_URL: cluster.url(DB) }).targets.default.maxDurationMinutes, undefined, 'no limit unless configured')
+})
+
+t.test('a dump whose snapshot holds vacuum back past xminWarningMinutes warns once (event, log, webhook) and goes on', async t => {
+  const gate = await holdDumpGate(cluster, DB)
+  t.teardown(gate.release)
+  const config = testConfig(cluster, DB)
+  t.teardown(config.cleanup)
+  const warned: string[] = []
+  // 0.005 minutes: the gate keeps the dump's snapshot open well past it, by construction
+  const service = await BackupService.open({ ...config, targets: { default: { ...config.targets.default, xminWarningMinutes: 0.005 } } },
+    { retry: FAST_RETRY, logger: { ...silentLogger, warn: (m: string) => warned.push(m) } })
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const receiver = await startReceiver()
+  t.teardown(receiver.stop)
+  const notifier = new WebhookNotifier([receiver.url])
+  t.teardown(notifier.attach(service))
+
+  const events: Array<{ backupId: string, code: string, message: string }> = []
+  service.on('warning', w => events.push(w))
+  const queued = await service.create({}, 'test')
+  const hook = await receiver.next()
+  t.match(hook.body, { event: 'backup.warning', warning: { backupId: queued.id, code: 'XMIN_HELD' }, text: new RegExp(`${queued.name}.*held back the xmin horizon`) })
+  await gate.release()
+  const done = await service.waitFor(queued.id)
+  t.equal(done.status, 'completed', 'a warning never stops the dump')
+  t.equal(events.length, 1, 'warned once')
+  t.match(events[0], { backupId: queued.id, code: 'XMIN_HELD', message: /snapshot has held back the xmin horizon of database "lock_timeout_shop" for \d+ s: VACUUM cannot remove rows/ })
+  t.ok(warned.some(m => m.includes('held back the xmin horizon')), 'and logged')
 })

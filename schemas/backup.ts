@@ -17,6 +17,9 @@ export type BackupStatus = Static<typeof BackupStatus>
 export const TERMINAL_STATUSES: readonly BackupStatus[] = ['completed', 'failed', 'cancelled']
 
 /** What a caller may ask for when creating a backup (API body, CLI flags, schedules). */
+export const VerifyMode = Type.Union([Type.Literal('off'), Type.Literal('after')])
+export type VerifyMode = Static<typeof VerifyMode>
+
 export const CreateBackupRequest = Type.Object({
   target: Type.Optional(Type.String({ pattern: TARGET_NAME_PATTERN })),
   name: Type.Optional(Type.String({ pattern: BACKUP_NAME_PATTERN })),
@@ -33,6 +36,8 @@ export const CreateBackupRequest = Type.Object({
   /** pg_dump --no-owner / --no-privileges: for restoring into a cluster with other roles */
   noOwner: Type.Optional(Type.Boolean()),
   noPrivileges: Type.Optional(Type.Boolean()),
+  /** `after`: the full validation runs as the job's last step, before it completes (default for scheduled backups) */
+  verify: Type.Optional(VerifyMode),
 }, { additionalProperties: false })
 export type CreateBackupRequest = Static<typeof CreateBackupRequest>
 
@@ -44,6 +49,8 @@ export const BackupOptions = Type.Object({
   jobs: Type.Integer(),
   noOwner: Type.Boolean(),
   noPrivileges: Type.Boolean(),
+  /** absent on records from before it existed: off */
+  verify: Type.Optional(VerifyMode),
 })
 export type BackupOptions = Static<typeof BackupOptions>
 

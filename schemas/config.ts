@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest } from './backup.ts'
+import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest, VerifyMode } from './backup.ts'
 
 export const TargetConfig = Type.Object({
   /** postgres://user:pass@host:port/db; or the discrete fields below */
@@ -17,6 +17,8 @@ export const TargetConfig = Type.Object({
   maxDurationMinutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10080 })),
   /** warn (WebSocket, log, webhook) when a dump's snapshot has held back vacuum this long (default 60; 0 = never) */
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
+  /** the target's default for a backup's verify (off | after); scheduled backups default to after */
+  verify: Type.Optional(VerifyMode),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

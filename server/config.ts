@@ -28,6 +28,8 @@ export interface Target {
   maxDurationMinutes?: number
   /** warn when a dump's snapshot holds vacuum back this long; absent = 60, 0 = never */
   xminWarningMinutes?: number
+  /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
+  verify?: 'off' | 'after'
 }
 
 export interface Config {
@@ -176,6 +178,7 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     lockWaitTimeoutSeconds: t.lockWaitTimeoutSeconds ?? DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
     ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
     ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
+    ...(t.verify !== undefined ? { verify: t.verify } : {}),
   }
 }
 

@@ -69,6 +69,7 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
       jobs: req.jobs ?? 1,
       noOwner: req.noOwner ?? false,
       noPrivileges: req.noPrivileges ?? false,
+      ...(req.verify !== undefined ? { verify: req.verify } : {}),
     },
   }
 }

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream'
 import { uuidv7 } from 'uuidv7'
 import {
   TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
-  type ListQuery, type ListResult, type Progress, type RestoreRequest, type StoredCopy,
+  type ListQuery, type ListResult, type Progress, type RestoreRequest, type StoredCopy, type Verification,
 } from '../../schemas/backup.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Config } from '../config.ts'
@@ -222,7 +222,8 @@ export class BackupService extends BackupEvents {
       format: r.format,
       compression: r.compression,
       level: r.level,
-      options: r.options,
+      // scheduled backups arrive verified unless told otherwise; by hand, validation is asked for
+      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'after' : 'off') },
       status: 'queued',
       createdAt: createdAt.toISOString(),
       createdBy,
@@ -306,13 +307,12 @@ export class BackupService extends BackupEvents {
    * The end of a dump: manifests (beside the data in each store), then "completed", in one registry update so a
    * pin given meanwhile is in all of them. A copy whose manifest cannot be written is a failed copy.
    */
-  private async complete (id: string, result: DumpJobResult): Promise<Backup> {
+  private async complete (id: string, result: DumpJobResult, verification?: Verification): Promise<Backup> {
     let completed!: Backup
     await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
-      completed = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed', finishedAt: now() }
-      delete completed.ownerPid
+      completed = { ...this.asCompleted(current, result), finishedAt: now(), ...(verification ? { verification } : {}) }
       if (result.copies.length > 0) completed.copies = await this.writeCopyManifests(completed, result)
       await writeManifest(this.stores.of(completed), completed, result.files)
       all.set(id, completed)
@@ -361,7 +361,8 @@ export class BackupService extends BackupEvents {
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
       clearTimeout(deadline)
-      final = await this.complete(id, result)
+      const verification = backup.options.verify === 'after' ? await this.verifyWritten(id, result) : undefined
+      final = await this.complete(id, result, verification)
     } catch (err) {
       clearTimeout(deadline)
       const e = toPgkeepError(err)
@@ -492,6 +493,33 @@ export class BackupService extends BackupEvents {
       deleted: plan.delete,
       deletedReasons: plan.delete.map(b => ({ id: b.id, reason: plan.deleteReasons.get(b.id) ?? '' })),
       kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
+    }
+  }
+
+  private asCompleted (current: Backup, result: DumpJobResult): Backup {
+    const completed: Backup = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed' }
+    delete completed.ownerPid
+    return completed
+  }
+
+  /**
+   * verify: after. The full validation (what `validate` does) as the job's last step, while it is still
+   * `verifying`: its manifest is written first (validation reads it), the verdict goes into the completed record.
+   * A check that cannot run (a tool missing, the store out of reach) leaves the backup unverified, with a warning:
+   * it says nothing against the bytes. Not cancellable: the data is already in place.
+   */
+  private async verifyWritten (id: string, result: DumpJobResult): Promise<Verification | undefined> {
+    const record = { ...this.asCompleted(this.get(id), result), finishedAt: now() }
+    const storage = this.stores.of(record)
+    this.emit('log', { backupId: id, line: 'pgkeep: verifying the backup: checksum and a full read by pg_restore', at: now() })
+    try {
+      await writeManifest(storage, record, result.files)
+      const r = await validateBackup(record, storage, { pgBinDir: this.config.pgBinDir, identityFile: this.config.encryption?.identityFile })
+      if (!r.ok) this.log.warn(`backup ${record.name} failed its verification: ${r.message ?? 'integrity check failed'}`)
+      return { at: now(), ok: r.ok, method: r.method, ...(r.message ? { message: r.message } : {}) }
+    } catch (err) {
+      this.log.warn(`backup ${record.name} could not be verified (${toPgkeepError(err).message}); it completes unverified`)
+      return undefined
     }
   }
 

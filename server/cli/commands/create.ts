@@ -22,6 +22,7 @@ const OPTIONS = {
   schema: { type: 'string', multiple: true },
   'exclude-table': { type: 'string', multiple: true },
   jobs: { type: 'string' },
+  verify: { type: 'string' },
 } as const
 
 /** The shared create rules in the words of the flags a user typed. */
@@ -42,6 +43,7 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
   // any integer here: its range depends on --compression and is one of the shared rules below
   const level = intFlag(s('level'), 'level', -Infinity, Infinity)
   const jobs = intFlag(s('jobs'), 'jobs', JOBS_RANGE.min, JOBS_RANGE.max)
+  const verify = enumFlag(s('verify'), 'verify', ['off', 'after'] as const)
   const req: CreateBackupRequest = {
     target: patternFlag(s('target'), 'target', TARGET_NAME_PATTERN),
     name: patternFlag(s('name'), 'name', BACKUP_NAME_PATTERN),
@@ -53,6 +55,7 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
     schemas: v.schema as string[] | undefined,
     excludeTables: v['exclude-table'] as string[] | undefined,
     jobs,
+    verify,
   }
   for (const k of Object.keys(req) as (keyof CreateBackupRequest)[]) if (req[k] === undefined) delete req[k]
   const [problem] = createRuleProblems(req)
@@ -126,6 +129,8 @@ Flags:
   --schema S             only this schema (repeatable; pg_dump -n pattern)
   --exclude-table T      leave this table out (repeatable; pg_dump -T pattern)
   --jobs N               parallel workers, directory format only (${JOBS_RANGE.min}..${JOBS_RANGE.max})
+  --verify after|off     after: validate in full (checksum + pg_restore read) before the job completes
+                         (default: the target's "verify", else off; scheduled backups default to after)
 
 Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled.
 

@@ -120,3 +120,25 @@ t.test('a dump whose snapshot holds vacuum back past xminWarningMinutes warns on
   t.match(events[0], { backupId: queued.id, code: 'XMIN_HELD', message: /snapshot has held back the xmin horizon of database "lock_timeout_shop" for \d+ s: VACUUM cannot remove rows/ })
   t.ok(warned.some(m => m.includes('held back the xmin horizon')), 'and logged')
 })
+
+t.test('verify: after runs the full validation as the job\'s last step; scheduled backups default to it', async t => {
+  const config = testConfig(cluster, DB)
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const statuses: string[] = []
+  service.on('status', b => statuses.push(b.status))
+  const verified = await service.waitFor((await service.create({ verify: 'after' }, 'test')).id)
+  t.equal(verified.status, 'completed')
+  t.match(verified.verification, { ok: true, method: 'sha256+pg_restore' }, 'completed with its verification')
+  t.same(statuses.filter((s, i) => s !== statuses[i - 1]), ['running', 'verifying', 'completed'])
+  t.equal(verified.options.verify, 'after')
+
+  const byHand = await service.waitFor((await service.create({}, 'test')).id)
+  t.equal(byHand.options.verify, 'off')
+  t.equal(byHand.verification, undefined, 'by hand and not asked: not verified')
+  const scheduled = await service.waitFor((await service.create({}, 'test', { scheduleId: 'nightly' })).id)
+  t.equal(scheduled.options.verify, 'after', 'a scheduled backup defaults to after')
+  t.match(scheduled.verification, { ok: true })
+  await t.rejects(service.create({ verify: 'sometimes' }, 'test'), { code: 'INVALID_INPUT' })
+})

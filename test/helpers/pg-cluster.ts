@@ -23,6 +23,7 @@ export interface TestCluster {
   stop (): Promise<void>
 }
 
+/** The newest PostgreSQL on the machine: its server runs the run's cluster, its client tools talk to every test server. */
 export function findPgBinDir (): string {
   const root = '/usr/lib/postgresql'
   const versions = existsSync(root) ? readdirSync(root).filter(v => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
@@ -64,13 +65,25 @@ async function freePort (): Promise<number> {
 
 export const TEST_PASSWORD = 'pgkeep-test-Secr3t!'
 
+/** Which server to run: the machine's (the default), or another version's initdb/pg_ctl/postgres (see pg-versions.ts). */
+export interface ServerBinaries {
+  /** holds initdb, pg_ctl and postgres */
+  binDir: string
+  /** names the template data dir made once per machine, so one per server version, e.g. "pg15" */
+  label: string
+}
+
+function machineServer (): ServerBinaries {
+  const binDir = findPgBinDir()
+  return { binDir, label: `pg${binDir.split('/').at(-2) ?? 'x'}` }
+}
+
 /**
- * initdb is the slow part (~2 s), so one template data dir per machine is made once and copied.
+ * initdb is the slow part (~2 s), so one template data dir per machine (and server version) is made once and copied.
  * The superuser has a password and TCP connections require it, so the passfile path is exercised.
  */
-async function templateDataDir (binDir: string): Promise<string> {
-  const version = binDir.split('/').at(-2) ?? 'x'
-  const template = join(tmpdir(), `pgkeep-test-template-pg${version}-v1`)
+async function templateDataDir ({ binDir, label }: ServerBinaries): Promise<string> {
+  const template = join(tmpdir(), `pgkeep-test-template-${label}-v1`)
   if (existsSync(join(template, 'PG_VERSION'))) return template
   const work = mkdtempSync(join(tmpdir(), 'pgkeep-template-'))
   giveToServerUser(work)
@@ -93,12 +106,18 @@ async function templateDataDir (binDir: string): Promise<string> {
   return template
 }
 
-/** Where a running server lives: enough to talk to it from any process, and to stop it. */
-interface ServerInfo { root: string, data: string, socketDir: string, binDir: string, port: number }
+/**
+ * Where a running server lives: enough to talk to it from any process, and to stop it. binDir holds the client
+ * tools tests use (the machine's); serverBinDir, when the server is another version, holds its pg_ctl.
+ */
+interface ServerInfo { root: string, data: string, socketDir: string, binDir: string, serverBinDir?: string, port: number }
 
-async function startServer (opts: { maxConnections: number }): Promise<ServerInfo> {
+const pgCtlOf = (info: ServerInfo): string => join(info.serverBinDir ?? info.binDir, 'pg_ctl')
+
+async function startServer (opts: { maxConnections: number, server?: ServerBinaries }): Promise<ServerInfo> {
   const binDir = findPgBinDir()
-  const template = await templateDataDir(binDir)
+  const server = opts.server ?? machineServer()
+  const template = await templateDataDir(server)
   const root = mkdtempSync(join(tmpdir(), 'pgkeep-test-pg-'))
   giveToServerUser(root)
   const data = join(root, 'data')
@@ -111,13 +130,13 @@ async function startServer (opts: { maxConnections: number }): Promise<ServerInf
   if (isRoot) await run('chown', ['-R', 'postgres:postgres', data])
   const port = await freePort()
   const opts_ = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${opts.maxConnections}`
-  const [cmd, args] = asServerUser(join(binDir, 'pg_ctl'), ['-D', data, '-o', opts_, '-l', join(root, 'server.log'), '-w', 'start'])
+  const [cmd, args] = asServerUser(join(server.binDir, 'pg_ctl'), ['-D', data, '-o', opts_, '-l', join(root, 'server.log'), '-w', 'start'])
   await run(cmd, args)
-  return { root, data, socketDir, binDir, port }
+  return { root, data, socketDir, binDir, ...(server.binDir === binDir ? {} : { serverBinDir: server.binDir }), port }
 }
 
 function stopServerSync (info: ServerInfo): void {
-  try { execFileSync(...asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', 'stop']), { stdio: 'ignore' }) } catch {}
+  try { execFileSync(...asServerUser(pgCtlOf(info), ['-D', info.data, '-m', 'immediate', 'stop']), { stdio: 'ignore' }) } catch {}
   rmSync(info.root, { recursive: true, force: true })
 }
 
@@ -149,15 +168,16 @@ function clusterOf (info: ServerInfo, stop: () => Promise<void>): TestCluster {
  * A cluster of this process's own, stopped by stop() (or, if a test crashes first, when the process exits).
  * For tests that stop, restart or reconfigure their server, or need a cluster-wide state of their own
  * (roles, every database); everything else shares the run's cluster through testCluster().
+ * `server` runs another version's server (pg-versions.ts); psql and binDir stay the machine's client tools.
  */
-export async function startCluster (): Promise<TestCluster> {
-  const info = await startServer({ maxConnections: 60 })
+export async function startCluster (server?: ServerBinaries): Promise<TestCluster> {
+  const info = await startServer({ maxConnections: 60, server })
   const onExit = (): void => stopServerSync(info)
   // last resort if a test crashed before teardown: never leave a server behind
   process.once('exit', onExit)
   return clusterOf(info, async () => {
     process.off('exit', onExit)
-    const [c, a] = asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', '-w', 'stop'])
+    const [c, a] = asServerUser(pgCtlOf(info), ['-D', info.data, '-m', 'immediate', '-w', 'stop'])
     await run(c, a).catch(() => {})
     rmSync(info.root, { recursive: true, force: true })
   })
@@ -182,7 +202,7 @@ export async function testCluster (): Promise<TestCluster> {
 export async function startRunCluster (runnerPid: number): Promise<void> {
   const info = await startServer({ maxConnections: 300 })
   writeFileSync(runFile(runnerPid), JSON.stringify(info), { mode: 0o600 })
-  const [cmd, args] = asServerUser(join(info.binDir, 'pg_ctl'), ['-D', info.data, '-m', 'immediate', 'stop'])
+  const [cmd, args] = asServerUser(pgCtlOf(info), ['-D', info.data, '-m', 'immediate', 'stop'])
   const stop = [cmd, ...args].map(a => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
   const watchdog = `while kill -0 ${runnerPid} 2>/dev/null; do sleep 2; done; ${stop} >/dev/null 2>&1; rm -rf '${info.root}' '${runFile(runnerPid)}'`
   spawn('sh', ['-c', watchdog], { detached: true, stdio: 'ignore' }).unref()

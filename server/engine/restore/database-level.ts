@@ -93,6 +93,24 @@ export function splitStatements (script: string): string[] {
 }
 
 /**
+ * The options of a dumped CREATE DATABASE in words an older server accepts: pg_dump writes them for its own
+ * version (pg_dump 15 always says LOCALE_PROVIDER, which servers before 15 reject; LOCALE itself arrived in 13).
+ * Only spellings change; an ICU database cannot become one on a server without ICU providers, and says so.
+ */
+export function fitCreateOptions (options: string, serverVersionNum: number): string {
+  let out = options
+  if (serverVersionNum < 150000) {
+    if (/\bLOCALE_PROVIDER\s*=\s*'?icu\b/i.test(out)) {
+      throw new PgkeepError('PG_RESTORE_FAILED', `the backup's database uses ICU as its locale provider, which this server (before PostgreSQL 15) cannot create; restore into an existing database (create: false) instead`)
+    }
+    out = out.replace(/\s*\bLOCALE_PROVIDER\s*=\s*'?\w+'?/gi, '').replace(/\s*\bICU_LOCALE\s*=\s*'(?:[^']|'')*'/gi, '')
+  }
+  if (serverVersionNum < 160000) out = out.replace(/\s*\bICU_RULES\s*=\s*'(?:[^']|'')*'/gi, '')
+  if (serverVersionNum < 130000) out = out.replace(/\bLOCALE\s*=\s*('(?:[^']|'')*')/gi, 'LC_COLLATE = $1 LC_CTYPE = $1')
+  return out
+}
+
+/**
  * Reads pg_restore's `--create` script of the database-level entries. Undefined when the script has no
  * CREATE DATABASE (nothing to carry over). Session settings (SET, set_config) are pg_restore's own
  * preamble and are left out.

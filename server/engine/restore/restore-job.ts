@@ -20,7 +20,7 @@ import { findPgTool } from '../pg/tools.ts'
 import type { RestoreRecord } from '../store/restore-records.ts'
 import { buildRestoreCommand, classifyRestoreFailure, parseRestoreLine, type RestoreCommand } from './command.ts'
 import { applyDatabaseStatements, createDatabase, dropDatabase, inspectDestination, quoteIdent, stopBackends, swapIn } from './database.ts'
-import { readDatabaseLevel } from './database-level.ts'
+import { fitCreateOptions, readDatabaseLevel } from './database-level.ts'
 import { planRestore, type RestorePlan } from './plan.ts'
 import { ItemProgress, RestoreProgressMeter } from './progress.ts'
 
@@ -87,6 +87,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
   /** from the swap on, the restore is as good as done: a cancel no longer stops it */
   private swapping = false
   private record: RestoreRecord | undefined
+  /** the destination server's, from planning: the dumped CREATE DATABASE is fitted to it */
+  private serverVersionNum = 0
   private meter: RestoreProgressMeter | undefined
 
   constructor (
@@ -129,7 +131,9 @@ class RestoreRun extends EventEmitter implements RestoreJob {
 
   private async plan (): Promise<RestorePlan> {
     try {
-      const plan = planRestore(this.id, this.req, await inspectDestination(this.target, this.req.database), this.target)
+      const destination = await inspectDestination(this.target, this.req.database)
+      this.serverVersionNum = destination.serverVersionNum
+      const plan = planRestore(this.id, this.req, destination, this.target)
       this.settlePlan.resolve(plan)
       return plan
     } catch (err) {
@@ -172,7 +176,8 @@ class RestoreRun extends EventEmitter implements RestoreJob {
         const level = plain ? undefined : await readDatabaseLevel(tool.path, this.backup, this.bytes, env.env)
         this.checkCancelled()
         creating = true
-        scratchOid = await createDatabase(this.target, scratch, level?.create)
+        const create = level?.create
+        scratchOid = await createDatabase(this.target, scratch, create && (q => fitCreateOptions(create(q), this.serverVersionNum)))
         await this.journal({ scratchOid })
         this.emit('status', 'running')
         await this.fill(tool.path, env, scratch, totalBytes, false)

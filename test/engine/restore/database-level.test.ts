@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseDatabaseLevel, splitStatements } from '../../../server/engine/restore/database-level.ts'
+import { parseDatabaseLevel, splitStatements, fitCreateOptions } from '../../../server/engine/restore/database-level.ts'
 
 t.test('statements split at semicolons outside quotes; comments and psql commands are left out', async t => {
   t.same(splitStatements(`-- a; comment
@@ -39,4 +39,13 @@ RESET SESSION AUTHORIZATION;
     'RESET SESSION AUTHORIZATION',
   ])
   t.equal(parseDatabaseLevel('SET client_encoding = \'UTF8\';\n'), undefined, 'no CREATE DATABASE: nothing to carry')
+})
+
+t.test('a dumped CREATE DATABASE is fitted to an older server: options it does not know are spelled its way or left out', async t => {
+  const dumped = "CREATE DATABASE x WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE_PROVIDER = libc LOCALE = 'C.UTF-8';"
+  t.equal(fitCreateOptions(dumped, 150004), dumped, 'the server pg_dump wrote it for: as it is')
+  t.equal(fitCreateOptions(dumped, 140010), "CREATE DATABASE x WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE = 'C.UTF-8';", 'before 15: no LOCALE_PROVIDER')
+  t.equal(fitCreateOptions(dumped, 120022), "CREATE DATABASE x WITH TEMPLATE = template0 ENCODING = 'UTF8' LC_COLLATE = 'C.UTF-8' LC_CTYPE = 'C.UTF-8';", 'before 13: LOCALE spelled as LC_COLLATE and LC_CTYPE')
+  t.equal(fitCreateOptions("CREATE DATABASE x WITH LOCALE_PROVIDER = icu ICU_LOCALE = 'de' ICU_RULES = '&a < b';", 150004), "CREATE DATABASE x WITH LOCALE_PROVIDER = icu ICU_LOCALE = 'de';", 'ICU rules arrived in 16')
+  t.throws(() => fitCreateOptions("CREATE DATABASE x WITH LOCALE_PROVIDER = icu ICU_LOCALE = 'de';", 140010), { code: 'PG_RESTORE_FAILED', message: /uses ICU as its locale provider, which this server \(before PostgreSQL 15\) cannot create/ })
 })

@@ -73,7 +73,13 @@ async function probeStorages (config: Config, open: StorageOpener): Promise<Stor
   return await Promise.all(roles.map(async ({ location, role }) => {
     let storage: Storage
     try { storage = open(location) } catch (err) { return { url: location, role, ok: false as const, error: toPgkeepError(err) } }
-    return storage.url === backupDirUrl ? undefined : await probeStorage(storage, role)
+    if (storage.url === backupDirUrl) return undefined
+    try {
+      return await probeStorage(storage, role)
+    } finally {
+      // opened for this probe alone: its client (sockets, agents) must not outlive it
+      (storage as { close?: () => void }).close?.()
+    }
   })).then(all => all.filter((h): h is StorageHealth => h !== undefined))
 }
 

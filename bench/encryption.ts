@@ -23,6 +23,7 @@ import { createEncryptor, createDecryptor, createZstdEncryptor } from '../server
 import { createCompressor } from '../server/engine/pg/codec.ts'
 import { startCluster } from '../test/helpers/pg-cluster.ts'
 import { fmtMb, fmtMs, line } from './measure.ts'
+import { newAgeKey } from '../test/helpers/age-keys.ts'
 
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024)
 const runs = Number(process.env.BENCH_RUNS ?? 3)
@@ -103,8 +104,7 @@ async function loadAgeNpm (): Promise<AgeNpm | undefined> {
 }
 
 try {
-  execFileSync('age-keygen', ['-o', join(work, 'key.txt')], { stdio: 'ignore' })
-  const recipient = execFileSync('age-keygen', ['-y', join(work, 'key.txt')], { encoding: 'utf8' }).trim()
+  const { recipient } = newAgeKey(work, 'key')
   const secret = /AGE-SECRET-KEY-1\S+/.exec(readFileSync(join(work, 'key.txt'), 'utf8'))![0]
   const input = join(work, 'dump.copy')
   console.log(`writing ~${sizeMb} MB of pg_dump-like COPY text...`)

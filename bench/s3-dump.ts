@@ -2,14 +2,14 @@
 // S3-compatible bucket (s3rver behind the test proxy, in this process), and to local disk encrypted with age;
 // wall time (best of BENCH_ROUNDS rotating rounds, default 3), ratios and peak RSS at two dump sizes, and the CPU
 // the loopback store itself used. Size by BENCH_SIZE_MB (default 1024, in SQL form).
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCluster, type TestCluster } from '../test/helpers/pg-cluster.ts'
 import { PEER_CREDENTIALS, startS3Peer, type S3Peer } from '../test/helpers/s3-peer.ts'
 import { fillDatabase } from './http-setup.ts'
 import { fmtMb, fmtMs, line, runMeasured } from './measure.ts'
+import { newAgeKey } from '../test/helpers/age-keys.ts'
 
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 1024)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -41,9 +41,7 @@ function s3Env (peer: S3Peer, prefix: string): Record<string, string> {
 const cluster = await startCluster()
 const peer = await startS3Peer(undefined, { bucket: 'bench' })
 try {
-  const keyFile = join(work, 'key.txt')
-  execFileSync('age-keygen', ['-o', keyFile], { stdio: 'ignore' })
-  const recipient = /public key: (age1\S+)/.exec(readFileSync(keyFile, 'utf8'))?.[1] as string
+  const { recipient } = newAgeKey(work, 'key')
   const quarter = Math.round(sizeMb / 4)
   console.log(`filling a ~${sizeMb} MB database (and a ${quarter} MB one for the memory check)...`)
   await fillDatabase(cluster, 'bench', sizeMb)

@@ -1,20 +1,15 @@
-import { execFileSync } from 'node:child_process'
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../server/config.ts'
 import { isAgeRecipient } from '../server/config-encryption.ts'
+import { newAgeKey, type AgeKey } from './helpers/age-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-config-age-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-function newKey (name: string): { identity: string, recipient: string, secret: string } {
-  const identity = join(dir, `${name}.txt`)
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
-  const secret = /AGE-SECRET-KEY-1\S+/.exec(readFileSync(identity, 'utf8'))![0]
-  return { identity, recipient: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim(), secret }
-}
+const newKey = (name: string): AgeKey => newAgeKey(dir, name)
 const alice = newKey('alice')
 const bob = newKey('bob')
 

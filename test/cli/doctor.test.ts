@@ -5,6 +5,7 @@ import t from 'tap'
 import { dispatch } from '../../server/cli/main.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
+import { newAgeKey } from '../helpers/age-keys.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -40,12 +41,7 @@ t.test('doctor fails the free space check when less than minFreeBytes is free', 
 })
 
 t.test('doctor checks age and the keys when encryption is configured: a rotated-away identity is a note, not a failure', async t => {
-  const { execFileSync } = await import('node:child_process')
-  const keys = ['current', 'previous'].map(name => {
-    const identity = join(dir, `${name}.key`)
-    execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
-    return { identity, recipient: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim() }
-  })
+  const keys = ['current', 'previous'].map(name => newAgeKey(dir, name))
   const env = { DATABASE_URL: cluster.url(), PGKEEP_BACKUP_DIR: dir, PGKEEP_PG_BIN_DIR: cluster.binDir, PGKEEP_AGE_RECIPIENTS: keys[0].recipient }
   const matching = await runCli(['doctor'], { ...env, PGKEEP_AGE_IDENTITY_FILE: keys[0].identity })
   t.equal(matching.code, 0, matching.stdout + matching.stderr)

@@ -9,6 +9,7 @@ import { PEER_CREDENTIALS, startS3Peer } from '../helpers/s3-peer.ts'
 import { createSampleDatabase, databaseFingerprint } from '../helpers/sample-db.ts'
 import { waitUntil } from '../helpers/service.ts'
 import { runCli, spawnCli } from './cli-runner.ts'
+import { newAgeKey } from '../helpers/age-keys.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -129,11 +130,10 @@ t.test('kill -9 mid-upload: no object, and the next start aborts the multipart u
 
 t.test('encrypted in the bucket: download as stored opens with stock age; --decrypt, validate and restore use the identity', async t => {
   const dir = freshDir(t)
-  const identity = join(dir, 'key.txt')
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
+  const { identity, recipient } = newAgeKey(dir, 'key')
   const env = s3Env(dir, {
     PGKEEP_STORAGE: 's3://pgkeep-cli/encrypted',
-    PGKEEP_AGE_RECIPIENTS: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim(),
+    PGKEEP_AGE_RECIPIENTS: recipient,
     PGKEEP_AGE_IDENTITY_FILE: identity,
   })
   const created = await runCli(['create', '--json'], env)

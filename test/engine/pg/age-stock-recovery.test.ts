@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +9,7 @@ import { createEncryptor } from '../../../server/engine/pg/age.ts'
 import { createCompressor } from '../../../server/engine/pg/codec.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint } from '../../helpers/sample-db.ts'
+import { newAgeKey } from '../../helpers/age-keys.ts'
 
 // The README's promise: with the key and stock tools alone (age, zstd/gunzip, pg_restore/psql) an encrypted
 // backup restores. Dumps are made by the real pg_dump through pgkeep's own compress-then-encrypt stages.
@@ -20,9 +21,7 @@ await createSampleDatabase(cluster, 'age_stock_src')
 const source = await databaseFingerprint(cluster, 'age_stock_src')
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-age-stock-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-const key = join(dir, 'key.txt')
-execFileSync('age-keygen', ['-o', key], { stdio: 'ignore' })
-const recipient = execFileSync('age-keygen', ['-y', key], { encoding: 'utf8' }).trim()
+const { identity: key, recipient } = newAgeKey(dir, 'key')
 
 const pgEnv = { ...process.env, PGHOST: cluster.host, PGPORT: String(cluster.port), PGUSER: cluster.user, PGPASSWORD: cluster.password }
 

@@ -9,17 +9,12 @@ import t from 'tap'
 import { createDecryptor, createEncryptor, identityMismatch, identityPublicKeys } from '../../../server/engine/pg/age.ts'
 import { createCompressor } from '../../../server/engine/pg/codec.ts'
 import type { CodecStage } from '../../../server/engine/pg/child-stage.ts'
+import { newAgeKey, type AgeKey } from '../../helpers/age-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-age-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
 
-/** A fresh key pair from the stock age-keygen: the identity file (0600) and its public key. */
-function newKey (name: string): { identity: string, recipient: string, secret: string } {
-  const identity = join(dir, `${name}.txt`)
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
-  const secret = /AGE-SECRET-KEY-1\S+/.exec(readFileSync(identity, 'utf8'))![0]
-  return { identity, recipient: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim(), secret }
-}
+const newKey = (name: string): AgeKey => newAgeKey(dir, name)
 
 const alice = newKey('alice')
 const bob = newKey('bob')

@@ -8,12 +8,11 @@ import { pipeline } from 'node:stream/promises'
 import t from 'tap'
 import { createEncryptor, createZstdDecryptor, createZstdEncryptor } from '../../../server/engine/pg/age.ts'
 import type { CodecStage } from '../../../server/engine/pg/child-stage.ts'
+import { newAgeKey } from '../../helpers/age-keys.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pgkeep-chain-'))
 t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-const key = join(dir, 'key.txt')
-execFileSync('age-keygen', ['-o', key], { stdio: 'ignore' })
-const recipient = execFileSync('age-keygen', ['-y', key], { encoding: 'utf8' }).trim()
+const { identity: key, recipient } = newAgeKey(dir, 'key')
 
 const plain = Buffer.concat(Array.from({ length: 300 }, (_, i) => Buffer.from(`${i}\t${randomBytes(1500).toString('hex')}\tsame words again\n`)))
 

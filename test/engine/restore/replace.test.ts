@@ -40,8 +40,6 @@ await cluster.psql(`
 const constraints = async (db: string): Promise<number> => Number(await cluster.psql(
   "SELECT count(*) FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'", dbnameConninfo(db)))
 const rows = async (db: string): Promise<string> => (await cluster.psql('SELECT (SELECT count(*) FROM q) || \'/\' || (SELECT count(*) FROM refq)', dbnameConninfo(db))).trim()
-const databaseExists = async (db: string): Promise<boolean> =>
-  (await cluster.psql(`SELECT count(*) FROM pg_database WHERE datname = '${db.replace(/'/g, "''")}'`)).trim() === '1'
 const scratchDatabases = async (): Promise<string[]> =>
   // this file's databases only (all named replace..., one ü...): other files restore at the same time
   (await cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE '%\\_\\_pgkeep\\_%' AND (datname LIKE 'replace%' OR datname LIKE 'ü%') ORDER BY 1")).split('\n').filter(Boolean)

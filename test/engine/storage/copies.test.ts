@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { Config } from '../../../server/config.ts'
+import type { BackupService } from '../../../server/engine/backup-service.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, databaseFingerprint, testConfig } from '../../helpers/sample-db.ts'
 import { openService } from '../../helpers/service.ts'
@@ -22,15 +24,26 @@ t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex')
 const urlOf = (dir: string): string => pathToFileURL(dir).href
 
-t.test('one dump lands in the primary and every copy, byte for byte, each with its manifest', async t => {
-  const copyA = join(scratch, 'copy-a')
-  const copyB = join(scratch, 'copy-b')
-  await mkdir(copyA)
-  await mkdir(copyB)
-  const config = testConfig(cluster, 'copies_shop', { PGKEEP_STORAGE_COPIES: `${copyA},${copyB}` })
+/** An empty directory to use as a store. */
+async function storeDir (name: string): Promise<string> {
+  const dir = join(scratch, name)
+  await mkdir(dir)
+  return dir
+}
+
+/** A service over a fresh backups dir with these env settings (storage, copies), both gone at the test's end. */
+async function serviceWith (t: Test, env: Record<string, string>): Promise<{ service: BackupService, config: Config }> {
+  const config = testConfig(cluster, 'copies_shop', env)
   t.teardown(config.cleanup)
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
+  return { service, config }
+}
+
+t.test('one dump lands in the primary and every copy, byte for byte, each with its manifest', async t => {
+  const copyA = await storeDir('copy-a')
+  const copyB = await storeDir('copy-b')
+  const { service, config } = await serviceWith(t, { PGKEEP_STORAGE_COPIES: `${copyA},${copyB}` })
 
   const done = await service.waitFor((await service.create({ format: 'custom', compression: 'zstd' }, 'test')).id)
   t.equal(done.status, 'completed', done.error?.message ?? '')
@@ -53,25 +66,20 @@ t.test('one dump lands in the primary and every copy, byte for byte, each with i
 })
 
 t.test('a copy that cannot start or fails on the way is recorded failed; the backup completes in the others', async t => {
-  const good = join(scratch, 'copy-good')
-  await mkdir(good)
+  const good = await storeDir('copy-good')
   // a file where a directory should be: the copy cannot even start
   const notADir = join(scratch, 'not-a-dir')
   writeFileSync(notADir, 'x')
   const copies = [good, notADir]
   // a 1 MiB tmpfs fills up half-way through the dump (root can mount; otherwise this case is left out)
-  const tiny = join(scratch, 'tiny')
-  await mkdir(tiny)
+  const tiny = await storeDir('tiny')
   const mounted = await run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', tiny]).then(() => true, () => false)
   if (mounted) {
     t.teardown(() => run('umount', [tiny]).then(() => {}, () => {}))
     copies.push(tiny)
   } else t.comment('tmpfs mount not permitted: the copy that fills up on the way is not tried')
 
-  const config = testConfig(cluster, 'copies_shop', { PGKEEP_STORAGE_COPIES: copies.join(',') })
-  t.teardown(config.cleanup)
-  const service = await openService(config)
-  t.teardown(() => service.close({ cancelRunning: true }))
+  const { service } = await serviceWith(t, { PGKEEP_STORAGE_COPIES: copies.join(',') })
   const done = await service.waitFor((await service.create({ format: 'custom', compression: 'none' }, 'test')).id)
   t.equal(done.status, 'completed', done.error?.message ?? '')
   t.ok((done.sizeBytes ?? 0) > 1024 * 1024, 'the dump is larger than the tiny copy store')
@@ -86,20 +94,14 @@ t.test('a copy that cannot start or fails on the way is recorded failed; the bac
 })
 
 t.test('a copy store alone rebuilds the catalog, and its backups restore', async t => {
-  const copy = join(scratch, 'copy-offsite')
-  await mkdir(copy)
-  const first = testConfig(cluster, 'copies_shop', { PGKEEP_STORAGE_COPIES: copy })
-  t.teardown(first.cleanup)
-  const service = await openService(first)
+  const copy = await storeDir('copy-offsite')
+  const { service } = await serviceWith(t, { PGKEEP_STORAGE_COPIES: copy })
   const done = await service.waitFor((await service.create({ format: 'tar', compression: 'gzip' }, 'test')).id)
   t.equal(done.status, 'completed', done.error?.message ?? '')
   await service.close()
 
   // the pgkeep machine is gone: a new one points its storage at the copy
-  const second = testConfig(cluster, 'copies_shop', { PGKEEP_STORAGE: copy })
-  t.teardown(second.cleanup)
-  const rebuilt = await openService(second)
-  t.teardown(() => rebuilt.close({ cancelRunning: true }))
+  const { service: rebuilt } = await serviceWith(t, { PGKEEP_STORAGE: copy })
   const [found] = rebuilt.list().items
   t.match(found, { id: done.id, name: done.name, status: 'completed', sha256: done.sha256, storage: urlOf(copy) })
   t.equal((await rebuilt.validate(done.id)).verification?.ok, true)
@@ -109,12 +111,7 @@ t.test('a copy store alone rebuilds the catalog, and its backups restore', async
 })
 
 t.test('directory format is refused where it cannot be written', async t => {
-  const copy = join(scratch, 'copy-dir-refused')
-  await mkdir(copy)
-  const config = testConfig(cluster, 'copies_shop', { PGKEEP_STORAGE_COPIES: copy })
-  t.teardown(config.cleanup)
-  const service = await openService(config)
-  t.teardown(() => service.close({ cancelRunning: true }))
+  const { service } = await serviceWith(t, { PGKEEP_STORAGE_COPIES: await storeDir('copy-dir-refused') })
   await t.rejects(service.create({ format: 'directory' }, 'test'), { code: 'INVALID_INPUT', message: /directory is written by pg_dump to local disk.*copied to/ })
   t.same(service.list().items, [], 'nothing recorded')
 })

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,6 +15,7 @@ import { testCluster } from '../../helpers/pg-cluster.ts'
 import { FAST_PART_RETRY, startS3Peer } from '../../helpers/s3-peer.ts'
 import { createSampleDatabase, databaseFingerprint, testConfig } from '../../helpers/sample-db.ts'
 import { FAST_RETRY, waitUntil } from '../../helpers/service.ts'
+import { newAgeKey } from '../../helpers/age-keys.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -25,13 +26,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'pgkeep-s3rt-'))
 t.teardown(() => rmSync(scratch, { recursive: true, force: true }))
 
 // two keys: backups go to both (rotation); the server keeps only the newer one's identity
-const keys = ['old', 'new'].map(name => {
-  const identity = join(scratch, `${name}.key`)
-  execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
-  return { identity, recipient: execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim() }
-})
-const stranger = join(scratch, 'stranger.key')
-execFileSync('age-keygen', ['-o', stranger], { stdio: 'ignore' })
+const keys = ['old', 'new'].map(name => newAgeKey(scratch, name))
+const stranger = newAgeKey(scratch, 'stranger').identity
 
 /** The store as pgkeep opens it, but on the loopback peer's client (so the test needs no AWS_* in its own env). */
 function openOnPeer (config: Config): (location: string) => Storage {

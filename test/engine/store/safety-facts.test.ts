@@ -5,7 +5,7 @@ import type { Backup } from '../../../schemas/backup.ts'
 import { hashTree, readManifest, writeManifest } from '../../../server/engine/store/manifest.ts'
 import { Registry } from '../../../server/engine/store/registry.ts'
 import { planRetention } from '../../../server/engine/store/retention.ts'
-import { makeBackup, storeCompleted, tempDir } from './fixtures.ts'
+import { storeCompleted, tempDir } from './fixtures.ts'
 import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 
 const manifestOf = async (dir: string, b: Backup): Promise<Backup> => (await readManifest(new LocalStorage(dir), b.name)).backup

@@ -8,15 +8,14 @@ import type { Backup } from '../../../schemas/backup.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
 import { setupApp } from '../helper.ts'
+import { newAgeKey } from '../../helpers/age-keys.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'downloads_enc', { rows: 2000 })
 const keys = mkdtempSync(join(tmpdir(), 'pgkeep-enc-keys-'))
 t.teardown(() => rmSync(keys, { recursive: true, force: true }))
-const identity = join(keys, 'key.txt')
-execFileSync('age-keygen', ['-o', identity], { stdio: 'ignore' })
-const recipient = execFileSync('age-keygen', ['-y', identity], { encoding: 'utf8' }).trim()
+const { identity, recipient } = newAgeKey(keys, 'key')
 const sha256 = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex')
 
 const { app, config, as } = await setupApp(t, cluster, 'downloads_enc', {}, { encryption: { recipients: [recipient], identityFile: identity } })

@@ -1,13 +1,10 @@
-import { createHash } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
-import { Transform, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { userInfo } from 'node:os'
 import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
+import { writeHashed } from './write-hashed.ts'
 import { AuditLog } from '../audit/audit-log.ts'
 import { AuditTrail, DeletionLog, restoreSubject, type AuditFields } from '../audit/audit-trail.ts'
 import { loadConfig, type Config } from '../config.ts'
@@ -203,16 +200,3 @@ export class LocalBackupApi implements BackupApi {
   }
 }
 
-/** `source` into `path` (removed again if anything fails), with its size and sha256. */
-async function writeHashed (source: Readable, path: string): Promise<{ bytes: number, sha256: string }> {
-  const hash = createHash('sha256')
-  let bytes = 0
-  const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
-  try {
-    await pipeline(source, meter, createWriteStream(path, { mode: 0o640 }))
-  } catch (err) {
-    await rm(path, { force: true })
-    throw err
-  }
-  return { bytes, sha256: hash.digest('hex') }
-}

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, stat } from 'node:fs/promises'
-import { Readable, Transform } from 'node:stream'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import {
@@ -12,6 +12,7 @@ import { ERROR_CODES, type ErrorCode } from '../../schemas/errors.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import { PgkeepError } from '../errors.ts'
+import { writeHashed } from './write-hashed.ts'
 import {
   downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
 } from './backup-api.ts'
@@ -202,16 +203,11 @@ export class RemoteBackupApi implements BackupApi {
     const partial = `${file}.partial`
     const res = await this.send('GET', `/api/backup/download/${encodeURIComponent(backup.id)}?decrypt=true`)
     if (!res.body) throw new PgkeepError('INTERNAL', 'the server sent no body')
-    const hash = createHash('sha256')
-    let bytes = 0
-    const meter = new Transform({ transform (chunk: Buffer, _enc, cb) { hash.update(chunk); bytes += chunk.length; cb(null, chunk) } })
-    try {
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), meter, createWriteStream(partial))
-    } catch (err) {
-      throw new PgkeepError('INTEGRITY_FAILED', `the decrypted download of ${backup.name} was cut (${(err as Error).message}); ${partial} kept for inspection`)
-    }
+    const written = await writeHashed(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), partial).catch((err: unknown) => {
+      throw new PgkeepError('INTEGRITY_FAILED', `the decrypted download of ${backup.name} was cut (${(err as Error).message}); nothing was kept`)
+    })
     await rename(partial, file)
-    return { path: file, bytes, sha256: hash.digest('hex'), verified: true }
+    return { path: file, ...written, verified: true }
   }
 
   /**

@@ -12,8 +12,9 @@ import { findPgTool, type PgTool } from '../pg/tools.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
-import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
+import { hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
 import { ProgressFeed } from './progress-feed.ts'
+import { commitLocalPartial } from '../storage/local-storage.ts'
 
 export type ProgressFields = Omit<Progress, 'backupId'>
 
@@ -297,7 +298,7 @@ class DumpJob {
     const result = { rawBytes: tree.sizeBytes, sizeBytes: tree.sizeBytes, sha256 }
     progress.onBytes(tree.sizeBytes)
     await this.ctx.onVerifying(result)
-    await commitPartial(this.partialPath, this.finalPath)
+    await commitLocalPartial(this.partialPath, this.finalPath)
     return { ...result, files, copies: [] }
   }
 }

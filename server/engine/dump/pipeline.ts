@@ -8,7 +8,6 @@ import { createCompressor, type CodecStage } from '../pg/codec.ts'
 import { firstStageFailure } from '../pg/backup-codec.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { digestOfFiles } from '../store/manifest.ts'
-import { commitLocalPartial } from '../storage/local-storage.ts'
 
 export interface PipelineResult {
   /** bytes pg_dump produced */
@@ -154,9 +153,6 @@ async function fsyncPath (path: string): Promise<void> {
   const fh = await open(path, 'r')
   try { await fh.sync() } finally { await fh.close() }
 }
-
-/** Renames a finished directory-format dump into place, durably (the local storage's rule). */
-export const commitPartial = commitLocalPartial
 
 export async function removePartial (partialPath: string): Promise<void> {
   await rm(partialPath, { recursive: true, force: true })

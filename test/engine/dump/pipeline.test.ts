@@ -11,8 +11,8 @@ import t from 'tap'
 import type { BackupOptions, Compression } from '../../../schemas/backup.ts'
 import type { Target } from '../../../server/config.ts'
 import { createDecompressor } from '../../../server/engine/pg/codec.ts'
-import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
-import { commitPartial, hashDirectory, removePartial, runDumpPipeline } from '../../../server/engine/dump/pipeline.ts'
+import { commitLocalPartial, LocalStorage } from '../../../server/engine/storage/local-storage.ts'
+import { hashDirectory, removePartial, runDumpPipeline } from '../../../server/engine/dump/pipeline.ts'
 import type { PgkeepError } from '../../../server/errors.ts'
 import { prepareChildEnv } from '../../../server/engine/pg/passfile.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump } from '../../../server/engine/dump/pg-dump-process.ts'
@@ -146,7 +146,7 @@ t.test('real pg_dump output', async t => {
     }
     t.equal(tree.sizeBytes, tree.files.reduce((n, f) => n + f.sizeBytes, 0))
     t.equal(tree.sha256, createHash('sha256').update(tree.files.map(f => `${f.sha256}  ${f.path}\n`).join('')).digest('hex'))
-    await commitPartial(out, join(dir, 'shop.dir'))
+    await commitLocalPartial(out, join(dir, 'shop.dir'))
     t.ok((await stat(join(dir, 'shop.dir', 'toc.dat'))).isFile(), 'committed directory is in place')
   })
 })
@@ -284,18 +284,18 @@ t.test('committing a partial renames it, durably, and never replaces an existing
   const partialPath = join(dir, 'c.dump.partial')
   const finalPath = join(dir, 'c.dump')
   await writeFile(partialPath, 'first')
-  await commitPartial(partialPath, finalPath)
+  await commitLocalPartial(partialPath, finalPath)
   t.equal(await readFile(finalPath, 'utf8'), 'first')
   await t.rejects(stat(partialPath), { code: 'ENOENT' })
 
   await writeFile(partialPath, 'second')
-  await t.rejects(commitPartial(partialPath, finalPath), { code: 'CONFLICT' })
+  await t.rejects(commitLocalPartial(partialPath, finalPath), { code: 'CONFLICT' })
   t.equal(await readFile(finalPath, 'utf8'), 'first', 'the existing backup is untouched')
   t.equal(await readFile(partialPath, 'utf8'), 'second', 'the partial stays for the caller')
 
   await mkdir(join(dir, 'd.dir.partial'))
   await mkdir(join(dir, 'd.dir'))
-  await t.rejects(commitPartial(join(dir, 'd.dir.partial'), join(dir, 'd.dir')), { code: 'CONFLICT' }, 'an existing directory, even empty, is not replaced')
+  await t.rejects(commitLocalPartial(join(dir, 'd.dir.partial'), join(dir, 'd.dir')), { code: 'CONFLICT' }, 'an existing directory, even empty, is not replaced')
 })
 
 t.test('removing a partial removes files and directories and ignores missing ones', async t => {

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { BackupId, IsoDateTime } from './common.ts'
 import { ANY_LEVEL, BackupFormat, Compression, JOBS_RANGE } from './format.ts'
+import { DrillSummary } from './drill.ts'
 
 export { BackupFormat, Compression } from './format.ts'
 
@@ -38,6 +39,8 @@ export const CreateBackupRequest = Type.Object({
   noPrivileges: Type.Optional(Type.Boolean()),
   /** `after`: the full validation runs as the job's last step, before it completes (default for scheduled backups) */
   verify: Type.Optional(VerifyMode),
+  /** count every table's rows in the dump's own snapshot, so a restore drill can compare exactly (docs/drills.md) */
+  countRows: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 export type CreateBackupRequest = Static<typeof CreateBackupRequest>
 
@@ -51,6 +54,8 @@ export const BackupOptions = Type.Object({
   noPrivileges: Type.Boolean(),
   /** absent on records from before it existed: off */
   verify: Type.Optional(VerifyMode),
+  /** absent: off */
+  countRows: Type.Optional(Type.Boolean()),
 })
 export type BackupOptions = Static<typeof BackupOptions>
 
@@ -72,6 +77,9 @@ export const StoredCopy = Type.Object({
   error: Type.Optional(ErrorInfo),
 })
 export type StoredCopy = Static<typeof StoredCopy>
+
+export const TableRowCount = Type.Object({ table: Type.String(), rows: Type.Integer({ minimum: 0 }) })
+export type TableRowCount = Static<typeof TableRowCount>
 
 export const Encryption = Type.Object({
   method: Type.Literal('age'),
@@ -117,6 +125,10 @@ export const Backup = Type.Object({
   copies: Type.Optional(Type.Array(StoredCopy)),
   /** Set when the stored bytes are age-encrypted: the public keys that can open them (never a private key). */
   encryption: Type.Optional(Encryption),
+  /** countRows: every dumped table's rows, counted in the dump's snapshot ("schema"."table" quoted as PostgreSQL quotes) */
+  rowCounts: Type.Optional(Type.Array(TableRowCount)),
+  /** the last restore drill of this backup; ok = "restore proven" */
+  drill: Type.Optional(DrillSummary),
 })
 export type Backup = Static<typeof Backup>
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest, VerifyMode } from './backup.ts'
+import { DrillConfig, DrillSchedule } from './drill.ts'
 
 export const TargetConfig = Type.Object({
   /** postgres://user:pass@host:port/db; or the discrete fields below */
@@ -19,6 +20,8 @@ export const TargetConfig = Type.Object({
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
   /** the target's default for a backup's verify (off | after); scheduled backups default to after */
   verify: Type.Optional(VerifyMode),
+  /** restore drills of this target's backups (docs/drills.md); over the global `drill` */
+  drill: Type.Optional(DrillConfig),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({
@@ -70,5 +73,8 @@ export const ConfigFile = Type.Object({
   downloadIdleTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
   wsHeartbeatSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
   encryption: Type.Optional(EncryptionConfig),
+  /** restore drills: where they run and what they assert (docs/drills.md) */
+  drill: Type.Optional(DrillConfig),
+  drills: Type.Optional(Type.Array(DrillSchedule)),
 }, { additionalProperties: false })
 export type ConfigFile = Static<typeof ConfigFile>

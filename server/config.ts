@@ -10,6 +10,8 @@ import type { Static } from 'typebox'
 import { PgkeepError } from './errors.ts'
 import { describeSchemaErrors, nameProblem } from './config-problems.ts'
 import { encryptionConfig, type EncryptionConfig } from './config-encryption.ts'
+import { drillSchedules, drillSettings, type DrillSettings } from './config-drills.ts'
+import type { DrillSchedule } from '../schemas/drill.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 import { parseStorageUrl, s3Url, type StorageLocation } from './engine/storage/storage-url.ts'
 
@@ -59,6 +61,9 @@ export interface Config {
   http: HttpConfig
   /** age encryption at rest; undefined when neither recipients nor an identity is configured */
   encryption?: EncryptionConfig
+  /** restore drills per target (server/config-drills.ts); absent in hand-made configs: the target's own server, no assertions */
+  drill?: Record<string, DrillSettings>
+  drillSchedules?: DrillSchedule[]
 }
 
 /** Where backups are written (server/engine/storage): each a local directory (absolute) or `s3://bucket[/prefix]`. */
@@ -265,6 +270,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',
     http: httpConfig(env, file),
     encryption: encryptionConfig(env, file, fileDir),
+    drill: drillSettings(file, targets, (name, url, field) => targetFromUrl(name, url, env, field), fileDir),
+    drillSchedules: drillSchedules(file, Object.keys(targets)),
   }
 }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Backup, Progress } from '../../schemas/backup.ts'
 import type { DeletedEvent, LogEvent, WarningEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import type { Drill } from '../../schemas/drill.ts'
 
 /** An event's payload as the engine emits it: the WebSocket message without its `type`. */
 type Payload<E> = Omit<E, 'type'>
@@ -19,6 +20,8 @@ export interface BackupEventMap {
   warning: [Payload<WarningEvent>]
   deleted: [Payload<DeletedEvent>]
   restore: [RestoreState]
+  /** a restore drill started, moved on (throttled by the hub) or ended */
+  drill: [Drill]
 }
 
 export type BackupEventName = keyof BackupEventMap

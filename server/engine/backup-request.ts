@@ -70,6 +70,7 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
       noOwner: req.noOwner ?? false,
       noPrivileges: req.noPrivileges ?? false,
       ...(req.verify !== undefined ? { verify: req.verify } : {}),
+      ...(req.countRows === true ? { countRows: true } : {}),
     },
   }
 }

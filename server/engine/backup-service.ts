@@ -26,6 +26,8 @@ import { recoverRestores } from './restore/leftovers.ts'
 import { manifestLags, recordInManifest } from './store/safety-facts.ts'
 import { startRestore, type RestoreJob } from './restore/restore-job.ts'
 import { RestoreTracker } from './restore/tracker.ts'
+import { DrillService } from './drill/drill-service.ts'
+import type { Drill, DrillSummary } from '../../schemas/drill.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
 import { validateBackup } from './verify/validator.ts'
@@ -98,6 +100,8 @@ export class BackupService extends BackupEvents {
   private readonly queue: JobQueue
   private readonly restoreTracker: RestoreTracker
   private readonly restoreRecords: RestoreRecords
+  /** restore drills (drill/): start, follow, cancel, history */
+  readonly drills: DrillService
   private pollTimer?: NodeJS.Timeout
   private closing = false
 
@@ -113,6 +117,15 @@ export class BackupService extends BackupEvents {
     this.restoreTracker = new RestoreTracker(s => this.emit('restore', s), restoreKeepMs)
     this.restoreRecords = new RestoreRecords(config.backupDir)
     this.queue = new JobQueue(config.concurrency, id => this.runJob(id))
+    this.drills = new DrillService({
+      config,
+      stores,
+      log,
+      get: id => this.get(id),
+      backups: () => this.registry.all(),
+      recordDrill: async (id, summary) => { await this.recordDrill(id, summary) },
+      announce: d => this.emit('drill', d),
+    })
   }
 
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
@@ -139,6 +152,7 @@ export class BackupService extends BackupEvents {
       log.warn(`restore ${s.restoreId} into ${s.database} was interrupted by a crash or stop; marked ${s.status}${s.error ? ` (${s.error.code})` : ''}`)
       service.restoreTracker.remember(s)
     }
+    await service.drills.recover().catch(unlessReadOnly(undefined))
     if (opts.registryPollMs) {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
       service.pollTimer.unref()
@@ -450,6 +464,17 @@ export class BackupService extends BackupEvents {
     return await this.restoreTracker.cancel(restoreId)
   }
 
+  /** A drill's outcome on its backup, in the registry and the manifests (store/safety-facts.ts). */
+  async recordDrill (id: string, drill: DrillSummary): Promise<Backup> {
+    const b = await this.patch(id, { drill })
+    this.emit('status', b)
+    return b
+  }
+
+  activeDrills (): Drill[] {
+    return this.drills.active()
+  }
+
   async pin (id: string, pinned: boolean): Promise<Backup> {
     this.get(id)
     const b = await this.patch(id, { pinned })
@@ -497,7 +522,10 @@ export class BackupService extends BackupEvents {
   }
 
   private asCompleted (current: Backup, result: DumpJobResult): Backup {
-    const completed: Backup = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed' }
+    const completed: Backup = {
+      ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed',
+      ...(result.rowCounts ? { rowCounts: result.rowCounts } : {}),
+    }
     delete completed.ownerPid
     return completed
   }
@@ -557,6 +585,7 @@ export class BackupService extends BackupEvents {
     const running = [...this.jobs.entries()]
     if (opts.cancelRunning) for (const [, job] of running) job.controller.abort()
     await Promise.all(running.map(([, job]) => job.done))
+    await this.drills.close()
     await this.restoreTracker.close()
   }
 }

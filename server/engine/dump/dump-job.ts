@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Backup, Progress, StoredCopy } from '../../../schemas/backup.ts'
+import type { Backup, Progress, StoredCopy, TableRowCount } from '../../../schemas/backup.ts'
 import { createEncoders } from '../pg/backup-codec.ts'
 import { watchXminHorizon } from '../pg/xmin-watch.ts'
 import type { ObjectWriter, Storage } from '../storage/storage.ts'
@@ -15,6 +15,7 @@ import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, typ
 import { hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
 import { ProgressFeed } from './progress-feed.ts'
 import { commitLocalPartial } from '../storage/local-storage.ts'
+import { startSnapshotCount, type SnapshotCount } from './row-counts.ts'
 
 export type ProgressFields = Omit<Progress, 'backupId'>
 
@@ -48,6 +49,8 @@ export interface DumpJobResult {
   sha256: string
   /** the outcome in each copy store (storages after the first) */
   copies: StoredCopy[]
+  /** countRows: each table's rows in the dump's snapshot */
+  rowCounts?: TableRowCount[]
 }
 
 const COPY_POLL_MS = 500
@@ -175,21 +178,32 @@ class DumpJob {
   }
 
   private async dumpOnce (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): Promise<DumpJobResult> {
-    const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
-    const stopWatching = this.stopOnAbort(pgDumpRun)
+    const { options } = this.ctx.backup
+    const counting: SnapshotCount | undefined = options.countRows === true && !options.schemaOnly
+      ? await startSnapshotCount(this.ctx.target, facts.tables, this.appName)
+      : undefined
     try {
-      if (this.ctx.backup.format === 'directory') {
-        // refused up front (backup-request.ts) for a store without local paths; this is the last guard
-        if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
-        return await this.writeDirectory(pgDumpRun, progress)
+      const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress, counting?.snapshot)
+      const stopWatching = this.stopOnAbort(pgDumpRun)
+      try {
+        let result: DumpJobResult
+        if (this.ctx.backup.format === 'directory') {
+          // refused up front (backup-request.ts) for a store without local paths; this is the last guard
+          if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
+          result = await this.writeDirectory(pgDumpRun, progress)
+        } else {
+          result = await this.writeSingleFile(pgDumpRun, progress)
+        }
+        return counting ? { ...result, rowCounts: await counting.counts } : result
+      } finally {
+        stopWatching()
       }
-      return await this.writeSingleFile(pgDumpRun, progress)
     } finally {
-      stopWatching()
+      await counting?.close()
     }
   }
 
-  private spawnPgDump (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): PgDumpRun {
+  private spawnPgDump (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed, snapshot?: string): PgDumpRun {
     const { backup } = this.ctx
     const args = buildPgDumpArgs({
       format: backup.format,
@@ -199,6 +213,7 @@ class DumpJob {
       pgDumpMajor: pgDump.major,
       outputDir: backup.format === 'directory' ? this.partialPath : undefined,
       lockWaitTimeoutSeconds: this.ctx.target.lockWaitTimeoutSeconds,
+      ...(snapshot !== undefined ? { snapshot } : {}),
     }, env.connArgs())
     const pgDumpRun = spawnPgDump(pgDump.path, args, env.env)
     // pg_dump prints "schema.table" unquoted; the known names disambiguate a dot inside either part

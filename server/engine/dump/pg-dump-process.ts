@@ -19,6 +19,8 @@ export interface PgDumpPlan {
   outputDir?: string
   /** --lock-wait-timeout: how long pg_dump may wait for each table's lock; 0 or absent = forever */
   lockWaitTimeoutSeconds?: number
+  /** pg_dump --snapshot: an exported snapshot to dump (countRows) */
+  snapshot?: string
 }
 
 const FORMAT_FLAG: Record<BackupFormat, string> = { custom: 'c', plain: 'p', directory: 'd', tar: 't' }
@@ -58,6 +60,8 @@ export function buildPgDumpArgs (plan: PgDumpPlan, connArgs: string[]): string[]
   if (options.noPrivileges) args.push('--no-privileges')
   // fail fast behind a long DDL rather than queue behind it, blocking every later query on that table too
   if (plan.lockWaitTimeoutSeconds !== undefined && plan.lockWaitTimeoutSeconds > 0) args.push(`--lock-wait-timeout=${plan.lockWaitTimeoutSeconds}s`)
+  // countRows: the snapshot the rows were counted in (dump/row-counts.ts)
+  if (plan.snapshot !== undefined) args.push(`--snapshot=${plan.snapshot}`)
   return [...args, ...connArgs]
 }
 

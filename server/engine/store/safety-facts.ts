@@ -7,12 +7,17 @@ import { readManifest, writeManifest } from './manifest.ts'
  * What is learnt about a backup after its dump and decides whether it may be deleted or trusted: its pin and its
  * last verification. They are written to the backup's manifest as well as to registry.json (manifest first, both
  * under the registry lock), so a catalog rebuilt from the manifests loses none of them: a lost pin would let
- * retention delete the backup. A new fact of this kind (a note, a drill result) joins this list.
+ * retention delete the backup. A new fact of this kind (a note) joins this list; the last drill's result is one.
  */
-export type SafetyFacts = Pick<Backup, 'pinned' | 'verification'>
+export type SafetyFacts = Pick<Backup, 'pinned' | 'verification' | 'drill'>
 
 function verifiedMs (b: Backup): number {
   const ms = b.verification === undefined ? NaN : Date.parse(b.verification.at)
+  return Number.isNaN(ms) ? -Infinity : ms
+}
+
+function drilledMs (b: Backup): number {
+  const ms = b.drill === undefined ? NaN : Date.parse(b.drill.at)
   return Number.isNaN(ms) ? -Infinity : ms
 }
 
@@ -23,16 +28,19 @@ function verifiedMs (b: Backup): number {
  */
 export function mergeSafetyFacts (fromRegistry: Backup, fromManifest: Backup): SafetyFacts {
   const newer = verifiedMs(fromRegistry) >= verifiedMs(fromManifest) ? fromRegistry : fromManifest
+  const drilled = drilledMs(fromRegistry) >= drilledMs(fromManifest) ? fromRegistry : fromManifest
   return {
     pinned: fromRegistry.pinned || fromManifest.pinned,
     ...(newer.verification ? { verification: newer.verification } : {}),
+    ...(drilled.drill ? { drill: drilled.drill } : {}),
   }
 }
 
 /** Whether the manifest's record is missing a fact the registry knows (so the manifest should be rewritten). */
 export function manifestLags (fromManifest: Backup, current: Backup): boolean {
   return fromManifest.pinned !== current.pinned ||
-    JSON.stringify(fromManifest.verification) !== JSON.stringify(current.verification)
+    JSON.stringify(fromManifest.verification) !== JSON.stringify(current.verification) ||
+    JSON.stringify(fromManifest.drill) !== JSON.stringify(current.drill)
 }
 
 /**

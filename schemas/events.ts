@@ -2,6 +2,7 @@ import { Type, type Static } from 'typebox'
 import { Backup, BackupStatus, Progress } from './backup.ts'
 import { BackupId } from './common.ts'
 import { RestoreState } from './restore.ts'
+import { Drill } from './drill.ts'
 
 /** The WebSocket protocol, declared once: one JSON object per message. */
 export const SnapshotEvent = Type.Object({
@@ -9,6 +10,8 @@ export const SnapshotEvent = Type.Object({
   jobs: Type.Array(Type.Object({ backup: Backup, progress: Type.Optional(Progress) })),
   /** restores still running when the viewer connected */
   restores: Type.Optional(Type.Array(RestoreState)),
+  /** drills still running when the viewer connected */
+  drills: Type.Optional(Type.Array(Drill)),
 })
 export const StatusEvent = Type.Object({
   type: Type.Literal('status'),
@@ -44,12 +47,19 @@ export const RestoreEvent = Type.Object({
   type: Type.Literal('restore'),
 })
 
-export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, WarningEvent, CreatedEvent, DeletedEvent, RestoreEvent])
+/** Flat: a Drill with its type; sent on start, on progress and each check (throttled), and on its end. */
+export const DrillEvent = Type.Object({
+  ...Drill.properties,
+  type: Type.Literal('drill'),
+})
+
+export const ServerEvent = Type.Union([SnapshotEvent, StatusEvent, ProgressEvent, LogEvent, WarningEvent, CreatedEvent, DeletedEvent, RestoreEvent, DrillEvent])
 export type ServerEvent = Static<typeof ServerEvent>
 export type SnapshotEvent = Static<typeof SnapshotEvent>
 export type StatusEvent = Static<typeof StatusEvent>
 export type ProgressEvent = Static<typeof ProgressEvent>
 export type LogEvent = Static<typeof LogEvent>
 export type RestoreEvent = Static<typeof RestoreEvent>
+export type DrillEvent = Static<typeof DrillEvent>
 export type CreatedEvent = Static<typeof CreatedEvent>
 export type DeletedEvent = Static<typeof DeletedEvent>

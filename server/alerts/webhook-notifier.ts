@@ -2,9 +2,10 @@ import { EventEmitter } from 'node:events'
 import type { Backup } from '../../schemas/backup.ts'
 import type { WarningEvent } from '../../schemas/events.ts'
 import type { MissedRun } from '../../schemas/schedule.ts'
+import type { Drill } from '../../schemas/drill.ts'
 import { backoffDelay, type RetryPolicy } from '../engine/retry.ts'
 
-export type AlertEvent = 'backup.failed' | 'backup.warning' | 'validation.failed' | 'schedule.missed'
+export type AlertEvent = 'backup.failed' | 'backup.warning' | 'validation.failed' | 'schedule.missed' | 'drill.failed'
 
 /** A running backup's warning as the engine emits it (schemas/events.ts WarningEvent without its type). */
 export type BackupWarning = Omit<WarningEvent, 'type'>
@@ -16,6 +17,7 @@ export interface AlertPayload {
   backup?: Backup
   schedule?: { name: string } & MissedRun
   warning?: BackupWarning
+  drill?: Drill
 }
 
 export interface WebhookNotifierOptions {
@@ -98,6 +100,18 @@ export class WebhookNotifier extends EventEmitter {
       event: 'validation.failed',
       text: `:warning: pgkeep validation of backup *${backup.name}* (${backup.target}/${backup.database}) failed: ${why}`,
       backup,
+    })
+  }
+
+  /** A restore drill that ended failed: the checks that did not hold, or why it could not finish. */
+  drillFailed (drill: Drill): void {
+    const why = drill.error
+      ? `${drill.error.code}: ${drill.error.message}`
+      : drill.checks.filter(c => !c.ok && !c.skipped).map(c => `${c.name}: ${c.message}`).join('; ') || 'a check failed'
+    this.notify({
+      event: 'drill.failed',
+      text: `:red_circle: pgkeep restore drill of *${drill.backupName}* (${drill.target}) failed: ${why}`,
+      drill,
     })
   }
 

@@ -27,6 +27,8 @@ import targetRoutes from './routes/targets.ts'
 import metricsRoutes from './routes/metrics.ts'
 import wsRoutes from './routes/ws.ts'
 import scheduleRoutes from './routes/schedules.ts'
+import drillRoutes from './routes/drills.ts'
+import drillSchedulerPlugin from './plugins/app/drill-scheduler.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -94,6 +96,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.decorate('rateLimits', { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits })
   await app.register(originGuardPlugin)
   await app.register(schedulerPlugin)
+  await app.register(drillSchedulerPlugin)
   // open requests get a short drain on close, a quarter of the grace at most (the rest is for cancelling dumps)
   await app.register(shutdownPlugin, { drainMs: Math.min(2000, config.http.shutdownGraceMs / 4) })
 
@@ -101,6 +104,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(backupRoutes, { prefix: '/api/backup' })
   await app.register(downloadRoutes, { prefix: '/api/backup' })
   await app.register(restoreRoutes, { prefix: '/api/restore' })
+  await app.register(drillRoutes, { prefix: '/api/drills' })
   await app.register(wsRoutes)
   await app.register(scheduleRoutes)
   await app.register(auditRoutes, { prefix: '/api/audit' })

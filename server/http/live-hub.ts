@@ -2,6 +2,7 @@ import { ROLES, type Role } from '../../schemas/auth.ts'
 import type { Backup, BackupWithProgress, Progress } from '../../schemas/backup.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import type { Drill } from '../../schemas/drill.ts'
 import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
 import type { BackupEventMap, BackupEvents } from '../engine/backup-events.ts'
 
@@ -17,6 +18,7 @@ export interface LiveClient {
 export interface LiveSource extends Pick<BackupEvents, 'on' | 'off'> {
   active (): BackupWithProgress[]
   activeRestores (): RestoreState[]
+  activeDrills?: () => Drill[]
 }
 
 export interface LiveHubOptions {
@@ -85,7 +87,10 @@ export class LiveHub {
     source.on('deleted', onDeleted)
     const onRestore = (s: RestoreState): void => this.#restore(s)
     source.on('restore', onRestore)
+    const onDrill = (d: Drill): void => this.#drill(d)
+    source.on('drill', onDrill)
     this.#detach = () => {
+      source.off('drill', onDrill)
       source.off('restore', onRestore)
       source.off('created', onCreated)
       source.off('status', onStatus)
@@ -103,7 +108,8 @@ export class LiveHub {
   add (client: LiveClient, role: Role): () => void {
     this.#clients.set(client, role)
     const restores = mayRead(role, 'admin') ? this.#source.activeRestores() : []
-    const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}) }
+    const drills = this.#source.activeDrills?.() ?? []
+    const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}), ...(drills.length > 0 ? { drills } : {}) }
     this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
     return () => { this.#clients.delete(client) }
   }
@@ -135,6 +141,19 @@ export class LiveHub {
       return
     }
     // like a backup's status: the last progress reaches viewers before the state that ends it
+    this.#flushProgress(key)
+    this.#forget(key)
+    this.#broadcast(event)
+  }
+
+  /** Like a restore: running states throttled, the end flushed and sent at once. Viewers may read drills (GET /api/drills). */
+  #drill (d: Drill): void {
+    const key = `drill:${d.id}`
+    const event: ServerEvent = { ...d, type: 'drill' }
+    if (d.status === 'running') {
+      this.#throttled(key, event)
+      return
+    }
     this.#flushProgress(key)
     this.#forget(key)
     this.#broadcast(event)

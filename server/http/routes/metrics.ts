@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import type { BackupService } from '../../engine/backup-service.ts'
+import type { Drill } from '../../../schemas/drill.ts'
 
 const STATUSES: BackupStatus[] = ['queued', 'running', 'verifying', 'completed', 'failed', 'cancelled']
 
@@ -21,6 +22,16 @@ function newestCompletedByTarget (backups: Backup[]): Map<string, Backup> {
     if (b.status !== 'completed') continue
     const cur = newest.get(b.target)
     if (!cur || (b.finishedAt ?? b.createdAt) > (cur.finishedAt ?? cur.createdAt)) newest.set(b.target, b)
+  }
+  return newest
+}
+
+/** Newest first in, per target the newest drill that ended (passed only, or passed or failed). */
+function newestDrillByTarget (drills: Drill[], passedOnly: boolean): Map<string, Drill> {
+  const newest = new Map<string, Drill>()
+  for (const d of drills) {
+    if (d.status === 'running' || d.status === 'cancelled' || (passedOnly && d.status !== 'passed')) continue
+    if (!newest.has(d.target)) newest.set(d.target, d)
   }
   return newest
 }
@@ -64,6 +75,20 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
     },
   })
   new Gauge({ name: 'pgkeep_active_jobs', help: 'Backups queued or running in this process', registers: [registry], collect () { this.set(service.active().length) } })
+  new Gauge({
+    name: 'pgkeep_drill_last_success_timestamp_seconds', help: 'End of the newest passed restore drill per target', labelNames: ['target'], registers: [registry],
+    async collect () {
+      this.reset()
+      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), true)) this.set({ target }, Date.parse(d.finishedAt ?? d.startedAt) / 1000)
+    },
+  })
+  new Gauge({
+    name: 'pgkeep_drill_duration_seconds', help: 'Wall time of the newest ended restore drill per target (restore, checks and drop)', labelNames: ['target'], registers: [registry],
+    async collect () {
+      this.reset()
+      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), false)) this.set({ target }, (d.durationMs ?? 0) / 1000)
+    },
+  })
   const duration = new Histogram({
     name: 'pgkeep_backup_duration_seconds', help: 'Wall time of completed backups (start to completed)', labelNames: ['target'],
     buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600], registers: [registry],

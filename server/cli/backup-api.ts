@@ -3,6 +3,7 @@ import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreMode, RestoreProgress } from '../../schemas/restore.ts'
+import type { Drill, DrillRequest } from '../../schemas/drill.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -34,6 +35,13 @@ export interface StartedRestore {
   cancel (): Promise<void>
 }
 
+/** A drill under way: its first state, its end (passed, failed or cancelled), and how to stop it. */
+export interface StartedDrill {
+  drill: Drill
+  done: Promise<Drill>
+  cancel (): Promise<void>
+}
+
 export interface DownloadResult {
   path: string
   bytes: number
@@ -62,6 +70,8 @@ export interface BackupApi {
   /** `decrypt`: an encrypted backup decrypted where it is stored (the server's or this machine's identity file) */
   download (id: string, output?: string, opts?: { decrypt?: boolean }): Promise<DownloadResult>
   restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore>
+  /** a restore drill (docs/drills.md); `progress` hears every running state */
+  drill (req: DrillRequest, progress: (d: Drill) => void): Promise<StartedDrill>
 }
 
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */

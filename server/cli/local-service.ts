@@ -4,6 +4,7 @@ import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
+import type { Drill, DrillRequest } from '../../schemas/drill.ts'
 import { writeHashed } from './write-hashed.ts'
 import { AuditLog } from '../audit/audit-log.ts'
 import { AuditTrail, DeletionLog, restoreSubject, type AuditFields } from '../audit/audit-trail.ts'
@@ -11,7 +12,7 @@ import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
 import { PgkeepError, toPgkeepError } from '../errors.ts'
 import {
-  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore,
 } from './backup-api.ts'
 import { UsageError, write, type CliIO, type Globals } from './command.ts'
 
@@ -198,5 +199,22 @@ export class LocalBackupApi implements BackupApi {
     job.on('progress', (p: RestoreProgress) => watcher.progress(p))
     return { backup, done: job.done, cancel: async () => { await this.audit.around('restore.cancel', async () => { await job.cancel() }, () => ({ backupId: id })) } }
   }
-}
 
+  async drill (req: DrillRequest, progress: (d: Drill) => void): Promise<StartedDrill> {
+    const service = await this.service()
+    let id: string | undefined
+    const onDrill = (d: Drill): void => { if (d.id === id && d.status === 'running') progress(d) }
+    service.on('drill', onDrill)
+    let drill: Drill
+    try {
+      drill = await this.audit.around('drill.start', async () => await service.drills.start(req, cliUser()), d => ({ backupId: d?.backupId }))
+    } catch (err) {
+      service.off('drill', onDrill)
+      throw err
+    }
+    id = drill.id
+    const done = service.drills.waitFor(drill.id)
+    done.finally(() => service.off('drill', onDrill)).catch(() => {})
+    return { drill, done, cancel: async () => { await this.audit.around('drill.cancel', async () => { await service.drills.cancel(drill.id) }, () => ({ backupId: drill.backupId })) } }
+  }
+}

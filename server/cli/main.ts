@@ -15,6 +15,7 @@ export const COMMANDS: Record<string, () => Promise<{ command?: Command }>> = {
   validate: async () => await import('./commands/validate.ts'),
   cleanup: async () => await import('./commands/cleanup.ts'),
   restore: async () => await import('./commands/restore.ts'),
+  drill: async () => await import('./commands/drill.ts'),
   pin: async () => await import('./commands/pin.ts'),
   cancel: async () => await import('./commands/cancel.ts'),
   download: async () => await import('./commands/download.ts'),

@@ -51,9 +51,15 @@ export function printJson (io: CliIO, value: unknown): void {
 
 export function backupRows (items: Backup[]): string {
   return table(
-    ['ID', 'NAME', 'TARGET', 'STATUS', 'SIZE', 'CREATED', 'DURATION'],
-    items.map(b => [b.id, b.name, b.target, b.status + (b.pinned ? '*' : ''), formatBytes(b.sizeBytes), formatTime(b.createdAt), formatDuration(backupDuration(b))]),
+    ['ID', 'NAME', 'TARGET', 'STATUS', 'SIZE', 'CREATED', 'DURATION', 'DRILL'],
+    items.map(b => [b.id, b.name, b.target, b.status + (b.pinned ? '*' : ''), formatBytes(b.sizeBytes), formatTime(b.createdAt), formatDuration(backupDuration(b)), drillCell(b)]),
   )
+}
+
+/** "restore proven <when>" for a backup whose last drill passed; FAILED when it did not; empty when never drilled. */
+export function drillCell (b: Backup): string {
+  if (!b.drill) return ''
+  return b.drill.ok ? `restore proven ${formatTime(b.drill.at)}` : `drill FAILED ${formatTime(b.drill.at)}`
 }
 
 export function backupDetails (b: Backup): string {
@@ -76,6 +82,8 @@ export function backupDetails (b: Backup): string {
     ['Started', b.startedAt && formatTime(b.startedAt)],
     ['Finished', b.finishedAt && `${formatTime(b.finishedAt)} (${formatDuration(backupDuration(b))})`],
     ['PostgreSQL', b.pgServerVersion && `server ${b.pgServerVersion}, pg_dump ${b.pgDumpVersion ?? '?'}`],
+    ['Drill', b.drill && `${b.drill.ok ? 'restore proven' : 'FAILED'} at ${formatTime(b.drill.at)} on ${b.drill.server}${b.drill.restoreMs !== undefined ? `, restore took ${formatDuration(b.drill.restoreMs / 1000)}` : ''}${b.drill.message ? `: ${b.drill.message}` : ''} (drill ${b.drill.id})`],
+    ['Row counts', b.rowCounts && `${b.rowCounts.length} tables counted in the dump's snapshot`],
     ['Verified', b.verification && `${b.verification.ok ? 'ok' : 'FAILED'} by ${b.verification.method} at ${formatTime(b.verification.at)}${b.verification.message ? `: ${b.verification.message}` : ''}`],
     ['Pinned', b.pinned ? 'yes (never removed by cleanup)' : undefined],
     ['Schedule', b.scheduleId],

@@ -11,10 +11,11 @@ import {
 import { ERROR_CODES, type ErrorCode } from '../../schemas/errors.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import type { Drill, DrillRequest } from '../../schemas/drill.ts'
 import { PgkeepError } from '../errors.ts'
 import { writeHashed } from './write-hashed.ts'
 import {
-  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedRestore,
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore,
 } from './backup-api.ts'
 import { UsageError } from './command.ts'
 
@@ -155,6 +156,26 @@ export class RemoteBackupApi implements BackupApi {
       }),
       cancel: async () => { await this.json('POST', `/api/restore/${encodeURIComponent(restoreId)}/cancel`) },
     }
+  }
+
+  /** POST /api/drills, then the drill's events until it ends. */
+  async drill (req: DrillRequest, progress: (d: Drill) => void): Promise<StartedDrill> {
+    const ended = (d: Drill): Drill | undefined => d.status === 'running' ? undefined : d
+    const { started, done } = await this.follow<Drill, Drill>({
+      start: async () => {
+        const { drill } = await this.json<{ drill: Drill }>('POST', '/api/drills', { body: req })
+        return { id: drill.id, started: drill }
+      },
+      read: (e, id) => {
+        if (e.type !== 'drill' || e.id !== id) return undefined
+        const { type: _type, ...d } = e
+        if (d.status === 'running') progress(d)
+        return ended(d)
+      },
+      ask: async id => ended(await this.json<Drill>('GET', `/api/drills/${encodeURIComponent(id)}`)),
+      goesOn: id => `the drill goes on there: GET /api/drills/${id}`,
+    })
+    return { drill: started, done, cancel: async () => { await this.json('POST', `/api/drills/${encodeURIComponent(started.id)}/cancel`) } }
   }
 
   /**

@@ -46,7 +46,7 @@ t.test('create --json prints only the backup record, valid against the Backup sc
 t.test('list shows the backup in a table and as JSON', async t => {
   const human = await cli(['list'])
   t.equal(human.code, 0)
-  t.match(human.out, /^ID +NAME +TARGET +STATUS +SIZE +CREATED +DURATION$/m)
+  t.match(human.out, /^ID +NAME +TARGET +STATUS +SIZE +CREATED +DURATION +DRILL$/m)
   t.match(human.out, first.name)
   const json = await cli(['list', '--json', '--status', 'completed'])
   const result = JSON.parse(json.out) as ListResult

@@ -23,6 +23,7 @@ const OPTIONS = {
   'exclude-table': { type: 'string', multiple: true },
   jobs: { type: 'string' },
   verify: { type: 'string' },
+  'count-rows': { type: 'boolean' },
 } as const
 
 /** The shared create rules in the words of the flags a user typed. */
@@ -56,6 +57,7 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
     excludeTables: v['exclude-table'] as string[] | undefined,
     jobs,
     verify,
+    countRows: v['count-rows'] === true ? true : undefined,
   }
   for (const k of Object.keys(req) as (keyof CreateBackupRequest)[]) if (req[k] === undefined) delete req[k]
   const [problem] = createRuleProblems(req)
@@ -131,6 +133,8 @@ Flags:
   --jobs N               parallel workers, directory format only (${JOBS_RANGE.min}..${JOBS_RANGE.max})
   --verify after|off     after: validate in full (checksum + pg_restore read) before the job completes
                          (default: the target's "verify", else off; scheduled backups default to after)
+  --count-rows           count every table's rows in the dump's own snapshot, so a restore drill
+                         compares exactly (a second scan of every table; see docs/drills.md)
 
 Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled.
 

@@ -2,14 +2,13 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { DrillAssertion, DrillConfig, DrillSchedule } from '../schemas/drill.ts'
 import type { ConfigFile } from '../schemas/config.ts'
-import type { Target } from './config.ts'
 import { PgkeepError } from './errors.ts'
 import { cronProblem } from './schedules/schedule-rules.ts'
 
 /** How a target's backups are drilled (docs/drills.md): where they are restored and what is asserted there. */
-export interface DrillSettings {
+export interface DrillSettings<T extends Connection = Connection> {
   /** the drill server's connection (its database is only where pgkeep connects to create and drop the scratch one) */
-  server: Target
+  server: T
   /** true when `drill.url` names another server than the target's own */
   ownServer: boolean
   assertions: DrillAssertion[]
@@ -18,6 +17,9 @@ export interface DrillSettings {
   estimateTolerance: number
 }
 
+/** What this file needs of a connection (config.ts's Target, which it cannot import: config.ts imports this). */
+interface Connection { name: string, host: string, port: number, user: string, database: string, password?: string }
+
 const DEFAULT_STATEMENT_TIMEOUT_SECONDS = 60
 const DEFAULT_ESTIMATE_TOLERANCE = 0.1
 
@@ -25,15 +27,14 @@ function fail (name: string, why: string): never {
   throw new PgkeepError('CONFIG_INVALID', `invalid configuration: ${name}: ${why}`)
 }
 
-type ParseUrl = (name: string, url: string, field: string) => Target
 
 /**
  * Each target's drill settings: its own `drill` over the global one, field by field. Without a url the drill
  * runs on the target's own server (docs/drills.md says what that costs it).
  */
-export function drillSettings (file: ConfigFile, targets: Record<string, Target>, parseUrl: ParseUrl, baseDir: string): Record<string, DrillSettings> {
+export function drillSettings<T extends Connection> (file: ConfigFile, targets: Record<string, T>, parseUrl: (name: string, url: string, field: string) => T, baseDir: string): Record<string, DrillSettings<T>> {
   const global = file.drill ?? {}
-  const out: Record<string, DrillSettings> = {}
+  const out: Record<string, DrillSettings<T>> = {}
   for (const [name, target] of Object.entries(targets)) {
     const own = file.targets?.[name]?.drill ?? {}
     const field = own.url !== undefined ? `targets.${name}.drill` : 'drill'

@@ -62,7 +62,7 @@ export interface Config {
   /** age encryption at rest; undefined when neither recipients nor an identity is configured */
   encryption?: EncryptionConfig
   /** restore drills per target (server/config-drills.ts); absent in hand-made configs: the target's own server, no assertions */
-  drill?: Record<string, DrillSettings>
+  drill?: Record<string, DrillSettings<Target>>
   drillSchedules?: DrillSchedule[]
 }
 

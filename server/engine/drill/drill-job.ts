@@ -19,7 +19,7 @@ export interface DrillContext {
   backup: Backup
   storage: Storage
   backupDir: string
-  settings: DrillSettings
+  settings: DrillSettings<Target>
   /** the backup's own target: where the reltuples estimates come from */
   source: Target
   pgBinDir?: string

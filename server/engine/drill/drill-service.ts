@@ -37,7 +37,7 @@ function serverLabel (t: Target): string {
 }
 
 /** The drill settings of a target, or the plain default (its own server, no assertions) for hand-made configs. */
-export function settingsFor (config: Config, targetName: string): DrillSettings | undefined {
+export function settingsFor (config: Config, targetName: string): DrillSettings<Target> | undefined {
   const configured = config.drill?.[targetName]
   if (configured) return configured
   const target = config.targets[targetName]

@@ -7,6 +7,7 @@ import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
 import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
 import type { TargetList } from '../../../schemas/targets.ts'
+import type { Drill, DrillList, DrillReply, DrillRequest } from '../../../schemas/drill.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
@@ -85,4 +86,9 @@ export const api = {
   listTargets: () => request<TargetList>('GET', '/api/targets').then(r => r.items),
 
   listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
+
+  listDrills: (limit = 100) => request<DrillList>('GET', `/api/drills${qs({ limit })}`).then(r => r.items),
+  getDrill: (id: string) => request<Drill>('GET', `/api/drills/${id}`),
+  startDrill: (req: DrillRequest) => request<DrillReply>('POST', '/api/drills', req).then(r => r.drill),
+  cancelDrill: (id: string) => request<Drill>('POST', `/api/drills/${id}/cancel`, {}),
 }

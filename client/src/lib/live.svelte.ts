@@ -2,6 +2,7 @@
 import type { Backup, BackupStatus, Progress } from '../../../schemas/backup.ts'
 import type { ServerEvent } from '../../../schemas/events.ts'
 import type { RestoreState } from '../../../schemas/restore.ts'
+import type { Drill } from '../../../schemas/drill.ts'
 import { api } from './api.ts'
 import { toasts } from './toasts.svelte.ts'
 import { session } from './session.svelte.ts'
@@ -27,6 +28,8 @@ class Live {
   revision = $state(0)
   /** restores seen since this page loaded, by restore id; their last state (running or how they ended) */
   restores = $state<Record<string, RestoreState>>({})
+  /** drills seen on the socket since this page loaded, by id: their newest state (DrillsPage) */
+  drills = $state<Record<string, Drill>>({})
 
   #ws: WebSocket | undefined
   #attempt = 0
@@ -85,7 +88,10 @@ class Live {
 
   #apply (e: ServerEvent): void {
     switch (e.type) {
-      case 'snapshot': this.#resync(e.jobs); this.#resyncRestores(e.restores ?? []); break
+      case 'snapshot':
+        this.#resync(e.jobs); this.#resyncRestores(e.restores ?? [])
+        for (const d of e.drills ?? []) this.drills[d.id] = d
+        break
       case 'created':
         this.jobs[e.backupId] ??= { backup: e.backup, log: [] }
         this.revision++
@@ -115,6 +121,13 @@ class Live {
       case 'restore': {
         const { type: _type, ...state } = e
         this.#setRestore(state)
+        break
+      }
+      case 'drill': {
+        const { type: _type, ...drill } = e
+        // an ended drill never goes back to running (a late throttled progress)
+        if (this.drills[drill.id]?.status !== 'running' && this.drills[drill.id] !== undefined && drill.status === 'running') break
+        this.drills[drill.id] = drill
         break
       }
     }

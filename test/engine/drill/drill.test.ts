@@ -50,6 +50,8 @@ for (const format of ['custom', 'plain', 'tar', 'directory'] as BackupFormat[]) 
     t.same(await drillDatabases(), [])
     const after = service.get(backup.id)
     t.match(after.drill, { id: drill.id, ok: true })
+    const manifest = JSON.parse(readFileSync(manifestPath(config.backupDir, backup.name), 'utf8'))
+    t.match(manifest.backup.drill, { id: drill.id, ok: true }, 'the manifest carries it too: a rebuilt catalog keeps it')
   })
 }
 

@@ -9,7 +9,7 @@ import { listQueryFromFlags } from '../../server/cli/commands/list.ts'
 import { policyFromFlags } from '../../server/cli/commands/cleanup.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
 
-const LOCAL_COMMANDS = ['create', 'list', 'info', 'status', 'validate', 'cleanup', 'restore', 'pin', 'cancel', 'download', 'reindex', 'doctor']
+const LOCAL_COMMANDS = ['create', 'list', 'info', 'status', 'validate', 'cleanup', 'restore', 'drill', 'pin', 'cancel', 'download', 'reindex', 'doctor']
 
 t.test('the command table names every documented command', async t => {
   t.same(Object.keys(COMMANDS).sort(), [...LOCAL_COMMANDS, 'serve', 'user', 'token'].sort())

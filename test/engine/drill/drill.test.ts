@@ -10,6 +10,7 @@ import type { BackupFormat } from '../../../schemas/backup.ts'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase, testConfig } from '../../helpers/sample-db.ts'
 import { openService } from '../../helpers/service.ts'
+import { leftDrillDatabases } from '../../helpers/drill-databases.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -26,8 +27,7 @@ await cluster.psql(`
 const config = testConfig(cluster, 'drill_src', {})
 t.teardown(config.cleanup)
 
-const drillDatabases = async (): Promise<string[]> =>
-  (await cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE 'pgkeep\\_drill\\_%' ORDER BY 1")).split('\n').filter(Boolean)
+const drillDatabases = async (): Promise<string[]> => await leftDrillDatabases(cluster, config.backupDir)
 
 const service = await openService(config)
 t.teardown(() => service.close())

@@ -7,6 +7,7 @@ import { settingsFor } from '../../../server/engine/drill/drill-service.ts'
 import { startReceiver } from '../../alerts/webhook-receiver.ts'
 import { auditLines, setupApp } from '../helper.ts'
 import { Inbox } from '../live-helpers.ts'
+import { drillCopying, leftDrillDatabases } from '../../helpers/drill-databases.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -17,10 +18,7 @@ t.teardown(receiver.stop)
 const { app, as, token } = await setupApp(t, cluster, 'drills_slowsrc', {}, { webhooks: [receiver.url] })
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
 
-const drillDatabases = async (): Promise<string[]> =>
-  (await cluster.psql("SELECT datname FROM pg_database WHERE datname LIKE 'pgkeep\\_drill\\_%' ORDER BY 1")).split('\n').filter(Boolean)
-const copyingIntoDrill = async (): Promise<boolean> =>
-  Number(await cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgkeep\\_drill\\_%' AND query LIKE 'COPY%'")) > 0
+const drillDatabases = async (): Promise<string[]> => await leftDrillDatabases(cluster, app.config.backupDir)
 
 async function completedBackup (body: Record<string, unknown>): Promise<string> {
   const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: body })
@@ -72,7 +70,7 @@ t.test('a viewer cannot start a drill; an operator can, and viewers follow it li
 t.test('cancelling a drill mid-restore ends it cancelled and drops its scratch database', async t => {
   const res = await as('operator', { method: 'POST', url: '/api/drills', payload: { backupId } })
   const { drill } = res.json()
-  await waitUntil(copyingIntoDrill, 60_000, 'the drill to be copying')
+  await waitUntil(async () => await drillCopying(cluster, drill.database), 60_000, 'the drill to be copying')
   const cancelled = await as('operator', { method: 'POST', url: `/api/drills/${drill.id}/cancel` })
   t.equal(cancelled.statusCode, 200)
   t.match(cancelled.json(), { id: drill.id, status: 'cancelled', error: { code: 'CANCELLED' } })

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox'
 import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest, VerifyMode } from './backup.ts'
+import { NotificationChannelEntry } from './notifications.ts'
 
 export const TargetConfig = Type.Object({
   /** postgres://user:pass@host:port/db; or the discrete fields below */
@@ -19,6 +20,8 @@ export const TargetConfig = Type.Object({
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
   /** the target's default for a backup's verify (off | after); scheduled backups default to after */
   verify: Type.Optional(VerifyMode),
+  /** the target is stale (`target.stale` notification) when its newest completed backup is older (default: maxBackupAgeHours) */
+  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({
@@ -70,5 +73,11 @@ export const ConfigFile = Type.Object({
   downloadIdleTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
   wsHeartbeatSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
   encryption: Type.Optional(EncryptionConfig),
+  /** notification channels (docs/notifications.md) */
+  notifications: Type.Optional(Type.Array(NotificationChannelEntry)),
+  /** every target's default for maxBackupAgeHours; none: staleness is not watched */
+  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
+  /** how often staleness and free space are checked for notifications (default 5) */
+  notificationCheckMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
 }, { additionalProperties: false })
 export type ConfigFile = Static<typeof ConfigFile>

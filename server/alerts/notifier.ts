@@ -114,7 +114,7 @@ export class Notifier extends EventEmitter {
    */
   async test (name: string): Promise<DeliveryResult> {
     const ch = this.#channels.get(name)
-    if (!ch) throw new NotFoundError(`no notification channel named "${name}"`)
+    if (!ch) throw new NotFoundError(`notification channel "${name}"`)
     const notice: Notice = { event: 'test', test: { channel: name } }
     const started = performance.now()
     const base = { name, type: ch.config.type }

@@ -7,9 +7,11 @@ import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
 import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
 import type { TargetList } from '../../../schemas/targets.ts'
+import type { DeliveryResult, NotificationChannelInfo, NotificationChannelList } from '../../../schemas/notifications.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
+export type { DeliveryResult, NotificationChannelInfo }
 export class ApiError extends Error {
   readonly statusCode: number
   readonly code: string
@@ -85,4 +87,7 @@ export const api = {
   listTargets: () => request<TargetList>('GET', '/api/targets').then(r => r.items),
 
   listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
+
+  listNotifications: () => request<NotificationChannelList>('GET', '/api/notifications').then(r => r.items),
+  testNotification: (name: string) => request<DeliveryResult>('POST', `/api/notifications/${encodeURIComponent(name)}/test`, {}),
 }

@@ -7,16 +7,19 @@ import type { MissedRun } from '../../schemas/schedule.ts'
 /** A running backup's warning as the engine emits it (schemas/events.ts WarningEvent without its type). */
 export type BackupWarning = Omit<WarningEvent, 'type'>
 
-/** What a failed drill tells the channels (the drills module builds it; docs/notifications.md). */
+/**
+ * What a failed drill tells the channels: the part of a drill record (schemas/drill.ts) a message needs, so the
+ * drills module passes its record as it is and the generic webhook carries all of it (docs/notifications.md).
+ */
 export interface DrillFailure {
+  id?: string
   backupId: string
   backupName?: string
   target?: string
-  /** the backup's database */
-  database?: string
-  drillId?: string
-  /** the first thing that went wrong: a restore error, a missing object, a failed assertion */
-  error: { code: string, message: string }
+  /** why it could not finish (the restore failed, the scratch database could not be made) */
+  error?: { code: string, message: string }
+  /** the checks; the failed ones say why when there is no error */
+  checks?: { name: string, ok: boolean, skipped?: boolean, message: string }[]
 }
 
 /**
@@ -129,15 +132,17 @@ function describe (n: Notice, bold: Bold): Omit<Message, 'slackText' | 'text' | 
     }
     case 'drill.failed': {
       const d = n.drill
-      const of = d.target ? ` of ${d.target}${d.database ? `/${d.database}` : ''}` : ''
+      const why = d.error
+        ? `${d.error.code}: ${d.error.message}`
+        : (d.checks ?? []).filter(c => !c.ok && !c.skipped).map(c => `${c.name}: ${c.message}`).join('; ') || 'a check failed'
       return {
         severity: 'error',
         title: `Restore drill failed${d.target ? `: ${d.target}` : ''}`,
-        sentence: `restore drill of backup ${bold(d.backupName ?? d.backupId)}${of} failed (${d.error.code}: ${d.error.message})`,
+        sentence: `restore drill of ${bold(d.backupName ?? d.backupId)}${d.target ? ` (${d.target})` : ''} failed: ${why}`,
         fields: [
           { label: 'Backup', value: d.backupName ?? d.backupId },
-          ...(d.target ? [{ label: 'Target', value: `${d.target}${d.database ? `/${d.database}` : ''}` }] : []),
-          { label: 'Error', value: `${d.error.code}: ${d.error.message}` },
+          ...(d.target ? [{ label: 'Target', value: d.target }] : []),
+          { label: 'Why', value: why },
         ],
       }
     }

@@ -127,13 +127,17 @@ t.test('generic webhook: extra headers, and the JSON of every new event', async 
   t.teardown(() => notifier.close())
   notifier.notify({ event: 'target.stale', target: { name: 'orders', maxAgeHours: 26 } })
   notifier.notify({ event: 'storage.low', storage: { path: '/var/backups', freeBytes: 512 * 1024 ** 2, minFreeBytes: 1024 ** 3 } })
-  notifier.drillFailed({ backupId: failedBackup.id, backupName: failedBackup.name, target: 'default', database: 'app', error: { code: 'DRILL_CHECK_FAILED', message: 'table public.orders has 0 rows, expected at least 1' } })
+  // a drill record as the drills module keeps it: the failed checks say why
+  notifier.drillFailed({
+    id: 'd1', backupId: failedBackup.id, backupName: failedBackup.name, target: 'default',
+    checks: [{ name: 'restore', ok: true, message: 'no errors' }, { name: 'rowCounts', ok: false, message: 'public.orders has 0 rows, expected 200' }, { name: 'objects', ok: false, skipped: true, message: 'not checked' }],
+  })
   notifier.notify({ event: 'restore.finished', restore: { restoreId: 'r1', backupId: failedBackup.id, database: 'app_copy', status: 'completed', at: '2026-01-01T00:00:00.000Z' }, backup: { ...failedBackup, status: 'completed' } })
   const got = [await receiver.next(), await receiver.next(), await receiver.next(), await receiver.next()]
   t.equal(got[0].headers.authorization, 'Bearer hook-secret')
   t.match(got[0].body, { event: 'target.stale', target: { name: 'orders', maxAgeHours: 26 }, text: ':red_circle: pgkeep target *orders* is stale: it has no completed backup, older than 26 h' })
   t.match(got[1].body, { event: 'storage.low', storage: { path: '/var/backups' }, text: ':red_circle: pgkeep only 512.0 MiB free on */var/backups*, below the 1.0 GiB minimum' })
-  t.match(got[2].body, { event: 'drill.failed', drill: { backupId: failedBackup.id }, text: /restore drill of backup \*default-app-.*\* of default\/app failed \(DRILL_CHECK_FAILED: table public\.orders has 0 rows/ })
+  t.match(got[2].body, { event: 'drill.failed', drill: { id: 'd1', backupId: failedBackup.id }, text: ':red_circle: pgkeep restore drill of *default-app-20260101T000000Z-abc.dump* (default) failed: rowCounts: public.orders has 0 rows, expected 200' })
   t.match(got[3].body, { event: 'restore.finished', restore: { status: 'completed' }, text: ':white_check_mark: pgkeep restore of backup *default-app-20260101T000000Z-abc.dump* into database *app_copy* completed' })
   t.same(notifier.list()[0].destination, new URL(receiver.url).host, 'the API sees the host, never the path or the headers')
 })

@@ -15,13 +15,16 @@ const notificationRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/', {
-    schema: { tags: ['notifications'], response: { 200: NotificationChannelList, ...denied } },
+    schema: { tags: ['notifications'], operationId: 'listNotificationChannels', summary: 'The notification channels (never a secret)', response: { 200: NotificationChannelList, ...denied } },
     onRequest: admin,
   }, async () => ({ items: notifier.list() }))
 
   // 200 whatever the outcome: the delivery result is the answer; 404 only for a channel that is not configured
   fastify.post('/:name/test', {
-    schema: { tags: ['notifications'], params: NotificationChannelParams, response: { 200: DeliveryResult, ...denied, 400: ErrorReply, 404: ErrorReply } },
+    schema: {
+      tags: ['notifications'], operationId: 'testNotificationChannel', summary: 'Send a channel a test message; the delivery result',
+      params: NotificationChannelParams, response: { 200: DeliveryResult, ...denied, 400: ErrorReply, 404: ErrorReply },
+    },
     onRequest: admin,
     config: { audit: 'notification.test' },
   }, async (request) => await notifier.test(request.params.name))

@@ -22,22 +22,24 @@ export class ConditionWatch {
   readonly #config: WatchConfig
   readonly #notify: (notice: Notice) => void
   readonly #now: () => number
+  readonly #onError: (err: unknown) => void
   readonly #startedAt: number
   readonly #stale = new Set<string>()
   readonly #low = new Set<string>()
   #timer?: NodeJS.Timeout
   #checking?: Promise<void>
 
-  constructor (source: BackupLister, config: WatchConfig, notify: (notice: Notice) => void, opts: { now?: () => number } = {}) {
+  constructor (source: BackupLister, config: WatchConfig, notify: (notice: Notice) => void, opts: { now?: () => number, onError?: (err: unknown) => void } = {}) {
     this.#source = source
     this.#config = config
     this.#notify = notify
     this.#now = opts.now ?? Date.now
+    this.#onError = opts.onError ?? (() => {})
     this.#startedAt = this.#now()
   }
 
   start (): void {
-    this.#timer ??= setInterval(() => { void this.check() }, this.#config.notifications.checkIntervalMs)
+    this.#timer ??= setInterval(() => { this.check().catch(this.#onError) }, this.#config.notifications.checkIntervalMs)
     this.#timer.unref()
   }
 

@@ -29,14 +29,15 @@ export default fp<NotifierPluginOptions>(async (fastify, opts) => {
   const service = fastify.backupService
   const notifier = new Notifier(configuredChannels(config), opts.retry)
   const detach = notifier.attach(service)
-  const watch = new ConditionWatch(service, config, notice => notifier.notify(notice))
   const log = fastify.log.child({ component: 'notifier' })
+  const onWatchError = (err: unknown): void => { log.warn({ err: (err as Error).message }, 'stale-target or free-space check failed') }
+  const watch = new ConditionWatch(service, config, notice => notifier.notify(notice), { onError: onWatchError })
   notifier.on('retrying', (e) => log.info(e, 'notification not delivered yet; retrying'))
   notifier.on('gave-up', (e) => log.warn(e, 'notification not delivered'))
   notifier.on('dropped', (e) => log.warn(e, 'notification dropped: too many waiting for this channel'))
 
   // a backup that just ended is when free space changes most; the check is a statfs, off the backup's path
-  const onStatus = (b: Backup): void => { if (b.status === 'completed' || b.status === 'failed') void watch.checkStorage() }
+  const onStatus = (b: Backup): void => { if (b.status === 'completed' || b.status === 'failed') watch.checkStorage().catch(onWatchError) }
   service.on('status', onStatus)
 
   // the engine's validate() emits nothing, so the validate route's reply is where a failed check shows
@@ -52,7 +53,7 @@ export default fp<NotifierPluginOptions>(async (fastify, opts) => {
   fastify.decorate('notifier', notifier)
   fastify.addHook('onReady', async () => {
     watch.start()
-    void watch.check()
+    watch.check().catch(onWatchError)
   })
   fastify.addHook('onClose', async () => {
     watch.stop()

@@ -90,7 +90,7 @@ t.test('a channel that hangs or keeps failing never delays a backup; the others 
     { name: 'phone', type: 'ntfy', url: phone.url, events, timeoutMs: 5000 },
   ])
   t.teardown(config.cleanup)
-  const { app, as, service } = await build(t, config, { deps: { notifier: { baseDelayMs: 10, maxDelayMs: 20, attempts: 20 } } })
+  const { app, as, service, logs } = await build(t, config, { deps: { notifier: { baseDelayMs: 10, maxDelayMs: 20, attempts: 20 } } })
   const delivered: string[] = []
   app.notifier.on('delivered', (e: { channel: string, event: string }) => delivered.push(`${e.channel} ${e.event}`))
 
@@ -118,4 +118,22 @@ t.test('a channel that hangs or keeps failing never delays a backup; the others 
   t.equal(restored.headers.title, 'Restore completed: notifications_app_copy')
   t.match(restored.raw, new RegExp(`^pgkeep restore of backup ${backup.name.replace(/\./g, '\\.')} into database notifications_app_copy completed\n`))
   t.ok(failing.received.length >= 2, 'the failing channel was retried meanwhile')
+  const retries = logs.filter(l => l.includes('notification not delivered yet'))
+  t.ok(retries.length > 0, 'retries are logged')
+  t.match(JSON.parse(retries[0]), { channel: 'broken', type: 'discord', event: 'backup.succeeded', reason: 'HTTP 503: ok' })
+  t.notMatch(logs.join(''), /SECRETPART/, 'no webhook URL path in the log')
+})
+
+t.test('free space is looked at after every backup: a volume under minFreeBytes reaches the channels that want storage.low', async t => {
+  const hook = await startReceiver()
+  t.teardown(hook.stop)
+  const config = withChannels([{ name: 'disk', type: 'webhook', url: hook.url, headers: {}, events: ['storage.low'], timeoutMs: 5000 }])
+  t.teardown(config.cleanup)
+  const { app, service } = await build(t, config)
+  // more than any disk has: the real statfs of the backups directory says "low"
+  app.config.minFreeBytes = Number.MAX_SAFE_INTEGER
+  const backup = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
+  t.equal(backup.status, 'completed', 'the backup itself is not refused: readiness speaks for the floor')
+  const low = await hook.next()
+  t.match(low.body, { event: 'storage.low', storage: { path: app.config.backupDir, minFreeBytes: Number.MAX_SAFE_INTEGER }, text: /^:red_circle: pgkeep only .* free on \*.+\*, below the .* minimum$/ })
 })

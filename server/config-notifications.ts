@@ -179,6 +179,11 @@ export function notificationsConfig (env: NodeJS.ProcessEnv, file: ConfigFile, b
   const channels = (file.notifications ?? []).map((raw, i) => {
     const prefix = `notifications[${i}]`
     if (seen.has(raw.name)) fail(`${prefix}.name`, `"${raw.name}" is used by an earlier channel`)
+    // the plain `webhooks` list becomes channels named webhooks-1, webhooks-2, ... (alerts/notifier.ts)
+    const legacy = /^webhooks-(\d+)$/.exec(raw.name)
+    if (legacy && Number(legacy[1]) >= 1 && Number(legacy[1]) <= (file.webhooks?.length ?? 0)) {
+      fail(`${prefix}.name`, `"${raw.name}" is the name of webhooks[${Number(legacy[1]) - 1}]; choose another`)
+    }
     seen.add(raw.name)
     return channelConfig(prefix, raw as Record<string, unknown>, env, baseDir)
   })

@@ -86,4 +86,6 @@ t.test('a bad channel stops the start with one line naming the field', async t =
   }
   t.match(refusal(t, { targets: { main: { url: 'postgres://u@h/d', maxBackupAgeHours: 0 } } }), /^targets\.main\.maxBackupAgeHours: must be greater than 0/)
   t.match(refusal(t, { notificationCheckMinutes: 0 }), /^notificationCheckMinutes: must be at least 1/)
+  t.equal(refusal(t, { webhooks: ['https://a.example/x'], notifications: [{ ...slack, name: 'webhooks-1' }] }),
+    'notifications[0].name: "webhooks-1" is the name of webhooks[0]; choose another')
 })

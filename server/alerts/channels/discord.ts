@@ -2,10 +2,9 @@ import type { ChannelConfig } from '../../config-notifications.ts'
 import type { Message, Notice } from '../notice.ts'
 import { SEVERITY_RGB } from './colors.ts'
 import type { HttpRequest } from './http-post.ts'
+import { cut } from './text.ts'
 
 type DiscordConfig = Extract<ChannelConfig, { type: 'discord' }>
-
-const cut = (s: string, n: number): string => s.length > n ? `${s.slice(0, n - 1)}…` : s
 
 /**
  * A Discord webhook execution: one embed (title, sentence, facts as inline fields, colour by severity). Mentions

@@ -1,15 +1,9 @@
 import type { ChannelConfig } from '../../config-notifications.ts'
 import type { Message, Notice } from '../notice.ts'
 import type { HttpRequest } from './http-post.ts'
+import { cut, escapeMarkup as escape } from './text.ts'
 
 type SlackConfig = Extract<ChannelConfig, { type: 'slack' }>
-
-/** Slack reads &, < and > in mrkdwn as markup (links, mentions): an error message must not become one. */
-function escape (text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
-}
-
-const cut = (s: string, n: number): string => s.length > n ? `${s.slice(0, n - 1)}…` : s
 
 /**
  * An incoming-webhook message: `text` for the notification and for clients that show no blocks, and blocks

@@ -1,13 +1,9 @@
 import type { ChannelConfig } from '../../config-notifications.ts'
 import type { Message, Notice } from '../notice.ts'
 import type { HttpRequest } from './http-post.ts'
+import { cut, escapeMarkup as escape } from './text.ts'
 
 type TelegramConfig = Extract<ChannelConfig, { type: 'telegram' }>
-
-/** Telegram's HTML parse mode knows only these three entities. */
-function escape (text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
-}
 
 /** Telegram refuses a message over 4,096 characters (after entities are parsed; the escaped length is an upper bound). */
 const MAX_TEXT = 4096
@@ -16,7 +12,8 @@ const MAX_TEXT = 4096
 export function telegramRequest (config: TelegramConfig, notice: Notice, message: Message): HttpRequest {
   const facts = message.fields.map(f => `${escape(f.label)}: ${escape(f.value)}`).join('\n')
   let text = `<b>${escape(message.title)}</b>\n${escape(message.text)}${facts ? `\n\n${facts}` : ''}\n<i>${notice.event}</i>`
-  if (text.length > MAX_TEXT) text = `<b>${escape(message.title)}</b>\n${escape(message.text).slice(0, MAX_TEXT - message.title.length - 100)}…`
+  // cut before escaping: a cut inside an entity (&am) would make Telegram refuse the whole message
+  if (text.length > MAX_TEXT) text = `<b>${escape(cut(message.title, 200))}</b>\n${escape(cut(message.text, 3000))}`
   return {
     url: `${config.apiUrl}/bot${config.botToken}/sendMessage`,
     headers: { 'content-type': 'application/json' },

@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
 import { RetentionPolicy, TARGET_NAME_PATTERN, CreateBackupRequest, VerifyMode } from './backup.ts'
 import { DrillConfig, DrillSchedule } from './drill.ts'
+import { NotificationChannelEntry } from './notifications.ts'
 
 export const TargetConfig = Type.Object({
   /** postgres://user:pass@host:port/db; or the discrete fields below */
@@ -22,6 +23,8 @@ export const TargetConfig = Type.Object({
   verify: Type.Optional(VerifyMode),
   /** restore drills of this target's backups (docs/drills.md); over the global `drill` */
   drill: Type.Optional(DrillConfig),
+  /** the target is stale (`target.stale` notification) when its newest completed backup is older (default: maxBackupAgeHours) */
+  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({
@@ -76,5 +79,11 @@ export const ConfigFile = Type.Object({
   /** restore drills: where they run and what they assert (docs/drills.md) */
   drill: Type.Optional(DrillConfig),
   drills: Type.Optional(Type.Array(DrillSchedule)),
+  /** notification channels (docs/notifications.md) */
+  notifications: Type.Optional(Type.Array(NotificationChannelEntry)),
+  /** every target's default for maxBackupAgeHours; none: staleness is not watched */
+  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
+  /** how often staleness and free space are checked for notifications (default 5) */
+  notificationCheckMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
 }, { additionalProperties: false })
 export type ConfigFile = Static<typeof ConfigFile>

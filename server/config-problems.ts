@@ -63,6 +63,7 @@ function plainWords (e: SchemaError): string {
     case 'minLength': return params.limit === 1 ? 'must not be empty' : `must be at least ${params.limit} characters`
     case 'maxLength': return `must be at most ${params.limit} characters`
     case 'maxItems': return `must have at most ${params.limit} entries`
+    case 'minItems': return params.limit === 1 ? 'must not be empty' : `must have at least ${params.limit} entries`
     case 'pattern':
       if (params.pattern === '^https?://') return 'must be an http:// or https:// URL'
       if (params.pattern === TARGET_NAME_PATTERN) return NAME_RULE

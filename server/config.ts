@@ -12,6 +12,7 @@ import { describeSchemaErrors, nameProblem } from './config-problems.ts'
 import { encryptionConfig, type EncryptionConfig } from './config-encryption.ts'
 import { drillSchedules, drillSettings, type DrillSettings } from './config-drills.ts'
 import type { DrillSchedule } from '../schemas/drill.ts'
+import { notificationsConfig, type NotificationsConfig } from './config-notifications.ts'
 import { cronProblem, scheduleProblem } from './schedules/schedule-rules.ts'
 import { parseStorageUrl, s3Url, type StorageLocation } from './engine/storage/storage-url.ts'
 
@@ -32,6 +33,8 @@ export interface Target {
   xminWarningMinutes?: number
   /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
   verify?: 'off' | 'after'
+  /** stale (a `target.stale` notification) when the newest completed backup is older; absent: the global default */
+  maxBackupAgeHours?: number
 }
 
 export interface Config {
@@ -51,7 +54,10 @@ export interface Config {
   retention?: RetentionPolicy
   schedules: Static<typeof ConfigFile>['schedules'] & {}
   cleanupCron?: string
+  /** the config file's plain webhook URLs: generic webhook channels with the events they always had */
   webhooks: string[]
+  /** notification channels and what they watch (config-notifications.ts) */
+  notifications: NotificationsConfig
   cancelGraceMs: number
   minFreeBytes: number
   downloadVerifyMaxAgeSeconds: number
@@ -184,6 +190,7 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
     ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
     ...(t.verify !== undefined ? { verify: t.verify } : {}),
+    ...(t.maxBackupAgeHours !== undefined ? { maxBackupAgeHours: t.maxBackupAgeHours } : {}),
   }
 }
 
@@ -263,6 +270,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     schedules: file.schedules ?? [],
     cleanupCron: file.cleanupCron,
     webhooks: file.webhooks ?? [],
+    notifications: notificationsConfig(env, file, fileDir),
     cancelGraceMs: file.cancelGraceMs ?? 5000,
     minFreeBytes: file.minFreeBytes ?? 1024 ** 3,
     downloadVerifyMaxAgeSeconds: file.downloadVerifyMaxAgeSeconds ?? 3600,

@@ -24,6 +24,7 @@ export const COMMANDS: Record<string, () => Promise<{ command?: Command }>> = {
   serve: async () => await import('./commands/serve.ts'),
   user: async () => await import('./commands/user.ts'),
   token: async () => await import('./commands/token.ts'),
+  notify: async () => await import('./commands/notify.ts'),
 }
 
 async function loadCommand (name: string): Promise<Command | undefined> {

@@ -129,7 +129,8 @@ async function probeWritable (dir: string, create: boolean): Promise<BackupDirHe
   }
 }
 
-async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeSpace> {
+/** Free space on the volume of `dir` against the floor (readiness, doctor, the storage.low notification). */
+export async function probeFreeSpace (dir: string, minFreeBytes: number): Promise<FreeSpace> {
   try {
     const fs = await statfs(dir)
     const freeBytes = fs.bavail * fs.bsize

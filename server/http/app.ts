@@ -15,6 +15,8 @@ import { BackupService } from '../engine/backup-service.ts'
 import authPlugin from './plugins/app/auth.ts'
 import auditPlugin from './plugins/app/audit.ts'
 import schedulerPlugin from './plugins/app/scheduler.ts'
+import notifierPlugin from './plugins/app/notifier.ts'
+import type { NotifierOptions } from '../alerts/notifier.ts'
 import shutdownPlugin from './plugins/app/shutdown.ts'
 import originGuardPlugin from './plugins/app/origin-guard.ts'
 import authRoutes from './routes/auth.ts'
@@ -29,6 +31,7 @@ import wsRoutes from './routes/ws.ts'
 import scheduleRoutes from './routes/schedules.ts'
 import drillRoutes from './routes/drills.ts'
 import drillSchedulerPlugin from './plugins/app/drill-scheduler.ts'
+import notificationRoutes from './routes/notifications.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -40,6 +43,8 @@ export interface AppDeps {
   clientDir?: string
   /** on close, cancel running dumps (true) or let the service finish them (false, default) */
   cancelRunningOnClose?: boolean
+  /** notification retry tuning (tests shorten the backoff) */
+  notifier?: NotifierOptions
 }
 
 const BODY_LIMIT = 64 * 1024
@@ -95,6 +100,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.decorate('config', config)
   app.decorate('rateLimits', { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits })
   await app.register(originGuardPlugin)
+  await app.register(notifierPlugin, { retry: deps.notifier })
   await app.register(schedulerPlugin)
   await app.register(drillSchedulerPlugin)
   // open requests get a short drain on close, a quarter of the grace at most (the rest is for cancelling dumps)
@@ -107,6 +113,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(drillRoutes, { prefix: '/api/drills' })
   await app.register(wsRoutes)
   await app.register(scheduleRoutes)
+  await app.register(notificationRoutes, { prefix: '/api/notifications' })
   await app.register(auditRoutes, { prefix: '/api/audit' })
   await app.register(healthRoutes, { prefix: '/api/health' })
   await app.register(targetRoutes, { prefix: '/api/targets' })

@@ -3,12 +3,19 @@ import type { AddressInfo } from 'node:net'
 
 export interface ReceivedHook {
   at: number
+  /** the JSON body; the raw text when it is not JSON (ntfy) */
   body: Record<string, any>
+  raw: string
+  /** path and query as requested (Telegram's /bot<token>/sendMessage) */
+  path: string
   headers: IncomingMessage['headers']
 }
 
-/** A local webhook endpoint: answers with the queued statuses first (e.g. [500]), then 200. */
-export async function startReceiver (statuses: number[] = []): Promise<{
+/**
+ * A local webhook endpoint (every HTTP channel's stand-in): answers with the queued statuses first (e.g. [500]),
+ * then 200 with `answer` as its body.
+ */
+export async function startReceiver (statuses: number[] = [], answer = 'ok', opts: { silent?: boolean } = {}): Promise<{
   url: string
   received: ReceivedHook[]
   next: () => Promise<ReceivedHook>
@@ -22,10 +29,16 @@ export async function startReceiver (statuses: number[] = []): Promise<{
     const chunks: Buffer[] = []
     req.on('data', c => chunks.push(c))
     req.on('end', () => {
-      const hook = { at: Date.now(), body: JSON.parse(Buffer.concat(chunks).toString('utf8')), headers: req.headers }
+      const raw = Buffer.concat(chunks).toString('utf8')
+      let body: Record<string, any>
+      try { body = JSON.parse(raw) } catch { body = {} }
+      const hook = { at: Date.now(), body, raw, path: req.url ?? '', headers: req.headers }
       received.push(hook)
-      res.statusCode = queue.shift() ?? 200
-      res.end('ok')
+      // silent: a service that takes the request and never answers
+      if (!opts.silent) {
+        res.statusCode = queue.shift() ?? 200
+        res.end(answer)
+      }
       waiters.shift()?.(hook)
     })
   })

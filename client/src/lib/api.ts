@@ -8,9 +8,11 @@ import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../.
 import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
 import type { TargetList } from '../../../schemas/targets.ts'
 import type { Drill, DrillList, DrillReply, DrillRequest } from '../../../schemas/drill.ts'
+import type { DeliveryResult, NotificationChannelInfo, NotificationChannelList } from '../../../schemas/notifications.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
+export type { DeliveryResult, NotificationChannelInfo }
 export class ApiError extends Error {
   readonly statusCode: number
   readonly code: string
@@ -91,4 +93,6 @@ export const api = {
   getDrill: (id: string) => request<Drill>('GET', `/api/drills/${id}`),
   startDrill: (req: DrillRequest) => request<DrillReply>('POST', '/api/drills', req).then(r => r.drill),
   cancelDrill: (id: string) => request<Drill>('POST', `/api/drills/${id}/cancel`, {}),
+  listNotifications: () => request<NotificationChannelList>('GET', '/api/notifications').then(r => r.items),
+  testNotification: (name: string) => request<DeliveryResult>('POST', `/api/notifications/${encodeURIComponent(name)}/test`, {}),
 }

@@ -1,5 +1,5 @@
 /** A tiny history-API router: the server serves index.html for every dashboard path. */
-export const ROUTES = ['/login', '/dashboard/backup', '/dashboard/schedules', '/dashboard/audit', '/dashboard/storage', '/dashboard/drills'] as const
+export const ROUTES = ['/login', '/dashboard/backup', '/dashboard/schedules', '/dashboard/audit', '/dashboard/storage', '/dashboard/drills', '/dashboard/notifications'] as const
 export type Route = typeof ROUTES[number]
 
 function normalise (path: string): Route {

@@ -8,7 +8,7 @@ import { testConfig } from '../../helpers/sample-db.ts'
 import { backendsOf, FAST_RETRY, openService } from '../../helpers/service.ts'
 import { BackupService } from '../../../server/engine/backup-service.ts'
 import { silentLogger } from '../../../server/engine/backup-events.ts'
-import { WebhookNotifier } from '../../../server/alerts/webhook-notifier.ts'
+import { Notifier } from '../../../server/alerts/notifier.ts'
 import { startReceiver } from '../../alerts/webhook-receiver.ts'
 import { holdDumpGate } from '../../helpers/dump-gate.ts'
 import { applicationName } from '../../../server/engine/dump/dump-job.ts'
@@ -105,7 +105,8 @@ t.test('a dump whose snapshot holds vacuum back past xminWarningMinutes warns on
   t.teardown(() => service.close({ cancelRunning: true }))
   const receiver = await startReceiver()
   t.teardown(receiver.stop)
-  const notifier = new WebhookNotifier([receiver.url])
+  const notifier = new Notifier([{ name: 'hook', type: 'webhook', url: receiver.url, headers: {}, events: ['backup.warning'], timeoutMs: 10_000 }])
+  t.teardown(() => notifier.close())
   t.teardown(notifier.attach(service))
 
   const events: Array<{ backupId: string, code: string, message: string }> = []

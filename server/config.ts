@@ -29,7 +29,7 @@ export interface Target {
   /** warn when a dump's snapshot holds vacuum back this long; absent = 60, 0 = never */
   xminWarningMinutes?: number
   /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
-  verify?: 'off' | 'after'
+  verify?: 'off' | 'after' | 'inline'
 }
 
 export interface Config {

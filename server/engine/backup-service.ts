@@ -361,8 +361,7 @@ export class BackupService extends BackupEvents {
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
       clearTimeout(deadline)
-      const verification = backup.options.verify === 'after' ? await this.verifyWritten(id, result) : undefined
-      final = await this.complete(id, result, verification)
+      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result))
     } catch (err) {
       clearTimeout(deadline)
       const e = toPgkeepError(err)
@@ -500,6 +499,16 @@ export class BackupService extends BackupEvents {
     const completed: Backup = { ...current, sizeBytes: result.sizeBytes, rawBytes: result.rawBytes, sha256: result.sha256, status: 'completed' }
     delete completed.ownerPid
     return completed
+  }
+
+  /**
+   * verify: after, and inline where pg_dump writes the files itself (directory format: there is no one stream to
+   * copy to pg_restore on the way, so the same check runs once the files are in place).
+   */
+  private async verifyIfAsked (id: string, backup: Backup, result: DumpJobResult): Promise<Verification | undefined> {
+    const mode = backup.options.verify
+    if (mode === 'after' || (mode === 'inline' && backup.format === 'directory')) return await this.verifyWritten(id, result)
+    return undefined
   }
 
   /**

@@ -1,11 +1,12 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Backup, Progress, StoredCopy } from '../../../schemas/backup.ts'
-import { createEncoders } from '../pg/backup-codec.ts'
+import type { Backup, BackupFormat, Progress, StoredCopy, Verification } from '../../../schemas/backup.ts'
+import { inlineMethod, startInlineCheck, type InlineCheck } from '../verify/inline-check.ts'
+import { prepareEncodingRoute, type EncodingRoute } from './encoding-route.ts'
 import { watchXminHorizon } from '../pg/xmin-watch.ts'
 import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
-import { PgkeepError, toPgkeepError } from '../../errors.ts'
+import { IntegrityError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, lockHolders, type TargetFacts } from '../pg/inspector.ts'
 import { findPgTool, type PgTool } from '../pg/tools.ts'
@@ -48,9 +49,13 @@ export interface DumpJobResult {
   sha256: string
   /** the outcome in each copy store (storages after the first) */
   copies: StoredCopy[]
+  /** verify: inline, passed (a failed check fails the dump) */
+  verification?: Verification
 }
 
 const COPY_POLL_MS = 500
+/** how often the raw byte count is read from /proc while zstd reads pg_dump's stream itself */
+const RAW_POLL_MS = 250
 const DEFAULT_XMIN_WARNING_MINUTES = 60
 
 /** One copy store's write during a dump: its writer, or why it could not start or went wrong. */
@@ -175,15 +180,13 @@ class DumpJob {
   }
 
   private async dumpOnce (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): Promise<DumpJobResult> {
+    if (this.ctx.backup.format !== 'directory') return await this.writeSingleFile(pgDump, env, facts, progress)
+    // refused up front (backup-request.ts) for a store without local paths; this is the last guard
+    if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
     const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
     const stopWatching = this.stopOnAbort(pgDumpRun)
     try {
-      if (this.ctx.backup.format === 'directory') {
-        // refused up front (backup-request.ts) for a store without local paths; this is the last guard
-        if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
-        return await this.writeDirectory(pgDumpRun, progress)
-      }
-      return await this.writeSingleFile(pgDumpRun, progress)
+      return await this.writeDirectory(pgDumpRun, progress)
     } finally {
       stopWatching()
     }
@@ -233,19 +236,32 @@ class DumpJob {
    * cancel aborts every unfinished write (partial file, multipart upload). A copy store failing (at the start,
    * on the way or at the commit) only marks that copy failed; the backup goes on in the others.
    */
-  private async writeSingleFile (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
+  private async writeSingleFile (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed): Promise<DumpJobResult> {
     const { backup, signal, storages: [primaryStore, ...copyStores] } = this.ctx
     const primary = await primaryStore.createWriter(backup.name, { signal })
     const copies: CopyWrite[] = await Promise.all(copyStores.map(async storage => await storage.createWriter(backup.name, { signal }).then(
       writer => ({ storage, writer }), (err: unknown) => ({ storage, failure: toPgkeepError(err) }))))
     const writing = copies.filter(c => c.writer !== undefined)
     const abortAll = async (): Promise<void> => { await Promise.all([primary, ...writing.map(c => c.writer!)].map(w => w.abort().catch(() => {}))) }
+    let check: InlineCheck | undefined
+    let route: EncodingRoute | undefined
+    let stopWatching = (): void => {}
+    let rawTicker: NodeJS.Timeout | undefined
     try {
+      if (backup.options.verify === 'inline') check = await startInlineCheck(backup.format as Exclude<BackupFormat, 'directory'>, env.dir, this.ctx.pgBinDir)
+      route = await prepareEncodingRoute({ compression: backup.compression, level: backup.level, recipients: backup.encryption?.recipients, check })
+      // pg_dump and its encoders start in one tick: its stdout goes to zstd before node could read a byte of it
+      const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
+      const source = route.start(pgDumpRun.stdout)
+      stopWatching = this.stopOnAbort(pgDumpRun)
+      if (!route.rawInNode) rawTicker = setInterval(() => { const n = route?.rawSoFar(); if (n !== undefined) progress.onBytes(n) }, RAW_POLL_MS)
       const piped = runDumpPipeline({
-        source: pgDumpRun.stdout,
+        source,
         compression: backup.compression,
         level: backup.level,
-        encoders: await createEncoders(backup.compression, backup.level, backup.encryption?.recipients),
+        encoders: route.encoders,
+        countRaw: route.rawInNode,
+        rawTap: route.rawTap,
         outputs: [primary.stream, ...writing.map(c => c.writer!.stream)],
         onBytes: n => progress.onBytes(n),
         signal,
@@ -254,18 +270,51 @@ class DumpJob {
       piped.catch(() => pgDumpRun.kill('SIGTERM'))
       const exit = await pgDumpRun.exited
       const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
+      clearInterval(rawTicker)
       if (signal.aborted) throw stopped(signal)
       if (!outcome.ok) throw toPgkeepError(outcome.e)
-      if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
-      const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
+      const rawBytes = route.rawInNode ? outcome.r.rawBytes : this.rawBytesOf(route, outcome.r.sizeBytes)
+      if (exit.code !== 0) throw failureAfter(rawBytes, exit)
+      // a check that fails says the archive pg_dump wrote does not read back: nothing is published
+      check?.inputEnded()
+      const verdict = check ? await check.verdict : undefined
+      if (verdict && !verdict.ok) throw new IntegrityError(`the inline verification failed, so the backup was not kept: ${verdict.message ?? 'the archive does not read back'}`)
+      progress.onBytes(rawBytes)
+      const { sizeBytes, sha256, failedOutputs } = outcome.r
       writing.forEach((c, i) => { c.failure ??= failedOutputs.get(i + 1) })
       await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
       await primary.commit({ sizeBytes })
-      return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies: await Promise.all(copies.map(async c => await this.finishCopy(c, sizeBytes))) }
+      const verification = verdict ? { at: new Date().toISOString(), ok: true, method: inlineMethod(backup.format) } : undefined
+      return {
+        rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }],
+        copies: await Promise.all(copies.map(async c => await this.finishCopy(c, sizeBytes))),
+        ...(verification ? { verification } : {}),
+      }
     } catch (err) {
+      route?.kill()
       await abortAll()
       throw err
+    } finally {
+      clearInterval(rawTicker)
+      stopWatching()
+      check?.kill()
     }
+  }
+
+  /**
+   * The raw byte count when zstd read pg_dump's stream itself: its own report (exact). Its count of what it
+   * wrote must be what node stored, or bytes were lost on the way.
+   */
+  private rawBytesOf (route: EncodingRoute, storedBytes: number): number {
+    const count = route.count()
+    if (count === undefined) {
+      this.ctx.onLog('pgkeep: zstd did not report how many bytes it read; the raw size recorded is the last live count')
+      return route.rawSoFar() ?? 0
+    }
+    if (this.ctx.backup.encryption === undefined && count.written !== storedBytes) {
+      throw new IntegrityError(`zstd wrote ${count.written} bytes but ${storedBytes} were stored`)
+    }
+    return count.read
   }
 
   /** Publishes one copy (or drops what it wrote) and says how it ended; a copy never fails the backup. */

@@ -222,8 +222,9 @@ export class BackupService extends BackupEvents {
       format: r.format,
       compression: r.compression,
       level: r.level,
-      // scheduled backups arrive verified unless told otherwise; by hand, validation is asked for
-      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'after' : 'off') },
+      // scheduled backups arrive verified unless told otherwise, inline: the cheaper check by far (docs/verification.md);
+      // by hand, validation is asked for
+      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'inline' : 'off') },
       status: 'queued',
       createdAt: createdAt.toISOString(),
       createdBy,

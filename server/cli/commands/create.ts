@@ -131,7 +131,7 @@ Flags:
   --jobs N               parallel workers, directory format only (${JOBS_RANGE.min}..${JOBS_RANGE.max})
   --verify MODE          inline: pg_restore reads the archive while it is written; a failure fails the backup
                          after: validate in full (checksum + pg_restore read) before the job completes
-                         off (default: the target's "verify", else off; scheduled backups default to after)
+                         off (default: the target's "verify", else off; scheduled backups default to inline)
 
 Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled.
 

@@ -13,7 +13,9 @@ import { findPgTool, type PgTool } from '../pg/tools.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
-import { hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
+import { hashDirectory, hashGrowingFile, removePartial, runDumpPipeline, type PipelineResult } from './pipeline.ts'
+import type { Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import { ProgressFeed } from './progress-feed.ts'
 import { commitLocalPartial } from '../storage/local-storage.ts'
 
@@ -91,6 +93,17 @@ function failureAfter (bytesWritten: number, exit: PgDumpExit): PgkeepError {
 function stopped (signal: AbortSignal): PgkeepError {
   if (signal.reason instanceof PgkeepError && signal.reason.code === 'TIMEOUT') return signal.reason
   return new PgkeepError('CANCELLED', 'the backup was cancelled; its partial file was removed')
+}
+
+/**
+ * The file zstd writes itself, hashed as it lands; node's own stream to it is closed unused (the child holds its
+ * own descriptor). Settles once the encoders have all exited and the file was read to its end.
+ */
+async function readBackDirect (path: string, encoded: Readable, unused: Writable, signal: AbortSignal): Promise<PipelineResult> {
+  unused.end()
+  const encodersDone = finished(encoded.resume())
+  const [read] = await Promise.all([hashGrowingFile(path, encodersDone, signal), encodersDone])
+  return { rawBytes: 0, sizeBytes: read.sizeBytes, sha256: read.sha256, failedOutputs: new Map() }
 }
 
 /**
@@ -250,12 +263,14 @@ class DumpJob {
     try {
       if (backup.options.verify === 'inline') check = await startInlineCheck(backup.format as Exclude<BackupFormat, 'directory'>, env.dir, this.ctx.pgBinDir)
       route = await prepareEncodingRoute({ compression: backup.compression, level: backup.level, recipients: backup.encryption?.recipients, check })
+      // one local file and children doing all the encoding: zstd [| age] writes the file itself (bench/dump-options.ts)
+      const direct = !route.rawInNode && writing.length === 0 ? primary.direct : undefined
       // pg_dump and its encoders start in one tick: its stdout goes to zstd before node could read a byte of it
       const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress)
-      const source = route.start(pgDumpRun.stdout)
+      const source = route.start(pgDumpRun.stdout, direct?.fd)
       stopWatching = this.stopOnAbort(pgDumpRun)
       if (!route.rawInNode) rawTicker = setInterval(() => { const n = route?.rawSoFar(); if (n !== undefined) progress.onBytes(n) }, RAW_POLL_MS)
-      const piped = runDumpPipeline({
+      const piped = direct ? readBackDirect(direct.path, source, primary.stream, signal) : runDumpPipeline({
         source,
         compression: backup.compression,
         level: backup.level,

@@ -14,8 +14,11 @@ import type { InlineCheck } from '../verify/inline-check.ts'
  * With an inline check, `tee` copies the raw stream to the check's FIFO ahead of zstd, or node does for the others.
  */
 export interface EncodingRoute {
-  /** Starts the encoder children reading `pgDumpStdout`: call it in the tick pg_dump was spawned. Returns what node reads. */
-  start: (pgDumpStdout: Readable) => Readable
+  /**
+   * Starts the encoder children reading `pgDumpStdout`: call it in the tick pg_dump was spawned. Returns what node
+   * reads: the stored bytes, or with `outputFd` (children only) nothing, the last child writing that file itself.
+   */
+  start: (pgDumpStdout: Readable, outputFd?: number) => Readable
   /** the stages node pipes the stream through ([] when the children do it all) */
   readonly encoders: CodecStage[]
   /** whether node sees the raw bytes (and counts them itself) */
@@ -48,8 +51,8 @@ export async function prepareEncodingRoute (opts: { compression: Compression, le
   const chainSpecs = check ? [await check.teeSpec(), ...specs] : specs
   let chain: CodecStage | undefined
   return {
-    start: stdout => {
-      chain = childChain(chainSpecs, { input: stdout })
+    start: (stdout, outputFd) => {
+      chain = childChain(chainSpecs, { input: stdout, output: outputFd })
       return chain.stream
     },
     encoders: [],

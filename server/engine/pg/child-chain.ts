@@ -21,15 +21,17 @@ interface Ended { index: number, error?: PgkeepError, brokenPipe: boolean }
  *
  * With `input` (another child's stdout, e.g. pg_dump's) the first child reads it directly: those bytes never
  * pass through node either, and `stream` is only readable. Call it in the same tick as that child was
- * spawned, before node's own read of its stdout can take a first chunk.
+ * spawned, before node's own read of its stdout can take a first chunk. With `output` (an open file) the last
+ * child writes there itself, and `stream` only ends (empty) once every child has exited 0.
  */
-export function childChain (specs: ChildStageSpec[], opts: { input?: Readable } = {}): CodecStage {
+export function childChain (specs: ChildStageSpec[], opts: { input?: Readable, output?: number } = {}): CodecStage {
   if (specs.length === 0) throw new PgkeepError('INTERNAL', 'a child chain needs at least one program')
   const children: ChildProcessWithoutNullStreams[] = []
-  for (const spec of specs) {
+  for (const [i, spec] of specs.entries()) {
     const upstream = children.at(-1)
+    const toFile = i === specs.length - 1 && opts.output !== undefined
     const child = spawnChild(spec.path, spec.args, {
-      env: spec.env, detached: true, stdio: [upstream ? upstream.stdout : opts.input ?? 'pipe', 'pipe', 'pipe'],
+      env: spec.env, detached: true, stdio: [upstream ? upstream.stdout : opts.input ?? 'pipe', toFile ? opts.output : 'pipe', 'pipe'],
     }) as ChildProcessWithoutNullStreams
     // the next child now holds the read end; ours must go, or upstream would block on a full pipe instead of
     // getting EPIPE when its reader dies
@@ -39,13 +41,13 @@ export function childChain (specs: ChildStageSpec[], opts: { input?: Readable } 
   const first = children[0]
   const last = children[children.length - 1]
   const output = new PassThrough({ highWaterMark: 1024 * 1024 })
-  last.stdout.pipe(output, { end: false })
+  last.stdout?.pipe(output, { end: false })
   const stream = opts.input ? output : Duplex.from({ writable: first.stdin, readable: output })
   first.stdin?.on('error', () => {}) // EPIPE: the close handlers report the real cause
 
   let resolveFailure!: (e: PgkeepError | undefined) => void
   const failed = new Promise<PgkeepError | undefined>(resolve => { resolveFailure = resolve })
-  let lastStdoutDone = false
+  let lastStdoutDone = opts.output !== undefined
   const ended: Ended[] = []
   const settle = (): void => {
     if (ended.length < children.length || !lastStdoutDone) return
@@ -55,7 +57,7 @@ export function childChain (specs: ChildStageSpec[], opts: { input?: Readable } 
     if (cause?.error) stream.destroy(cause.error)
     else output.end()
   }
-  last.stdout.once('close', () => { lastStdoutDone = true; settle() })
+  last.stdout?.once('close', () => { lastStdoutDone = true; settle() })
   children.forEach((child, index) => {
     const spec = specs[index]
     let stderr = ''

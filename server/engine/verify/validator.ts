@@ -149,29 +149,6 @@ export async function validateBackup (backup: Backup, storage: Storage, opts: Va
 
   const files = await loadListedFiles(backup, storage)
   if (typeof files === 'string') return fail(files)
-  // one file: its checksum and its structural read run side by side (two cores, and the second read comes from
-  // the page cache), the verdicts still taken in order: a file that is not what the manifest says comes first
-  const stopEarly = new AbortController()
-  const stopWithCaller = (): void => stopEarly.abort()
-  opts.signal?.addEventListener('abort', stopWithCaller, { once: true })
-  const early = backup.format !== 'directory' && !checksumOnly
-    ? structuralCheck(backup, storage, { ...opts, signal: stopEarly.signal })
-    : undefined
-  early?.catch(() => {})
-  try {
-    return await checkInOrder(backup, storage, files, early, opts, fail, checksumOnly, method)
-  } finally {
-    // a verdict found before the structural read ended stops it (a cut tar would keep pg_restore spinning)
-    stopEarly.abort()
-    await early?.catch(() => {})
-    opts.signal?.removeEventListener('abort', stopWithCaller)
-  }
-}
-
-async function checkInOrder (
-  backup: Backup, storage: Storage, files: ListedFile[], early: Promise<CheckOutcome> | undefined, opts: ValidateOptions,
-  fail: (message: string) => ValidationResult, checksumOnly: boolean, method: string,
-): Promise<ValidationResult> {
   for (const f of files) {
     const problem = await checkFile(storage, f, opts.signal)
     cancelledIf(opts.signal)
@@ -189,7 +166,7 @@ async function checkInOrder (
   }
   if (checksumOnly) return { ok: true, method }
 
-  const outcome = await (early ?? structuralCheck(backup, storage, opts))
+  const outcome = await structuralCheck(backup, storage, opts)
   cancelledIf(opts.signal)
   return outcome.ok ? { ok: true, method } : fail(outcome.message ?? 'structural check failed')
 }

@@ -18,7 +18,7 @@ export type BackupStatus = Static<typeof BackupStatus>
 export const TERMINAL_STATUSES: readonly BackupStatus[] = ['completed', 'failed', 'cancelled']
 
 /** What a caller may ask for when creating a backup (API body, CLI flags, schedules). */
-export const VerifyMode = Type.Union([Type.Literal('off'), Type.Literal('after')])
+export const VerifyMode = Type.Union([Type.Literal('off'), Type.Literal('after'), Type.Literal('inline')])
 export type VerifyMode = Static<typeof VerifyMode>
 
 export const CreateBackupRequest = Type.Object({
@@ -37,7 +37,10 @@ export const CreateBackupRequest = Type.Object({
   /** pg_dump --no-owner / --no-privileges: for restoring into a cluster with other roles */
   noOwner: Type.Optional(Type.Boolean()),
   noPrivileges: Type.Optional(Type.Boolean()),
-  /** `after`: the full validation runs as the job's last step, before it completes (default for scheduled backups) */
+  /**
+   * `after`: the full validation runs as the job's last step, before it completes. `inline`: the structural check
+   * runs on pg_dump's stream while it is written, and a failure fails the backup (docs/verification.md).
+   */
   verify: Type.Optional(VerifyMode),
   /** count every table's rows in the dump's own snapshot, so a restore drill can compare exactly (docs/drills.md) */
   countRows: Type.Optional(Type.Boolean()),

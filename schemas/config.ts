@@ -19,7 +19,7 @@ export const TargetConfig = Type.Object({
   maxDurationMinutes: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10080 })),
   /** warn (WebSocket, log, webhook) when a dump's snapshot has held back vacuum this long (default 60; 0 = never) */
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
-  /** the target's default for a backup's verify (off | after); scheduled backups default to after */
+  /** the target's default for a backup's verify (off | after | inline); scheduled backups default to inline */
   verify: Type.Optional(VerifyMode),
   /** restore drills of this target's backups (docs/drills.md); over the global `drill` */
   drill: Type.Optional(DrillConfig),

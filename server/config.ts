@@ -32,7 +32,7 @@ export interface Target {
   /** warn when a dump's snapshot holds vacuum back this long; absent = 60, 0 = never */
   xminWarningMinutes?: number
   /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
-  verify?: 'off' | 'after'
+  verify?: 'off' | 'after' | 'inline'
   /** stale (a `target.stale` notification) when the newest completed backup is older; absent: the global default */
   maxBackupAgeHours?: number
 }

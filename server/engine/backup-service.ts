@@ -236,8 +236,9 @@ export class BackupService extends BackupEvents {
       format: r.format,
       compression: r.compression,
       level: r.level,
-      // scheduled backups arrive verified unless told otherwise; by hand, validation is asked for
-      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'after' : 'off') },
+      // scheduled backups arrive verified unless told otherwise, inline: the cheaper check by far (docs/verification.md);
+      // by hand, validation is asked for
+      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'inline' : 'off') },
       status: 'queued',
       createdAt: createdAt.toISOString(),
       createdBy,
@@ -375,8 +376,7 @@ export class BackupService extends BackupEvents {
         onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
       })
       clearTimeout(deadline)
-      const verification = backup.options.verify === 'after' ? await this.verifyWritten(id, result) : undefined
-      final = await this.complete(id, result, verification)
+      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result))
     } catch (err) {
       clearTimeout(deadline)
       const e = toPgkeepError(err)
@@ -528,6 +528,16 @@ export class BackupService extends BackupEvents {
     }
     delete completed.ownerPid
     return completed
+  }
+
+  /**
+   * verify: after, and inline where pg_dump writes the files itself (directory format: there is no one stream to
+   * copy to pg_restore on the way, so the same check runs once the files are in place).
+   */
+  private async verifyIfAsked (id: string, backup: Backup, result: DumpJobResult): Promise<Verification | undefined> {
+    const mode = backup.options.verify
+    if (mode === 'after' || (mode === 'inline' && backup.format === 'directory')) return await this.verifyWritten(id, result)
+    return undefined
   }
 
   /**

@@ -44,7 +44,7 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
   // any integer here: its range depends on --compression and is one of the shared rules below
   const level = intFlag(s('level'), 'level', -Infinity, Infinity)
   const jobs = intFlag(s('jobs'), 'jobs', JOBS_RANGE.min, JOBS_RANGE.max)
-  const verify = enumFlag(s('verify'), 'verify', ['off', 'after'] as const)
+  const verify = enumFlag(s('verify'), 'verify', ['off', 'after', 'inline'] as const)
   const req: CreateBackupRequest = {
     target: patternFlag(s('target'), 'target', TARGET_NAME_PATTERN),
     name: patternFlag(s('name'), 'name', BACKUP_NAME_PATTERN),
@@ -131,8 +131,9 @@ Flags:
   --schema S             only this schema (repeatable; pg_dump -n pattern)
   --exclude-table T      leave this table out (repeatable; pg_dump -T pattern)
   --jobs N               parallel workers, directory format only (${JOBS_RANGE.min}..${JOBS_RANGE.max})
-  --verify after|off     after: validate in full (checksum + pg_restore read) before the job completes
-                         (default: the target's "verify", else off; scheduled backups default to after)
+  --verify MODE          inline: pg_restore reads the archive while it is written; a failure fails the backup
+                         after: validate in full (checksum + pg_restore read) before the job completes
+                         off (default: the target's "verify", else off; scheduled backups default to inline)
   --count-rows           count every table's rows in the dump's own snapshot, so a restore drill
                          compares exactly (a second scan of every table; see docs/drills.md)
 

@@ -1,18 +1,21 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Backup, Progress, StoredCopy, TableRowCount } from '../../../schemas/backup.ts'
-import { createEncoders } from '../pg/backup-codec.ts'
+import type { Backup, BackupFormat, Progress, StoredCopy, TableRowCount, Verification } from '../../../schemas/backup.ts'
+import { inlineMethod, startInlineCheck, type InlineCheck } from '../verify/inline-check.ts'
+import { prepareEncodingRoute, type EncodingRoute } from './encoding-route.ts'
 import { watchXminHorizon } from '../pg/xmin-watch.ts'
 import type { ObjectWriter, Storage } from '../storage/storage.ts'
 import type { Target } from '../../config.ts'
-import { PgkeepError, toPgkeepError } from '../../errors.ts'
+import { IntegrityError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, lockHolders, type TargetFacts } from '../pg/inspector.ts'
 import { findPgTool, type PgTool } from '../pg/tools.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
-import { hashDirectory, removePartial, runDumpPipeline } from './pipeline.ts'
+import { hashDirectory, hashGrowingFile, removePartial, runDumpPipeline, type PipelineResult } from './pipeline.ts'
+import type { Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import { ProgressFeed } from './progress-feed.ts'
 import { commitLocalPartial } from '../storage/local-storage.ts'
 import { startSnapshotCount, type SnapshotCount } from './row-counts.ts'
@@ -51,9 +54,13 @@ export interface DumpJobResult {
   copies: StoredCopy[]
   /** countRows: each table's rows in the dump's snapshot */
   rowCounts?: TableRowCount[]
+  /** verify: inline, passed (a failed check fails the dump) */
+  verification?: Verification
 }
 
 const COPY_POLL_MS = 500
+/** how often the raw byte count is read from /proc while zstd reads pg_dump's stream itself */
+const RAW_POLL_MS = 250
 const DEFAULT_XMIN_WARNING_MINUTES = 60
 
 /** One copy store's write during a dump: its writer, or why it could not start or went wrong. */
@@ -89,6 +96,17 @@ function failureAfter (bytesWritten: number, exit: PgDumpExit): PgkeepError {
 function stopped (signal: AbortSignal): PgkeepError {
   if (signal.reason instanceof PgkeepError && signal.reason.code === 'TIMEOUT') return signal.reason
   return new PgkeepError('CANCELLED', 'the backup was cancelled; its partial file was removed')
+}
+
+/**
+ * The file zstd writes itself, hashed as it lands; node's own stream to it is closed unused (the child holds its
+ * own descriptor). Settles once the encoders have all exited and the file was read to its end.
+ */
+async function readBackDirect (path: string, encoded: Readable, unused: Writable, signal: AbortSignal): Promise<PipelineResult> {
+  unused.end()
+  const encodersDone = finished(encoded.resume())
+  const [read] = await Promise.all([hashGrowingFile(path, encodersDone, signal), encodersDone])
+  return { rawBytes: 0, sizeBytes: read.sizeBytes, sha256: read.sha256, failedOutputs: new Map() }
 }
 
 /**
@@ -183,23 +201,23 @@ class DumpJob {
       ? await startSnapshotCount(this.ctx.target, facts.tables, this.appName)
       : undefined
     try {
-      const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress, counting?.snapshot)
-      const stopWatching = this.stopOnAbort(pgDumpRun)
-      try {
-        let result: DumpJobResult
-        if (this.ctx.backup.format === 'directory') {
-          // refused up front (backup-request.ts) for a store without local paths; this is the last guard
-          if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
-          result = await this.writeDirectory(pgDumpRun, progress)
-        } else {
-          result = await this.writeSingleFile(pgDumpRun, progress)
-        }
-        return counting ? { ...result, rowCounts: await counting.counts } : result
-      } finally {
-        stopWatching()
-      }
+      const result = await this.dumpIn(pgDump, env, facts, progress, counting?.snapshot)
+      return counting ? { ...result, rowCounts: await counting.counts } : result
     } finally {
       await counting?.close()
+    }
+  }
+
+  private async dumpIn (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed, snapshot?: string): Promise<DumpJobResult> {
+    if (this.ctx.backup.format !== 'directory') return await this.writeSingleFile(pgDump, env, facts, progress, snapshot)
+    // refused up front (backup-request.ts) for a store without local paths; this is the last guard
+    if (!this.partialPath || this.ctx.storages.length > 1) throw new PgkeepError('INVALID_INPUT', 'a directory-format backup can only be written to a local backups directory, without copies')
+    const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress, snapshot)
+    const stopWatching = this.stopOnAbort(pgDumpRun)
+    try {
+      return await this.writeDirectory(pgDumpRun, progress)
+    } finally {
+      stopWatching()
     }
   }
 
@@ -248,19 +266,34 @@ class DumpJob {
    * cancel aborts every unfinished write (partial file, multipart upload). A copy store failing (at the start,
    * on the way or at the commit) only marks that copy failed; the backup goes on in the others.
    */
-  private async writeSingleFile (pgDumpRun: PgDumpRun, progress: ProgressFeed): Promise<DumpJobResult> {
+  private async writeSingleFile (pgDump: PgTool, env: ChildPgEnv, facts: TargetFacts, progress: ProgressFeed, snapshot?: string): Promise<DumpJobResult> {
     const { backup, signal, storages: [primaryStore, ...copyStores] } = this.ctx
     const primary = await primaryStore.createWriter(backup.name, { signal })
     const copies: CopyWrite[] = await Promise.all(copyStores.map(async storage => await storage.createWriter(backup.name, { signal }).then(
       writer => ({ storage, writer }), (err: unknown) => ({ storage, failure: toPgkeepError(err) }))))
     const writing = copies.filter(c => c.writer !== undefined)
     const abortAll = async (): Promise<void> => { await Promise.all([primary, ...writing.map(c => c.writer!)].map(w => w.abort().catch(() => {}))) }
+    let check: InlineCheck | undefined
+    let route: EncodingRoute | undefined
+    let stopWatching = (): void => {}
+    let rawTicker: NodeJS.Timeout | undefined
     try {
-      const piped = runDumpPipeline({
-        source: pgDumpRun.stdout,
+      if (backup.options.verify === 'inline') check = await startInlineCheck(backup.format as Exclude<BackupFormat, 'directory'>, env.dir, this.ctx.pgBinDir)
+      route = await prepareEncodingRoute({ compression: backup.compression, level: backup.level, recipients: backup.encryption?.recipients, check })
+      // one local file and children doing all the encoding: zstd [| age] writes the file itself (bench/dump-options.ts)
+      const direct = !route.rawInNode && writing.length === 0 ? primary.direct : undefined
+      // pg_dump and its encoders start in one tick: its stdout goes to zstd before node could read a byte of it
+      const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress, snapshot)
+      const source = route.start(pgDumpRun.stdout, direct?.fd)
+      stopWatching = this.stopOnAbort(pgDumpRun)
+      if (!route.rawInNode) rawTicker = setInterval(() => { const n = route?.rawSoFar(); if (n !== undefined) progress.onBytes(n) }, RAW_POLL_MS)
+      const piped = direct ? readBackDirect(direct.path, source, primary.stream, signal) : runDumpPipeline({
+        source,
         compression: backup.compression,
         level: backup.level,
-        encoders: await createEncoders(backup.compression, backup.level, backup.encryption?.recipients),
+        encoders: route.encoders,
+        countRaw: route.rawInNode,
+        rawTap: route.rawTap,
         outputs: [primary.stream, ...writing.map(c => c.writer!.stream)],
         onBytes: n => progress.onBytes(n),
         signal,
@@ -269,18 +302,51 @@ class DumpJob {
       piped.catch(() => pgDumpRun.kill('SIGTERM'))
       const exit = await pgDumpRun.exited
       const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
+      clearInterval(rawTicker)
       if (signal.aborted) throw stopped(signal)
       if (!outcome.ok) throw toPgkeepError(outcome.e)
-      if (exit.code !== 0) throw failureAfter(outcome.r.rawBytes, exit)
-      const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
+      const rawBytes = route.rawInNode ? outcome.r.rawBytes : this.rawBytesOf(route, outcome.r.sizeBytes)
+      if (exit.code !== 0) throw failureAfter(rawBytes, exit)
+      // a check that fails says the archive pg_dump wrote does not read back: nothing is published
+      check?.inputEnded()
+      const verdict = check ? await check.verdict : undefined
+      if (verdict && !verdict.ok) throw new IntegrityError(`the inline verification failed, so the backup was not kept: ${verdict.message ?? 'the archive does not read back'}`)
+      progress.onBytes(rawBytes)
+      const { sizeBytes, sha256, failedOutputs } = outcome.r
       writing.forEach((c, i) => { c.failure ??= failedOutputs.get(i + 1) })
       await this.ctx.onVerifying({ rawBytes, sizeBytes, sha256 })
       await primary.commit({ sizeBytes })
-      return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies: await Promise.all(copies.map(async c => await this.finishCopy(c, sizeBytes))) }
+      const verification = verdict ? { at: new Date().toISOString(), ok: true, method: inlineMethod(backup.format) } : undefined
+      return {
+        rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }],
+        copies: await Promise.all(copies.map(async c => await this.finishCopy(c, sizeBytes))),
+        ...(verification ? { verification } : {}),
+      }
     } catch (err) {
+      route?.kill()
       await abortAll()
       throw err
+    } finally {
+      clearInterval(rawTicker)
+      stopWatching()
+      check?.kill()
     }
+  }
+
+  /**
+   * The raw byte count when zstd read pg_dump's stream itself: its own report (exact). Its count of what it
+   * wrote must be what node stored, or bytes were lost on the way.
+   */
+  private rawBytesOf (route: EncodingRoute, storedBytes: number): number {
+    const count = route.count()
+    if (count === undefined) {
+      this.ctx.onLog('pgkeep: zstd did not report how many bytes it read; the raw size recorded is the last live count')
+      return route.rawSoFar() ?? 0
+    }
+    if (this.ctx.backup.encryption === undefined && count.written !== storedBytes) {
+      throw new IntegrityError(`zstd wrote ${count.written} bytes but ${storedBytes} were stored`)
+    }
+    return count.read
   }
 
   /** Publishes one copy (or drops what it wrote) and says how it ended; a copy never fails the backup. */

@@ -42,6 +42,25 @@ class Meter extends Transform {
   digest (): string | undefined { return this.hash?.digest('hex') }
 }
 
+/**
+ * Passes every chunk on and writes it to `tap` as well, taking the next once the tap accepted it (verify: inline
+ * on a raw stream that flows through node). Ends the tap when the stream ends.
+ */
+class Tee extends Transform {
+  constructor (private readonly tap: Writable) {
+    super({ highWaterMark: 1024 * 1024 })
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    if (this.tap.write(chunk)) { done(null, chunk); return }
+    this.tap.once('drain', () => done(null, chunk))
+  }
+
+  override _flush (done: TransformCallback): void {
+    this.tap.end(() => done())
+  }
+}
+
 function isAbort (err: unknown): boolean {
   return (err as Error)?.name === 'AbortError'
 }
@@ -127,18 +146,23 @@ export async function runDumpPipeline (opts: {
   /** the primary output first, then the copies */
   outputs: Writable[]
   onBytes?: (rawBytes: number) => void
+  /** verify: inline, when the raw bytes pass through node: they are copied here too */
+  rawTap?: Writable
+  /** false when `source` is already encoded (pg_dump | zstd in the kernel): rawBytes is then 0, the caller knows it */
+  countRaw?: boolean
   signal?: AbortSignal
 }): Promise<PipelineResult> {
   const { source, compression, level, signal } = opts
   signal?.throwIfAborted()
   const codecs = opts.encoders ?? [await createCompressor(compression, level)]
   // only the stored bytes are hashed: the record keeps the stored file's checksum, and every hash costs CPU zstd wants
-  const raw = new Meter({ hash: false, onBytes: opts.onBytes })
+  const raw = opts.countRaw === false ? undefined : new Meter({ hash: false, onBytes: opts.onBytes })
   const stored = new Meter({ hash: true })
   const fanOut = opts.outputs.length === 1 ? undefined : new FanOut(opts.outputs)
   const sink = fanOut ?? opts.outputs[0]
+  const before = [raw, opts.rawTap ? new Tee(opts.rawTap) : undefined].filter(s => s !== undefined)
   try {
-    await (pipeline as (...s: unknown[]) => Promise<void>)(source, raw, ...codecs.map(c => c.stream), stored, sink, signal ? { signal } : {})
+    await (pipeline as (...s: unknown[]) => Promise<void>)(source, ...before, ...codecs.map(c => c.stream), stored, sink, signal ? { signal } : {})
   } catch (err) {
     const died = isAbort(err) ? undefined : await childDeath(codecs, err)
     for (const c of codecs) c.kill('SIGKILL')
@@ -146,7 +170,43 @@ export async function runDumpPipeline (opts: {
     if (died) throw died
     throw toPgkeepError(err)
   }
-  return { rawBytes: raw.bytes, sizeBytes: stored.bytes, sha256: stored.digest() as string, failedOutputs: fanOut?.failed ?? new Map() }
+  return { rawBytes: raw?.bytes ?? 0, sizeBytes: stored.bytes, sha256: stored.digest() as string, failedOutputs: fanOut?.failed ?? new Map() }
+}
+
+const TAIL_CHUNK = 4 * 1024 * 1024
+const TAIL_WAIT_MS = 100
+
+/**
+ * The sha256 and size of a file another process is writing (zstd writing the backup itself), read back as it
+ * lands through one reused buffer: no chunk of it is held in node, and the page cache serves the read. Reads
+ * until `writerDone` settles, then to the end.
+ */
+export async function hashGrowingFile (path: string, writerDone: Promise<unknown>, signal?: AbortSignal): Promise<{ sizeBytes: number, sha256: string }> {
+  let finished = false
+  const settled = writerDone.then(() => { finished = true }, () => { finished = true })
+  const fh = await open(path, 'r')
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(TAIL_CHUNK)
+  let pos = 0
+  try {
+    for (;;) {
+      signal?.throwIfAborted()
+      const wasFinished = finished
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
+      if (bytesRead > 0) {
+        hash.update(buf.subarray(0, bytesRead))
+        pos += bytesRead
+        continue
+      }
+      if (wasFinished) break
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([settled, new Promise(resolve => { timer = setTimeout(resolve, TAIL_WAIT_MS) })])
+      clearTimeout(timer)
+    }
+  } finally {
+    await fh.close()
+  }
+  return { sizeBytes: pos, sha256: hash.digest('hex') }
 }
 
 async function fsyncPath (path: string): Promise<void> {

@@ -26,7 +26,7 @@ function ageReason (stderr: string): string {
   return error.replace(/^age(-keygen)?: error: /, '').replace(SECRET_KEY, 'AGE-SECRET-KEY-1…')
 }
 
-async function encryptSpec (recipients: readonly string[]): Promise<ChildStageSpec> {
+export async function encryptSpec (recipients: readonly string[]): Promise<ChildStageSpec> {
   if (recipients.length === 0) throw new PgkeepError('INTERNAL', 'encryption needs at least one age recipient')
   return {
     program: 'age',

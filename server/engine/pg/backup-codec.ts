@@ -1,7 +1,8 @@
 import type { Compression } from '../../../schemas/backup.ts'
 import type { PgkeepError } from '../../errors.ts'
-import { createDecryptor, createEncryptor, createZstdDecryptor, createZstdEncryptor } from './age.ts'
-import { createCompressor, createDecompressor, type CodecStage } from './codec.ts'
+import { createDecryptor, createEncryptor, createZstdDecryptor, createZstdEncryptor, encryptSpec } from './age.ts'
+import type { ChildStageSpec } from './child-stage.ts'
+import { createCompressor, createDecompressor, zstdSpec, type CodecStage, type ZstdCount } from './codec.ts'
 
 /** One stage of reading a backup back: its label says which one failed (age, zstd, gzip). */
 export interface Decoder { label: string, stage: CodecStage }
@@ -16,6 +17,17 @@ export async function createEncoders (compression: Compression, level: number, r
   if (compression === 'zstd') return [await createZstdEncryptor(level, recipients)]
   if (compression === 'none') return [await createEncryptor(recipients)]
   return [await createCompressor(compression, level), await createEncryptor(recipients)]
+}
+
+/**
+ * The encoders as children only (zstd [| age]), for pg_dump to write into directly: pg_dump's bytes then never
+ * pass through node (bench/dump-options.ts), and zstd says how many it read (`onCount`). undefined when the
+ * codec runs in node (gzip, none): those keep createEncoders.
+ */
+export async function childEncoderSpecs (compression: Compression, level: number, recipients: readonly string[] | undefined, onCount: (c: ZstdCount | undefined) => void): Promise<ChildStageSpec[] | undefined> {
+  if (compression !== 'zstd') return undefined
+  const zstd = await zstdSpec('compress', level, { onCount })
+  return recipients === undefined || recipients.length === 0 ? [zstd] : [zstd, await encryptSpec(recipients)]
 }
 
 /** The stages turning stored bytes back into what pg_dump wrote: decrypt with `identityFile` when encrypted, decompress. */

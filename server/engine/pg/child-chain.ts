@@ -1,5 +1,5 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import { Duplex, PassThrough } from 'node:stream'
+import { Duplex, PassThrough, type Readable } from 'node:stream'
 import { PgkeepError } from '../../errors.ts'
 import { spawnChild } from './child-process.ts'
 import type { ChildExit, ChildStageSpec, CodecStage } from './child-stage.ts'
@@ -18,30 +18,36 @@ interface Ended { index: number, error?: PgkeepError, brokenPipe: boolean }
  * When one child fails the others follow (upstream dies of SIGPIPE, downstream sees its input end), so the
  * error reported is decided once all have ended: the upstream-most failure that is not a broken pipe. That
  * is the cause (a damaged file makes `age -d` fail, and only then zstd -d on the cut stream).
+ *
+ * With `input` (another child's stdout, e.g. pg_dump's) the first child reads it directly: those bytes never
+ * pass through node either, and `stream` is only readable. Call it in the same tick as that child was
+ * spawned, before node's own read of its stdout can take a first chunk. With `output` (an open file) the last
+ * child writes there itself, and `stream` only ends (empty) once every child has exited 0.
  */
-export function childChain (specs: ChildStageSpec[]): CodecStage {
+export function childChain (specs: ChildStageSpec[], opts: { input?: Readable, output?: number } = {}): CodecStage {
   if (specs.length === 0) throw new PgkeepError('INTERNAL', 'a child chain needs at least one program')
   const children: ChildProcessWithoutNullStreams[] = []
-  for (const spec of specs) {
+  for (const [i, spec] of specs.entries()) {
     const upstream = children.at(-1)
+    const toFile = i === specs.length - 1 && opts.output !== undefined
     const child = spawnChild(spec.path, spec.args, {
-      env: spec.env, detached: true, stdio: [upstream ? upstream.stdout : 'pipe', 'pipe', 'pipe'],
+      env: spec.env, detached: true, stdio: [upstream ? upstream.stdout : opts.input ?? 'pipe', toFile ? opts.output : 'pipe', 'pipe'],
     }) as ChildProcessWithoutNullStreams
     // the next child now holds the read end; ours must go, or upstream would block on a full pipe instead of
     // getting EPIPE when its reader dies
-    upstream?.stdout.destroy()
+    ;(upstream?.stdout ?? opts.input)?.destroy()
     children.push(child)
   }
   const first = children[0]
   const last = children[children.length - 1]
   const output = new PassThrough({ highWaterMark: 1024 * 1024 })
-  last.stdout.pipe(output, { end: false })
-  const stream = Duplex.from({ writable: first.stdin, readable: output })
-  first.stdin.on('error', () => {}) // EPIPE: the close handlers report the real cause
+  last.stdout?.pipe(output, { end: false })
+  const stream = opts.input ? output : Duplex.from({ writable: first.stdin, readable: output })
+  first.stdin?.on('error', () => {}) // EPIPE: the close handlers report the real cause
 
   let resolveFailure!: (e: PgkeepError | undefined) => void
   const failed = new Promise<PgkeepError | undefined>(resolve => { resolveFailure = resolve })
-  let lastStdoutDone = false
+  let lastStdoutDone = opts.output !== undefined
   const ended: Ended[] = []
   const settle = (): void => {
     if (ended.length < children.length || !lastStdoutDone) return
@@ -51,7 +57,7 @@ export function childChain (specs: ChildStageSpec[]): CodecStage {
     if (cause?.error) stream.destroy(cause.error)
     else output.end()
   }
-  last.stdout.once('close', () => { lastStdoutDone = true; settle() })
+  last.stdout?.once('close', () => { lastStdoutDone = true; settle() })
   children.forEach((child, index) => {
     const spec = specs[index]
     let stderr = ''
@@ -65,6 +71,7 @@ export function childChain (specs: ChildStageSpec[]): CodecStage {
     })
     child.on('close', (code, signal) => {
       const exit: ChildExit = { pid: child.pid, code, signal, stderr }
+      spec.onClose?.(exit)
       ended.push(code === 0
         ? { index, brokenPipe: false }
         : { index, error: spec.describeFailure(exit), brokenPipe: signal === 'SIGPIPE' || LOST_READER.test(stderr) })

@@ -36,6 +36,8 @@ export interface ChildStageSpec {
   env: NodeJS.ProcessEnv
   /** the error for a non-zero exit or a death by signal, in the stage's own words */
   describeFailure: (exit: ChildExit) => PgkeepError
+  /** hears how the child ended, its stderr tail included (zstd -vv reports there how many bytes it read) */
+  onClose?: (exit: ChildExit) => void
 }
 
 /** A child process as a pipeline stage: bytes in on its stdin, out of its stdout. */
@@ -62,6 +64,7 @@ export function childStage (spec: ChildStageSpec): CodecStage {
     stream.destroy(e)
   })
   child.on('close', (code, signal) => {
+    spec.onClose?.({ pid: child.pid, code, signal, stderr })
     if (code !== 0) {
       const e = spec.describeFailure({ pid: child.pid, code, signal, stderr })
       resolveFailure(e)

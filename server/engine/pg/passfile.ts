@@ -23,6 +23,8 @@ export interface ChildPgEnv {
   env: NodeJS.ProcessEnv
   /** connection argv (host, port, user, the database as a quoted conninfo); never contains the password */
   connArgs: (database?: string) => string[]
+  /** the job's private 0700 directory (its passfile, an inline check's FIFO), removed by dispose */
+  dir: string
   dispose: () => Promise<void>
 }
 
@@ -95,6 +97,7 @@ export async function prepareChildEnv (target: Target, appName: string, backupDi
   return {
     env,
     connArgs: (database = target.database) => ['-h', target.host, '-p', String(target.port), '-U', target.user, '-d', dbnameConninfo(database)],
+    dir,
     dispose: async () => { await rm(dir, { recursive: true, force: true }) },
   }
 }

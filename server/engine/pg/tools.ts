@@ -102,6 +102,13 @@ export async function findZstd (): Promise<string> {
   throw new PgkeepError('TOOL_MISSING', 'zstd not found on PATH; install the zstd package or use --compression gzip')
 }
 
+/** coreutils' tee and mkfifo: what an inline check needs to read pg_dump's bytes beside the compressor. */
+export async function findCoreutil (program: 'tee' | 'mkfifo'): Promise<string> {
+  const path = findOnPath(program)
+  if (path) return path
+  throw new PgkeepError('TOOL_MISSING', `${program} not found on PATH; install coreutils, or use verify "after" instead of "inline"`)
+}
+
 /** The age CLI (encrypts and decrypts backups) or age-keygen (derives an identity's public keys). */
 export async function findAge (program: 'age' | 'age-keygen' = 'age'): Promise<string> {
   const path = findOnPath(program)

@@ -92,6 +92,7 @@ export class LocalStorage implements Storage {
     })
     return {
       stream,
+      direct: { fd: (stream as unknown as { fd: number }).fd, path: partial },
       commit: async ({ sizeBytes }) => {
         try {
           await fsyncPath(partial)

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { StorageConfig } from '../../config.ts'
 import { LocalStorage } from './local-storage.ts'
-import { S3Storage } from './s3-storage.ts'
+import { LazyS3Storage } from './lazy-s3-storage.ts'
 import type { Storage } from './storage.ts'
 import { parseStorageUrl } from './storage-url.ts'
 
@@ -22,7 +22,8 @@ export interface OpenStorageOptions {
 export function openStorage (url: string, opts: OpenStorageOptions): Storage {
   const where = parseStorageUrl(url)
   if (where.kind === 'local') return new LocalStorage(where.dir)
-  return new S3Storage({
+  // the SDK loads only once the bucket is used: a local dump never pays for it
+  return new LazyS3Storage({
     bucket: where.bucket, prefix: where.prefix, stateDir: opts.stateDir, forcePathStyle: opts.forcePathStyle,
     ...(opts.partBytes !== undefined ? { firstPartBytes: opts.partBytes } : {}),
     ...(opts.equalParts === true ? { partGrowth: false } : {}),

@@ -9,12 +9,12 @@ import { backoffDelay, type RetryPolicy } from '../retry.ts'
 import { hasS3Code, httpStatusOf, isS3NotFound, isTransientS3Error, toStorageError } from './s3-errors.ts'
 import type { UploadJournal } from './s3-upload-journal.ts'
 import type { ObjectWriter } from './storage.ts'
+import { DEFAULT_PART_BYTES, MEMORY_BUDGET_BYTES } from './s3-part-sizes.ts'
 
 const MiB = 1024 * 1024
 
-/** Part buffers held at once (the one filling and those on the wire) never exceed this. */
-export const MEMORY_BUDGET_BYTES = 64 * MiB
-export const DEFAULT_PART_BYTES = 8 * MiB
+// part buffers held at once (the one filling and those on the wire) never exceed MEMORY_BUDGET_BYTES
+export { DEFAULT_PART_BYTES, MEMORY_BUDGET_BYTES }
 const MAX_PARTS_IN_FLIGHT = 4
 const MAX_PARTS = 10_000
 /** S3 allows 10,000 parts: parts double in size every 1,000 so a dump is not capped at 10,000 x 8 MiB. */

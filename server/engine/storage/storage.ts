@@ -76,6 +76,11 @@ export interface ObjectWriter {
   commit (expected: { sizeBytes: number }): Promise<void>
   /** Drops whatever was written. Safe to call more than once and after a failed commit. */
   abort (): Promise<void>
+  /**
+   * Local files only: the open file behind `stream` and its path, for a child process (zstd) to write into itself
+   * while node reads back what landed. `stream` is then ended unused; `commit` checks and publishes as ever.
+   */
+  readonly direct?: { fd: number, path: string }
 }
 
 export const MANIFEST_SUFFIX = '.manifest.json'

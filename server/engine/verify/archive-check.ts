@@ -185,17 +185,23 @@ export function checkPlainText (head: string, tail: string): CheckOutcome {
   return { ok: true }
 }
 
-export async function checkPlainFile (input: StreamInput, signal?: AbortSignal): Promise<CheckOutcome> {
+/** Keeps only the first and last 8 KiB of a plain SQL stream: what checkPlainText needs, whatever its size. */
+export function plainCollector (): { sink: Writable, outcome: () => CheckOutcome } {
   let head: Buffer = Buffer.alloc(0)
   let tail: Buffer = Buffer.alloc(0)
-  const collect = new Writable({
+  const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write (chunk: Buffer, _enc, cb) {
       if (head.length < KEEP) head = Buffer.concat([head, chunk.subarray(0, KEEP - head.length)])
-      tail = chunk.length >= KEEP ? chunk.subarray(chunk.length - KEEP) : Buffer.concat([tail, chunk]).subarray(-KEEP)
+      tail = chunk.length >= KEEP ? Buffer.from(chunk.subarray(chunk.length - KEEP)) : Buffer.concat([tail, chunk]).subarray(-KEEP)
       cb()
     },
   })
+  return { sink, outcome: () => checkPlainText(head.toString('utf8'), tail.toString('utf8')) }
+}
+
+export async function checkPlainFile (input: StreamInput, signal?: AbortSignal): Promise<CheckOutcome> {
+  const { sink: collect, outcome } = plainCollector()
   let codecFailure: string | undefined
   const decode = decodeStages(input, m => { codecFailure ??= m })
   const onAbort = (): void => decode.kill()
@@ -209,5 +215,5 @@ export async function checkPlainFile (input: StreamInput, signal?: AbortSignal):
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }
-  return checkPlainText(head.toString('utf8'), tail.toString('utf8'))
+  return outcome()
 }

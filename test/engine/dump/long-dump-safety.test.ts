@@ -122,7 +122,7 @@ t.test('a dump whose snapshot holds vacuum back past xminWarningMinutes warns on
   t.ok(warned.some(m => m.includes('held back the xmin horizon')), 'and logged')
 })
 
-t.test('verify: after runs the full validation as the job\'s last step; scheduled backups default to it', async t => {
+t.test('verify: after runs the full validation as the job\'s last step; scheduled backups default to inline', async t => {
   const config = testConfig(cluster, DB)
   t.teardown(config.cleanup)
   const service = await openService(config)
@@ -139,7 +139,7 @@ t.test('verify: after runs the full validation as the job\'s last step; schedule
   t.equal(byHand.options.verify, 'off')
   t.equal(byHand.verification, undefined, 'by hand and not asked: not verified')
   const scheduled = await service.waitFor((await service.create({}, 'test', { scheduleId: 'nightly' })).id)
-  t.equal(scheduled.options.verify, 'after', 'a scheduled backup defaults to after')
-  t.match(scheduled.verification, { ok: true })
+  t.equal(scheduled.options.verify, 'inline', 'a scheduled backup defaults to inline (docs/verification.md: the cheaper check)')
+  t.match(scheduled.verification, { ok: true, method: 'inline:pg_restore' })
   await t.rejects(service.create({ verify: 'sometimes' }, 'test'), { code: 'INVALID_INPUT' })
 })

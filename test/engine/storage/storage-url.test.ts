@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 import { openStorage, parseStorageUrl } from '../../../server/engine/storage/open-storage.ts'
+import { LazyS3Storage } from '../../../server/engine/storage/lazy-s3-storage.ts'
 import { createS3Client, S3Storage } from '../../../server/engine/storage/s3-storage.ts'
 
 t.test('s3:// urls name a bucket and a prefix; paths and file:// urls a directory', async t => {
@@ -38,10 +39,13 @@ t.test('openStorage returns the local directory or the bucket, and S3 keys live 
   const local = openStorage(dir, { stateDir: join(dir, '.pgkeep', 'uploads') })
   t.ok(local instanceof LocalStorage)
   const s3 = openStorage('s3://bucket/pg/prod', { stateDir: join(dir, '.pgkeep', 'uploads'), forcePathStyle: true })
-  t.ok(s3 instanceof S3Storage)
+  t.ok(s3 instanceof LazyS3Storage)
   t.equal(s3.url, 's3://bucket/pg/prod')
   t.equal((openStorage('s3://bucket', { stateDir: dir })).url, 's3://bucket')
-  ;(s3 as S3Storage).close()
+  const opened = await (s3 as LazyS3Storage).open()
+  t.ok(opened instanceof S3Storage, 'the SDK-backed store, loaded on first use')
+  t.equal(opened.url, s3.url)
+  ;(s3 as LazyS3Storage).close()
 })
 
 t.test('the SDK\'s region is used when configured, us-east-1 when nothing is', async t => {

@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process'
+import { closeSync, constants, createReadStream, createWriteStream, openSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { promisify } from 'node:util'
+import type { BackupFormat } from '../../../schemas/backup.ts'
+import { PgkeepError } from '../../errors.ts'
+import { feedChild } from '../pg/child-feed.ts'
+import { childEnv, describeExit } from '../pg/child-process.ts'
+import type { ChildStageSpec } from '../pg/child-stage.ts'
+import { findCoreutil, findPgTool } from '../pg/tools.ts'
+import { EOF_GRACE_MS, plainCollector, runPgRestoreCheck, type CheckOutcome } from './archive-check.ts'
+
+const run = promisify(execFile)
+
+/** What an inline verification records: the check, named like validate's, said to have run on the way in. */
+export function inlineMethod (format: BackupFormat): string {
+  return format === 'plain' ? 'inline:sql-trailer' : 'inline:pg_restore'
+}
+
+/**
+ * verify: inline. The structural check of `validate` run on pg_dump's bytes while they are written: pg_restore
+ * renders the archive to /dev/null (plain SQL: its header and trailer are checked) reading a FIFO that gets a
+ * copy of the raw stream, from `tee` beside the compressor (its bytes never pass through node) or from node
+ * when the codec runs in node (gzip, none). It proves that what pg_dump wrote is a complete archive whose every
+ * data block reads back; the stored bytes' checksum is taken on the same pass. What it does not prove, and
+ * `after` does: that the store gives back those bytes (a read of what landed).
+ */
+export interface InlineCheck {
+  /** the FIFO the raw archive goes into */
+  readonly fifo: string
+  /** the verdict; ask for it once the raw stream has ended (`inputEnded`) */
+  readonly verdict: Promise<CheckOutcome>
+  /** for raw bytes that pass through node: a Writable into the FIFO that never fails the dump (a reader done early is drained) */
+  tap: () => Writable
+  /** `tee -p FIFO` as a stage ahead of the compressor: the copy made in the kernel, and a reader gone early is not an error */
+  teeSpec: () => Promise<ChildStageSpec>
+  /** the raw stream has ended: a pg_restore still reading after EOF_GRACE_MS is stuck (it spins on some cut tars) */
+  inputEnded: () => void
+  /** stops the check and releases anyone blocked opening the FIFO; safe to call more than once */
+  kill: () => void
+}
+
+/** Opening a FIFO blocks until the other end opens: whoever waits (a writer whose reader died, or the reverse) is let go. */
+function releaseFifo (fifo: string): void {
+  try {
+    const r = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)
+    try { closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)) } catch {} finally { closeSync(r) }
+  } catch {
+    // already gone with the job's directory
+  }
+}
+
+export async function startInlineCheck (format: Exclude<BackupFormat, 'directory'>, dir: string, pgBinDir?: string): Promise<InlineCheck> {
+  const fifo = join(dir, 'inline-check.fifo')
+  await run(await findCoreutil('mkfifo'), ['-m', '600', fifo], { env: childEnv() })
+  const stop = new AbortController()
+  let stuck = false
+  let graceTimer: NodeJS.Timeout | undefined
+  let verdict: Promise<CheckOutcome>
+  if (format === 'plain') {
+    const collector = plainCollector()
+    verdict = pipeline(createReadStream(fifo, { highWaterMark: 1024 * 1024 }), collector.sink, { signal: stop.signal })
+      .then(() => collector.outcome(), (err: unknown) => ({ ok: false, message: stuck ? 'the check did not finish' : `the raw stream could not be read: ${(err as Error).message}` }))
+  } else {
+    const pgRestore = await findPgTool('pg_restore', pgBinDir)
+    verdict = runPgRestoreCheck(pgRestore.path, ['-f', '/dev/null', '-F', format === 'custom' ? 'c' : 't', fifo], undefined, stop.signal)
+      .catch((err: unknown) => ({
+        ok: false,
+        message: stuck ? `pg_restore did not finish within ${EOF_GRACE_MS / 1000} s of the end of the dump (a truncated archive?)` : (err as Error).message,
+      }))
+  }
+  verdict = verdict.finally(() => clearTimeout(graceTimer))
+  const kill = (): void => {
+    stop.abort()
+    releaseFifo(fifo)
+  }
+  return {
+    fifo,
+    verdict,
+    tap: () => feedChild(createWriteStream(fifo, { highWaterMark: 1024 * 1024 }), { drainAfterClose: true }),
+    teeSpec: async () => ({
+      program: 'tee',
+      path: await findCoreutil('tee'),
+      // -p: a reader gone early (pg_restore is done with a tar before its padding) must not cut the stored copy
+      args: ['-p', fifo],
+      env: childEnv(),
+      describeFailure: ({ pid, code, signal, stderr }) => {
+        const why = stderr.trim().split('\n').at(-1)
+        return new PgkeepError('INTERNAL', `tee (pid ${pid}), copying the dump to its inline check, ${describeExit(code, signal)}${why ? `: ${why}` : ''}`)
+      },
+    }),
+    inputEnded: () => {
+      graceTimer ??= setTimeout(() => { stuck = true; kill() }, EOF_GRACE_MS)
+    },
+    kill,
+  }
+}

@@ -11,6 +11,9 @@ export interface LiveClient {
   readonly readyState: number
   send (data: Buffer, options: { binary: false }): void
   terminate (): void
+  /** hold writes until uncork (the TCP socket beneath), so that several events leave in one write */
+  cork?: () => void
+  uncork?: () => void
 }
 
 /** What the hub needs of BackupService: its events, and who is active for a viewer's first snapshot. */
@@ -70,6 +73,9 @@ export class LiveHub {
   readonly #interval: number
   readonly #source: LiveSource
   readonly #detach: () => void
+  /** clients written to in this turn of the event loop, uncorked together at its end */
+  readonly #corked = new Set<LiveClient>()
+  #uncorkScheduled = false
 
   constructor (source: LiveSource, options: LiveHubOptions = {}) {
     this.#source = source
@@ -133,6 +139,7 @@ export class LiveHub {
     this.#detach()
     for (const t of this.#throttles.values()) clearTimeout(t.timer)
     this.#throttles.clear()
+    this.#uncorkAll()
     for (const c of this.#clients.keys()) c.terminate()
     this.#clients.clear()
   }
@@ -236,6 +243,27 @@ export class LiveHub {
       client.terminate()
       return
     }
+    this.#cork(client)
     client.send(data, { binary: false })
+  }
+
+  /**
+   * A write per event and viewer is a syscall per event and viewer: pg_dump's verbose lines come in bursts of
+   * dozens, and with a thousand viewers those writes cost more CPU than the dump's own pipeline. Corked until
+   * the end of this turn of the loop, what a viewer gets in one turn leaves in one write.
+   */
+  #cork (client: LiveClient): void {
+    if (client.cork === undefined || this.#corked.has(client)) return
+    client.cork()
+    this.#corked.add(client)
+    if (this.#uncorkScheduled) return
+    this.#uncorkScheduled = true
+    setImmediate(() => this.#uncorkAll())
+  }
+
+  #uncorkAll (): void {
+    this.#uncorkScheduled = false
+    for (const c of this.#corked) c.uncork?.()
+    this.#corked.clear()
   }
 }

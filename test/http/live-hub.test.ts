@@ -138,6 +138,21 @@ t.test('with a thousand viewers, fast and behind, every one gets the final progr
   t.pass('all 1000 got the last progress, then the status')
 })
 
+t.test('what a viewer gets in one turn of the event loop leaves in one write: corked at the first event, uncorked at the end of the turn', async t => {
+  const { source, hub } = setup(t)
+  const calls: string[] = []
+  const viewer = Object.assign(new Viewer(), { cork: () => { calls.push('cork') }, uncork: () => { calls.push('uncork') } })
+  hub.add(viewer, 'viewer')
+  await new Promise(resolve => setImmediate(resolve))
+  calls.length = 0
+  const backupId = '01936f6e-0000-7000-8000-000000000010'
+  for (let i = 0; i < 40; i++) source.emit('log', { backupId, line: `pg_dump: line ${i}`, at: new Date().toISOString() })
+  t.same(calls, ['cork'], 'corked once for the burst')
+  t.equal(viewer.ofType('log').length, 40, 'every event handed to the socket, in order')
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(calls, ['cork', 'uncork'], 'uncorked once, at the end of the turn')
+})
+
 t.test('restores reach admins only, in the snapshot and live, and a changed role applies to the next event', async t => {
   const { source, viewer: admin, hub } = setup(t)
   const running: RestoreState = {

@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import { LiveHub, type LiveClient } from '../live-hub.ts'
-import { watchViewer } from '../viewer-watch.ts'
+import { CredentialRechecks, watchViewer } from '../viewer-watch.ts'
 
 export interface WsRouteOptions {
   /** unsent bytes a viewer may owe before it is dropped */
@@ -42,7 +42,12 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   const viewer = fastify.requireRole('viewer')
   const { wsHeartbeatMs, wsRecheckMs } = fastify.config.http
 
-  fastify.addHook('onClose', async () => { hub.close() })
+  const rechecks = new CredentialRechecks(wsRecheckMs)
+
+  fastify.addHook('onClose', async () => {
+    rechecks.stop()
+    hub.close()
+  })
 
   fastify.get('/api/backup/ws', {
     websocket: true,
@@ -55,7 +60,9 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
     const remove = hub.add(client, request.principal!.role)
     watchViewer(socket, {
       heartbeatMs: wsHeartbeatMs,
-      recheckMs: wsRecheckMs,
+      rechecks,
+      // what verifyRequest reads: the bearer token, else the session cookie
+      credential: `${request.headers.authorization ?? ''}\n${request.headers.cookie ?? ''}`,
       recheck: async () => (await fastify.verifyRequest(request)).role,
       onRole: role => { hub.setRole(client, role) },
       onRefused: (err) => {

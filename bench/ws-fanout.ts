@@ -142,14 +142,15 @@ function peakRssBytes (pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN
 }
 
-/** `pgkeep serve` as an admin starts it (bin/pgkeep.js, no flags), 200 viewers, one dump: its peak RSS. */
+/** `pgkeep serve` as an admin starts it (bin/pgkeep.js, no flags of theirs), 200 viewers, one dump: its peak RSS. */
 async function serveRssRun (cluster: TestCluster): Promise<void> {
   const backupDir = mkdtempSync(join(tmpdir(), 'pgkeep-bench-serve-'))
   // the token is made by an app on the same backups dir and secret, closed again before serve starts
   const maker = await startBenchServer({ cluster, db: 'bench', backupDir })
   const token = maker.token
   await maker.close()
-  const serve = spawn(process.execPath, [join(root, 'bin/pgkeep.js'), 'serve', '--port', '0'], {
+  // the bin itself, so its shebang's node options apply as they do for an admin typing `pgkeep serve`
+  const serve = spawn(join(root, 'bin/pgkeep.js'), ['serve', '--port', '0'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: {
       PATH: process.env.PATH,

@@ -177,10 +177,11 @@ export class LocalBackupApi implements BackupApi {
     const path = service.stores.of(backup).localPath?.(backup.name) ?? backup.name
     // refused before the integrity check: however sound, a directory is not one file to copy
     if (backup.status === 'completed' && backup.format === 'directory') throw new UsageError(`backup ${backup.name} is a directory at ${path}; copy it from there or use --server for a tar`)
-    const { files: [stored], storage } = await service.openVerified(id)
+    const opened = await service.openVerified(id)
+    const stored = opened.files[0]
     const file = downloadPath(backup, output)
-    // hashed on the way: what reaches the disk is exactly what was checked, with no second read
-    const { bytes, sha256 } = await writeHashed(await storage.read(stored.path), `${file}.partial`)
+    // hashed on the way (a mismatch fails the read and flags the backup): what reaches the disk is exactly what was checked
+    const { bytes, sha256 } = await writeHashed(await opened.read(stored), `${file}.partial`)
     if (sha256 !== stored.sha256) {
       await rm(`${file}.partial`, { force: true })
       throw new PgkeepError('INTEGRITY_FAILED', `${path} has sha256 ${sha256}, its manifest says ${stored.sha256}; run pgkeep validate ${id}`)

@@ -31,7 +31,7 @@ import type { Drill, DrillSummary } from '../../schemas/drill.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
 import { validateBackup } from './verify/validator.ts'
-import { openVerifiedFiles, type VerifiedBackup } from './verify/open-verified.ts'
+import { openVerifiedFiles, type ReadOptions, type VerifiedBackup } from './verify/open-verified.ts'
 
 export interface BackupServiceOptions {
   logger?: EngineLogger
@@ -182,7 +182,10 @@ export class BackupService extends BackupEvents {
       .map(b => ({ backup: b, progress: this.jobs.get(b.id)?.progress }))
   }
 
-  /** A completed backup whose files may be read now: checked as the download policy says (verify/open-verified.ts). */
+  /**
+   * A completed backup whose files may be read now: sizes checked, bytes hashed as they are read, as the
+   * download policy says (verify/open-verified.ts). Bytes that do not match are recorded as a failed verification.
+   */
   async openVerified (id: string): Promise<VerifiedBackup> {
     const b = this.requireCompleted(id, 'downloaded')
     const storage = this.stores.of(b)
@@ -191,20 +194,25 @@ export class BackupService extends BackupEvents {
       storage,
       maxAgeSeconds: this.config.downloadVerifyMaxAgeSeconds,
       validate: async () => await this.validate(id),
+      flag: async (message) => {
+        this.log.warn(`backup ${b.name} failed its integrity check while being read: ${message}`)
+        await this.patch(id, { verification: { at: now(), ok: false, method: 'sha256 (read)', message } })
+      },
     })
   }
 
   /**
    * An encrypted backup decrypted on the way out (still compressed), after the same check as any read; the
-   * stored bytes are hashed as they go and a mismatch fails the stream (storage/backup-bytes.ts decryptedRead).
+   * stored bytes are hashed before age sees them, and a mismatch fails the stream and flags the backup.
    */
-  async openDecrypted (id: string): Promise<{ backup: Backup, name: string, stream: Readable }> {
+  async openDecrypted (id: string, opts: ReadOptions = {}): Promise<{ backup: Backup, name: string, stream: Readable }> {
     const b = this.requireCompleted(id, 'downloaded')
     if (b.encryption === undefined) throw new InvalidInputError(`decrypt: backup ${b.name} is not encrypted`, 'decrypt')
     const identityFile = this.config.encryption?.identityFile
     if (identityFile === undefined) throw new InvalidStateError(`backup ${b.name} is encrypted with age; set PGKEEP_AGE_IDENTITY_FILE (or encryption.identityFile) to download it decrypted, or download it as stored and decrypt with age -d`)
-    const { backup, files: [file], storage } = await this.openVerified(id)
-    return { backup, name: backup.name.replace(/\.age$/, ''), stream: await decryptedRead(storage, file, identityFile) }
+    const opened = await this.openVerified(id)
+    const stored = await opened.read(opened.files[0], opts)
+    return { backup: opened.backup, name: opened.backup.name.replace(/\.age$/, ''), stream: await decryptedRead(stored, identityFile) }
   }
 
   /** Resolves once the backup reaches completed, failed or cancelled. */

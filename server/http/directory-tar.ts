@@ -2,7 +2,6 @@ import { stat } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pack as tarPack } from 'tar-stream'
-import type { Storage } from '../engine/storage/storage.ts'
 import type { VerifiedFile } from '../engine/verify/open-verified.ts'
 
 /**
@@ -19,15 +18,16 @@ export function tarSize (files: VerifiedFile[]): number | undefined {
  * tar-stream (archiver's own engine) driven through pipeline() rather than archiver: when a client goes away
  * mid-file and the response destroys the archive, archiver's entry sink raises an error nobody can listen to
  * (the process dies) and the file it was reading stays open. Here whatever ends an entry closes its file, and a
- * file that no longer has its verified size fails the entry and with it the archive.
+ * file that no longer has its manifest's size or sha256 fails the entry (the checked read withholds its last
+ * chunk) and with it the archive, short of its Content-Length.
  */
-export function directoryTar (files: VerifiedFile[], storage: Storage): Readable {
+export function directoryTar (files: VerifiedFile[], read: (file: VerifiedFile) => Promise<Readable>): Readable {
   const pack = tarPack()
   void (async () => {
     for (const f of files) {
       const { mtime, mode } = f.abs === undefined ? { mtime: new Date(), mode: 0o640 } : await stat(f.abs)
       const entry = pack.entry({ name: f.path, size: f.sizeBytes, mtime, mode: mode & 0o777 })
-      await pipeline(await storage.read(f.path), entry)
+      await pipeline(await read(f), entry)
     }
     pack.finalize()
   })().catch((err: Error) => { pack.destroy(err) })

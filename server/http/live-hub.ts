@@ -12,6 +12,9 @@ export interface LiveClient {
   readonly readyState: number
   send (data: Buffer, options: { binary: false }): void
   terminate (): void
+  /** hold writes until uncork (the TCP socket beneath), so that several events leave in one write */
+  cork?: () => void
+  uncork?: () => void
 }
 
 /** What the hub needs of BackupService: its events, and who is active for a viewer's first snapshot. */
@@ -22,8 +25,10 @@ export interface LiveSource extends Pick<BackupEvents, 'on' | 'off'> {
 }
 
 export interface LiveHubOptions {
-  /** a client whose unsent bytes exceed this is dropped rather than buffered for */
+  /** a client whose unsent bytes exceed this has stopped reading: it is dropped rather than buffered for */
   maxBufferedBytes?: number
+  /** a client with more unsent bytes than this is behind: its progress is held (the newest per job) until it catches up */
+  behindBytes?: number
   /** minimum gap between two progress events of one job: the one place progress is throttled */
   progressIntervalMs?: number
 }
@@ -40,6 +45,12 @@ export function audienceOf (event: ServerEvent): Role {
 
 const mayRead = (role: Role, audience: Role): boolean => ROLES.indexOf(role) >= ROLES.indexOf(audience)
 
+interface Viewer {
+  role: Role
+  /** per job, the newest progress this viewer was too far behind to take, encoded */
+  held?: Map<string, { data: Buffer, audience: Role }>
+}
+
 interface JobThrottle {
   lastSentAt: number
   /** serialized only if it is still the newest when its turn comes */
@@ -48,27 +59,36 @@ interface JobThrottle {
 }
 
 /**
- * Fans engine events out to WebSocket viewers. Each event is serialized once and the same string
- * goes to every client. A client that cannot keep up is terminated: waiting for it would mean
- * either buffering without bound or slowing the emitter, and the emitter is the dump.
+ * Fans engine events out to WebSocket viewers. Each event is serialized once and the same bytes go to
+ * every client. Progress is coalesced per viewer: one whose socket is behind (unsent bytes above
+ * `behindBytes`) skips progress, keeping only the newest per job, which it gets once it catches up or
+ * just before the status that ends the job; every other event (status, created, deleted, log) is still
+ * sent to it. Only a client that stopped reading (unsent bytes above `maxBufferedBytes`) is terminated:
+ * waiting for it would mean buffering without bound or slowing the emitter, and the emitter is the dump.
  */
 export class LiveHub {
   /** every viewer and the role it currently holds (re-checked by the WebSocket route) */
-  readonly #clients = new Map<LiveClient, Role>()
+  readonly #clients = new Map<LiveClient, Viewer>()
   readonly #throttles = new Map<string, JobThrottle>()
   readonly #maxBuffered: number
+  readonly #behind: number
   readonly #interval: number
   readonly #source: LiveSource
   readonly #detach: () => void
+  /** clients written to in this turn of the event loop, uncorked together at its end */
+  readonly #corked = new Set<LiveClient>()
+  #uncorkScheduled = false
 
   constructor (source: LiveSource, options: LiveHubOptions = {}) {
     this.#source = source
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024
+    this.#behind = Math.min(options.behindBytes ?? 64 * 1024, this.#maxBuffered)
     this.#interval = options.progressIntervalMs ?? 200
     const onCreated = (backup: Backup): void => this.#broadcast({ type: 'created', backupId: backup.id, backup })
     const onStatus = (backup: Backup): void => {
       // the last progress of a job must reach viewers before the status that ends it
       this.#flushProgress(backup.id)
+      if (TERMINAL_STATUSES.includes(backup.status)) this.#releaseHeld(backup.id)
       this.#broadcast({ type: 'status', backupId: backup.id, status: backup.status, backup })
       if (TERMINAL_STATUSES.includes(backup.status)) this.#forget(backup.id)
     }
@@ -106,7 +126,7 @@ export class LiveHub {
    * returns the unsubscribe function.
    */
   add (client: LiveClient, role: Role): () => void {
-    this.#clients.set(client, role)
+    this.#clients.set(client, { role })
     const restores = mayRead(role, 'admin') ? this.#source.activeRestores() : []
     const drills = this.#source.activeDrills?.() ?? []
     const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}), ...(drills.length > 0 ? { drills } : {}) }
@@ -116,7 +136,8 @@ export class LiveHub {
 
   /** A viewer's role changed (demotion, promotion): what it receives from now on follows. */
   setRole (client: LiveClient, role: Role): void {
-    if (this.#clients.has(client)) this.#clients.set(client, role)
+    const viewer = this.#clients.get(client)
+    if (viewer) viewer.role = role
   }
 
   /** Stops listening and terminates every viewer (server shutdown). */
@@ -124,6 +145,7 @@ export class LiveHub {
     this.#detach()
     for (const t of this.#throttles.values()) clearTimeout(t.timer)
     this.#throttles.clear()
+    this.#uncorkAll()
     for (const c of this.#clients.keys()) c.terminate()
     this.#clients.clear()
   }
@@ -142,6 +164,7 @@ export class LiveHub {
     }
     // like a backup's status: the last progress reaches viewers before the state that ends it
     this.#flushProgress(key)
+    this.#releaseHeld(key)
     this.#forget(key)
     this.#broadcast(event)
   }
@@ -168,7 +191,7 @@ export class LiveHub {
     const wait = t.lastSentAt + this.#interval - Date.now()
     if (wait <= 0 && !t.timer) {
       t.lastSentAt = Date.now()
-      this.#broadcast(event)
+      this.#broadcast(event, key)
       return
     }
     // keep only the newest: a viewer wants where the job is, not every step it took
@@ -188,22 +211,43 @@ export class LiveHub {
     const event = t.pending
     t.pending = undefined
     t.lastSentAt = Date.now()
-    this.#broadcast(event)
+    this.#broadcast(event, key)
   }
 
-  #forget (backupId: string): void {
-    const t = this.#throttles.get(backupId)
+  /** The job is ending: what viewers that were behind still hold of its progress goes now, before the end. */
+  #releaseHeld (key: string): void {
+    for (const [c, v] of this.#clients) {
+      const held = v.held?.get(key)
+      if (held === undefined) continue
+      v.held!.delete(key)
+      // a viewer demoted since keeps nothing it may no longer read
+      if (mayRead(v.role, held.audience)) this.#sendTo(c, held.data)
+    }
+  }
+
+  #forget (key: string): void {
+    const t = this.#throttles.get(key)
     if (t) clearTimeout(t.timer)
-    this.#throttles.delete(backupId)
+    this.#throttles.delete(key)
+    for (const v of this.#clients.values()) v.held?.delete(key)
   }
 
-  #broadcast (event: ServerEvent): void {
+  /** `progressKey`: the event is a job's progress, which a viewer that is behind holds instead (the newest per key). */
+  #broadcast (event: ServerEvent, progressKey?: string): void {
     const audience = audienceOf(event)
     // encoded once (and only if someone may read it): ws would otherwise turn the same string into bytes again for every viewer
     let data: Buffer | undefined
-    for (const [c, role] of this.#clients) {
-      if (!mayRead(role, audience)) continue
+    for (const [c, v] of this.#clients) {
+      if (!mayRead(v.role, audience)) continue
       data ??= Buffer.from(JSON.stringify(event))
+      if (progressKey !== undefined) {
+        if (c.bufferedAmount > this.#behind && c.readyState === OPEN) {
+          (v.held ??= new Map()).set(progressKey, { data, audience })
+          continue
+        }
+        // caught up: this newer one replaces whatever it held of the job
+        v.held?.delete(progressKey)
+      }
       this.#sendTo(c, data)
     }
   }
@@ -218,6 +262,27 @@ export class LiveHub {
       client.terminate()
       return
     }
+    this.#cork(client)
     client.send(data, { binary: false })
+  }
+
+  /**
+   * A write per event and viewer is a syscall per event and viewer: pg_dump's verbose lines come in bursts of
+   * dozens, and with a thousand viewers those writes cost more CPU than the dump's own pipeline. Corked until
+   * the end of this turn of the loop, what a viewer gets in one turn leaves in one write.
+   */
+  #cork (client: LiveClient): void {
+    if (client.cork === undefined || this.#corked.has(client)) return
+    client.cork()
+    this.#corked.add(client)
+    if (this.#uncorkScheduled) return
+    this.#uncorkScheduled = true
+    setImmediate(() => this.#uncorkAll())
+  }
+
+  #uncorkAll (): void {
+    this.#uncorkScheduled = false
+    for (const c of this.#corked) c.uncork?.()
+    this.#corked.clear()
   }
 }

@@ -8,11 +8,46 @@ export interface WatchedSocket {
   on (event: 'pong' | 'close', listener: () => void): unknown
 }
 
+/**
+ * One round of credential checks for every open viewer per period, rather than a timer per socket: each
+ * distinct credential is verified once per round however many sockets share it (a dashboard in several tabs,
+ * one API token in many scripts). A check reads the users and tokens files; a thousand viewers each reading
+ * them every few seconds cost the server more than a dump's own pipeline.
+ */
+export class CredentialRechecks {
+  readonly #members = new Set<(round: Map<string, Promise<Role>>) => void>()
+  readonly #timer: NodeJS.Timeout
+
+  constructor (periodMs: number) {
+    this.#timer = setInterval(() => { this.checkAll() }, periodMs)
+    this.#timer.unref()
+  }
+
+  /** One round now (the timer's, every period). */
+  checkAll (): void {
+    const round = new Map<string, Promise<Role>>()
+    for (const member of [...this.#members]) member(round)
+  }
+
+  /** `member` runs once per round with the round's shared checks; returns the leave function. */
+  join (member: (round: Map<string, Promise<Role>>) => void): () => void {
+    this.#members.add(member)
+    return () => { this.#members.delete(member) }
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    this.#members.clear()
+  }
+}
+
 export interface ViewerWatchOptions {
   /** ping period; a viewer that has not answered the previous ping by the next one is dropped */
   heartbeatMs: number
-  /** how often the credentials the socket was opened with are checked again */
-  recheckMs: number
+  /** the rounds in which the credentials the socket was opened with are checked again */
+  rechecks: CredentialRechecks
+  /** what the check depends on (the Authorization and Cookie headers): sockets with the same share one check per round */
+  credential: string
   /** the role the credentials grant now; throws once they no longer do (logout, revocation, removal, expiry) */
   recheck: () => Promise<Role>
   /** the role changed while the socket stayed open */
@@ -39,11 +74,16 @@ export function watchViewer (socket: WatchedSocket, opts: ViewerWatchOptions): (
     alive = false
     socket.ping()
   }, opts.heartbeatMs)
-  const recheck = setInterval(() => {
-    // a slow users file must not pile checks up: skip a tick while one is still out
+  const leave = opts.rechecks.join((round) => {
+    // a slow users file must not pile checks up: skip a round while one is still out
     if (checking) return
     checking = true
-    opts.recheck().then(role => {
+    let check = round.get(opts.credential)
+    if (check === undefined) {
+      check = opts.recheck()
+      round.set(opts.credential, check)
+    }
+    check.then(role => {
       if (!stopped) opts.onRole(role)
     }, err => {
       if (stopped) return
@@ -53,13 +93,12 @@ export function watchViewer (socket: WatchedSocket, opts: ViewerWatchOptions): (
       // a peer that does not answer the close handshake is cut (the heartbeat is already stopped)
       setTimeout(() => socket.terminate(), opts.heartbeatMs).unref()
     }).finally(() => { checking = false })
-  }, opts.recheckMs)
+  })
   heartbeat.unref()
-  recheck.unref()
   const stop = (): void => {
     stopped = true
     clearInterval(heartbeat)
-    clearInterval(recheck)
+    leave()
   }
   socket.on('close', stop)
   return stop

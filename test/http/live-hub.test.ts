@@ -87,6 +87,72 @@ t.test('a viewer that cannot keep up is dropped, the others keep receiving', asy
   t.equal(viewer.ofType('deleted').length, 2)
 })
 
+t.test('a viewer that is behind is coalesced, not dropped: no progress while behind, the newest once it catches up, the last one and the status at the end', async t => {
+  const { source, viewer: fast, hub } = setup(t)
+  const slow = new Viewer()
+  hub.add(slow, 'viewer')
+  const backup = makeBackup({ status: 'running' })
+  const progress = (bytes: number): Progress => ({ backupId: backup.id, bytes, rate: 0, tablesDone: 0, tablesTotal: 1 })
+  // behind (its socket has not taken the last 200 KB) but still reading: far from the 1 MB that drops a viewer
+  slow.bufferedAmount = 200 * 1024
+  source.emit('progress', progress(1))
+  await fast.until(() => fast.ofType('progress').length === 1)
+  source.emit('log', { backupId: backup.id, line: 'pg_dump: dumping contents of table "public.orders"', at: new Date().toISOString() })
+  for (let i = 2; i <= 50; i++) source.emit('progress', progress(i))
+  await fast.until(() => fast.ofType('progress').at(-1)?.bytes === 50)
+  t.same(slow.ofType('progress'), [], 'no progress while behind')
+  t.equal(slow.ofType('log').length, 1, 'other events still go')
+
+  slow.bufferedAmount = 0
+  source.emit('progress', progress(60))
+  await slow.until(() => slow.ofType('progress').length === 1)
+  t.same(slow.ofType('progress').map(p => p.bytes), [60], 'caught up: the newest, not the backlog')
+
+  slow.bufferedAmount = 200 * 1024
+  source.emit('progress', progress(70))
+  await fast.until(() => fast.ofType('progress').at(-1)?.bytes === 70)
+  source.emit('status', { ...backup, status: 'completed' })
+  t.same(slow.received.slice(-2).map(e => e.type === 'progress' ? e.bytes : e.type), [70, 'status'], 'the last progress it held, then the status')
+  t.notOk(slow.terminated, 'never dropped')
+  t.same(fast.ofType('progress').map(p => p.bytes), [1, 50, 60, 70], 'a viewer keeping up gets the throttled stream as before')
+})
+
+t.test('with a thousand viewers, fast and behind, every one gets the final progress and the status that ends the job', async t => {
+  const { source, hub } = setup(t)
+  const viewers = Array.from({ length: 1000 }, (_, i) => {
+    const v = new Viewer()
+    hub.add(v, 'viewer')
+    v.bufferedAmount = i % 3 === 0 ? 512 * 1024 : 0
+    return v
+  })
+  const backup = makeBackup({ status: 'running' })
+  for (let i = 1; i <= 20; i++) source.emit('progress', { backupId: backup.id, bytes: i, rate: 0, tablesDone: 0, tablesTotal: 1 })
+  source.emit('status', { ...backup, status: 'completed' })
+  for (const v of viewers) {
+    const last = v.received.slice(-2)
+    if (v.terminated || last[0]?.type !== 'progress' || last[0].bytes !== 20 || last[1]?.type !== 'status') {
+      t.fail(`a viewer missed the end: ${JSON.stringify(last)}`)
+      return
+    }
+  }
+  t.pass('all 1000 got the last progress, then the status')
+})
+
+t.test('what a viewer gets in one turn of the event loop leaves in one write: corked at the first event, uncorked at the end of the turn', async t => {
+  const { source, hub } = setup(t)
+  const calls: string[] = []
+  const viewer = Object.assign(new Viewer(), { cork: () => { calls.push('cork') }, uncork: () => { calls.push('uncork') } })
+  hub.add(viewer, 'viewer')
+  await new Promise(resolve => setImmediate(resolve))
+  calls.length = 0
+  const backupId = '01936f6e-0000-7000-8000-000000000010'
+  for (let i = 0; i < 40; i++) source.emit('log', { backupId, line: `pg_dump: line ${i}`, at: new Date().toISOString() })
+  t.same(calls, ['cork'], 'corked once for the burst')
+  t.equal(viewer.ofType('log').length, 40, 'every event handed to the socket, in order')
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(calls, ['cork', 'uncork'], 'uncorked once, at the end of the turn')
+})
+
 t.test('restores reach admins only, in the snapshot and live, and a changed role applies to the next event', async t => {
   const { source, viewer: admin, hub } = setup(t)
   const running: RestoreState = {

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto'
-import { PassThrough, Transform, type Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
-import { IntegrityError, InvalidStateError } from '../../errors.ts'
+import { InvalidStateError } from '../../errors.ts'
 import { createDecryptor } from '../pg/age.ts'
 import { createDecoders, type Decoder } from '../pg/backup-codec.ts'
 import type { Storage } from './storage.ts'
@@ -35,22 +34,15 @@ export function backupBytes (backup: Backup, storage: Storage, identityFile?: st
 
 /**
  * An encrypted backup's bytes decrypted (still compressed, as `age -d` alone would give them), for a download
- * that needs no key at the other end. The stored bytes are hashed on the way: if they do not match the manifest,
- * the stream fails at its end instead of finishing, so the reader sees a failed download, never a wrong file
- * (age's own authentication already fails a damaged chunk as it is read).
+ * that needs no key at the other end. `stored` is the stored bytes as a checked read gives them (hashed on the
+ * way, failing before their last chunk if they do not match the manifest): age never sees the end of a wrong
+ * file, so the reader sees a failed download, never a wrong one (age's own authentication already fails a
+ * damaged chunk as it is read).
  */
-export async function decryptedRead (storage: Storage, file: { path: string, sha256: string }, identityFile: string): Promise<Readable> {
-  const hash = createHash('sha256')
-  const check = new Transform({
-    transform (chunk: Buffer, _enc, cb) { hash.update(chunk); cb(null, chunk) },
-    flush (cb) {
-      const got = hash.digest('hex')
-      cb(got === file.sha256 ? null : new IntegrityError(`the stored bytes of ${file.path} have sha256 ${got}, the manifest says ${file.sha256}; the download was cut`))
-    },
-  })
+export async function decryptedRead (stored: Readable, identityFile: string): Promise<Readable> {
   const age = await createDecryptor(identityFile)
   const out = new PassThrough({ highWaterMark: 1024 * 1024 })
-  pipeline(await storage.read(file.path), check, age.stream, out).catch((err: unknown) => {
+  pipeline(stored, age.stream, out).catch((err: unknown) => {
     age.kill('SIGKILL')
     out.destroy(err as Error)
   })

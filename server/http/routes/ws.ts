@@ -2,12 +2,30 @@ import websocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
-import { LiveHub } from '../live-hub.ts'
-import { watchViewer } from '../viewer-watch.ts'
+import type { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import { LiveHub, type LiveClient } from '../live-hub.ts'
+import { CredentialRechecks, watchViewer } from '../viewer-watch.ts'
 
 export interface WsRouteOptions {
   /** unsent bytes a viewer may owe before it is dropped */
   maxBufferedBytes?: number
+}
+
+/**
+ * The hub's view of a viewer's socket: the WebSocket, and corking of the TCP socket beneath it, so that the
+ * events of one turn of the loop leave in one write. `ws` keeps that socket in `_socket` (every version since
+ * 1.x); without it the hub writes once per event, as it would anyway.
+ */
+function liveClient (socket: WebSocket): LiveClient {
+  const raw = (socket as unknown as { _socket?: Duplex })._socket
+  return {
+    get bufferedAmount () { return socket.bufferedAmount },
+    get readyState () { return socket.readyState },
+    send: (data, options) => { socket.send(data, options) },
+    terminate: () => { socket.terminate() },
+    ...(raw !== undefined ? { cork: () => { raw.cork() }, uncork: () => { raw.uncork() } } : {}),
+  }
 }
 
 /**
@@ -24,7 +42,12 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
   const viewer = fastify.requireRole('viewer')
   const { wsHeartbeatMs, wsRecheckMs } = fastify.config.http
 
-  fastify.addHook('onClose', async () => { hub.close() })
+  const rechecks = new CredentialRechecks(wsRecheckMs)
+
+  fastify.addHook('onClose', async () => {
+    rechecks.stop()
+    hub.close()
+  })
 
   fastify.get('/api/backup/ws', {
     websocket: true,
@@ -33,12 +56,15 @@ const wsRoutes: FastifyPluginAsyncTypebox<WsRouteOptions> = async (fastify, opts
     config: { rateLimit: { keyGenerator: (request: FastifyRequest) => request.ip ?? 'in-process' } },
     onRequest: viewer,
   }, (socket, request) => {
-    const remove = hub.add(socket, request.principal!.role)
+    const client = liveClient(socket)
+    const remove = hub.add(client, request.principal!.role)
     watchViewer(socket, {
       heartbeatMs: wsHeartbeatMs,
-      recheckMs: wsRecheckMs,
+      rechecks,
+      // what verifyRequest reads: the bearer token, else the session cookie
+      credential: `${request.headers.authorization ?? ''}\n${request.headers.cookie ?? ''}`,
       recheck: async () => (await fastify.verifyRequest(request)).role,
-      onRole: role => { hub.setRole(socket, role) },
+      onRole: role => { hub.setRole(client, role) },
       onRefused: (err) => {
         remove()
         request.log.info({ code: (err as { code?: string }).code }, 'viewer socket closed: its session or token is no longer valid')

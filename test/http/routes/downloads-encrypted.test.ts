@@ -55,6 +55,7 @@ t.test('stored bytes swapped for another valid encryption of the same size: the 
   writeFileSync(file, swapped)
   const res = await as('operator', { method: 'GET', url: `/api/backup/download/${b.id}?decrypt=true` }).catch((err: Error) => err)
   t.match(res, { message: /response destroyed before completion/ }, 'the transfer is cut, never completed')
+  t.equal(service.get(b.id).verification?.ok, false, 'and the backup is flagged')
   t.not(readFileSync(file).length, 0)
 })
 

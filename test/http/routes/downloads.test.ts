@@ -87,19 +87,17 @@ t.test('only completed backups download: a cancelled one is 409 INVALID_STATE', 
   t.equal(dl.json().code, 'INVALID_STATE')
 })
 
-t.test('a corrupted file is caught before the first byte: 409 INTEGRITY_FAILED and no backup bytes', async t => {
+t.test('a backup whose last verification failed gets the full check before the first byte: 409 INTEGRITY_FAILED and no backup bytes', async t => {
   const b = await completed({ format: 'custom', compression: 'none' })
   const file = join(config.backupDir, b.name)
-  // same size, one byte flipped: only a full re-hash sees it, so make every verification count as stale
+  // same size, one byte flipped: only a full re-hash sees it
   const fd = openSync(file, 'r+')
   const byte = Buffer.alloc(1)
   readSync(fd, byte, 0, 1, 100)
   byte[0] ^= 0xff
   writeSync(fd, byte, 0, 1, 100)
   closeSync(fd)
-  const saved = config.downloadVerifyMaxAgeSeconds
-  config.downloadVerifyMaxAgeSeconds = 0
-  t.teardown(() => { config.downloadVerifyMaxAgeSeconds = saved })
+  t.equal((await service.validate(b.id)).verification?.ok, false)
   const res = await download(b.id)
   t.equal(res.statusCode, 409)
   t.equal(res.json().code, 'INTEGRITY_FAILED')
@@ -108,11 +106,12 @@ t.test('a corrupted file is caught before the first byte: 409 INTEGRITY_FAILED a
   t.ok((await auditLines(app)).some(l => l.action === 'backup.download' && l.backupId === b.id && l.outcome === 'failed'))
 })
 
-t.test('a truncated file is caught even right after a good verification (the sizes no longer match)', async t => {
+t.test('a truncated file is caught before the first byte, even right after a good verification (the sizes no longer match), and flagged', async t => {
   const b = await completed({ format: 'plain', compression: 'gzip' })
   const file = join(config.backupDir, b.name)
   truncateSync(file, statSync(file).size - 7)
   const res = await download(b.id)
   t.equal(res.statusCode, 409)
   t.equal(res.json().code, 'INTEGRITY_FAILED')
+  t.equal(service.get(b.id).verification?.ok, false)
 })

@@ -19,6 +19,14 @@ export const TargetConfig = Type.Object({
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
   /** the target's default for a backup's verify (off | after); scheduled backups default to after */
   verify: Type.Optional(VerifyMode),
+  /** a whole server: "*" (every database but templates; postgres only when it holds objects) or a list; each backup is then a set (docs/sets.md) */
+  databases: Type.Optional(Type.Union([Type.Literal('*'), Type.Array(Type.String({ minLength: 1, maxLength: 63 }), { minItems: 1 })])),
+  /** databases left out of "*", as psql/pg_dump patterns (`*`, `?`; "quoted" keeps case) */
+  excludeDatabases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }))),
+  /** where databases are discovered and globals dumped from (default postgres) */
+  maintenanceDatabase: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+  /** keep role passwords (hashes) in the globals member; default false: pg_dumpall --no-role-passwords */
+  globalsRolePasswords: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

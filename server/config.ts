@@ -30,6 +30,13 @@ export interface Target {
   xminWarningMinutes?: number
   /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
   verify?: 'off' | 'after'
+  /** a whole server: every backup of this target is a set (engine/sets) */
+  databases?: '*' | string[]
+  excludeDatabases?: string[]
+  /** where sets discover databases and dump globals from; absent = postgres */
+  maintenanceDatabase?: string
+  /** globals keep role password hashes (otherwise pg_dumpall --no-role-passwords) */
+  globalsRolePasswords?: boolean
 }
 
 export interface Config {
@@ -179,6 +186,10 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
     ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
     ...(t.verify !== undefined ? { verify: t.verify } : {}),
+    ...(t.databases !== undefined ? { databases: t.databases } : {}),
+    ...(t.excludeDatabases !== undefined ? { excludeDatabases: t.excludeDatabases } : {}),
+    ...(t.maintenanceDatabase !== undefined ? { maintenanceDatabase: t.maintenanceDatabase } : {}),
+    ...(t.globalsRolePasswords !== undefined ? { globalsRolePasswords: t.globalsRolePasswords } : {}),
   }
 }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Backup, Progress } from '../../schemas/backup.ts'
 import type { DeletedEvent, LogEvent, WarningEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import type { SetRestoreState } from '../../schemas/sets.ts'
 
 /** An event's payload as the engine emits it: the WebSocket message without its `type`. */
 type Payload<E> = Omit<E, 'type'>
@@ -19,6 +20,8 @@ export interface BackupEventMap {
   warning: [Payload<WarningEvent>]
   deleted: [Payload<DeletedEvent>]
   restore: [RestoreState]
+  /** a set restore's state on each step (engine/sets/set-restore.ts); its databases' restores also emit `restore` */
+  'set-restore': [SetRestoreState]
 }
 
 export type BackupEventName = keyof BackupEventMap

@@ -32,6 +32,8 @@ function flagWording (problem: CreateRuleProblem, level: number | undefined): st
     case 'level-out-of-range': return `--level must be between ${problem.range.min} and ${problem.range.max}, got ${level}`
     case 'schema-only-with-data-only': return '--schema-only and --data-only cannot be used together'
     case 'jobs-without-directory': return '--jobs above 1 needs --format directory (pg_dump dumps in parallel only into a directory)'
+    case 'all-databases-with-databases': return '--all-databases takes every database of the server; --database cannot be given with it'
+    case 'set-with-schemas': return '--schema needs a single-database backup; --all-databases and --database dump whole databases'
   }
 }
 

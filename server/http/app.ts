@@ -27,6 +27,7 @@ import targetRoutes from './routes/targets.ts'
 import metricsRoutes from './routes/metrics.ts'
 import wsRoutes from './routes/ws.ts'
 import scheduleRoutes from './routes/schedules.ts'
+import setRoutes from './routes/sets.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -101,6 +102,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(backupRoutes, { prefix: '/api/backup' })
   await app.register(downloadRoutes, { prefix: '/api/backup' })
   await app.register(restoreRoutes, { prefix: '/api/restore' })
+  await app.register(setRoutes, { prefix: '/api/sets' })
   await app.register(wsRoutes)
   await app.register(scheduleRoutes)
   await app.register(auditRoutes, { prefix: '/api/audit' })

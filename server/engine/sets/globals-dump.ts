@@ -5,7 +5,8 @@ import { classifyPgFailure, spawnPgDump } from '../dump/pg-dump-process.ts'
 import { runDumpPipeline } from '../dump/pipeline.ts'
 import type { DumpJobResult, ProgressFields } from '../dump/dump-job.ts'
 import { createEncoders } from '../pg/backup-codec.ts'
-import { cancelBackends } from '../pg/inspector.ts'
+import { withTargetClient, versionFromNum } from '../pg/connection.ts'
+import { cancelBackends, checkDumpCompatible } from '../pg/inspector.ts'
 import { prepareChildEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
 import type { Storage } from '../storage/storage.ts'
@@ -44,7 +45,9 @@ export async function runGlobalsDump (ctx: GlobalsDumpContext): Promise<DumpJobR
   const { backup, signal } = ctx
   const target = maintenanceTarget(ctx.target)
   const tool = await findPgTool('pg_dumpall', ctx.pgBinDir)
-  await ctx.onStarted({ pgServerVersion: '', pgDumpVersion: tool.version, tablesCount: 0 })
+  const server = await withTargetClient(target, async c => versionFromNum(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v)), { signal })
+  checkDumpCompatible(tool.major, server.major)
+  await ctx.onStarted({ pgServerVersion: server.version, pgDumpVersion: tool.version, tablesCount: 0 })
   ctx.onProgress({ bytes: 0, rate: 0, percent: 0, tablesDone: 0, tablesTotal: 0 })
   const env = await prepareChildEnv(target, ctx.appName, ctx.backupDir)
   const run = spawnPgDump(tool.path, pgDumpallArgs(ctx.target, env.connArgs()), env.env)

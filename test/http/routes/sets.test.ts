@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import { testCluster } from '../../helpers/pg-cluster.ts'
 import { createSampleDatabase } from '../../helpers/sample-db.ts'
@@ -75,4 +77,23 @@ t.test('a single database with globals: true is a set of two members', async t =
   const set = await app.backupService.waitForSet(created.json().set.id)
   t.equal(set.status, 'completed')
   t.same(set.members.map(m => m.kind ?? m.database), ['globals', 'sets_http_a'])
+})
+
+t.test('cleanup deletes an old set whole, its set manifest too, and lists every member it deleted', async t => {
+  const make = async (): Promise<string> => {
+    const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: { databases: ['sets_http_b'] } })
+    const set = await app.backupService.waitForSet(res.json().set.id)
+    return set.id
+  }
+  const older = await make()
+  const newer = await make()
+  const olderSet = app.backupService.getSet(older)
+  const res = await as('admin', { method: 'POST', url: '/api/backup/cleanup', payload: { policy: { keepLast: 1 }, target: 'default' } })
+  t.equal(res.statusCode, 200, res.body)
+  const deleted = res.json().deleted.map((b: { id: string }) => b.id)
+  t.ok(olderSet.members.every(m => deleted.includes(m.id)), 'every member of the older set is deleted')
+  t.match(res.json().deletedReasons[0].reason, /^member of the set /)
+  t.equal((await as('viewer', { method: 'GET', url: `/api/sets/${older}` })).statusCode, 404)
+  t.equal((await as('viewer', { method: 'GET', url: `/api/sets/${newer}` })).json().set.status, 'completed', 'the newest set is kept')
+  t.notOk(existsSync(join(app.config.backupDir, `${olderSet.name}.set.json`)), 'its set manifest is gone')
 })

@@ -51,6 +51,7 @@ t.test('bad set flags are usage errors: exit 2 with a one-line reason', async t 
     [['create', '--all-databases', '--target', 'nope'], /unknown target "nope"/],
     [['restore', '01936f6e-0000-7000-8000-000000000000', '--skip-globals', '--database', 'x'], /--skip-globals applies to a set restore/],
     [['restore', '01936f6e-0000-7000-8000-000000000000', '--clean'], /--clean applies to one backup/],
+    [['restore', '01936f6e-0000-7000-8000-000000000000'], /--database is required to restore one backup \(.* is not a backup set\)/],
     [['restore', '01936f6e-0000-7000-8000-000000000000', '--to', 'a', '--target', 'b'], /--to is another name for --target/],
   ]
   for (const [args, message] of cases) {

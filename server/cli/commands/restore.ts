@@ -7,6 +7,7 @@ import { EXIT } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'
 import { formatDuration, printJson } from '../output.ts'
 import { setRestoreSummary } from '../set-output.ts'
+import { toPgkeepError } from '../../errors.ts'
 import type { SetRestoreRequest } from '../../../schemas/sets.ts'
 import { ProgressReporter } from '../progress-bar.ts'
 
@@ -68,6 +69,10 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
 
 /** A whole set onto a server: globals, then each database created; one line per step with --verbose. */
 async function restoreSet (api: BackupApi, io: CliIO, globals: Globals, id: string, req: SetRestoreRequest): Promise<number> {
+  await api.getSet(id).catch((err: unknown) => {
+    if (toPgkeepError(err).code === 'NOT_FOUND') throw new UsageError(`--database is required to restore one backup (${id} is not a backup set)`)
+    throw err
+  })
   let last = ''
   const run = await api.restoreSet(id, req, s => {
     const now = s.members.find(m => m.status === 'running')

@@ -44,6 +44,12 @@ export const CreateBackupRequest = Type.Object({
   verify: Type.Optional(VerifyMode),
   /** count every table's rows in the dump's own snapshot, so a restore drill can compare exactly (docs/drills.md) */
   countRows: Type.Optional(Type.Boolean()),
+  /** a backup set of every database of the target's server (templates out; see docs/sets.md) plus its globals */
+  allDatabases: Type.Optional(Type.Boolean()),
+  /** a backup set of these databases of the target's server plus its globals */
+  databases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 63, pattern: '^[^\\u0000-\\u001f]+$' }), { minItems: 1, maxItems: 1000 })),
+  /** add the server's globals (roles, memberships, tablespaces: pg_dumpall --globals-only) as a set member */
+  globals: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 export type CreateBackupRequest = Static<typeof CreateBackupRequest>
 
@@ -90,6 +96,14 @@ export const Encryption = Type.Object({
 })
 export type Encryption = Static<typeof Encryption>
 
+export const SetMembership = Type.Object({
+  id: BackupId,
+  name: Type.String(),
+  /** the database's size when the set was planned: its weight in the set's progress */
+  weightBytes: Type.Integer({ minimum: 0 }),
+})
+export type SetMembership = Static<typeof SetMembership>
+
 export const Backup = Type.Object({
   id: BackupId,
   /** File (or directory) name inside the backups dir, extension included. */
@@ -132,6 +146,10 @@ export const Backup = Type.Object({
   rowCounts: Type.Optional(Type.Array(TableRowCount)),
   /** the last restore drill of this backup; ok = "restore proven" */
   drill: Type.Optional(DrillSummary),
+  /** The backup set this backup is a member of (one run over several databases and the globals): see schemas/sets.ts. */
+  set: Type.Optional(SetMembership),
+  /** `globals`: pg_dumpall --globals-only (roles, memberships, tablespaces) as plain SQL; absent: one database's pg_dump */
+  kind: Type.Optional(Type.Literal('globals')),
 })
 export type Backup = Static<typeof Backup>
 

@@ -25,6 +25,14 @@ export const TargetConfig = Type.Object({
   drill: Type.Optional(DrillConfig),
   /** the target is stale (`target.stale` notification) when its newest completed backup is older (default: maxBackupAgeHours) */
   maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
+  /** a whole server: "*" (every database but templates; postgres only when it holds objects) or a list; each backup is then a set (docs/sets.md) */
+  databases: Type.Optional(Type.Union([Type.Literal('*'), Type.Array(Type.String({ minLength: 1, maxLength: 63 }), { minItems: 1 })])),
+  /** databases left out of "*", as psql/pg_dump patterns (`*`, `?`; "quoted" keeps case) */
+  excludeDatabases: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }))),
+  /** where databases are discovered and globals dumped from (default postgres) */
+  maintenanceDatabase: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+  /** keep role passwords (hashes) in the globals member; default false: pg_dumpall --no-role-passwords */
+  globalsRolePasswords: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({

@@ -13,11 +13,13 @@ export type CreateRuleProblem =
   | { rule: 'level-out-of-range', field: 'level', message: string, compression: keyof typeof LEVEL_RANGE, range: Bounds }
   | { rule: 'schema-only-with-data-only', field: 'dataOnly', message: string }
   | { rule: 'jobs-without-directory', field: 'jobs', message: string }
+  | { rule: 'all-databases-with-databases', field: 'databases', message: string }
+  | { rule: 'set-with-schemas', field: 'schemas', message: string }
 
-export type CreateRuleInput = Pick<CreateBackupRequest, 'format' | 'compression' | 'level' | 'schemaOnly' | 'dataOnly' | 'jobs'>
+export type CreateRuleInput = Pick<CreateBackupRequest, 'format' | 'compression' | 'level' | 'schemaOnly' | 'dataOnly' | 'jobs' | 'allDatabases' | 'databases' | 'schemas'>
 
 /**
- * Every cross-field rule the request breaks, always in the same order (level, scope, jobs), so each door
+ * Every cross-field rule the request breaks, always in the same order (level, scope, jobs, set), so each door
  * reports the same first problem; empty when it keeps them all. Absent format and compression count as
  * their defaults. `message` is the API's wording.
  */
@@ -44,6 +46,13 @@ export function createRuleProblems (req: CreateRuleInput): CreateRuleProblem[] {
   // pg_dump runs workers in parallel only into a directory, one file per table
   if (req.jobs !== undefined && req.jobs > 1 && format !== 'directory') {
     problems.push({ rule: 'jobs-without-directory', field: 'jobs', message: 'jobs: parallel dumps need the directory format' })
+  }
+  if (req.allDatabases && req.databases !== undefined) {
+    problems.push({ rule: 'all-databases-with-databases', field: 'databases', message: 'databases: cannot be given with allDatabases (which takes every database of the server)' })
+  }
+  // -n patterns name schemas of one database; over a set pg_dump would fail on every database without them
+  if ((req.allDatabases || req.databases !== undefined) && (req.schemas?.length ?? 0) > 0) {
+    problems.push({ rule: 'set-with-schemas', field: 'schemas', message: 'schemas: a backup set dumps whole databases; -n patterns need a single-database backup' })
   }
   return problems
 }

@@ -35,6 +35,13 @@ export interface Target {
   verify?: 'off' | 'after' | 'inline'
   /** stale (a `target.stale` notification) when the newest completed backup is older; absent: the global default */
   maxBackupAgeHours?: number
+  /** a whole server: every backup of this target is a set (engine/sets) */
+  databases?: '*' | string[]
+  excludeDatabases?: string[]
+  /** where sets discover databases and dump globals from; absent = postgres */
+  maintenanceDatabase?: string
+  /** globals keep role password hashes (otherwise pg_dumpall --no-role-passwords) */
+  globalsRolePasswords?: boolean
 }
 
 export interface Config {
@@ -191,6 +198,10 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
     ...(t.verify !== undefined ? { verify: t.verify } : {}),
     ...(t.maxBackupAgeHours !== undefined ? { maxBackupAgeHours: t.maxBackupAgeHours } : {}),
+    ...(t.databases !== undefined ? { databases: t.databases } : {}),
+    ...(t.excludeDatabases !== undefined ? { excludeDatabases: t.excludeDatabases } : {}),
+    ...(t.maintenanceDatabase !== undefined ? { maintenanceDatabase: t.maintenanceDatabase } : {}),
+    ...(t.globalsRolePasswords !== undefined ? { globalsRolePasswords: t.globalsRolePasswords } : {}),
   }
 }
 

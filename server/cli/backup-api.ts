@@ -4,6 +4,7 @@ import type {
 } from '../../schemas/backup.ts'
 import type { RestoreMode, RestoreProgress } from '../../schemas/restore.ts'
 import type { Drill, DrillRequest } from '../../schemas/drill.ts'
+import type { BackupSet, SetListQuery, SetListResult, SetRestoreRequest, SetRestoreState } from '../../schemas/sets.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -18,6 +19,16 @@ export interface StartedBackup {
   backup: Backup
   /** the record once completed, failed or cancelled */
   done: Promise<Backup>
+  cancel (): Promise<void>
+  /** when the create made a backup set (`backup` is its first member): the whole set once every member ended; cancel stops it all */
+  setDone?: Promise<BackupSet>
+}
+
+/** A set restore under way: the set, its end (a failure is in the state, not thrown), and how to stop it. */
+export interface StartedSetRestore {
+  set: BackupSet
+  state: SetRestoreState
+  done: Promise<SetRestoreState>
   cancel (): Promise<void>
 }
 
@@ -72,6 +83,10 @@ export interface BackupApi {
   restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore>
   /** a restore drill (docs/drills.md); `progress` hears every running state */
   drill (req: DrillRequest, progress: (d: Drill) => void): Promise<StartedDrill>
+  listSets (query: SetListQuery): Promise<SetListResult>
+  getSet (id: string): Promise<BackupSet>
+  /** the globals, then every database with create; `onChange` hears each step */
+  restoreSet (id: string, req: SetRestoreRequest, onChange: (s: SetRestoreState) => void): Promise<StartedSetRestore>
 }
 
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */

@@ -5,6 +5,7 @@ import type {
 } from '../../schemas/backup.ts'
 import type { RestoreProgress } from '../../schemas/restore.ts'
 import type { Drill, DrillRequest } from '../../schemas/drill.ts'
+import type { BackupSet, SetListQuery, SetListResult, SetRestoreRequest, SetRestoreState } from '../../schemas/sets.ts'
 import { writeHashed } from './write-hashed.ts'
 import { AuditLog } from '../audit/audit-log.ts'
 import { AuditTrail, DeletionLog, restoreSubject, type AuditFields } from '../audit/audit-trail.ts'
@@ -12,7 +13,7 @@ import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
 import { PgkeepError, toPgkeepError } from '../errors.ts'
 import {
-  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore,
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore, type StartedSetRestore,
 } from './backup-api.ts'
 import { UsageError, write, type CliIO, type Globals } from './command.ts'
 
@@ -112,22 +113,35 @@ export class LocalBackupApi implements BackupApi {
   async create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup> {
     const service = await this.service()
     let id: string | undefined
-    const progress = (p: Progress): void => { if (p.backupId === id) watcher.progress(p) }
-    const status = (b: Backup): void => { if (b.id === id) watcher.status(b) }
-    const log = (e: { backupId: string, line: string }): void => { if (e.backupId === id) watcher.log(e.line) }
+    let setId: string | undefined
+    // a set's members all report to the one watcher; progress is then the set's (percent of all databases' bytes)
+    const mine = (backupId: string): boolean => backupId === id || (setId !== undefined && service.registry.get(backupId)?.set?.id === setId)
+    const progress = (p: Progress): void => {
+      if (!mine(p.backupId)) return
+      const sp = setId === undefined ? undefined : service.getSet(setId).progress
+      watcher.progress(sp === undefined ? p : { ...p, percent: sp.percent, currentTable: sp.currentDatabase, tablesDone: sp.membersDone, tablesTotal: sp.membersTotal })
+    }
+    const status = (b: Backup): void => { if (mine(b.id)) watcher.status(b) }
+    const log = (e: { backupId: string, line: string }): void => { if (mine(e.backupId)) watcher.log(e.line) }
     const stop = (): void => { service.off('progress', progress).off('status', status).off('log', log) }
     service.on('progress', progress).on('status', status).on('log', log)
     let backup: Backup
     try {
-      backup = await this.audit.around('backup.create', async () => await service.create(req, cliUser()), created => ({ backupId: created?.id }))
+      backup = await this.audit.around('backup.create', async () => await service.create(req, cliUser()), created => ({ backupId: created?.set?.id ?? created?.id }))
     } catch (err) {
       stop()
       throw err
     }
     id = backup.id
+    setId = backup.set?.id
     const done = service.waitFor(backup.id)
-    done.then(stop, stop)
-    return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
+    if (setId === undefined) {
+      done.then(stop, stop)
+      return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
+    }
+    const setDone = service.waitForSet(setId)
+    setDone.then(stop, stop)
+    return { backup, done, setDone, cancel: async () => { await this.cancel(backup.id) } }
   }
 
   async cancel (id: string): Promise<Backup> {
@@ -188,6 +202,30 @@ export class LocalBackupApi implements BackupApi {
     }
     await rename(`${file}.partial`, file)
     return { path: file, bytes, sha256, verified: true }
+  }
+
+  async listSets (query: SetListQuery): Promise<SetListResult> {
+    return (await this.service()).listSets(query)
+  }
+
+  async getSet (id: string): Promise<BackupSet> {
+    return (await this.service()).getSet(id)
+  }
+
+  async restoreSet (id: string, req: SetRestoreRequest, onChange: (s: SetRestoreState) => void): Promise<StartedSetRestore> {
+    const service = await this.service()
+    const set = service.getSet(id)
+    const listener = (s: SetRestoreState): void => { if (s.setId === id) onChange(s) }
+    service.on('set-restore', listener)
+    try {
+      const state = await this.audit.around('backup.restore', async () => await service.restoreSet(id, req), () => ({ backupId: id, subject: `the whole set onto target ${req.target ?? set.target}` }))
+      const done = service.waitForSetRestore(state.restoreId)
+      done.finally(() => service.off('set-restore', listener)).catch(() => {})
+      return { set, state, done, cancel: async () => { await service.cancelSetRestore(state.restoreId).catch(() => {}) } }
+    } catch (err) {
+      service.off('set-restore', listener)
+      throw err
+    }
   }
 
   async restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore> {

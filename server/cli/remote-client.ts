@@ -12,12 +12,15 @@ import { ERROR_CODES, type ErrorCode } from '../../schemas/errors.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Drill, DrillRequest } from '../../schemas/drill.ts'
+import type { BackupSet, SetListQuery, SetListResult, SetRestoreRequest, SetRestoreState } from '../../schemas/sets.ts'
 import { PgkeepError } from '../errors.ts'
 import { writeHashed } from './write-hashed.ts'
 import {
-  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore,
+  downloadPath, type BackupApi, type BackupWatcher, type DownloadResult, type RestoreWatcher, type StartedBackup, type StartedDrill, type StartedRestore, type StartedSetRestore,
 } from './backup-api.ts'
 import { UsageError } from './command.ts'
+
+const SET_POLL_MS = 1000
 
 function asErrorCode (code: unknown): ErrorCode {
   return (ERROR_CODES as readonly unknown[]).includes(code) ? code as ErrorCode : 'INTERNAL'
@@ -127,7 +130,39 @@ export class RemoteBackupApi implements BackupApi {
       ask: async id => ended((await this.status(id)).backup),
       goesOn: id => `the backup goes on there: pgkeep status ${id} --server ${this.origin}`,
     })
-    return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
+    if (backup.set === undefined) return { backup, done, cancel: async () => { await this.cancel(backup.id) } }
+    // a set: its members' events carry their own ids, so the set is asked for until every member ended
+    const setId = backup.set.id
+    const setDone = this.poll(async () => await this.getSet(setId), s => {
+      if (s.progress) watcher.progress({ backupId: setId, bytes: 0, rate: 0, percent: s.progress.percent, currentTable: s.progress.currentDatabase, tablesDone: s.progress.membersDone, tablesTotal: s.progress.membersTotal })
+      return TERMINAL_STATUSES.includes(s.status)
+    })
+    return { backup, done, setDone, cancel: async () => { await this.json('POST', `/api/sets/${encodeURIComponent(setId)}/cancel`) } }
+  }
+
+  /** Asks again every second until `ended` says so: for what has no event of its own on the socket (sets). */
+  private async poll<T> (get: () => Promise<T>, ended: (t: T) => boolean): Promise<T> {
+    for (;;) {
+      const t = await get()
+      if (ended(t)) return t
+      await new Promise(resolve => setTimeout(resolve, SET_POLL_MS))
+    }
+  }
+
+  async listSets (query: SetListQuery): Promise<SetListResult> {
+    return await this.json('GET', '/api/sets', { query })
+  }
+
+  async getSet (id: string): Promise<BackupSet> {
+    return (await this.json<{ set: BackupSet }>('GET', `/api/sets/${encodeURIComponent(id)}`)).set
+  }
+
+  async restoreSet (id: string, req: SetRestoreRequest, onChange: (s: SetRestoreState) => void): Promise<StartedSetRestore> {
+    const set = await this.getSet(id)
+    const { restore: state } = await this.json<{ restore: SetRestoreState }>('POST', `/api/sets/${encodeURIComponent(id)}/restore`, { body: req })
+    const path = `/api/sets/restores/${encodeURIComponent(state.restoreId)}`
+    const done = this.poll(async () => await this.json<SetRestoreState>('GET', path), s => { onChange(s); return s.status !== 'running' })
+    return { set, state, done, cancel: async () => { await this.json('POST', `${path}/cancel`).catch(() => {}) } }
   }
 
   /** POST /api/backup/:id/restore, then the restore's events until it ends; the duration is as seen from here. */

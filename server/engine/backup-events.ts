@@ -3,6 +3,7 @@ import type { Backup, Progress } from '../../schemas/backup.ts'
 import type { DeletedEvent, LogEvent, WarningEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import type { Drill } from '../../schemas/drill.ts'
+import type { SetRestoreState } from '../../schemas/sets.ts'
 
 /** An event's payload as the engine emits it: the WebSocket message without its `type`. */
 type Payload<E> = Omit<E, 'type'>
@@ -22,6 +23,8 @@ export interface BackupEventMap {
   restore: [RestoreState]
   /** a restore drill started, moved on (throttled by the hub) or ended */
   drill: [Drill]
+  /** a set restore's state on each step (engine/sets/set-restore.ts); its databases' restores also emit `restore` */
+  'set-restore': [SetRestoreState]
 }
 
 export type BackupEventName = keyof BackupEventMap

@@ -4,6 +4,7 @@ import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL,
 import type { Config, Target } from '../config.ts'
 import { InvalidInputError } from '../errors.ts'
 import { directoryCompressionSupported, type PgTool } from './pg/tools.ts'
+import type { DatabaseSelection } from './sets/discover.ts'
 
 const checkRequest = Compile(CreateBackupRequest)
 
@@ -36,6 +37,23 @@ export interface ResolvedRequest {
   levelChosen: boolean
   /** what pgkeep decided on the user's behalf, recorded on the backup and shown by the CLI */
   notes: string[]
+  /** a backup set (engine/sets): which databases, and whether the globals are a member */
+  set?: { selection: DatabaseSelection, globals: boolean }
+}
+
+/**
+ * A run is a set when the request says so (allDatabases, databases, globals) or its target names a whole server
+ * (`databases` in the config). The globals come with every multi-database set unless the request says
+ * `globals: false`; a single database gets them only when asked (`globals: true`).
+ */
+function setOf (req: CreateBackupRequest, target: Target): ResolvedRequest['set'] {
+  if (req.allDatabases === true) return { selection: { databases: '*', excludeDatabases: target.excludeDatabases }, globals: req.globals ?? true }
+  if (req.databases !== undefined) return { selection: { databases: req.databases }, globals: req.globals ?? true }
+  if (req.allDatabases === undefined && target.databases !== undefined) {
+    return { selection: { databases: target.databases, excludeDatabases: target.excludeDatabases }, globals: req.globals ?? true }
+  }
+  if (req.globals === true) return { selection: { databases: [target.database] }, globals: true }
+  return undefined
 }
 
 /**
@@ -52,7 +70,9 @@ export function resolveCreateRequest (req: unknown, config: Config): ResolvedReq
   const [problem] = createRuleProblems(req)
   if (problem) throw new InvalidInputError(problem.message, problem.field)
   const compression = req.compression ?? DEFAULT_COMPRESSION
+  const set = setOf(req, target)
   return {
+    ...(set !== undefined ? { set } : {}),
     target,
     format: req.format ?? DEFAULT_FORMAT,
     compression,

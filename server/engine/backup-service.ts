@@ -2,9 +2,10 @@ import type { Readable } from 'node:stream'
 import { uuidv7 } from 'uuidv7'
 import {
   TERMINAL_STATUSES, type Backup, type BackupWithProgress, type CleanupRequest, type CleanupResult,
-  type ListQuery, type ListResult, type Progress, type RestoreRequest, type StoredCopy, type Verification,
+  type ListQuery, type ListResult, type Progress, type RestoreRequest, type SetMembership, type StoredCopy, type Verification,
 } from '../../schemas/backup.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import { setStatus, type BackupSet, type SetListQuery, type SetListResult, type SetRestoreRequest, type SetRestoreState } from '../../schemas/sets.ts'
 import type { Config } from '../config.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
@@ -30,6 +31,12 @@ import { DrillService } from './drill/drill-service.ts'
 import type { Drill, DrillSummary } from '../../schemas/drill.ts'
 import { planRetention, validatePolicy } from './store/retention.ts'
 import { DEFAULT_RETRY, type RetryPolicy } from './retry.ts'
+import { discoverDatabases } from './sets/discover.ts'
+import { runGlobalsDump } from './sets/globals-dump.ts'
+import { setManifestKey, writeSetManifest } from './sets/set-manifest.ts'
+import { retentionUnits } from './sets/set-retention.ts'
+import { startSetRestore, type SetRestoreRun } from './sets/set-restore.ts'
+import { generateSetName, groupSets, viewSet } from './sets/set-view.ts'
 import { validateBackup } from './verify/validator.ts'
 import { openVerifiedFiles, type ReadOptions, type VerifiedBackup } from './verify/open-verified.ts'
 
@@ -64,6 +71,9 @@ async function stopOrphanedBackends (config: Config, interrupted: Backup[], log:
     if (stopped > 0) log.warn(`stopped ${stopped} server backend(s) left by the interrupted backup ${b.name}`)
   }
 }
+
+/** how long a finished set restore's state stays readable, as a restore's does */
+const SET_RESTORE_KEEP_MS = 10 * 60_000
 
 const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM'])
 
@@ -102,6 +112,7 @@ export class BackupService extends BackupEvents {
   private readonly restoreRecords: RestoreRecords
   /** restore drills (drill/): start, follow, cancel, history */
   readonly drills: DrillService
+  private readonly setRestores = new Map<string, SetRestoreRun>()
   private pollTimer?: NodeJS.Timeout
   private closing = false
 
@@ -224,51 +235,102 @@ export class BackupService extends BackupEvents {
 
   // ---- creating and running -------------------------------------------------------------------
 
+  /** A backup, or for a set request (allDatabases, databases, globals, a whole-server target) the set's first member. */
   async create (req: unknown, createdBy: string, extra: { scheduleId?: string } = {}): Promise<Backup> {
     if (this.closing) throw new PgkeepError('QUEUE_FULL', 'pgkeep is shutting down; try again when it is back')
     const r = await this.fitToPgDump(resolveCreateRequest(req, this.config))
     this.checkFormatFitsStorage(r.format)
+    if (r.set !== undefined) return (await this.createSet(r, r.set, createdBy, extra))[0]
+    this.checkQueueRoom()
+    const createdAt = new Date()
+    const backup = this.draftBackup(r, { id: uuidv7(), database: r.target.database, createdAt, createdBy, extra })
+    await this.enqueueAll([backup])
+    return backup
+  }
+
+  /** maxQueue counts requests: a set of 200 databases is one, or it could never be queued behind that limit. */
+  private checkQueueRoom (): void {
     if (this.queue.queuedCount >= this.config.maxQueue) {
       throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
     }
-    const id = uuidv7()
-    const createdAt = new Date()
+  }
+
+  /** The record of a new job, queued. A set's members differ in database, name and kind, and carry their set. */
+  private draftBackup (r: ResolvedRequest, m: { id: string, database: string, createdAt: Date, createdBy: string, extra: { scheduleId?: string }, set?: SetMembership, globals?: boolean, name?: string }): Backup {
     const recipients = this.config.encryption?.recipients ?? []
+    // a globals member is pg_dumpall's plain SQL whatever the set's format
+    const format = m.globals === true ? 'plain' : r.format
     // the stored name says what it takes to open it: `.age` after the codec's extension
-    const name = finalName(r.name, r.target.name, r.target.database, createdAt, id, fileExtension(r.format, r.compression) + (recipients.length > 0 ? '.age' : ''))
-    const backup: Backup = {
-      id,
+    const ext = fileExtension(format, r.compression) + (recipients.length > 0 ? '.age' : '')
+    const name = finalName(m.name ?? r.name, r.target.name, m.globals === true ? 'globals' : m.database, m.createdAt, m.id, ext)
+    return {
+      id: m.id,
       name,
       target: r.target.name,
-      database: r.target.database,
-      format: r.format,
+      database: m.database,
+      format,
       compression: r.compression,
       level: r.level,
       // scheduled backups arrive verified unless told otherwise, inline: the cheaper check by far (docs/verification.md);
       // by hand, validation is asked for
-      options: { ...r.options, verify: r.options.verify ?? r.target.verify ?? (extra.scheduleId !== undefined ? 'inline' : 'off') },
+      options: { ...r.options, ...(m.globals === true ? { jobs: 1 } : {}), verify: r.options.verify ?? r.target.verify ?? (m.extra.scheduleId !== undefined ? 'inline' : 'off') },
       status: 'queued',
-      createdAt: createdAt.toISOString(),
-      createdBy,
+      createdAt: m.createdAt.toISOString(),
+      createdBy: m.createdBy,
       pinned: false,
       ownerPid: process.pid,
       ...this.stores.primaryField(),
       ...(recipients.length > 0 ? { encryption: { method: 'age' as const, recipients } } : {}),
       ...(r.notes.length > 0 ? { notes: r.notes } : {}),
-      ...(extra.scheduleId ? { scheduleId: extra.scheduleId } : {}),
+      ...(m.extra.scheduleId ? { scheduleId: m.extra.scheduleId } : {}),
+      ...(m.set !== undefined ? { set: m.set } : {}),
+      ...(m.globals === true ? { kind: 'globals' as const } : {}),
     }
+  }
+
+  /** Records the jobs (names checked unique) and queues them in order. */
+  private async enqueueAll (backups: Backup[]): Promise<void> {
     await this.registry.update((all) => {
       for (const other of all.values()) {
-        if (other.name === name) throw new PgkeepError('CONFLICT', `a backup named ${name} already exists`, { details: { field: 'name' } })
+        const clash = backups.find(b => b.name === other.name)
+        if (clash) throw new PgkeepError('CONFLICT', `a backup named ${clash.name} already exists`, { details: { field: 'name' } })
       }
-      all.set(id, backup)
+      for (const b of backups) all.set(b.id, b)
     })
-    let resolve!: (b: Backup) => void
-    const done = new Promise<Backup>(res => { resolve = res })
-    this.jobs.set(id, { controller: new AbortController(), done, resolve })
-    this.emit('created', backup)
-    this.queue.enqueue(id)
-    return backup
+    for (const b of backups) {
+      let resolve!: (b: Backup) => void
+      const done = new Promise<Backup>(res => { resolve = res })
+      this.jobs.set(b.id, { controller: new AbortController(), done, resolve })
+      this.emit('created', b)
+    }
+    for (const b of backups) this.queue.enqueue(b.id)
+  }
+
+  /**
+   * A backup set: the databases asked of the server now (sets/discover.ts), one member per database plus the
+   * globals, all queued at once so the job queue runs them in order (one at a time with the default
+   * concurrency of 1, more with a higher one) and a cancel reaches each. A user-given name names the set; its
+   * members are `<name>-<database>`.
+   */
+  private async createSet (r: ResolvedRequest, plan: NonNullable<ResolvedRequest['set']>, createdBy: string, extra: { scheduleId?: string }): Promise<Backup[]> {
+    const databases = await discoverDatabases(r.target, plan.selection)
+    if (databases.length === 0) throw new InvalidInputError(`databases: target ${r.target.name} has no database to back up (templates are never taken, postgres only when it holds objects, excludeDatabases left out the rest)`, 'databases')
+    this.checkQueueRoom()
+    const setId = uuidv7()
+    const createdAt = new Date()
+    const setName = r.name ?? generateSetName(r.target.name, createdAt, setId)
+    const member = (database: string, weightBytes: number, globals: boolean): Backup => this.draftBackup({ ...r, name: undefined }, {
+      id: uuidv7(), database, createdAt, createdBy, extra, globals,
+      set: { id: setId, name: setName, weightBytes },
+      ...(r.name !== undefined ? { name: `${r.name}-${globals ? 'globals' : database.replace(/[^A-Za-z0-9_-]/g, '_')}` } : {}),
+    })
+    const members = [
+      ...(plan.globals ? [member('', 0, true)] : []),
+      ...databases.map(d => member(d.name, d.sizeBytes, false)),
+    ]
+    await this.enqueueAll(members)
+    await writeSetManifest(this.stores.primary, this.getSet(setId)).catch((err: unknown) => { this.log.warn(`the set manifest of ${setName} was not written: ${toPgkeepError(err).message}`) })
+    return members
   }
 
   /**
@@ -362,27 +424,36 @@ export class BackupService extends BackupEvents {
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
       deadline = this.stopAfterMaxDuration(job, target.maxDurationMinutes)
-      const result = await runDumpJob({
+      const onProgress = (p: Omit<Progress, 'backupId'>): void => {
+        job.progress = { backupId: id, ...p }
+        this.emit('progress', job.progress)
+      }
+      const onLog = (line: string): void => { this.emit('log', { backupId: id, line, at: now() }) }
+      // a set member's database is its own; the target names the server
+      const memberTarget = backup.set !== undefined ? { ...target, database: backup.database } : target
+      const common = {
         backup,
-        target,
         backupDir: this.config.backupDir,
         storages: this.stores.destinations(),
         pgBinDir: this.config.pgBinDir,
         cancelGraceMs: this.config.cancelGraceMs,
-        retry: this.retry,
         signal: job.controller.signal,
-        onProgress: (p) => {
-          job.progress = { backupId: id, ...p }
-          this.emit('progress', job.progress)
-        },
-        onLog: line => this.emit('log', { backupId: id, line, at: now() }),
-        onWarning: (code, message) => {
-          this.log.warn(`backup ${backup.name}: ${message}`)
-          this.emit('warning', { backupId: id, code, message, at: now() })
-        },
-        onStarted: async (facts) => { await this.patch(id, facts) },
-        onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
-      })
+        onProgress,
+        onLog,
+        onStarted: async (facts: Partial<Backup>) => { await this.patch(id, facts) },
+      }
+      const result = backup.kind === 'globals'
+        ? await runGlobalsDump({ ...common, target, appName: applicationName(id) })
+        : await runDumpJob({
+          ...common,
+          target: memberTarget,
+          retry: this.retry,
+          onWarning: (code, message) => {
+            this.log.warn(`backup ${backup.name}: ${message}`)
+            this.emit('warning', { backupId: id, code, message, at: now() })
+          },
+          onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
+        })
       clearTimeout(deadline)
       final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result))
     } catch (err) {
@@ -394,6 +465,8 @@ export class BackupService extends BackupEvents {
         .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
     }
     this.jobs.delete(id)
+    // before the waiters hear of it: a set's last member has its set manifest rewritten first
+    await this.afterMemberEnded(final).catch(() => {})
     job.resolve(final)
   }
 
@@ -407,8 +480,13 @@ export class BackupService extends BackupEvents {
     return timer
   }
 
+  /** A set member's cancel stops the whole set: a set is one run, with one cancel. */
   async cancel (id: string): Promise<Backup> {
     const b = this.get(id)
+    if (b.set !== undefined && !isTerminal(b)) {
+      await this.cancelSet(b.set.id)
+      return this.get(id)
+    }
     if (isTerminal(b)) throw new InvalidStateError(`backup ${b.name} is already ${b.status}`)
     const job = this.jobs.get(id)
     if (!job) throw new InvalidStateError(`backup ${b.name} is run by another pgkeep process (pid ${b.ownerPid}); cancel it there`)
@@ -421,6 +499,124 @@ export class BackupService extends BackupEvents {
       return final
     }
     return await job.done
+  }
+
+  // ---- sets -----------------------------------------------------------------------------------
+
+  listSets (query: SetListQuery = {}): SetListResult {
+    const items = [...groupSets(this.registry.all()).values()]
+      .map(members => viewSet(members, mid => this.progress(mid)))
+      .filter(s => (query.target === undefined || s.target === query.target) && (query.status === undefined || s.status === query.status))
+      .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    return { items, total: items.length }
+  }
+
+  getSet (setId: string): BackupSet {
+    const members = this.setMembers(setId)
+    return viewSet(members, mid => this.progress(mid))
+  }
+
+  private setMembers (setId: string): Backup[] {
+    const members = groupSets(this.registry.all().filter(b => b.set?.id === setId)).get(setId)
+    if (members === undefined) throw new NotFoundError(`backup set ${setId}`)
+    return members
+  }
+
+  /**
+   * Stops every member at once: all their signals fire before anything is awaited, so the queue cannot start
+   * the next member meanwhile (a job whose signal fired ends cancelled before it starts).
+   */
+  async cancelSet (setId: string): Promise<BackupSet> {
+    const members = this.setMembers(setId)
+    const live = members.filter(m => !isTerminal(m))
+    if (live.length === 0) throw new InvalidStateError(`backup set ${members[0].set!.name} is already ${setStatus(members)}`)
+    const foreign = live.find(m => !this.jobs.has(m.id))
+    if (foreign) throw new InvalidStateError(`backup set ${members[0].set!.name} is run by another pgkeep process (pid ${foreign.ownerPid}); cancel it there`)
+    for (const m of live) this.jobs.get(m.id)?.controller.abort()
+    const dequeued = live.filter(m => this.queue.dequeue(m.id))
+    const ended: Array<[ActiveJob | undefined, Backup]> = []
+    for (const m of dequeued) {
+      ended.push([this.jobs.get(m.id), await this.setStatus(m.id, { status: 'cancelled', finishedAt: now(), error: { code: 'CANCELLED', message: 'the set was cancelled before this member started' }, ownerPid: undefined })])
+      this.jobs.delete(m.id)
+    }
+    await Promise.all(live.filter(m => !dequeued.includes(m)).map(async m => await this.waitFor(m.id)))
+    if (ended.length > 0) await this.afterMemberEnded(ended[0][1]).catch(() => {})
+    for (const [job, final] of ended) job?.resolve(final)
+    return this.getSet(setId)
+  }
+
+  /** Resolves once every member ended. */
+  async waitForSet (setId: string): Promise<BackupSet> {
+    await Promise.all(this.setMembers(setId).map(async m => await this.waitFor(m.id)))
+    return this.getSet(setId)
+  }
+
+  async pinSet (setId: string, pinned: boolean): Promise<BackupSet> {
+    for (const m of this.setMembers(setId)) {
+      const b = await this.patch(m.id, { pinned })
+      this.emit('status', b)
+    }
+    return this.getSet(setId)
+  }
+
+  /** Every member and the set manifest; refused while a member runs. */
+  async deleteSet (setId: string): Promise<void> {
+    const members = this.setMembers(setId)
+    const running = members.find(m => !isTerminal(m))
+    if (running) throw new InvalidStateError(`backup set ${running.set!.name} is ${setStatus(members)}; cancel it before deleting`)
+    for (const m of members) await this.deleteOne(m.id)
+    await this.stores.primary.delete(setManifestKey(members[0].set!.name))
+  }
+
+  /**
+   * Rebuilds a server from a set (sets/set-restore.ts): refusals (not completed, databases already there with
+   * objects, unknown target) are thrown before anything is written; the run is followed with setRestoreState.
+   */
+  async restoreSet (setId: string, req: SetRestoreRequest = {}): Promise<SetRestoreState> {
+    const set = this.getSet(setId)
+    const targetName = req.target ?? set.target
+    const target = this.config.targets[targetName]
+    if (!target) throw new InvalidInputError(`target: unknown target "${targetName}"`, 'target')
+    const run = await startSetRestore({
+      set,
+      target,
+      storageOf: b => this.stores.of(b),
+      identityFile: this.config.encryption?.identityFile,
+      skipGlobals: req.skipGlobals,
+      restoreMember: async (b, r) => await this.restore(b.id, r),
+      onChange: s => { this.emit('set-restore', s) },
+    })
+    const id = run.state().restoreId
+    this.setRestores.set(id, run)
+    run.done.finally(() => { setTimeout(() => this.setRestores.delete(id), SET_RESTORE_KEEP_MS).unref() }).catch(() => {})
+    return run.state()
+  }
+
+  setRestoreState (restoreId: string): SetRestoreState {
+    const run = this.setRestores.get(restoreId)
+    if (run === undefined) throw new NotFoundError(`set restore ${restoreId}`)
+    return run.state()
+  }
+
+  async waitForSetRestore (restoreId: string): Promise<SetRestoreState> {
+    const run = this.setRestores.get(restoreId)
+    if (run === undefined) throw new NotFoundError(`set restore ${restoreId}`)
+    return await run.done
+  }
+
+  async cancelSetRestore (restoreId: string): Promise<SetRestoreState> {
+    const run = this.setRestores.get(restoreId)
+    if (run === undefined) throw new NotFoundError(`set restore ${restoreId}`)
+    if (run.state().status !== 'running') throw new InvalidStateError(`set restore ${restoreId} is already ${run.state().status}`)
+    return await run.cancel()
+  }
+
+  /** The set manifest is rewritten when the last member ends, with every member's outcome. */
+  private async afterMemberEnded (b: Backup): Promise<void> {
+    if (b.set === undefined) return
+    const set = this.getSet(b.set.id)
+    if (!set.members.every(isTerminal)) return
+    await writeSetManifest(this.stores.of(b), set).catch((err: unknown) => { this.log.warn(`the set manifest of ${set.name} was not written: ${toPgkeepError(err).message}`) })
   }
 
   // ---- checking, restoring, deleting ----------------------------------------------------------
@@ -483,8 +679,13 @@ export class BackupService extends BackupEvents {
     return this.drills.active()
   }
 
+  /** A set member's pin pins the whole set: retention keeps or deletes a set as one. */
   async pin (id: string, pinned: boolean): Promise<Backup> {
-    this.get(id)
+    const member = this.get(id)
+    if (member.set !== undefined) {
+      await this.pinSet(member.set.id, pinned)
+      return this.get(id)
+    }
     const b = await this.patch(id, { pinned })
     this.emit('status', b)
     return b
@@ -492,6 +693,12 @@ export class BackupService extends BackupEvents {
 
   /** Registry entry first, then files: a crash in between leaves orphan files, never a listed backup without its data. */
   async delete (id: string): Promise<void> {
+    const b = this.get(id)
+    if (b.set !== undefined) throw new InvalidStateError(`backup ${b.name} is a member of the set ${b.set.name}; delete the whole set (DELETE /api/sets/${b.set.id})`)
+    await this.deleteOne(id)
+  }
+
+  private async deleteOne (id: string): Promise<void> {
     const b = this.get(id)
     if (!isTerminal(b)) throw new InvalidStateError(`backup ${b.name} is ${b.status}; cancel it before deleting`)
     await this.registry.update((all) => {
@@ -514,18 +721,26 @@ export class BackupService extends BackupEvents {
   async cleanup (req: CleanupRequest = {}, opts: { onDeleted?: (backup: Backup, reason: string) => void } = {}): Promise<CleanupResult> {
     const policy = validatePolicy(req.policy ?? this.config.retention)
     await this.registry.reload()
-    const plan = planRetention(this.registry.all(), policy, new Date(), { target: req.target })
+    // a set is one unit (sets/set-retention.ts): kept or deleted whole; the reply lists its members
+    const { units, members } = retentionUnits(this.registry.all())
+    const plan = planRetention(units, policy, new Date(), { target: req.target })
+    const expand = (b: Backup): Backup[] => members.get(b.id) ?? [b]
+    const reasonOf = (b: Backup): string => {
+      const reason = plan.deleteReasons.get(b.id) ?? ''
+      return members.has(b.id) ? `member of the set ${b.name}: ${reason}` : reason
+    }
     if (!req.dryRun) {
       for (const b of plan.delete) {
-        await this.delete(b.id)
-        opts.onDeleted?.(b, plan.deleteReasons.get(b.id) ?? '')
+        if (members.has(b.id)) await this.deleteSet(b.id)
+        else await this.delete(b.id)
+        for (const m of expand(b)) opts.onDeleted?.(m, reasonOf(b))
       }
     }
     return {
       dryRun: req.dryRun ?? false,
-      deleted: plan.delete,
-      deletedReasons: plan.delete.map(b => ({ id: b.id, reason: plan.deleteReasons.get(b.id) ?? '' })),
-      kept: plan.keep.map(k => ({ id: k.backup.id, name: k.backup.name, reasons: k.reasons })),
+      deleted: plan.delete.flatMap(expand),
+      deletedReasons: plan.delete.flatMap(b => expand(b).map(m => ({ id: m.id, reason: reasonOf(b) }))),
+      kept: plan.keep.flatMap(k => expand(k.backup).map(m => ({ id: m.id, name: m.name, reasons: k.reasons }))),
     }
   }
 

@@ -32,6 +32,7 @@ import scheduleRoutes from './routes/schedules.ts'
 import drillRoutes from './routes/drills.ts'
 import drillSchedulerPlugin from './plugins/app/drill-scheduler.ts'
 import notificationRoutes from './routes/notifications.ts'
+import setRoutes from './routes/sets.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -111,6 +112,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(downloadRoutes, { prefix: '/api/backup' })
   await app.register(restoreRoutes, { prefix: '/api/restore' })
   await app.register(drillRoutes, { prefix: '/api/drills' })
+  await app.register(setRoutes, { prefix: '/api/sets' })
   await app.register(wsRoutes)
   await app.register(scheduleRoutes)
   await app.register(notificationRoutes, { prefix: '/api/notifications' })

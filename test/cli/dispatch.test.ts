@@ -75,7 +75,8 @@ t.test('bad flag values exit 2 naming the flag, and nothing is created in the ba
     [['info', 'not-an-id'], /"not-an-id" is not a backup ID/],
     [['info'], /missing backup ID/],
     [['validate', '01936f1e-8a2b-7c3d-8e4f-0123456789ab', 'extra'], /unexpected argument "extra"/],
-    [['restore', '01936f1e-8a2b-7c3d-8e4f-0123456789ab'], /--database is required/],
+    // without --database the ID is a backup set restored whole (which only the catalog can tell): the single-backup flags say what they need
+    [['restore', '01936f1e-8a2b-7c3d-8e4f-0123456789ab', '--create'], /--create applies to one backup restored with --database/],
     [['cleanup'], /no retention policy/],
     [['cleanup', '--keep-last', '0'], /--keep-last must be between 1/],
     [['cleanup', '--max-age-days=-3'], /--max-age-days must be greater than 0/],

@@ -9,6 +9,7 @@ import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
 import type { TargetList } from '../../../schemas/targets.ts'
 import type { Drill, DrillList, DrillReply, DrillRequest } from '../../../schemas/drill.ts'
 import type { DeliveryResult, NotificationChannelInfo, NotificationChannelList } from '../../../schemas/notifications.ts'
+import type { SetReply } from '../../../schemas/sets.ts'
 import { router } from './router.svelte.ts'
 
 export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
@@ -79,6 +80,11 @@ export const api = {
   restoreState: (restoreId: string) => request<RestoreState>('GET', `/api/restore/${restoreId}`),
   cancelRestore: (restoreId: string) => request<RestoreState>('POST', `/api/restore/${restoreId}/cancel`, {}),
   downloadUrl: (id: string) => `/api/backup/download/${id}`,
+
+  getSet: (id: string) => request<SetReply>('GET', `/api/sets/${id}`).then(r => r.set),
+  cancelSet: (id: string) => request<SetReply>('POST', `/api/sets/${id}/cancel`, {}),
+  pinSet: (id: string, pinned: boolean) => request<SetReply>('POST', `/api/sets/${id}/pin`, { pinned }),
+  deleteSet: (id: string) => request<DeletedReply>('DELETE', `/api/sets/${id}`),
 
   listSchedules: () => request<ScheduleList>('GET', '/api/schedules').then(r => r.items),
   createSchedule: (s: ScheduleCreate) => request<Schedule>('POST', '/api/schedules', s),

@@ -77,6 +77,8 @@ function formWording (problem: CreateRuleProblem): string {
     case 'level-out-of-range': return levelWording(problem.compression)
     case 'schema-only-with-data-only': return 'Choose schema only or data only, not both.'
     case 'jobs-without-directory': return 'Parallel jobs need the directory format.'
+    case 'all-databases-with-databases': return 'All databases, or a list of databases: not both.'
+    case 'set-with-schemas': return 'A set of whole databases cannot be limited to schemas.'
   }
 }
 
@@ -117,7 +119,10 @@ export function buildCreateRequest (f: CreateForm): { request?: CreateBackupRequ
     if (jobs === undefined) errors.jobs = `Jobs must be a whole number from ${JOBS_RANGE.min} to ${JOBS_RANGE.max}.`
     else req.jobs = jobs
   }
-  for (const problem of createRuleProblems(req)) errors[problem.field] ??= formWording(problem)
+  for (const problem of createRuleProblems(req)) {
+    // the form sends no list of databases, so that rule cannot be broken here
+    if (problem.field !== 'databases') errors[problem.field] ??= formWording(problem)
+  }
   return Object.keys(errors).length ? { errors } : { request: req, errors }
 }
 

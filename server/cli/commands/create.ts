@@ -10,6 +10,8 @@ import { EXIT, exitCodeForFailedJob } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'
 import { backupDuration, formatBytes, formatDuration, printJson } from '../output.ts'
 import { ProgressReporter } from '../progress-bar.ts'
+import { setDetails } from '../set-output.ts'
+import type { BackupSet } from '../../../schemas/sets.ts'
 
 const OPTIONS = {
   target: { type: 'string' },
@@ -24,6 +26,9 @@ const OPTIONS = {
   jobs: { type: 'string' },
   verify: { type: 'string' },
   'count-rows': { type: 'boolean' },
+  'all-databases': { type: 'boolean' },
+  database: { type: 'string', multiple: true },
+  globals: { type: 'boolean' },
 } as const
 
 /** The shared create rules in the words of the flags a user typed. */
@@ -33,6 +38,8 @@ function flagWording (problem: CreateRuleProblem, level: number | undefined): st
     case 'level-out-of-range': return `--level must be between ${problem.range.min} and ${problem.range.max}, got ${level}`
     case 'schema-only-with-data-only': return '--schema-only and --data-only cannot be used together'
     case 'jobs-without-directory': return '--jobs above 1 needs --format directory (pg_dump dumps in parallel only into a directory)'
+    case 'all-databases-with-databases': return '--all-databases takes every database of the server; --database cannot be given with it'
+    case 'set-with-schemas': return '--schema needs a single-database backup; --all-databases and --database dump whole databases'
   }
 }
 
@@ -58,7 +65,11 @@ export function createRequestFromFlags (v: Record<string, unknown>): CreateBacku
     jobs,
     verify,
     countRows: v['count-rows'] === true ? true : undefined,
+    allDatabases: v['all-databases'] === true ? true : undefined,
+    databases: v.database as string[] | undefined,
+    globals: v.globals === true ? true : undefined,
   }
+  for (const db of req.databases ?? []) if (db.length > 63 || /[\u0000-\u001f]/.test(db)) throw new UsageError('--database must be 1..63 characters without control characters')
   for (const k of Object.keys(req) as (keyof CreateBackupRequest)[]) if (req[k] === undefined) delete req[k]
   const [problem] = createRuleProblems(req)
   if (problem) throw new UsageError(flagWording(problem, level))
@@ -86,6 +97,19 @@ function finish (io: CliIO, globals: Globals, b: Backup): number {
   return exitCodeForFailedJob(code)
 }
 
+/** The end of a set's create: the set with its members, exit as its first failed member's would be. */
+function finishSet (io: CliIO, globals: Globals, set: BackupSet): number {
+  if (globals.json) printJson(io, set)
+  else io.stdout.write(setDetails(set))
+  if (set.status === 'completed') return EXIT.OK
+  if (set.status === 'cancelled') {
+    write(io.stderr, `pgkeep: backup set ${set.name} cancelled`)
+    return EXIT.CANCELLED
+  }
+  write(io.stderr, `pgkeep: ${set.error?.code ?? 'INTERNAL'}: ${set.error?.message ?? `backup set ended as ${set.status}`}`)
+  return exitCodeForFailedJob(set.error?.code ?? 'INTERNAL')
+}
+
 /** Live progress on stderr; status changes and pg_dump's lines only with --verbose. */
 function watcher (reporter: ProgressReporter, globals: Globals): BackupWatcher {
   return {
@@ -99,10 +123,16 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
   const reporter = new ProgressReporter(io.stderr, { tty: io.isTTY, columns: (io.stderr as WriteStream).columns || 80 })
   const run = await api.create(req, watcher(reporter, globals))
   const { name, id } = run.backup
-  if (!globals.json) reporter.message(`started ${name}${api.origin ? ` on ${api.origin}` : ''} (id ${id})`)
+  const startedWhat = run.backup.set ? `backup set ${run.backup.set.name}` : name
+  if (!globals.json) reporter.message(`started ${startedWhat}${api.origin ? ` on ${api.origin}` : ''} (id ${run.backup.set?.id ?? id})`)
   if (!globals.json) for (const note of run.backup.notes ?? []) reporter.message(`note: ${note}`)
-  const stopListening = onInterrupt(io, `backup ${name}`, run.cancel)
+  const stopListening = onInterrupt(io, run.setDone ? `backup set ${run.backup.set?.name}` : `backup ${name}`, run.cancel)
   try {
+    if (run.setDone) {
+      const set = await run.setDone
+      reporter.done()
+      return finishSet(io, globals, set)
+    }
     const final = await run.done
     reporter.done()
     return finish(io, globals, final)
@@ -136,8 +166,14 @@ Flags:
                          off (default: the target's "verify", else off; scheduled backups default to inline)
   --count-rows           count every table's rows in the dump's own snapshot, so a restore drill
                          compares exactly (a second scan of every table; see docs/drills.md)
+  --all-databases        a backup set: every database of the target's server (templates never; postgres
+                         only when it holds objects; the target's excludeDatabases left out) plus the
+                         globals (roles, memberships, tablespaces), one backup each, run one after another
+  --database DB          a backup set of these databases plus the globals (repeatable)
+  --globals              add the server's globals to a single-database backup (making it a set of two)
 
-Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled.
+Exit codes: 0 completed, 1 failed, 2 usage error, 130 cancelled. A set completes only when every
+member did; Ctrl-C cancels the whole set.
 
 ${GLOBAL_HELP}
 `,

@@ -2,7 +2,9 @@ import type { ListQuery } from '../../../schemas/backup.ts'
 import { withBackupApi } from '../with-backup-api.ts'
 import { dateFlag, enumFlag, GLOBAL_HELP, intFlag, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { backupRows, printJson } from '../output.ts'
+import { printJson } from '../output.ts'
+import { listRows } from '../set-output.ts'
+import type { BackupSet } from '../../../schemas/sets.ts'
 
 const OPTIONS = {
   status: { type: 'string' },
@@ -52,14 +54,21 @@ Flags:
   --page N          default 1
   --page-size N     1..500, default 50
 
-A * after the status marks a pinned backup (never removed by cleanup).
+A * after the status marks a pinned backup (never removed by cleanup). A backup set (create
+--all-databases) is one row with its members under it, indented; the set is kept, pinned, deleted and
+restored as one (pgkeep info SETID, pgkeep restore SETID).
 
 ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, globals } = parseCommandArgs(argv, OPTIONS, io)
     const query = listQueryFromFlags(values)
-    const result = await withBackupApi(io, globals, async api => await api.list(query))
+    const { result, sets } = await withBackupApi(io, globals, async api => {
+      const result = await api.list(query)
+      if (globals.json) return { result, sets: new Map<string, BackupSet>() }
+      const ids = [...new Set(result.items.map(b => b.set?.id).filter((x): x is string => x !== undefined))]
+      return { result, sets: new Map(await Promise.all(ids.map(async id => [id, await api.getSet(id)] as const))) }
+    })
     if (globals.json) {
       printJson(io, result)
       return EXIT.OK
@@ -68,7 +77,7 @@ ${GLOBAL_HELP}
       write(io.stdout, result.total === 0 ? 'no backups' : `no backups on page ${result.page} (${result.total} in all)`)
       return EXIT.OK
     }
-    io.stdout.write(backupRows(result.items))
+    io.stdout.write(listRows(result.items, sets))
     const first = (result.page - 1) * result.pageSize + 1
     if (result.total > result.items.length) write(io.stdout, `${first}-${first + result.items.length - 1} of ${result.total}`)
     return EXIT.OK

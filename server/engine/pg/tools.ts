@@ -8,7 +8,7 @@ import { childEnv } from './child-process.ts'
 
 const run = promisify(execFile)
 
-export type PgToolName = 'pg_dump' | 'pg_restore' | 'psql'
+export type PgToolName = 'pg_dump' | 'pg_dumpall' | 'pg_restore' | 'psql'
 
 export interface PgTool {
   path: string

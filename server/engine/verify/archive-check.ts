@@ -162,6 +162,9 @@ export async function runPgRestoreCheck (pgRestorePath: string, args: string[], 
 
 const PLAIN_HEADER = '--\n-- PostgreSQL database dump\n--'
 const PLAIN_TRAILER = '-- PostgreSQL database dump complete'
+/** pg_dumpall's (a set's globals member): the same shape, its own words */
+const CLUSTER_HEADER = '--\n-- PostgreSQL database cluster dump\n--'
+const CLUSTER_TRAILER = '-- PostgreSQL database cluster dump complete'
 const KEEP = 8192
 
 /**
@@ -170,7 +173,9 @@ const KEEP = 8192
  */
 export function checkPlainText (head: string, tail: string): CheckOutcome {
   if (head.startsWith('PGDMP')) return { ok: false, message: 'not a plain SQL dump (it is a pg_dump custom archive)' }
-  if (!head.startsWith(PLAIN_HEADER)) return { ok: false, message: 'not a plain SQL dump: missing "-- PostgreSQL database dump" header' }
+  const cluster = head.startsWith(CLUSTER_HEADER)
+  if (!cluster && !head.startsWith(PLAIN_HEADER)) return { ok: false, message: 'not a plain SQL dump: missing "-- PostgreSQL database dump" header' }
+  const trailer = cluster ? CLUSTER_TRAILER : PLAIN_TRAILER
   const restrictKey = /^\\restrict (\S+)$/m.exec(head)?.[1]
   const lines = tail.split('\n')
   const popBlank = (): void => { while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop() }
@@ -178,7 +183,7 @@ export function checkPlainText (head: string, tail: string): CheckOutcome {
   const unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
   if (unrestrict) { lines.pop(); popBlank() }
   if (lines.at(-1) === '--') lines.pop()
-  if (lines.at(-1) !== PLAIN_TRAILER) return { ok: false, message: `missing "${PLAIN_TRAILER}" trailer` }
+  if (lines.at(-1) !== trailer) return { ok: false, message: `missing "${trailer}" trailer` }
   if (restrictKey !== undefined && unrestrict?.[1] !== restrictKey) {
     return { ok: false, message: 'missing the "\\unrestrict" line matching the dump\'s "\\restrict" key' }
   }

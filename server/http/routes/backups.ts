@@ -5,6 +5,7 @@ import {
 import { DeletedReply, IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
 import { RestoreReply } from '../../../schemas/restore.ts'
+import { CreateReply } from '../../../schemas/sets.ts'
 import { DeletionLog, restoreSubject } from '../../audit/audit-trail.ts'
 
 const denied = { 401: ErrorReply, 403: ErrorReply }
@@ -18,13 +19,14 @@ const backupRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const admin = fastify.requireRole('admin')
 
   fastify.post('/create', {
-    schema: { tags: ['backups'], body: CreateBackupRequest, response: { 202: BackupReply, ...denied, 400: ErrorReply, 429: ErrorReply, 503: ErrorReply } },
+    schema: { tags: ['backups'], body: CreateBackupRequest, response: { 202: CreateReply, ...denied, 400: ErrorReply, 429: ErrorReply, 503: ErrorReply } },
     onRequest: operator,
     config: { audit: 'backup.create', rateLimit: { max: fastify.rateLimits.create, timeWindow: 60_000 } },
   }, async (request, reply) => {
     const backup = await service.create(request.body, request.principal!.username)
-    request.auditBackupId = backup.id
-    return reply.code(202).send({ backup })
+    // a set is audited under its id; its first member comes back as `backup`, the whole as `set`
+    request.auditBackupId = backup.set?.id ?? backup.id
+    return reply.code(202).send(backup.set ? { backup, set: service.getSet(backup.set.id) } : { backup })
   })
 
   fastify.get('/list', {

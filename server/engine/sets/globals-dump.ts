@@ -1,0 +1,91 @@
+import type { Backup, StoredCopy } from '../../../schemas/backup.ts'
+import type { Target } from '../../config.ts'
+import { PgkeepError, toPgkeepError } from '../../errors.ts'
+import { classifyPgFailure, spawnPgDump } from '../dump/pg-dump-process.ts'
+import { runDumpPipeline } from '../dump/pipeline.ts'
+import type { DumpJobResult, ProgressFields } from '../dump/dump-job.ts'
+import { createEncoders } from '../pg/backup-codec.ts'
+import { withTargetClient, versionFromNum } from '../pg/connection.ts'
+import { cancelBackends, checkDumpCompatible } from '../pg/inspector.ts'
+import { prepareChildEnv } from '../pg/passfile.ts'
+import { findPgTool } from '../pg/tools.ts'
+import type { Storage } from '../storage/storage.ts'
+import { maintenanceTarget } from './discover.ts'
+
+export interface GlobalsDumpContext {
+  backup: Backup
+  target: Target
+  backupDir: string
+  /** the primary store first, then the copies */
+  storages: Storage[]
+  pgBinDir?: string
+  cancelGraceMs: number
+  signal: AbortSignal
+  appName: string
+  onProgress: (p: ProgressFields) => void
+  onLog: (line: string) => void
+  onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
+}
+
+/**
+ * The argv of a globals dump. Role passwords (their SCRAM hashes) stay out unless the target opts in: the file then
+ * holds nothing that logs anyone in, and an admin sets passwords on the rebuilt server. The password itself
+ * reaches pg_dumpall through the job's passfile, never argv.
+ */
+export function pgDumpallArgs (target: Target, connArgs: string[]): string[] {
+  return ['--globals-only', ...(target.globalsRolePasswords === true ? [] : ['--no-role-passwords']), ...connArgs]
+}
+
+/**
+ * pg_dumpall --globals-only (roles, memberships, role settings, tablespaces) through the same pipeline as a
+ * database's dump (codec, checksum, every store), as plain SQL. Small, so there is no progress to estimate: 0 then
+ * 100. All stores or none: a copy that fails here fails the member (the set has other members to carry on with).
+ */
+export async function runGlobalsDump (ctx: GlobalsDumpContext): Promise<DumpJobResult> {
+  const { backup, signal } = ctx
+  const target = maintenanceTarget(ctx.target)
+  const tool = await findPgTool('pg_dumpall', ctx.pgBinDir)
+  const server = await withTargetClient(target, async c => versionFromNum(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v)), { signal })
+  checkDumpCompatible(tool.major, server.major)
+  await ctx.onStarted({ pgServerVersion: server.version, pgDumpVersion: tool.version, tablesCount: 0 })
+  ctx.onProgress({ bytes: 0, rate: 0, percent: 0, tablesDone: 0, tablesTotal: 0 })
+  const env = await prepareChildEnv(target, ctx.appName, ctx.backupDir)
+  const run = spawnPgDump(tool.path, pgDumpallArgs(ctx.target, env.connArgs()), env.env)
+  run.onLine(line => ctx.onLog(line))
+  const onAbort = (): void => {
+    run.kill('SIGTERM')
+    setTimeout(() => run.kill('SIGKILL'), ctx.cancelGraceMs).unref()
+    cancelBackends(target, ctx.appName).catch(() => {})
+  }
+  signal.addEventListener('abort', onAbort, { once: true })
+  const writers = await Promise.all(ctx.storages.map(async s => await s.createWriter(backup.name, { signal })))
+  try {
+    const piped = runDumpPipeline({
+      source: run.stdout,
+      compression: backup.compression,
+      level: backup.level,
+      encoders: await createEncoders(backup.compression, backup.level, backup.encryption?.recipients),
+      outputs: writers.map(w => w.stream),
+      signal,
+    })
+    piped.catch(() => run.kill('SIGTERM'))
+    const exit = await run.exited
+    const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
+    if (signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled; its partial file was removed')
+    if (!outcome.ok) throw toPgkeepError(outcome.e)
+    if (exit.code !== 0) throw classifyPgFailure(exit.stderrTail, exit.code, exit.signal)
+    const { rawBytes, sizeBytes, sha256, failedOutputs } = outcome.r
+    const failed = [...failedOutputs.values()][0]
+    if (failed !== undefined) throw failed
+    for (const w of writers) await w.commit({ sizeBytes })
+    ctx.onProgress({ bytes: rawBytes, rate: 0, percent: 100, tablesDone: 0, tablesTotal: 0 })
+    const copies: StoredCopy[] = ctx.storages.slice(1).map(s => ({ storage: s.url, status: 'completed' }))
+    return { rawBytes, sizeBytes, sha256, files: [{ path: backup.name, sizeBytes, sha256 }], copies }
+  } catch (err) {
+    await Promise.all(writers.map(async w => await w.abort().catch(() => {})))
+    throw err
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+    await env.dispose()
+  }
+}

@@ -1,9 +1,9 @@
 import { join } from 'node:path'
 import type { StorageConfig } from '../../config.ts'
 import { LocalStorage } from './local-storage.ts'
-import { S3Storage } from './s3-storage.ts'
+import { LazyStorage } from './lazy-storage.ts'
 import type { Storage } from './storage.ts'
-import { parseStorageUrl } from './storage-url.ts'
+import { parseStorageUrl, s3Url } from './storage-url.ts'
 
 export { parseStorageUrl } from './storage-url.ts'
 
@@ -22,10 +22,14 @@ export interface OpenStorageOptions {
 export function openStorage (url: string, opts: OpenStorageOptions): Storage {
   const where = parseStorageUrl(url)
   if (where.kind === 'local') return new LocalStorage(where.dir)
-  return new S3Storage({
-    bucket: where.bucket, prefix: where.prefix, stateDir: opts.stateDir, forcePathStyle: opts.forcePathStyle,
-    ...(opts.partBytes !== undefined ? { firstPartBytes: opts.partBytes } : {}),
-    ...(opts.equalParts === true ? { partGrowth: false } : {}),
+  // the AWS SDK is loaded when the bucket is first used, not by every command that opens the engine
+  return new LazyStorage(s3Url(where.bucket, where.prefix), 's3', async () => {
+    const { S3Storage } = await import('./s3-storage.ts')
+    return new S3Storage({
+      bucket: where.bucket, prefix: where.prefix, stateDir: opts.stateDir, forcePathStyle: opts.forcePathStyle,
+      ...(opts.partBytes !== undefined ? { firstPartBytes: opts.partBytes } : {}),
+      ...(opts.equalParts === true ? { partGrowth: false } : {}),
+    })
   })
 }
 

@@ -3,6 +3,7 @@ import type {
   Backup, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, Progress, RestoreRequest,
 } from '../../schemas/backup.ts'
 import type { RestoreMode, RestoreProgress } from '../../schemas/restore.ts'
+import { BACKUP_ID_PATTERN } from './command.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -52,6 +53,10 @@ export interface BackupApi {
   /** the server's origin when remote; undefined when the engine runs here */
   readonly origin?: string
   list (query: ListQuery): Promise<ListResult>
+  /** the backup an ID, unique ID prefix (8+), name, `latest` or `latest:TARGET` means (engine/store/backup-ref.ts) */
+  resolve (ref: string): Promise<Backup>
+  /** removes a backup's files, manifest and copies (remote: admin only, as the API says) */
+  delete (id: string): Promise<void>
   status (id: string): Promise<BackupWithProgress>
   create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup>
   cancel (id: string): Promise<Backup>
@@ -62,6 +67,14 @@ export interface BackupApi {
   /** `decrypt`: an encrypted backup decrypted where it is stored (the server's or this machine's identity file) */
   download (id: string, output?: string, opts?: { decrypt?: boolean }): Promise<DownloadResult>
   restore (id: string, req: RestoreRequest, watcher: RestoreWatcher): Promise<StartedRestore>
+}
+
+/**
+ * The ID a command's BACKUP argument stands for. A full ID is used as given (one round trip fewer, and the
+ * operation's own "not found"); every other form is resolved by the engine, here or on the server.
+ */
+export async function backupIdFor (api: BackupApi, ref: string): Promise<string> {
+  return BACKUP_ID_PATTERN.test(ref) ? ref : (await api.resolve(ref)).id
 }
 
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */

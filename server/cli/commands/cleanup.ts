@@ -39,7 +39,6 @@ function print (io: CliIO, r: CleanupResult): void {
 
 export const command: Command = {
   name: 'cleanup',
-  summary: 'apply the retention policy (delete old backups; --dry-run to preview)',
   help: `Usage: pgkeep cleanup [policy flags] [--target NAME] [--dry-run]
 
 Deletes completed backups the retention policy no longer keeps. Rules count each series apart

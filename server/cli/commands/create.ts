@@ -111,7 +111,6 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
 
 export const command: Command = {
   name: 'create',
-  summary: 'run a pg_dump backup now and wait for it',
   help: `Usage: pgkeep create [flags]
 
 Dumps a target with pg_dump, shows live progress (a bar on a terminal, a line every few seconds

@@ -51,7 +51,6 @@ async function encryptionChecks (config: Config): Promise<Check[]> {
 
 export const command: Command = {
   name: 'doctor',
-  summary: 'check tools, targets, backups dir and free space',
   help: `Usage: pgkeep doctor [--json]
 
 Checks that pg_dump, pg_restore, psql and zstd (and age, when encryption is configured) are installed (with versions), that every target

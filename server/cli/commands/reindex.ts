@@ -5,7 +5,6 @@ import { printJson } from '../output.ts'
 
 export const command: Command = {
   name: 'reindex',
-  summary: 'rebuild registry.json from the manifests in the backups dir',
   help: `Usage: pgkeep reindex [--json]
 
 Rebuilds the registry (registry.json) from the <name>.manifest.json files next to each completed

@@ -1,8 +1,8 @@
 import type { WriteStream } from 'node:tty'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
 import { withBackupApi } from '../with-backup-api.ts'
-import type { BackupApi } from '../backup-api.ts'
-import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
+import { backupIdFor, type BackupApi } from '../backup-api.ts'
+import { BACKUP_REF_HELP, backupRefArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'
 import { formatDuration, printJson } from '../output.ts'
@@ -64,8 +64,7 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
 
 export const command: Command = {
   name: 'restore',
-  summary: 'restore a completed backup into a database',
-  help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean | --merge] [--jobs N]
+  help: `Usage: pgkeep restore BACKUP --database DB [--target NAME] [--create] [--clean | --merge] [--jobs N]
 
 Restores a completed backup with pg_restore (psql for plain SQL) into DB on the backup's target
 (or --target). A new or replaced database is filled under a scratch name and renamed into place
@@ -84,12 +83,14 @@ Flags:
   --jobs N          parallel pg_restore workers (custom and directory formats, 1..32; not into an
                     existing database, which is restored in one transaction)
 
+${BACKUP_REF_HELP}
+
 ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, OPTIONS, io, { min: 1, max: 1, names: 'backup ID' })
-    const id = backupIdArg(positionals[0])
+    const ref = backupRefArg(positionals[0])
     const req = restoreRequestFromFlags(values)
-    return await withBackupApi(io, globals, async api => await restore(api, io, globals, id, req))
+    return await withBackupApi(io, globals, async api => await restore(api, io, globals, await backupIdFor(api, ref), req))
   },
 }

@@ -20,7 +20,6 @@ const options = { host: { type: 'string' }, port: { type: 'string' }, 'trust-pro
 
 export const command: Command = {
   name: 'serve',
-  summary: 'run the web dashboard and the HTTP API',
   help,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs(argv, options, io)

@@ -102,7 +102,7 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
   const stopListening = onInterrupt(io, `backup ${name}`, run.cancel)
   try {
     const final = await run.done
-    reporter.done()
+    reporter.done(final.status === 'completed')
     return finish(io, globals, final)
   } finally {
     stopListening()

@@ -46,7 +46,7 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
   const stop = onInterrupt(io, `restore of ${name}`, async () => { cancelled = true; await run.cancel() })
   try {
     const result = await run.done
-    reporter.done()
+    reporter.done(true)
     if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
     else write(io.stdout, `restored ${name} into ${req.database}${result.replaced ? ' (the database that was there is replaced and dropped)' : ''} in ${formatDuration(result.durationMs / 1000)}`)
     return EXIT.OK

@@ -1,11 +1,11 @@
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from '../compile-on-use.ts'
 import { CreateBackupRequest, type Backup, type BackupOptions } from '../../schemas/backup.ts'
 import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL, LEVEL_RANGE } from '../../schemas/create-rules.ts'
 import type { Config, Target } from '../config.ts'
 import { InvalidInputError } from '../errors.ts'
 import { directoryCompressionSupported, type PgTool } from './pg/tools.ts'
 
-const checkRequest = Compile(CreateBackupRequest)
+const checkRequest = compileOnUse(CreateBackupRequest)
 
 /** The first schema violation as one line naming the field, e.g. "format: must be one of ...". */
 function describeSchemaError (req: unknown): InvalidInputError {

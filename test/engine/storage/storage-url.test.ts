@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 import { openStorage, parseStorageUrl } from '../../../server/engine/storage/open-storage.ts'
-import { createS3Client, S3Storage } from '../../../server/engine/storage/s3-storage.ts'
+import { createS3Client } from '../../../server/engine/storage/s3-storage.ts'
 
 t.test('s3:// urls name a bucket and a prefix; paths and file:// urls a directory', async t => {
   t.same(parseStorageUrl('s3://backups'), { kind: 's3', bucket: 'backups', prefix: '' })
@@ -38,10 +38,10 @@ t.test('openStorage returns the local directory or the bucket, and S3 keys live 
   const local = openStorage(dir, { stateDir: join(dir, '.pgkeep', 'uploads') })
   t.ok(local instanceof LocalStorage)
   const s3 = openStorage('s3://bucket/pg/prod', { stateDir: join(dir, '.pgkeep', 'uploads'), forcePathStyle: true })
-  t.ok(s3 instanceof S3Storage)
+  // the AWS SDK is loaded on first use (storage/lazy-storage.ts), so the bucket is known by its url and kind first
+  t.equal(s3.kind, 's3')
   t.equal(s3.url, 's3://bucket/pg/prod')
   t.equal((openStorage('s3://bucket', { stateDir: dir })).url, 's3://bucket')
-  ;(s3 as S3Storage).close()
 })
 
 t.test('the SDK\'s region is used when configured, us-east-1 when nothing is', async t => {

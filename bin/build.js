@@ -14,6 +14,25 @@ if (force || !isFresh(CLIENT.output, CLIENT.sources)) {
   execFileSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' })
 }
 
+/**
+ * Packages bundled into dist/cli rather than loaded from node_modules at run time: typebox is ~2,400 small ES
+ * modules (resolving them cost ~0.4 s of every CLI start; one chunk loads in milliseconds). The rest stay
+ * external: fastify and pino resolve plugins and transports by path at run time, and pg and the AWS SDK are CJS.
+ */
+const BUNDLED_PACKAGES = ['typebox']
+
+function externalExcept (bundled) {
+  return {
+    name: 'external-except',
+    setup (b) {
+      b.onResolve({ filter: /^[^./]/ }, args => {
+        const pkg = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0]
+        return bundled.includes(pkg) ? undefined : { path: args.path, external: true }
+      })
+    },
+  }
+}
+
 if (force || !isFresh(CLI.output, CLI.sources)) {
   process.stderr.write('bundling the server and CLI (esbuild)...\n')
   rmSync(join(root, 'dist/cli'), { recursive: true, force: true })
@@ -27,7 +46,7 @@ if (force || !isFresh(CLI.output, CLI.sources)) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    plugins: [externalExcept(BUNDLED_PACKAGES)],
     sourcemap: 'linked',
     logLevel: 'warning',
   })

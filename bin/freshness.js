@@ -5,11 +5,15 @@ import { join } from 'node:path'
 
 export const root = join(import.meta.dirname, '..')
 
+// runs before every CLI start from a checkout: one stat per file, none per directory entry twice
 function newestMtime (path) {
   const s = statSync(path)
   if (!s.isDirectory()) return s.mtimeMs
   let newest = s.mtimeMs
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)))
+  for (const entry of readdirSync(path, { withFileTypes: true })) {
+    const p = join(path, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
   return newest
 }
 

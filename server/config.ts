@@ -3,7 +3,7 @@ import { isIP } from 'node:net'
 import { userInfo } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseConnectionString } from 'pg-connection-string'
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from './compile-on-use.ts'
 import { ConfigFile } from '../schemas/config.ts'
 import type { RetentionPolicy } from '../schemas/backup.ts'
 import type { Static } from 'typebox'
@@ -106,7 +106,7 @@ export interface HttpConfig {
   wsRecheckMs: number
 }
 
-const checkConfigFile = Compile(ConfigFile)
+const checkConfigFile = compileOnUse(ConfigFile)
 
 function fail (name: string, why: string): never {
   throw new PgkeepError('CONFIG_INVALID', `invalid configuration: ${name}: ${why}`)

@@ -5,6 +5,7 @@ import type {
 import type { RestoreMode, RestoreProgress } from '../../schemas/restore.ts'
 import type { Drill, DrillRequest } from '../../schemas/drill.ts'
 import type { BackupSet, SetListQuery, SetListResult, SetRestoreRequest, SetRestoreState } from '../../schemas/sets.ts'
+import { BACKUP_ID_PATTERN } from './command.ts'
 
 /** What a command hears about the one backup it started. */
 export interface BackupWatcher {
@@ -71,6 +72,10 @@ export interface BackupApi {
   /** the server's origin when remote; undefined when the engine runs here */
   readonly origin?: string
   list (query: ListQuery): Promise<ListResult>
+  /** the backup an ID, unique ID prefix (8+), name, `latest` or `latest:TARGET` means (engine/store/backup-ref.ts) */
+  resolve (ref: string): Promise<Backup>
+  /** removes a backup's files, manifest and copies (remote: admin only, as the API says) */
+  delete (id: string): Promise<void>
   status (id: string): Promise<BackupWithProgress>
   create (req: CreateBackupRequest, watcher: BackupWatcher): Promise<StartedBackup>
   cancel (id: string): Promise<Backup>
@@ -87,6 +92,14 @@ export interface BackupApi {
   getSet (id: string): Promise<BackupSet>
   /** the globals, then every database with create; `onChange` hears each step */
   restoreSet (id: string, req: SetRestoreRequest, onChange: (s: SetRestoreState) => void): Promise<StartedSetRestore>
+}
+
+/**
+ * The ID a command's BACKUP argument stands for. A full ID is used as given (one round trip fewer, and the
+ * operation's own "not found"); every other form is resolved by the engine, here or on the server.
+ */
+export async function backupIdFor (api: BackupApi, ref: string): Promise<string> {
+  return BACKUP_ID_PATTERN.test(ref) ? ref : (await api.resolve(ref)).id
 }
 
 /** Where a download lands without -o: the backup's name in the current directory; a directory arrives as a tar. */

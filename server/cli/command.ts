@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { closest } from './suggest.ts'
 
 /** Everything a command may touch of the outside world, so tests and the dispatcher can swap it. */
 export interface CliIO {
@@ -12,7 +13,7 @@ export interface CliIO {
 
 export interface Command {
   name: string
-  summary: string
+  /** the one-line summary lives in main.ts's table, so `pgkeep --help` loads no command */
   help: string
   /** argv excludes the command name; resolves to the process exit code */
   run (argv: string[], io: CliIO): Promise<number>
@@ -64,10 +65,11 @@ export interface Parsed<O extends OptionSpec> {
  */
 export function parseCommandArgs<O extends OptionSpec> (argv: string[], options: O, io: CliIO, positionals: { min?: number, max?: number, names?: string } = {}): Parsed<O> {
   let result
+  const all = { ...GLOBAL_OPTIONS, ...options }
   try {
-    result = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true })
+    result = parseArgs({ args: argv, options: all, allowPositionals: true, strict: true })
   } catch (err) {
-    throw new UsageError(cleanParseError((err as Error).message))
+    throw new UsageError(cleanParseError((err as Error).message, Object.keys(all)))
   }
   const values = result.values as Record<string, unknown>
   const pos = result.positionals
@@ -87,11 +89,15 @@ export function parseCommandArgs<O extends OptionSpec> (argv: string[], options:
   }
 }
 
-function cleanParseError (message: string): string {
+function cleanParseError (message: string, known: string[]): string {
   // node's messages span lines and suggest "--" for positionals; one short line is enough here
   const first = message.split('\n')[0].trim()
   const unknown = /^Unknown option '([^']+)'/.exec(first)
-  if (unknown) return `unknown flag ${unknown[1]}`
+  if (unknown) {
+    const flag = unknown[1]
+    const guess = flag.startsWith('--') ? closest(flag.slice(2).split('=')[0], known) : undefined
+    return `unknown flag ${flag}${guess ? `; did you mean --${guess}?` : ''}`
+  }
   const missing = /^Option '([^']+)' argument missing/.exec(first)
   if (missing) return `${missing[1].replace(/^-\w, /, '').replace(/ <value>$/, '')} needs a value`
   const ambiguous = /^Option '([^']+)' argument is ambiguous/.exec(first)
@@ -138,9 +144,14 @@ export function dateFlag (value: string | undefined, flag: string): string | und
 
 export const BACKUP_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
-export function backupIdArg (value: string | undefined): string {
-  if (value === undefined) throw new UsageError('missing backup ID')
-  if (!BACKUP_ID_PATTERN.test(value)) throw new UsageError(`"${value}" is not a backup ID (a UUIDv7)`)
+/** The help text's words for what a BACKUP argument may be. */
+export const BACKUP_REF_HELP = `BACKUP is an ID, a unique ID prefix (8+ characters), the backup's name, latest (the newest
+completed backup) or latest:TARGET (the newest completed backup of that target).`
+
+/** A BACKUP argument as given; which backup it means is resolved once the engine or server is reached (backupIdFor). */
+export function backupRefArg (value: string | undefined): string {
+  if (value === undefined || value === '') throw new UsageError('missing backup (an ID, ID prefix, name or latest[:TARGET])')
+  if (value.length > 200) throw new UsageError('a backup reference is at most 200 characters')
   return value
 }
 

@@ -103,6 +103,15 @@ export class LocalBackupApi implements BackupApi {
     return (await this.service()).list(query)
   }
 
+  async resolve (ref: string): Promise<Backup> {
+    return (await this.service()).resolve(ref)
+  }
+
+  async delete (id: string): Promise<void> {
+    const service = await this.service()
+    await this.audit.around('backup.delete', async () => { await service.delete(id) }, () => ({ backupId: id }))
+  }
+
   async status (id: string): Promise<BackupWithProgress> {
     const service = await this.service()
     const backup = service.get(id)

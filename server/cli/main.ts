@@ -2,33 +2,41 @@ import { pathToFileURL } from 'node:url'
 import { GLOBAL_HELP, GLOBAL_OPTIONS, write, type CliIO, type Command } from './command.ts'
 import { EXIT } from './exit-codes.ts'
 import { reportError } from './output.ts'
+import { closest } from './suggest.ts'
+
+interface CommandEntry {
+  summary: string
+  load: () => Promise<{ command?: Command }>
+}
 
 /**
- * Loaded on demand so `pgkeep list` never pays for fastify. Literal import() calls (not computed paths)
- * let the bundler split each command into its own chunk.
+ * Each command is loaded on demand so `pgkeep list` never pays for fastify, and `pgkeep --help` for no command at
+ * all (its summaries are here, not in the modules). Literal import() calls (not computed paths) let the bundler
+ * split each command into its own chunk.
  */
-export const COMMANDS: Record<string, () => Promise<{ command?: Command }>> = {
-  create: async () => await import('./commands/create.ts'),
-  list: async () => await import('./commands/list.ts'),
-  info: async () => await import('./commands/info.ts'),
-  status: async () => await import('./commands/status.ts'),
-  validate: async () => await import('./commands/validate.ts'),
-  cleanup: async () => await import('./commands/cleanup.ts'),
-  restore: async () => await import('./commands/restore.ts'),
-  drill: async () => await import('./commands/drill.ts'),
-  pin: async () => await import('./commands/pin.ts'),
-  cancel: async () => await import('./commands/cancel.ts'),
-  download: async () => await import('./commands/download.ts'),
-  reindex: async () => await import('./commands/reindex.ts'),
-  doctor: async () => await import('./commands/doctor.ts'),
-  serve: async () => await import('./commands/serve.ts'),
-  user: async () => await import('./commands/user.ts'),
-  token: async () => await import('./commands/token.ts'),
-  notify: async () => await import('./commands/notify.ts'),
+export const COMMANDS: Record<string, CommandEntry> = {
+  create: { summary: 'run a pg_dump backup now and wait for it', load: async () => await import('./commands/create.ts') },
+  list: { summary: 'list backups (filter, sort, paginate)', load: async () => await import('./commands/list.ts') },
+  info: { summary: 'show one backup in detail', load: async () => await import('./commands/info.ts') },
+  status: { summary: 'status and live progress of one backup (same as info)', load: async () => await import('./commands/status.ts') },
+  validate: { summary: 're-read a backup fully and check it (exit 3 if it is damaged)', load: async () => await import('./commands/validate.ts') },
+  cleanup: { summary: 'apply the retention policy (delete old backups; --dry-run to preview)', load: async () => await import('./commands/cleanup.ts') },
+  delete: { summary: 'delete one backup (its files, manifest and copies)', load: async () => await import('./commands/delete.ts') },
+  restore: { summary: 'restore a completed backup into a database, or a whole set onto a server', load: async () => await import('./commands/restore.ts') },
+  drill: { summary: 'prove a backup restores: restore it into a scratch database, check it, drop it', load: async () => await import('./commands/drill.ts') },
+  pin: { summary: 'keep a backup forever (or --off to let retention remove it again)', load: async () => await import('./commands/pin.ts') },
+  cancel: { summary: 'cancel a queued or running backup', load: async () => await import('./commands/cancel.ts') },
+  download: { summary: 'fetch a completed backup to a file (resumable, checksum verified)', load: async () => await import('./commands/download.ts') },
+  reindex: { summary: 'rebuild registry.json from the manifests in the backups dir', load: async () => await import('./commands/reindex.ts') },
+  doctor: { summary: 'check tools, targets, backups dir and free space', load: async () => await import('./commands/doctor.ts') },
+  serve: { summary: 'run the web dashboard and the HTTP API', load: async () => await import('./commands/serve.ts') },
+  user: { summary: 'add, list, remove users and change their password or role', load: async () => await import('./commands/user.ts') },
+  token: { summary: 'create, list and revoke API tokens', load: async () => await import('./commands/token.ts') },
+  notify: { summary: 'list the notification channels, or send one a test message', load: async () => await import('./commands/notify.ts') },
 }
 
 async function loadCommand (name: string): Promise<Command | undefined> {
-  return (await COMMANDS[name]()).command
+  return (await COMMANDS[name].load()).command
 }
 
 const VALUE_FLAGS = new Set(Object.entries(GLOBAL_OPTIONS).filter(([, o]) => o.type === 'string').map(([k]) => `--${k}`))
@@ -45,12 +53,9 @@ function splitCommand (argv: string[]): { name?: string, before: string[], rest:
   return { before, rest: [] }
 }
 
-async function generalHelp (): Promise<string> {
+function generalHelp (): string {
   const lines = ['Usage: pgkeep <command> [flags]', '', 'Commands:']
-  for (const name of Object.keys(COMMANDS)) {
-    const cmd = await loadCommand(name).catch(() => undefined)
-    lines.push(`  ${name.padEnd(10)}${cmd?.summary ?? '(not available in this build)'}`)
-  }
+  for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(10)}${summary}`)
   lines.push('', GLOBAL_HELP, '', 'Run `pgkeep <command> --help` for the flags of one command.')
   return lines.join('\n') + '\n'
 }
@@ -58,13 +63,14 @@ async function generalHelp (): Promise<string> {
 export async function dispatch (argv: string[], io: CliIO): Promise<number> {
   const { name, before, rest } = splitCommand(argv)
   if (name === undefined) {
-    const help = await generalHelp()
+    const help = generalHelp()
     const asked = before.includes('--help') || before.includes('-h')
     ;(asked ? io.stdout : io.stderr).write(help)
     return asked ? EXIT.OK : EXIT.USAGE
   }
   if (!Object.hasOwn(COMMANDS, name)) {
-    write(io.stderr, `pgkeep: unknown command "${name}" (see pgkeep --help)`)
+    const guess = closest(name, Object.keys(COMMANDS))
+    write(io.stderr, `pgkeep: unknown command "${name}"${guess ? `; did you mean "${guess}"?` : ''} (see pgkeep --help)`)
     return EXIT.USAGE
   }
   let cmd: Command | undefined

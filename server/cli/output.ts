@@ -3,16 +3,24 @@ import { PgkeepError, toPgkeepError } from '../errors.ts'
 import { UsageError, write, type CliIO } from './command.ts'
 import { EXIT, exitCodeFor } from './exit-codes.ts'
 
-const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB']
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
 
-/** 1000-based like df -H and most dashboards; one decimal below 100 so small changes stay visible. */
+/**
+ * IEC units (1024-based), like the dashboard: one unit system in every door. One decimal below 100 so small
+ * changes stay visible; a value that would round to 1024 moves up a unit.
+ */
 export function formatBytes (n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return '-'
   let v = Math.max(0, n)
   let u = 0
-  while (v >= 1000 && u < UNITS.length - 1) { v /= 1000; u++ }
+  while (v >= 1023.5 && u < UNITS.length - 1) { v /= 1024; u++ }
   if (u === 0) return `${Math.round(v)} B`
   return `${v < 100 ? v.toFixed(1) : Math.round(v)} ${UNITS[u]}`
+}
+
+/** "1 backup", "2 backups": a count with its noun, in the singular when it is one. */
+export function plural (n: number, noun: string, pluralNoun = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : pluralNoun}`
 }
 
 export function formatDuration (seconds: number | undefined): string {
@@ -76,7 +84,7 @@ export function backupDetails (b: Backup): string {
     ['SHA-256', b.sha256],
     ['Stored in', b.storage],
     ['Copies', b.copies?.map(c => `${c.storage} ${c.status}${c.error ? ` (${c.error.code}: ${c.error.message})` : ''}`).join('; ')],
-    ['Encrypted', b.encryption && `age, to ${b.encryption.recipients.length} recipient(s): ${b.encryption.recipients.map(r => `${r.slice(0, 12)}…`).join(', ')}`],
+    ['Encrypted', b.encryption && `age, to ${plural(b.encryption.recipients.length, 'recipient')}: ${b.encryption.recipients.map(r => `${r.slice(0, 12)}…`).join(', ')}`],
     ['Tables', b.tablesCount?.toString()],
     ['Created', `${formatTime(b.createdAt)} by ${b.createdBy}`],
     ['Started', b.startedAt && formatTime(b.startedAt)],

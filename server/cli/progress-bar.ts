@@ -44,6 +44,8 @@ export class ProgressReporter {
   private lastPlainAt = -Infinity
   private lastFrameAt = -Infinity
   private last?: Progress
+  /** the sample the last plain line showed */
+  private lastPlain?: Progress
   /** the newest progress is not on screen yet */
   private stale = false
 
@@ -62,6 +64,7 @@ export class ProgressReporter {
     const now = this.opts.now()
     if (now - this.lastPlainAt < this.opts.plainIntervalMs) return
     this.lastPlainAt = now
+    this.lastPlain = p
     this.out.write(renderProgress(p, 200) + '\n')
   }
 
@@ -82,8 +85,20 @@ export class ProgressReporter {
     if (this.barShown && this.last) this.out.write(renderProgress(this.last, this.opts.columns))
   }
 
-  done (): void {
+  /**
+   * The job ended. On a terminal the bar is cleared (the caller prints the outcome); in a log, the last line is the
+   * final figures, not whatever sample the interval last let through: 100% and every table when it completed,
+   * where it stopped otherwise.
+   */
+  done (completed = false): void {
     if (this.barShown) this.out.write(CLEAR_LINE)
+    if (!this.opts.tty && this.last) {
+      const p = this.last
+      const final = completed
+        ? { ...p, percent: p.percent === undefined ? undefined : 100, etaSeconds: undefined, currentTable: undefined, tablesDone: p.tablesTotal }
+        : p
+      if (completed || p !== this.lastPlain) this.out.write(renderProgress(final, 200) + '\n')
+    }
     this.barShown = false
     this.last = undefined
   }

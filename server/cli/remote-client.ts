@@ -87,6 +87,14 @@ export class RemoteBackupApi implements BackupApi {
     return await this.json('GET', '/api/backup/list', { query })
   }
 
+  async resolve (ref: string): Promise<Backup> {
+    return await this.backupCall('GET', `/api/backup/resolve/${encodeURIComponent(ref)}`)
+  }
+
+  async delete (id: string): Promise<void> {
+    await this.json('DELETE', `/api/backup/${encodeURIComponent(id)}`)
+  }
+
   async status (id: string): Promise<BackupWithProgress> {
     return await this.json('GET', `/api/backup/status/${encodeURIComponent(id)}`)
   }

@@ -1,4 +1,4 @@
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from '../compile-on-use.ts'
 import { CreateBackupRequest, type Backup, type BackupOptions } from '../../schemas/backup.ts'
 import { createRuleProblems, DEFAULT_COMPRESSION, DEFAULT_FORMAT, DEFAULT_LEVEL, LEVEL_RANGE } from '../../schemas/create-rules.ts'
 import type { Config, Target } from '../config.ts'
@@ -6,7 +6,7 @@ import { InvalidInputError } from '../errors.ts'
 import { directoryCompressionSupported, type PgTool } from './pg/tools.ts'
 import type { DatabaseSelection } from './sets/discover.ts'
 
-const checkRequest = Compile(CreateBackupRequest)
+const checkRequest = compileOnUse(CreateBackupRequest)
 
 /** The first schema violation as one line naming the field, e.g. "format: must be one of ...". */
 function describeSchemaError (req: unknown): InvalidInputError {

@@ -17,6 +17,7 @@ import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgk
 import { JobQueue } from './job-queue.ts'
 import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
 import { configuredOpener } from './storage/open-storage.ts'
+import { resolveBackupRef } from './store/backup-ref.ts'
 import { decryptedRead } from './storage/backup-bytes.ts'
 import { StorageSet, type StorageOpener } from './storage/storage-set.ts'
 import { fileExtension, finalName } from './naming.ts'
@@ -177,6 +178,11 @@ export class BackupService extends BackupEvents {
     const b = this.registry.get(id)
     if (!b) throw new NotFoundError(`backup ${id}`)
     return b
+  }
+
+  /** A backup by ID, unique ID prefix, name or latest[:TARGET] (store/backup-ref.ts). */
+  resolve (ref: string): Backup {
+    return resolveBackupRef(ref, this.registry.all())
   }
 
   list (query: ListQuery = {}): ListResult {

@@ -21,6 +21,7 @@ import shutdownPlugin from './plugins/app/shutdown.ts'
 import originGuardPlugin from './plugins/app/origin-guard.ts'
 import authRoutes from './routes/auth.ts'
 import backupRoutes from './routes/backups.ts'
+import backupRefRoutes from './routes/backup-refs.ts'
 import restoreRoutes from './routes/restores.ts'
 import downloadRoutes from './routes/downloads.ts'
 import auditRoutes from './routes/audit.ts'
@@ -109,6 +110,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
 
   await app.register(authRoutes, { prefix: '/api/auth' })
   await app.register(backupRoutes, { prefix: '/api/backup' })
+  await app.register(backupRefRoutes, { prefix: '/api/backup' })
   await app.register(downloadRoutes, { prefix: '/api/backup' })
   await app.register(restoreRoutes, { prefix: '/api/restore' })
   await app.register(drillRoutes, { prefix: '/api/drills' })

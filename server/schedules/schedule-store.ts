@@ -1,7 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Type, type Static } from 'typebox'
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from '../compile-on-use.ts'
 import { CreateBackupRequest, RetentionPolicy } from '../../schemas/backup.ts'
 import { MissedRun } from '../../schemas/schedule.ts'
 import { writeFileAtomic } from '../engine/store/atomic-file.ts'
@@ -36,7 +36,7 @@ const StoreFile = Type.Object({
   state: Type.Record(Type.String(), ScheduleState),
 })
 type StoreFile = Static<typeof StoreFile>
-const checkStoreFile = Compile(StoreFile)
+const checkStoreFile = compileOnUse(StoreFile)
 
 export const MAX_MISSED_KEPT = 20
 

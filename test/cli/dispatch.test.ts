@@ -9,7 +9,7 @@ import { listQueryFromFlags } from '../../server/cli/commands/list.ts'
 import { policyFromFlags } from '../../server/cli/commands/cleanup.ts'
 import { memoryIO, runCli } from './cli-runner.ts'
 
-const LOCAL_COMMANDS = ['create', 'list', 'info', 'status', 'validate', 'cleanup', 'restore', 'drill', 'pin', 'cancel', 'download', 'reindex', 'doctor']
+const LOCAL_COMMANDS = ['create', 'list', 'info', 'status', 'validate', 'cleanup', 'delete', 'restore', 'drill', 'pin', 'cancel', 'download', 'reindex', 'doctor']
 
 t.test('the command table names every documented command', async t => {
   t.same(Object.keys(COMMANDS).sort(), [...LOCAL_COMMANDS, 'serve', 'user', 'token', 'notify'].sort())
@@ -72,8 +72,8 @@ t.test('bad flag values exit 2 naming the flag, and nothing is created in the ba
     [['list', '--page-size', '0'], /--page-size must be between 1 and 500/],
     [['list', '--sort', 'size'], /--sort must be one of/],
     [['list', '--from', 'yesterday'], /--from must be an ISO date/],
-    [['info', 'not-an-id'], /"not-an-id" is not a backup ID/],
-    [['info'], /missing backup ID/],
+    [['info', 'x'.repeat(201)], /a backup reference is at most 200 characters/],
+    [['info'], /missing backup/],
     [['validate', '01936f1e-8a2b-7c3d-8e4f-0123456789ab', 'extra'], /unexpected argument "extra"/],
     // without --database the ID is a backup set restored whole (which only the catalog can tell): the single-backup flags say what they need
     [['restore', '01936f1e-8a2b-7c3d-8e4f-0123456789ab', '--create'], /--create applies to one backup restored with --database/],

@@ -106,7 +106,13 @@ t.test('cleanup --dry-run lists exactly what the real run then deletes', async t
   t.equal(planned.deleted.length, 2, 'four backups, keep the last two')
   for (const b of planned.deleted) t.ok(existsSync(join(dir, b.name)), 'a dry run deletes nothing')
   const human = await cli(['cleanup', '--keep-last', '2', '--dry-run'])
-  t.match(human.out, /would delete 2 backup\(s\)/)
+  t.match(human.out, /would delete 2 backups, /)
+  t.match(human.out, /^Would delete:\nID +NAME +CREATED +SIZE +WHY$/m)
+  t.match(human.out, /full backup #3 of target \(newest first\), 0 days old; kept by none of keepLast 2/, 'each deletion says why')
+  t.match(human.out, /^Would keep:\nID +NAME +KEPT BECAUSE$/m)
+  t.match(human.out, new RegExp(`^${planned.kept[0].id} .* newest full of target, last 2$`, 'm'), 'each kept backup says which rules keep it')
+  t.match(human.out, new RegExp(`^${planned.kept[1].id} .* last 2$`, 'm'))
+  t.match(human.out, /\d+(\.\d)? (B|KiB|MiB); 2 kept$/m, 'IEC units')
 
   const real = await cli(['cleanup', '--keep-last', '2', '--json'])
   const done = JSON.parse(real.out) as CleanupResult
@@ -120,7 +126,7 @@ t.test('reindex rebuilds the registry from the manifests', async t => {
   rmSync(join(dir, 'registry.json'), { force: true })
   const r = await cli(['reindex'])
   t.equal(r.code, 0, r.err)
-  t.match(r.out, /registry rebuilt: 2 backup\(s\)/)
+  t.match(r.out, /registry rebuilt: 2 backups/)
 })
 
 t.test('download copies a local backup whole and checksum-verified', async t => {

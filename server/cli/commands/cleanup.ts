@@ -2,7 +2,7 @@ import type { CleanupRequest, CleanupResult, RetentionPolicy } from '../../../sc
 import { withBackupApi } from '../with-backup-api.ts'
 import { GLOBAL_HELP, intFlag, numberFlag, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { formatBytes, printJson, table, formatTime } from '../output.ts'
+import { formatBytes, plural, printJson, table, formatTime } from '../output.ts'
 
 const OPTIONS = {
   'keep-last': { type: 'string' },
@@ -27,19 +27,31 @@ export function policyFromFlags (values: Record<string, unknown>): RetentionPoli
   return Object.keys(policy).length > 0 ? policy : undefined
 }
 
-function print (io: CliIO, r: CleanupResult): void {
+/**
+ * What goes and why, then (in a dry run, or with --verbose) what stays and which rules keep it: the same reasons
+ * the API's preview gives the dashboard (docs/http-api.md, "Cleanup preview").
+ */
+function print (io: CliIO, r: CleanupResult, verbose: boolean): void {
   const verb = r.dryRun ? 'would delete' : 'deleted'
-  if (r.deleted.length === 0) write(io.stdout, `nothing to delete; ${r.kept.length} backup(s) kept`)
+  if (r.deleted.length > 0) {
+    const why = new Map((r.deletedReasons ?? []).map(d => [d.id, d.reason]))
+    write(io.stdout, r.dryRun ? 'Would delete:' : 'Deleted:')
+    io.stdout.write(table(['ID', 'NAME', 'CREATED', 'SIZE', 'WHY'], r.deleted.map(b => [b.id, b.name, formatTime(b.createdAt), formatBytes(b.sizeBytes), why.get(b.id) ?? ''])))
+  }
+  if ((r.dryRun || verbose) && r.kept.length > 0) {
+    if (r.deleted.length > 0) write(io.stdout, '')
+    write(io.stdout, r.dryRun ? 'Would keep:' : 'Kept:')
+    io.stdout.write(table(['ID', 'NAME', 'KEPT BECAUSE'], r.kept.map(k => [k.id, k.name, k.reasons.join(', ')])))
+  }
+  if (r.deleted.length === 0) write(io.stdout, `nothing to delete; ${plural(r.kept.length, 'backup')} kept`)
   else {
-    io.stdout.write(table(['ID', 'NAME', 'CREATED', 'SIZE'], r.deleted.map(b => [b.id, b.name, formatTime(b.createdAt), formatBytes(b.sizeBytes)])))
     const freed = r.deleted.reduce((n, b) => n + (b.sizeBytes ?? 0), 0)
-    write(io.stdout, `${verb} ${r.deleted.length} backup(s), ${formatBytes(freed)}; ${r.kept.length} kept`)
+    write(io.stdout, `${verb} ${plural(r.deleted.length, 'backup')}, ${formatBytes(freed)}; ${r.kept.length} kept`)
   }
 }
 
 export const command: Command = {
   name: 'cleanup',
-  summary: 'apply the retention policy (delete old backups; --dry-run to preview)',
   help: `Usage: pgkeep cleanup [policy flags] [--target NAME] [--dry-run]
 
 Deletes completed backups the retention policy no longer keeps. Rules count each series apart
@@ -47,7 +59,8 @@ Deletes completed backups the retention policy no longer keeps. Rules count each
 selection). Never deletes a running or pinned backup, nor the newest completed backup of a series
 (so never the newest full backup of a target). The policy comes from the flags;
 without any, from "retention" in the config file. An empty policy is refused.
---dry-run lists exactly what the real run would delete.
+--dry-run lists exactly what the real run would delete, and why each backup is kept
+(--verbose says it for a real run too).
 
 Policy flags (a backup is kept when any rule keeps it):
   --keep-last N        the N newest
@@ -66,7 +79,7 @@ ${GLOBAL_HELP}
     if (!req.target) delete req.target
     const result = await withBackupApi(io, globals, async api => await api.cleanup(req))
     if (globals.json) printJson(io, result)
-    else print(io, result)
+    else print(io, result, globals.verbose)
     return EXIT.OK
   },
 }

@@ -134,7 +134,7 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
       return finishSet(io, globals, set)
     }
     const final = await run.done
-    reporter.done()
+    reporter.done(final.status === 'completed')
     return finish(io, globals, final)
   } finally {
     stopListening()
@@ -143,7 +143,6 @@ async function create (api: BackupApi, io: CliIO, globals: Globals, req: CreateB
 
 export const command: Command = {
   name: 'create',
-  summary: 'run a pg_dump backup now and wait for it',
   help: `Usage: pgkeep create [flags]
 
 Dumps a target with pg_dump, shows live progress (a bar on a terminal, a line every few seconds

@@ -3,7 +3,7 @@ import { checkHealth, type HealthReport } from '../../engine/health.ts'
 import { identityMismatch } from '../../engine/pg/age.ts'
 import { GLOBAL_HELP, parseCommandArgs, UsageError, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
-import { formatBytes, printJson } from '../output.ts'
+import { formatBytes, plural, printJson } from '../output.ts'
 
 interface Check { name: string, ok: boolean, detail: string }
 
@@ -39,7 +39,7 @@ function doctorChecks (report: HealthReport, config: Config): Check[] {
 async function encryptionChecks (config: Config): Promise<Check[]> {
   const e = config.encryption
   if (e === undefined) return []
-  const to = e.recipients.length > 0 ? `new backups encrypted to ${e.recipients.length} age recipient(s)` : 'new backups are not encrypted'
+  const to = e.recipients.length > 0 ? `new backups encrypted to ${plural(e.recipients.length, 'age recipient')}` : 'new backups are not encrypted'
   if (e.identityFile === undefined) return [{ name: 'encryption', ok: true, detail: `${to}; no identity file: encrypted backups can be listed, downloaded and checksummed, not restored here` }]
   try {
     const note = await identityMismatch(e.identityFile, e.recipients)
@@ -51,7 +51,6 @@ async function encryptionChecks (config: Config): Promise<Check[]> {
 
 export const command: Command = {
   name: 'doctor',
-  summary: 'check tools, targets, backups dir and free space',
   help: `Usage: pgkeep doctor [--json]
 
 Checks that pg_dump, pg_restore, psql and zstd (and age, when encryption is configured) are installed (with versions), that every target

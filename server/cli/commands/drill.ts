@@ -3,8 +3,8 @@ import { TARGET_NAME_PATTERN } from '../../../schemas/backup.ts'
 import type { Drill, DrillRequest } from '../../../schemas/drill.ts'
 import { toPgkeepError } from '../../errors.ts'
 import { withBackupApi } from '../with-backup-api.ts'
-import type { BackupApi } from '../backup-api.ts'
-import { backupIdArg, GLOBAL_HELP, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
+import { backupIdFor, type BackupApi } from '../backup-api.ts'
+import { BACKUP_REF_HELP, backupRefArg, GLOBAL_HELP, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
 import { EXIT, exitCodeForFailedJob } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'
 import { formatDuration, printJson } from '../output.ts'
@@ -17,7 +17,7 @@ const REFUSALS = new Set(['NOT_FOUND', 'INVALID_STATE', 'INVALID_INPUT'])
 
 export function drillRequestFrom (id: string | undefined, target: string | undefined): DrillRequest {
   if (id !== undefined && target !== undefined) throw new UsageError('give a backup ID or --target, not both')
-  if (id !== undefined) return { backupId: backupIdArg(id) }
+  if (id !== undefined) return { backupId: backupRefArg(id) }
   const t = patternFlag(target, 'target', TARGET_NAME_PATTERN)
   return t === undefined ? {} : { target: t }
 }
@@ -68,7 +68,6 @@ async function drill (api: BackupApi, io: CliIO, globals: Globals, req: DrillReq
 
 export const command: Command = {
   name: 'drill',
-  summary: 'prove a backup restores: restore it into a scratch database, check it, drop it',
   help: `Usage: pgkeep drill [ID | --target NAME] [--json]
 
 Restores a completed backup (by default the newest completed backup of the target, or of the
@@ -87,11 +86,14 @@ the backup cannot be drilled (unknown, not completed), 1 when the drill could no
 Flags:
   --target NAME     drill the newest completed backup of this target
 
+${BACKUP_REF_HELP}
+
 ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, OPTIONS, io, { max: 1, names: 'backup ID' })
     const req = drillRequestFrom(positionals[0], values.target as string | undefined)
-    return await withBackupApi(io, globals, async api => await drill(api, io, globals, req))
+    return await withBackupApi(io, globals, async api => await drill(api, io, globals,
+      req.backupId !== undefined ? { backupId: await backupIdFor(api, req.backupId) } : req))
   },
 }

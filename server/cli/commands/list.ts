@@ -40,7 +40,6 @@ export function listQueryFromFlags (values: Record<string, unknown>): ListQuery 
 
 export const command: Command = {
   name: 'list',
-  summary: 'list backups (filter, sort, paginate)',
   help: `Usage: pgkeep list [flags]
 
 Flags:

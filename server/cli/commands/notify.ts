@@ -6,7 +6,6 @@ import { printJson } from '../output.ts'
 
 export const command: Command = {
   name: 'notify',
-  summary: 'list the notification channels, or send one a test message',
   help: `Usage: pgkeep notify [--json]
        pgkeep notify test NAME [--json]
 

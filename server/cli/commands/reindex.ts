@@ -1,11 +1,10 @@
 import { GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { withLocalService } from '../local-service.ts'
-import { printJson } from '../output.ts'
+import { plural, printJson } from '../output.ts'
 
 export const command: Command = {
   name: 'reindex',
-  summary: 'rebuild registry.json from the manifests in the backups dir',
   help: `Usage: pgkeep reindex [--json]
 
 Rebuilds the registry (registry.json) from the <name>.manifest.json files next to each completed
@@ -18,7 +17,7 @@ ${GLOBAL_HELP}
     if (globals.server) throw new UsageError('reindex works on the local backups dir; it does not take --server')
     const result = await withLocalService(io, globals, async (service, audit) => await audit.around('registry.reindex', async () => await service.reindex()))
     if (globals.json) printJson(io, result)
-    else write(io.stdout, `registry rebuilt: ${result.count} backup(s)`)
+    else write(io.stdout, `registry rebuilt: ${plural(result.count, 'backup')}`)
     return EXIT.OK
   },
 }

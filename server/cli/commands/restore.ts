@@ -1,8 +1,8 @@
 import type { WriteStream } from 'node:tty'
 import { TARGET_NAME_PATTERN, type RestoreRequest } from '../../../schemas/backup.ts'
 import { withBackupApi } from '../with-backup-api.ts'
-import type { BackupApi } from '../backup-api.ts'
-import { backupIdArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
+import { backupIdFor, type BackupApi } from '../backup-api.ts'
+import { BACKUP_REF_HELP, backupRefArg, GLOBAL_HELP, intFlag, parseCommandArgs, patternFlag, UsageError, write, type CliIO, type Command, type Globals } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { onInterrupt } from '../interrupt.ts'
 import { formatDuration, printJson } from '../output.ts'
@@ -51,7 +51,7 @@ async function restore (api: BackupApi, io: CliIO, globals: Globals, id: string,
   const stop = onInterrupt(io, `restore of ${name}`, async () => { cancelled = true; await run.cancel() })
   try {
     const result = await run.done
-    reporter.done()
+    reporter.done(true)
     if (globals.json) printJson(io, { ...result, backupId: id, database: req.database })
     else write(io.stdout, `restored ${name} into ${req.database}${result.replaced ? ' (the database that was there is replaced and dropped)' : ''} in ${formatDuration(result.durationMs / 1000)}`)
     return EXIT.OK
@@ -97,8 +97,7 @@ async function restoreSet (api: BackupApi, io: CliIO, globals: Globals, id: stri
 
 export const command: Command = {
   name: 'restore',
-  summary: 'restore a completed backup into a database',
-  help: `Usage: pgkeep restore ID --database DB [--target NAME] [--create] [--clean | --merge] [--jobs N]
+  help: `Usage: pgkeep restore BACKUP --database DB [--target NAME] [--create] [--clean | --merge] [--jobs N]
        pgkeep restore SETID [--target NAME | --to NAME] [--skip-globals]
 
 Restores a completed backup with pg_restore (psql for plain SQL) into DB on the backup's target
@@ -125,21 +124,23 @@ Flags:
   --jobs N          parallel pg_restore workers (custom and directory formats, 1..32; not into an
                     existing database, which is restored in one transaction)
 
+${BACKUP_REF_HELP}
+
 ${GLOBAL_HELP}
 `,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, OPTIONS, io, { min: 1, max: 1, names: 'backup ID' })
-    const id = backupIdArg(positionals[0])
+    const ref = backupRefArg(positionals[0])
     if (values.to !== undefined && values.target !== undefined) throw new UsageError('--to is another name for --target: give one of them')
     const target = values.to ?? values.target
     if (values.database === undefined) {
       // no database: ID is a set, rebuilt whole on a server
       for (const flag of ['create', 'clean', 'merge', 'jobs'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to one backup restored with --database; a set restore creates each database`)
       const req: SetRestoreRequest = { ...(target !== undefined ? { target: patternFlag(target, 'target', TARGET_NAME_PATTERN) } : {}), ...(values['skip-globals'] === true ? { skipGlobals: true } : {}) }
-      return await withBackupApi(io, globals, async api => await restoreSet(api, io, globals, id, req))
+      return await withBackupApi(io, globals, async api => await restoreSet(api, io, globals, ref, req))
     }
     if (values['skip-globals'] === true) throw new UsageError('--skip-globals applies to a set restore (without --database)')
     const req = restoreRequestFromFlags({ ...values, target })
-    return await withBackupApi(io, globals, async api => await restore(api, io, globals, id, req))
+    return await withBackupApi(io, globals, async api => await restore(api, io, globals, await backupIdFor(api, ref), req))
   },
 }

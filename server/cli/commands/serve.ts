@@ -1,12 +1,14 @@
 import { loadConfig } from '../../config.ts'
 import { GLOBAL_HELP, intFlag, parseCommandArgs, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
+import { serveLogDestination } from '../log-destination.ts'
 
 const help = `Usage: pgkeep serve [--host H] [--port P] [--trust-proxy]
 
 Runs the web dashboard and the REST + WebSocket API (PGKEEP_HOST/PGKEEP_PORT by default,
 127.0.0.1:8080). SIGTERM or Ctrl-C stops accepting connections, cancels running backups
-cleanly and flushes the audit log; a second signal exits at once.
+cleanly and flushes the audit log; a second signal exits at once. The log is one readable line per
+event on a terminal and JSON lines otherwise (systemd's journal, files, log shippers).
 
 Flags:
   --host H          address to listen on
@@ -20,7 +22,6 @@ const options = { host: { type: 'string' }, port: { type: 'string' }, 'trust-pro
 
 export const command: Command = {
   name: 'serve',
-  summary: 'run the web dashboard and the HTTP API',
   help,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values } = parseCommandArgs(argv, options, io)
@@ -31,7 +32,7 @@ export const command: Command = {
     if (values['trust-proxy'] === true) config.trustProxy ??= 1
     // fastify is loaded only for this command
     const { startServer } = await import('../../http/server.ts')
-    const server = await startServer(config)
+    const server = await startServer(config, { logStream: await serveLogDestination(io.stdout) })
     write(io.stderr, `pgkeep listening on ${server.url}`)
     await server.closed
     return EXIT.OK

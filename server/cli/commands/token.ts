@@ -31,7 +31,6 @@ const options = { name: { type: 'string' }, role: { type: 'string' }, expires: {
 
 export const command: Command = {
   name: 'token',
-  summary: 'create, list and revoke API tokens',
   help,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, options, io, { min: 1, max: 2, names: 'subcommand (create, list, revoke)' })

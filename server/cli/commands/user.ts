@@ -31,7 +31,6 @@ const options = { role: { type: 'string' }, 'password-stdin': { type: 'boolean' 
 
 export const command: Command = {
   name: 'user',
-  summary: 'add, list, remove users and change their password or role',
   help,
   async run (argv: string[], io: CliIO): Promise<number> {
     const { values, positionals, globals } = parseCommandArgs(argv, options, io, { min: 1, max: 2, names: 'subcommand (add, list, remove, passwd, role)' })

@@ -1,6 +1,14 @@
-import pg from 'pg'
+import type pg from 'pg'
 import type { Target } from '../../config.ts'
 import { PgkeepError } from '../../errors.ts'
+
+/** The driver, loaded by the first connection: commands that never connect (list, info, --help) skip its start-up cost. */
+let driver: typeof pg | undefined
+
+async function loadDriver (): Promise<typeof pg> {
+  driver ??= (await import('pg')).default
+  return driver
+}
 
 export const INSPECTOR_APP_NAME = 'pgkeep-inspector'
 const CONNECT_TIMEOUT_MS = 5000
@@ -56,7 +64,8 @@ export function connectionError (err: unknown, target: Target): PgkeepError {
   const codes = errorCodes(err)
   // Node's AggregateError (one failure per resolved address) has an empty message
   const raw = scrub(String((err as Error)?.message || codes.join(', ') || err), target)
-  const sqlstate = err instanceof pg.DatabaseError ? err.code : undefined
+  // a driver error implies a connection was tried, so the driver is loaded
+  const sqlstate = driver !== undefined && err instanceof driver.DatabaseError ? err.code : undefined
   if (sqlstate === '28P01' || sqlstate === '28000') {
     return new PgkeepError('PG_AUTH_FAILED',
       `authentication failed for ${where(target)}: ${raw}; check the password (or password file) and pg_hba.conf`,
@@ -87,7 +96,8 @@ export function connectionError (err: unknown, target: Target): PgkeepError {
 
 /** Opens a short-lived connection for pgkeep's own questions. The caller must end() it. */
 export async function connectTarget (target: Target): Promise<pg.Client> {
-  const client = new pg.Client({
+  const { Client } = await loadDriver()
+  const client = new Client({
     host: target.host,
     port: target.port,
     user: target.user,

@@ -3,7 +3,7 @@ import type { StorageConfig } from '../../config.ts'
 import { LocalStorage } from './local-storage.ts'
 import { LazyS3Storage } from './lazy-s3-storage.ts'
 import type { Storage } from './storage.ts'
-import { parseStorageUrl } from './storage-url.ts'
+import { parseStorageUrl, s3Url } from './storage-url.ts'
 
 export { parseStorageUrl } from './storage-url.ts'
 

@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises'
 import { isAbsolute, join, normalize, relative, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Type, type Static } from 'typebox'
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from '../../compile-on-use.ts'
 import { Backup } from '../../../schemas/backup.ts'
 import { IntegrityError, PgkeepError } from '../../errors.ts'
 import { MANIFEST_SUFFIX, manifestKey, type Storage } from '../storage/storage.ts'
@@ -24,8 +24,8 @@ export const Manifest = Type.Object({
 })
 export type Manifest = Static<typeof Manifest>
 
-const checkManifest = Compile(Manifest)
-const checkBackup = Compile(Backup)
+const checkManifest = compileOnUse(Manifest)
+const checkBackup = compileOnUse(Backup)
 
 export { MANIFEST_SUFFIX, manifestKey }
 

@@ -1,8 +1,8 @@
-import { Compile } from 'typebox/compile'
+import { compileOnUse } from '../../compile-on-use.ts'
 import { RetentionPolicy, type Backup } from '../../../schemas/backup.ts'
 import { InvalidInputError } from '../../errors.ts'
 
-const checkPolicy = Compile(RetentionPolicy)
+const checkPolicy = compileOnUse(RetentionPolicy)
 const RULES = ['keepLast', 'maxAgeDays', 'keepDaily', 'keepWeekly', 'keepMonthly'] as const
 const DAY_MS = 86_400_000
 

@@ -97,7 +97,7 @@ t.test('OpenAPI is generated from the route schemas and the docs UI is served', 
   const spec = await app.inject({ method: 'GET', url: '/openapi.json' })
   t.equal(spec.statusCode, 200)
   const paths = Object.keys(spec.json().paths)
-  for (const p of ['/api/auth/login', '/api/backup/create', '/api/backup/list', '/api/backup/status/{id}', '/api/backup/download/{id}', '/api/backup/{id}/cancel', '/api/backup/cleanup', '/api/audit/', '/api/health/ready']) {
+  for (const p of ['/api/auth/login', '/api/backup/create', '/api/backup/list', '/api/backup/status/{id}', '/api/backup/download/{id}', '/api/backup/{id}/cancel', '/api/backup/cleanup', '/api/audit', '/api/health/ready']) {
     t.ok(paths.includes(p), p)
   }
   t.ok(spec.json().paths['/api/backup/create'].post.requestBody, 'body schema present')

@@ -1,12 +1,17 @@
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import { describeOperation } from '../../openapi-operations.ts'
 
 /** OpenAPI generated from the route schemas: /openapi.json for tools, /docs for people. */
 export default fp(async (fastify) => {
   await fastify.register(swagger, {
+    // 3.1: TypeBox emits JSON Schema 2020-12 (numeric exclusiveMinimum), which 3.0 cannot say
     openapi: {
-      info: { title: 'pgkeep API', version: '0.1.0', description: 'Self-hosted PostgreSQL backup manager' },
+      openapi: '3.1.0',
+      info: { title: 'pgkeep API', version: '0.1.0', description: 'Self-hosted PostgreSQL backup manager', license: { name: 'MIT', identifier: 'MIT' } },
+      // relative: the document describes the server that serves it, whatever name or proxy it is reached by
+      servers: [{ url: '/', description: 'this pgkeep server' }],
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
@@ -15,6 +20,7 @@ export default fp(async (fastify) => {
       },
       security: [{ bearer: [] }, { cookie: [] }],
     },
+    transform: describeOperation,
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
   fastify.get('/openapi.json', { schema: { hide: true }, config: { rateLimit: false } }, async () => fastify.swagger())

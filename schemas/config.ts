@@ -19,6 +19,8 @@ export const TargetConfig = Type.Object({
   xminWarningMinutes: Type.Optional(Type.Number({ minimum: 0, maximum: 10080 })),
   /** the target's default for a backup's verify (off | after); scheduled backups default to after */
   verify: Type.Optional(VerifyMode),
+  /** this target is "stale" when its newest completed backup is older than this (default: the global staleAfterHours; 0 = never) */
+  staleAfterHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({
@@ -51,6 +53,8 @@ export const ConfigFile = Type.Object({
   webhooks: Type.Optional(Type.Array(Type.String({ pattern: '^https?://' }))),
   cancelGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
   minFreeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** a target whose newest completed backup is older than this is "stale" (dashboard badge, alert); default 26, 0 = never */
+  staleAfterHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
   downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   pgBinDir: Type.Optional(Type.String()),
   /** where backups are written: a directory or s3://BUCKET[/PREFIX] (env PGKEEP_STORAGE wins) */

@@ -27,6 +27,8 @@ import targetRoutes from './routes/targets.ts'
 import metricsRoutes from './routes/metrics.ts'
 import wsRoutes from './routes/ws.ts'
 import scheduleRoutes from './routes/schedules.ts'
+import overviewRoutes from './routes/overview.ts'
+import adminRoutes from './routes/admin.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -106,6 +108,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(auditRoutes, { prefix: '/api/audit' })
   await app.register(healthRoutes, { prefix: '/api/health' })
   await app.register(targetRoutes, { prefix: '/api/targets' })
+  await app.register(overviewRoutes, { prefix: '/api/overview' })
+  await app.register(adminRoutes, { prefix: '/api', secret })
   await app.register(metricsRoutes)
   await app.register(staticPlugin, { root: deps.clientDir ?? defaultClientDir })
   return app

@@ -253,6 +253,8 @@ t.test('charts: uPlot loads only with the storage page, and draws sizes and dura
   const charts = page.locator('.chart[role="img"]')
   await charts.nth(2).locator('canvas').waitFor()
   t.ok(loaded.some(u => /uPlot/i.test(u)), 'the storage page fetched it')
+  const heading = await page.getByRole('heading', { name: /^default/, level: 2 }).innerText()
+  t.match(heading, /\d\u00a0backups? · [1-9][\d.]*\u00a0(KiB|MiB)$/, `the space the target uses (${heading})`)
   t.match(await charts.nth(1).getAttribute('aria-label'), /^Backup size: \d+ points from .+ to .+, latest [\d.]+\u00a0(B|KiB|MiB)/)
   t.match(await charts.nth(2).getAttribute('aria-label'), /^Duration: .*latest \d+s/)
   const size = await charts.first().locator('canvas').boundingBox()

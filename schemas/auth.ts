@@ -41,3 +41,42 @@ export const TokenInfo = Type.Object({
   revokedAt: Type.Optional(Type.String({ format: 'date-time' })),
 })
 export type TokenInfo = Static<typeof TokenInfo>
+
+/** Admin screens (users and API tokens over HTTP, as `pgkeep user` / `pgkeep token` do locally). */
+export const UserList = Type.Object({ items: Type.Array(User) })
+export type UserList = Static<typeof UserList>
+
+export const UsernameParams = Type.Object({ username: Type.String({ pattern: USERNAME_PATTERN }) }, { additionalProperties: false })
+
+export const UserCreate = Type.Object({
+  username: Type.String({ pattern: USERNAME_PATTERN }),
+  role: Role,
+  password: Type.String({ minLength: 8, maxLength: 1024 }),
+}, { additionalProperties: false })
+export type UserCreate = Static<typeof UserCreate>
+
+export const RoleChange = Type.Object({ role: Role }, { additionalProperties: false })
+export type RoleChange = Static<typeof RoleChange>
+
+export const PasswordReset = Type.Object({ password: Type.String({ minLength: 8, maxLength: 1024 }) }, { additionalProperties: false })
+export type PasswordReset = Static<typeof PasswordReset>
+
+export const TokenList = Type.Object({ items: Type.Array(TokenInfo) })
+export type TokenList = Static<typeof TokenList>
+
+export const TokenCreate = Type.Object({
+  name: Type.String({ pattern: TOKEN_NAME_PATTERN }),
+  role: Role,
+  /** lifetime: "30d", "12h", "90m"; none = until revoked */
+  expires: Type.Optional(Type.String({ pattern: '^\\d+[smhdw]?$', maxLength: 12 })),
+}, { additionalProperties: false })
+export type TokenCreate = Static<typeof TokenCreate>
+
+export const TokenCreated = Type.Object({
+  /** the token itself: shown this once, never stored */
+  token: Type.String(),
+  info: TokenInfo,
+})
+export type TokenCreated = Static<typeof TokenCreated>
+
+export const TokenParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false })

@@ -23,8 +23,6 @@ export const TargetConfig = Type.Object({
   verify: Type.Optional(VerifyMode),
   /** restore drills of this target's backups (docs/drills.md); over the global `drill` */
   drill: Type.Optional(DrillConfig),
-  /** the target is stale (`target.stale` notification) when its newest completed backup is older (default: maxBackupAgeHours) */
-  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
   /** a whole server: "*" (every database but templates; postgres only when it holds objects) or a list; each backup is then a set (docs/sets.md) */
   databases: Type.Optional(Type.Union([Type.Literal('*'), Type.Array(Type.String({ minLength: 1, maxLength: 63 }), { minItems: 1 })])),
   /** databases left out of "*", as psql/pg_dump patterns (`*`, `?`; "quoted" keeps case) */
@@ -33,6 +31,8 @@ export const TargetConfig = Type.Object({
   maintenanceDatabase: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
   /** keep role passwords (hashes) in the globals member; default false: pg_dumpall --no-role-passwords */
   globalsRolePasswords: Type.Optional(Type.Boolean()),
+  /** this target is "stale" when its newest completed backup is older than this (default: the global staleAfterHours; 0 = never) */
+  staleAfterHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
 }, { additionalProperties: false })
 
 export const ScheduleConfig = Type.Object({
@@ -65,6 +65,8 @@ export const ConfigFile = Type.Object({
   webhooks: Type.Optional(Type.Array(Type.String({ pattern: '^https?://' }))),
   cancelGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600000 })),
   minFreeBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  /** a target whose newest completed backup is older than this is "stale" (dashboard badge, alert); default 26, 0 = never */
+  staleAfterHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
   downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   pgBinDir: Type.Optional(Type.String()),
   /** where backups are written: a directory or s3://BUCKET[/PREFIX] (env PGKEEP_STORAGE wins) */
@@ -89,8 +91,6 @@ export const ConfigFile = Type.Object({
   drills: Type.Optional(Type.Array(DrillSchedule)),
   /** notification channels (docs/notifications.md) */
   notifications: Type.Optional(Type.Array(NotificationChannelEntry)),
-  /** every target's default for maxBackupAgeHours; none: staleness is not watched */
-  maxBackupAgeHours: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 87600 })),
   /** how often staleness and free space are checked for notifications (default 5) */
   notificationCheckMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440 })),
 }, { additionalProperties: false })

@@ -35,8 +35,6 @@ export interface NotificationsConfig {
   channels: ChannelConfig[]
   /** how often target staleness and free space are looked at */
   checkIntervalMs: number
-  /** every target's default; undefined: staleness is watched only for targets that set their own */
-  maxBackupAgeHours?: number
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 10
@@ -190,6 +188,5 @@ export function notificationsConfig (env: NodeJS.ProcessEnv, file: ConfigFile, b
   return {
     channels,
     checkIntervalMs: (file.notificationCheckMinutes ?? DEFAULT_CHECK_MINUTES) * 60_000,
-    ...(file.maxBackupAgeHours !== undefined ? { maxBackupAgeHours: file.maxBackupAgeHours } : {}),
   }
 }

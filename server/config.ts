@@ -33,8 +33,6 @@ export interface Target {
   xminWarningMinutes?: number
   /** default verify for this target's backups; absent: after for scheduled ones, off otherwise */
   verify?: 'off' | 'after' | 'inline'
-  /** stale (a `target.stale` notification) when the newest completed backup is older; absent: the global default */
-  maxBackupAgeHours?: number
   /** a whole server: every backup of this target is a set (engine/sets) */
   databases?: '*' | string[]
   excludeDatabases?: string[]
@@ -42,6 +40,8 @@ export interface Target {
   maintenanceDatabase?: string
   /** globals keep role password hashes (otherwise pg_dumpall --no-role-passwords) */
   globalsRolePasswords?: boolean
+  /** this target's own stale age (hours; 0 = never); absent = Config.staleAfterHours. Read it through staleAfterHoursOf */
+  staleAfterHours?: number
 }
 
 export interface Config {
@@ -67,6 +67,8 @@ export interface Config {
   notifications: NotificationsConfig
   cancelGraceMs: number
   minFreeBytes: number
+  /** a target whose newest completed backup is older than this many hours is stale (0 = never); a target may say its own */
+  staleAfterHours: number
   downloadVerifyMaxAgeSeconds: number
   /** directory holding pg_dump/pg_restore/psql; found automatically when absent */
   pgBinDir?: string
@@ -148,6 +150,8 @@ function trustProxyFromEnv (env: NodeJS.ProcessEnv): number | string[] | undefin
 
 /** A dump that cannot get a table's lock within this fails (LOCK_TIMEOUT) instead of queueing behind a DDL. */
 const DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS = 60
+/** a daily schedule plus two hours of slack for a slow dump: one missed night makes a target stale */
+const DEFAULT_STALE_AFTER_HOURS = 26
 
 function targetFromUrl (name: string, url: string, env: NodeJS.ProcessEnv, field = `targets.${name}.url`): Target {
   // the URL may carry a password: the messages below name the field and the scheme, never the URL
@@ -197,12 +201,17 @@ function targetFromFields (name: string, t: NonNullable<ConfigFile['targets']>[s
     ...(t.maxDurationMinutes !== undefined ? { maxDurationMinutes: t.maxDurationMinutes } : {}),
     ...(t.xminWarningMinutes !== undefined ? { xminWarningMinutes: t.xminWarningMinutes } : {}),
     ...(t.verify !== undefined ? { verify: t.verify } : {}),
-    ...(t.maxBackupAgeHours !== undefined ? { maxBackupAgeHours: t.maxBackupAgeHours } : {}),
     ...(t.databases !== undefined ? { databases: t.databases } : {}),
     ...(t.excludeDatabases !== undefined ? { excludeDatabases: t.excludeDatabases } : {}),
     ...(t.maintenanceDatabase !== undefined ? { maintenanceDatabase: t.maintenanceDatabase } : {}),
     ...(t.globalsRolePasswords !== undefined ? { globalsRolePasswords: t.globalsRolePasswords } : {}),
+    ...(t.staleAfterHours !== undefined ? { staleAfterHours: t.staleAfterHours } : {}),
   }
+}
+
+/** Hours after its newest completed backup that a target counts as stale (0 = never): its own setting, else the global one. */
+export function staleAfterHoursOf (config: Pick<Config, 'staleAfterHours' | 'targets'>, targetName: string): number {
+  return config.targets[targetName]?.staleAfterHours ?? config.staleAfterHours
 }
 
 /** What the file's schema cannot say: target names (record keys), cron patterns, a policy that names no rule. */
@@ -284,6 +293,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     notifications: notificationsConfig(env, file, fileDir),
     cancelGraceMs: file.cancelGraceMs ?? 5000,
     minFreeBytes: file.minFreeBytes ?? 1024 ** 3,
+    staleAfterHours: file.staleAfterHours ?? DEFAULT_STALE_AFTER_HOURS,
     downloadVerifyMaxAgeSeconds: file.downloadVerifyMaxAgeSeconds ?? 3600,
     pgBinDir: env.PGKEEP_PG_BIN_DIR || file.pgBinDir,
     logLevel: env.PGKEEP_LOG_LEVEL || 'info',

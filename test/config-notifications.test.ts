@@ -39,9 +39,9 @@ t.test('channels are read with their defaults; secrets come inline, from ${ENV} 
       { name: 'teams', type: 'teams', url: 'https://example.webhook.office.com/x', timeoutSeconds: 3 },
     ],
     webhooks: ['https://hooks.example/legacy'],
-    maxBackupAgeHours: 26,
+    staleAfterHours: 26,
     notificationCheckMinutes: 2,
-    targets: { main: { url: 'postgres://u@h/d', maxBackupAgeHours: 8 }, other: { url: 'postgres://u@h/o' } },
+    targets: { main: { url: 'postgres://u@h/d', staleAfterHours: 8 }, other: { url: 'postgres://u@h/o' } },
   }, { SLACK_URL: SECRET }, { 'ntfy-token': 'tk_abc\n', 'bot-token': '123:AAH-token\n', 'smtp-pw': 'pw-Secr3t\n' })
   const [slack, ntfy, telegram, email, teams] = config.notifications.channels
   t.match(slack, { type: 'slack', url: SECRET, events: ['backup.failed', 'backup.succeeded'], timeoutMs: 10_000 })
@@ -49,10 +49,10 @@ t.test('channels are read with their defaults; secrets come inline, from ${ENV} 
   t.match(telegram, { type: 'telegram', botToken: '123:AAH-token', chatId: '-1001234567890', apiUrl: 'https://api.telegram.org' })
   t.match(email, { type: 'email', port: 587, tls: 'starttls', password: 'pw-Secr3t', subjectPrefix: '[pgkeep]' })
   t.match(teams, { type: 'teams', format: 'adaptive', timeoutMs: 3000 })
-  t.equal(config.notifications.maxBackupAgeHours, 26)
+  t.equal(config.staleAfterHours, 26)
   t.equal(config.notifications.checkIntervalMs, 120_000)
-  t.equal(config.targets.main.maxBackupAgeHours, 8)
-  t.equal(config.targets.other.maxBackupAgeHours, undefined, 'the global default applies')
+  t.equal(config.targets.main.staleAfterHours, 8)
+  t.equal(config.targets.other.staleAfterHours, undefined, 'the global default applies')
   t.match(configuredChannels(config).at(-1), { name: 'webhooks-1', type: 'webhook', url: 'https://hooks.example/legacy', events: ['backup.failed', 'backup.warning', 'validation.failed', 'schedule.missed'] })
   t.same(loadConfig({ PGKEEP_BACKUP_DIR: '/tmp' }).notifications, { channels: [], checkIntervalMs: 300_000 }, 'none configured: none')
 })
@@ -84,7 +84,7 @@ t.test('a bad channel stops the start with one line naming the field', async t =
     const message = refusal(t, { notifications })
     t.ok(message.startsWith(expected), `${JSON.stringify(notifications)} -> ${message}`)
   }
-  t.match(refusal(t, { targets: { main: { url: 'postgres://u@h/d', maxBackupAgeHours: 0 } } }), /^targets\.main\.maxBackupAgeHours: must be greater than 0/)
+  t.match(refusal(t, { targets: { main: { url: 'postgres://u@h/d', staleAfterHours: -1 } } }), /^targets\.main\.staleAfterHours: must be at least 0/)
   t.match(refusal(t, { notificationCheckMinutes: 0 }), /^notificationCheckMinutes: must be at least 1/)
   t.equal(refusal(t, { webhooks: ['https://a.example/x'], notifications: [{ ...slack, name: 'webhooks-1' }] }),
     'notifications[0].name: "webhooks-1" is the name of webhooks[0]; choose another')

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { loadConfig } from '../server/config.ts'
+import { loadConfig, staleAfterHoursOf } from '../server/config.ts'
 
 const SECRET = 'Sup3r-secret'
 
@@ -117,4 +117,16 @@ t.test('storage: a directory or s3://BUCKET[/PREFIX], copies each their own, pat
   t.match(refusal(t, { PGKEEP_S3_FORCE_PATH_STYLE: 'yes' }), /PGKEEP_S3_FORCE_PATH_STYLE: must be true or false/)
   t.match(refusal(t, { PGKEEP_S3_PART_SIZE_MB: '4' }), /PGKEEP_S3_PART_SIZE_MB: must be between 5 and 64/)
   t.match(refusal(t, { PGKEEP_S3_EQUAL_PARTS: 'sure' }), /PGKEEP_S3_EQUAL_PARTS: must be true or false/)
+})
+
+t.test('staleAfterHours: a global default of 26, a target may say its own (0 = never), negative refused', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'pgkeep.json')
+  writeFileSync(file, JSON.stringify({ staleAfterHours: 48, targets: { a: { url: 'postgres://x@h/a', staleAfterHours: 0 }, b: { url: 'postgres://x@h/b' } } }))
+  const config = loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_CONFIG: file })
+  t.equal(staleAfterHoursOf(config, 'a'), 0)
+  t.equal(staleAfterHoursOf(config, 'b'), 48)
+  t.equal(loadConfig({ PGKEEP_BACKUP_DIR: dir }).staleAfterHours, 26)
+  t.match(refusal(t, {}, { staleAfterHours: -1 }), /^invalid configuration: staleAfterHours: /)
 })

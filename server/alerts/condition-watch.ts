@@ -1,5 +1,5 @@
 import type { ListQuery, ListResult } from '../../schemas/backup.ts'
-import type { Config } from '../config.ts'
+import { staleAfterHoursOf, type Config } from '../config.ts'
 import { probeFreeSpace } from '../engine/health.ts'
 import type { Notice } from './notice.ts'
 
@@ -8,7 +8,7 @@ export interface BackupLister {
   list (query: ListQuery): ListResult
 }
 
-export type WatchConfig = Pick<Config, 'targets' | 'backupDir' | 'storage' | 'minFreeBytes' | 'notifications'>
+export type WatchConfig = Pick<Config, 'targets' | 'staleAfterHours' | 'backupDir' | 'storage' | 'minFreeBytes' | 'notifications'>
 
 /**
  * Conditions no single event reveals, looked at periodically: a target whose newest completed backup is older
@@ -57,8 +57,9 @@ export class ConditionWatch {
   async checkStale (): Promise<void> {
     const now = this.#now()
     for (const target of Object.values(this.#config.targets)) {
-      const maxAgeHours = target.maxBackupAgeHours ?? this.#config.notifications.maxBackupAgeHours
-      if (maxAgeHours === undefined) continue
+      // the overview's "stale" badge and this alert read the one setting (0 = never stale)
+      const maxAgeHours = staleAfterHoursOf(this.#config, target.name)
+      if (maxAgeHours === 0) continue
       const newest = this.#source.list({ target: target.name, status: 'completed', sort: 'createdAt', order: 'desc', pageSize: 1 }).items[0]
       const lastAt = newest ? Date.parse(newest.finishedAt ?? newest.createdAt) : undefined
       const stale = now - (lastAt ?? this.#startedAt) > maxAgeHours * 3_600_000

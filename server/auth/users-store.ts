@@ -57,6 +57,10 @@ function bumpGeneration (u: StoredUser): void {
 /** A hash to compare against when the user does not exist, so timing does not reveal which usernames exist. */
 let dummyHash: Promise<string> | undefined
 
+function refuseNoAdminLeft (after: StoredUser[], what: string): void {
+  if (!after.some(u => u.role === 'admin')) throw new PgkeepError('CONFLICT', `cannot ${what}: no admin would be left; add another admin first`)
+}
+
 export function validatePassword (password: string): void {
   if (password.length < 8) throw new InvalidInputError('password must be at least 8 characters', 'password')
   if (password.length > 1024) throw new InvalidInputError('password must be at most 1024 characters', 'password')
@@ -112,11 +116,13 @@ export class UsersStore {
     })
   }
 
-  async remove (username: string): Promise<void> {
+  /** keepAnAdmin (the dashboard): refuse to remove the last admin, which would leave only the CLI to recover. */
+  async remove (username: string, opts: { keepAnAdmin?: boolean } = {}): Promise<void> {
     await this.#queue.run(async () => {
       const file = await this.#load()
       const next = file.users.filter(u => u.username !== username)
       if (next.length === file.users.length) throw new NotFoundError(`user "${username}"`)
+      if (opts.keepAnAdmin) refuseNoAdminLeft(next, `remove "${username}"`)
       await writeJsonAtomic(this.path, { ...file, users: next })
     })
   }
@@ -134,11 +140,12 @@ export class UsersStore {
     })
   }
 
-  async setRole (username: string, role: Role): Promise<void> {
+  async setRole (username: string, role: Role, opts: { keepAnAdmin?: boolean } = {}): Promise<void> {
     await this.#queue.run(async () => {
       const file = await this.#load()
       const u = file.users.find(x => x.username === username)
       if (!u) throw new NotFoundError(`user "${username}"`)
+      if (opts.keepAnAdmin) refuseNoAdminLeft(file.users.map(x => x === u ? { ...x, role } : x), `make "${username}" ${role}`)
       u.role = role
       bumpGeneration(u)
       await writeJsonAtomic(this.path, file)

@@ -34,6 +34,8 @@ import drillRoutes from './routes/drills.ts'
 import drillSchedulerPlugin from './plugins/app/drill-scheduler.ts'
 import notificationRoutes from './routes/notifications.ts'
 import setRoutes from './routes/sets.ts'
+import overviewRoutes from './routes/overview.ts'
+import adminRoutes from './routes/admin.ts'
 
 export interface AppDeps {
   /** an already open BackupService (tests, or a caller that manages its life); otherwise the app opens and closes one */
@@ -121,6 +123,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(auditRoutes, { prefix: '/api/audit' })
   await app.register(healthRoutes, { prefix: '/api/health' })
   await app.register(targetRoutes, { prefix: '/api/targets' })
+  await app.register(overviewRoutes, { prefix: '/api/overview' })
+  await app.register(adminRoutes, { prefix: '/api', secret })
   await app.register(metricsRoutes)
   await app.register(staticPlugin, { root: deps.clientDir ?? defaultClientDir })
   return app

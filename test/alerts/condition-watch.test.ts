@@ -16,8 +16,7 @@ t.test('a target is stale past its maximum age: told once, cleared by a fresh ba
   t.teardown(base.cleanup)
   const config = {
     ...base,
-    targets: { default: { ...base.targets.default, maxBackupAgeHours: 2 }, unwatched: { ...base.targets.default, name: 'unwatched' } },
-    notifications: { ...base.notifications, maxBackupAgeHours: undefined },
+    targets: { default: { ...base.targets.default, staleAfterHours: 2 }, unwatched: { ...base.targets.default, name: 'unwatched', staleAfterHours: 0 } },
   }
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
@@ -29,7 +28,7 @@ t.test('a target is stale past its maximum age: told once, cleared by a fresh ba
   t.same(told, [], 'no backup yet, but the watch has just started: not stale')
   now += 3 * HOUR
   await watch.checkStale()
-  t.same(told, [{ event: 'target.stale', target: { name: 'default', maxAgeHours: 2 } }], 'no completed backup in 3 h; the target without a maximum age is not watched')
+  t.same(told, [{ event: 'target.stale', target: { name: 'default', maxAgeHours: 2 } }], 'no completed backup in 3 h; the target with staleAfterHours 0 is not watched')
   await watch.checkStale()
   t.equal(told.length, 1, 'told once, not at every check')
 
@@ -43,10 +42,10 @@ t.test('a target is stale past its maximum age: told once, cleared by a fresh ba
   t.same(told[1], { event: 'target.stale', target: { name: 'default', maxAgeHours: 2, lastBackupAt: backup.finishedAt, lastBackupName: backup.name } })
 })
 
-t.test('the global maximum age applies to targets that set none', async t => {
+t.test('the global staleAfterHours applies to targets that set none', async t => {
   const base = testConfig(cluster, 'condition_watch_app')
   t.teardown(base.cleanup)
-  const config = { ...base, notifications: { ...base.notifications, maxBackupAgeHours: 1 } }
+  const config = { ...base, staleAfterHours: 1 }
   const service = await openService(config)
   t.teardown(() => service.close({ cancelRunning: true }))
   const told: Notice[] = []

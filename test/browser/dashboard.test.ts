@@ -49,6 +49,15 @@ t.test('a running backup shows its percent rising at least three times, then tur
   await recordAttribute(page, 'statuses', `article[data-backup-id="${id}"]`, 'data-status')
 
   await page.waitForFunction(sel => Number(document.querySelector(sel)?.getAttribute('data-percent') || 0) >= 25, `article[data-backup-id="${id}"] .percent`)
+  // one look (text and line boxes together) while the dump still runs, at phone width where space is tightest
+  await page.setViewportSize(PHONE)
+  const rate = await page.evaluate(sel => {
+    const el = document.querySelector(sel)
+    return el && { text: el.textContent ?? '', lines: el.getClientRects().length }
+  }, `article[data-backup-id="${id}"] .rate`)
+  await page.setViewportSize(DESKTOP)
+  t.match(rate?.text, /^[\d.]+\u00a0(B|KiB|MiB|GiB)\/s$/, 'the rate is in IEC units, its number and unit bound')
+  t.equal(rate?.lines, 1, 'a rate never wraps, even on a phone')
   await card.locator('details summary').click()
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-mid-dump-1280.png'), fullPage: true })
   await page.setViewportSize(PHONE)

@@ -21,9 +21,28 @@ t.test('a completed backup is restored from the list into a new database, follow
   if (!await create.isChecked()) await create.check()
   await recordAttribute(page, 'percents', 'dialog .percent', 'data-percent')
   await recordAttribute(page, 'restoreStatuses', 'dialog [data-restore-status]', 'data-restore-status')
+  // how many percent figures a sighted user sees at once in the dialog (the screen-reader line aside), at every change
+  await page.evaluate(() => {
+    const w = window as unknown as { percentShown: number[] }
+    w.percentShown = []
+    const count = (): void => {
+      const box = document.querySelector('dialog[open]')
+      if (!box) return
+      const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT)
+      let n = 0
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (node.parentElement?.closest('.sr-only')) continue
+        n += (node.textContent ?? '').match(/\d+(?:\.\d+)?\s?(?:%|percent)/g)?.length ?? 0
+      }
+      w.percentShown.push(n)
+    }
+    new MutationObserver(count).observe(document.body, { subtree: true, childList: true, characterData: true })
+  })
   await dialog.getByRole('button', { name: 'Restore' }).click()
 
   await dialog.locator('[data-restore-status="completed"]').waitFor({ timeout: 90_000 })
+  const shown = await page.evaluate(() => (window as unknown as { percentShown: number[] }).percentShown)
+  t.equal(Math.max(...shown), 1, 'the dialog never shows two percent figures at once')
   await page.screenshot({ path: join(ARTIFACTS, 'restore-completed-1280.png'), fullPage: true })
   const percents = (await recorded(page, 'percents')).filter(Boolean).map(Number)
   t.equal(percents.at(-1), 100, `ends at 100 % (${percents.join(' → ')})`)

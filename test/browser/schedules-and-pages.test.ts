@@ -64,7 +64,8 @@ t.test('the storage page charts sizes and durations, and the audit page lists wh
   t.equal(await admin.waitTerminal(backup.id), 'completed')
   await page.getByRole('link', { name: 'Storage' }).click()
   await page.getByRole('heading', { name: /^default/ }).waitFor()
-  t.equal(await page.locator('svg[role="img"]').count(), 3, 'space over time, sizes and durations')
+  await page.locator('.chart[role="img"] canvas').nth(2).waitFor()
+  t.equal(await page.locator('.chart[role="img"]').count(), 3, 'space over time, sizes and durations')
 
   await page.getByRole('link', { name: 'Audit log' }).click()
   await page.locator('tr', { hasText: 'backup.create' }).first().waitFor()

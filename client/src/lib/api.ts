@@ -1,8 +1,9 @@
 /** The one module all HTTP goes through: typed from schemas/, same-origin cookie auth, 401 → login. */
-import type { BackupReply, BackupWithProgress, CreateBackupRequest, ListQuery, ListResult, RestoreRequest } from '../../../schemas/backup.ts'
+import type { BackupReply, BackupWithProgress, CleanupRequest, CleanupResult, CreateBackupRequest, ListQuery, ListResult, RestoreRequest } from '../../../schemas/backup.ts'
 import type { DeletedReply } from '../../../schemas/common.ts'
 import type { ErrorReply } from '../../../schemas/errors.ts'
-import type { Role, User, LoginReply, LogoutReply } from '../../../schemas/auth.ts'
+import type { Role, User, LoginReply, LogoutReply, TokenCreate, TokenCreated, TokenInfo, TokenList, UserCreate, UserList } from '../../../schemas/auth.ts'
+import type { Overview } from '../../../schemas/overview.ts'
 import type { AuditEntry, AuditPage } from '../../../schemas/audit.ts'
 import type { Schedule, ScheduleCreate, ScheduleList, SchedulePatch } from '../../../schemas/schedule.ts'
 import type { RestoreReply, RestoreState } from '../../../schemas/restore.ts'
@@ -12,8 +13,8 @@ import type { DeliveryResult, NotificationChannelInfo, NotificationChannelList }
 import type { SetReply } from '../../../schemas/sets.ts'
 import { router } from './router.svelte.ts'
 
-export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState }
 export type { DeliveryResult, NotificationChannelInfo }
+export type { Role, User, AuditEntry, AuditPage, Schedule, ScheduleCreate, SchedulePatch, RestoreState, TokenInfo, TokenCreated, Overview, CleanupResult }
 export class ApiError extends Error {
   readonly statusCode: number
   readonly code: string
@@ -92,6 +93,19 @@ export const api = {
   deleteSchedule: (name: string) => request<DeletedReply>('DELETE', `/api/schedules/${encodeURIComponent(name)}`),
 
   listTargets: () => request<TargetList>('GET', '/api/targets').then(r => r.items),
+
+  overview: () => request<Overview>('GET', '/api/overview'),
+  pinBackup: (id: string, pinned: boolean) => request<BackupReply>('POST', `/api/backup/${id}/pin`, { pinned }).then(r => r.backup),
+  cleanup: (req: CleanupRequest) => request<CleanupResult>('POST', '/api/backup/cleanup', req),
+
+  listUsers: () => request<UserList>('GET', '/api/users').then(r => r.items),
+  addUser: (u: UserCreate) => request<User>('POST', '/api/users', u),
+  setUserRole: (username: string, role: Role) => request<User>('PUT', `/api/users/${encodeURIComponent(username)}/role`, { role }),
+  resetPassword: (username: string, password: string) => request<User>('PUT', `/api/users/${encodeURIComponent(username)}/password`, { password }),
+  removeUser: (username: string) => request<DeletedReply>('DELETE', `/api/users/${encodeURIComponent(username)}`),
+  listTokens: () => request<TokenList>('GET', '/api/tokens').then(r => r.items),
+  createToken: (t: TokenCreate) => request<TokenCreated>('POST', '/api/tokens', t),
+  revokeToken: (id: string) => request<TokenInfo>('DELETE', `/api/tokens/${id}`),
 
   listAudit: (page: number, pageSize: number) => request<AuditPage>('GET', `/api/audit${qs({ page, pageSize })}`),
 

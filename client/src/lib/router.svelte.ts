@@ -1,10 +1,16 @@
 /** A tiny history-API router: the server serves index.html for every dashboard path. */
-export const ROUTES = ['/login', '/dashboard/backup', '/dashboard/schedules', '/dashboard/audit', '/dashboard/storage', '/dashboard/drills', '/dashboard/notifications'] as const
+/** A new page adds its path here and its entry in BackupManager's page list. */
+export const ROUTES = [
+  '/login', '/dashboard', '/dashboard/backup', '/dashboard/schedules', '/dashboard/audit', '/dashboard/storage',
+  '/dashboard/cleanup', '/dashboard/admin', '/dashboard/drills', '/dashboard/notifications',
+] as const
 export type Route = typeof ROUTES[number]
+/** where a login lands and where unknown paths go: the overview answers "are my databases backed up?" */
+export const HOME: Route = '/dashboard'
 
 function normalise (path: string): Route {
   const trimmed = path.replace(/\/+$/, '')
-  return (ROUTES as readonly string[]).includes(trimmed) ? trimmed as Route : '/dashboard/backup'
+  return (ROUTES as readonly string[]).includes(trimmed) ? trimmed as Route : HOME
 }
 
 class Router {

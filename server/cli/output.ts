@@ -57,11 +57,15 @@ export function printJson (io: CliIO, value: unknown): void {
   io.stdout.write(JSON.stringify(value, null, 2) + '\n')
 }
 
+export const BACKUP_COLUMNS = ['ID', 'NAME', 'TARGET', 'STATUS', 'SIZE', 'CREATED', 'DURATION', 'DRILL']
+
+/** One backup's line of `pgkeep list`; a set's member passes the name it is shown under. */
+export function backupRow (b: Backup, name = b.name): string[] {
+  return [b.id, name, b.target, b.status + (b.pinned ? '*' : ''), formatBytes(b.sizeBytes), formatTime(b.createdAt), formatDuration(backupDuration(b)), drillCell(b)]
+}
+
 export function backupRows (items: Backup[]): string {
-  return table(
-    ['ID', 'NAME', 'TARGET', 'STATUS', 'SIZE', 'CREATED', 'DURATION', 'DRILL'],
-    items.map(b => [b.id, b.name, b.target, b.status + (b.pinned ? '*' : ''), formatBytes(b.sizeBytes), formatTime(b.createdAt), formatDuration(backupDuration(b)), drillCell(b)]),
-  )
+  return table(BACKUP_COLUMNS, items.map(b => backupRow(b)))
 }
 
 /** "restore proven <when>" for a backup whose last drill passed; FAILED when it did not; empty when never drilled. */

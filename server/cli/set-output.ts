@@ -1,6 +1,6 @@
 import type { Backup } from '../../schemas/backup.ts'
 import type { BackupSet, SetRestoreState } from '../../schemas/sets.ts'
-import { backupDuration, formatBytes, formatDuration, formatTime, table } from './output.ts'
+import { BACKUP_COLUMNS, backupRow, formatBytes, formatDuration, formatTime, plural, table } from './output.ts'
 
 function setDuration (s: BackupSet): number | undefined {
   const starts = s.members.map(m => m.startedAt).filter((x): x is string => x !== undefined).sort()
@@ -20,18 +20,16 @@ export function listRows (items: Backup[], sets: Map<string, BackupSet>): string
   for (const b of items) {
     const set = b.set === undefined ? undefined : sets.get(b.set.id)
     if (set === undefined) {
-      rows.push([b.id, b.name, b.target, b.status + (b.pinned ? '*' : ''), formatBytes(b.sizeBytes), formatTime(b.createdAt), formatDuration(backupDuration(b))])
+      rows.push(backupRow(b))
       continue
     }
     if (shown.has(set.id)) continue
     shown.add(set.id)
-    rows.push([set.id, `${set.name} (set: ${set.databases.length} database${set.databases.length === 1 ? '' : 's'}${set.members.some(m => m.kind === 'globals') ? ' + globals' : ''})`,
-      set.target, set.status + (set.pinned ? '*' : ''), formatBytes(set.sizeBytes), formatTime(set.createdAt), formatDuration(setDuration(set))])
-    for (const m of set.members) {
-      rows.push([m.id, `  ${memberLabel(m)}: ${m.name}`, m.target, m.status + (m.pinned ? '*' : ''), formatBytes(m.sizeBytes), formatTime(m.createdAt), formatDuration(backupDuration(m))])
-    }
+    rows.push([set.id, `${set.name} (set: ${plural(set.databases.length, 'database')}${set.members.some(m => m.kind === 'globals') ? ' + globals' : ''})`,
+      set.target, set.status + (set.pinned ? '*' : ''), formatBytes(set.sizeBytes), formatTime(set.createdAt), formatDuration(setDuration(set)), ''])
+    for (const m of set.members) rows.push(backupRow(m, `  ${memberLabel(m)}: ${m.name}`))
   }
-  return table(['ID', 'NAME', 'TARGET', 'STATUS', 'SIZE', 'CREATED', 'DURATION'], rows)
+  return table(BACKUP_COLUMNS, rows)
 }
 
 /** `pgkeep info SETID` and the end of `create` for a set. */
@@ -39,7 +37,7 @@ export function setDetails (s: BackupSet): string {
   const head = [
     `Set:       ${s.name} (id ${s.id})`,
     `Status:    ${s.status}${s.pinned ? ', pinned (never removed by cleanup)' : ''}`,
-    `Target:    ${s.target}, ${s.databases.length} database(s): ${s.databases.join(', ')}`,
+    `Target:    ${s.target}, ${plural(s.databases.length, 'database')}: ${s.databases.join(', ')}`,
     `Size:      ${formatBytes(s.sizeBytes)}`,
     `Created:   ${formatTime(s.createdAt)} by ${s.createdBy}`,
     ...(s.error ? [`Error:     ${s.error.code}: ${s.error.message}`] : []),

@@ -20,7 +20,7 @@ t.test('create --all-databases makes one set; list shows it as one entry with it
   t.equal(created.code, 0, created.stderr)
   t.match(created.stdout, /^Set: +default-set-\S+ \(id (\S+)\)$/m)
   t.match(created.stdout, /Status: +completed/)
-  t.match(created.stdout, /2 database\(s\): cli_sets_one, cli_sets_two/)
+  t.match(created.stdout, /2 databases: cli_sets_one, cli_sets_two/)
   const setId = /\(id (\S+)\)/.exec(created.stdout)![1]
 
   const list = await runCli(['list'], env)

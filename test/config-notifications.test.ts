@@ -53,7 +53,7 @@ t.test('channels are read with their defaults; secrets come inline, from ${ENV} 
   t.equal(config.notifications.checkIntervalMs, 120_000)
   t.equal(config.targets.main.staleAfterHours, 8)
   t.equal(config.targets.other.staleAfterHours, undefined, 'the global default applies')
-  t.match(configuredChannels(config).at(-1), { name: 'webhooks-1', type: 'webhook', url: 'https://hooks.example/legacy', events: ['backup.failed', 'backup.warning', 'validation.failed', 'schedule.missed'] })
+  t.match(configuredChannels(config).at(-1), { name: 'webhooks-1', type: 'webhook', url: 'https://hooks.example/legacy', events: ['backup.failed', 'backup.warning', 'validation.failed', 'schedule.missed', 'drill.failed'] })
   t.same(loadConfig({ PGKEEP_BACKUP_DIR: '/tmp' }).notifications, { channels: [], checkIntervalMs: 300_000 }, 'none configured: none')
 })
 

@@ -35,7 +35,7 @@ export interface NotificationSource {
 }
 
 /** What the config file's plain `webhooks` list always meant: these events, to a generic webhook. */
-const LEGACY_WEBHOOK_EVENTS: NotificationEvent[] = ['backup.failed', 'backup.warning', 'validation.failed', 'schedule.missed']
+const LEGACY_WEBHOOK_EVENTS: NotificationEvent[] = ['backup.failed', 'backup.warning', 'validation.failed', 'schedule.missed', 'drill.failed']
 
 /** Every channel of a configuration: `notifications`, then each URL of `webhooks` as `webhooks-1`, `webhooks-2`, ... */
 export function configuredChannels (config: Pick<Config, 'webhooks' | 'notifications'>): ChannelConfig[] {

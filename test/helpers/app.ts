@@ -22,6 +22,8 @@ export interface TestApp {
   token: Record<Role, string>
   /** inject with `Authorization: Bearer <token of role>`; role undefined = no auth */
   as (role: Role | undefined, opts: InjectOptions): Promise<LightMyRequestResponse>
+  /** POST /api/backup/create as an operator, waited for; throws unless it completed. Resolves to its id. */
+  completedBackup (body?: Record<string, unknown>): Promise<string>
 }
 
 export interface BuildOptions {
@@ -77,7 +79,14 @@ export async function build (t: Test, config: Config, opts: BuildOptions = {}): 
   }
   const as = (role: Role | undefined, opts: InjectOptions): Promise<LightMyRequestResponse> =>
     app.inject({ ...opts, headers: { ...opts.headers, ...(role ? { authorization: `Bearer ${token[role]}` } : {}) } })
-  return { app, config: app.config, service: app.backupService, logs, token, as }
+  const completedBackup = async (body: Record<string, unknown> = { compression: 'none' }): Promise<string> => {
+    const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: body })
+    if (res.statusCode !== 202) throw new Error(res.body)
+    const done = await app.backupService.waitFor(res.json().backup.id)
+    if (done.status !== 'completed') throw new Error(JSON.stringify(done.error))
+    return done.id
+  }
+  return { app, config: app.config, service: app.backupService, logs, token, as, completedBackup }
 }
 
 /** Another API token of that role (revocable by its name). */

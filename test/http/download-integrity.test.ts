@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync, writeSync } from 'node:fs'
+import { flipByte } from '../helpers/flip-byte.ts'
 import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -28,15 +28,6 @@ async function completed (body: Record<string, unknown> = { compression: 'none' 
   const b = await service.waitFor((await service.create(body, 'test')).id)
   if (b.status !== 'completed') throw new Error(JSON.stringify(b.error))
   return b
-}
-
-function flipByte (file: string, at: number): void {
-  const fd = openSync(file, 'r+')
-  const byte = Buffer.alloc(1)
-  readSync(fd, byte, 0, 1, at)
-  byte[0] ^= 0xff
-  writeSync(fd, byte, 0, 1, at)
-  closeSync(fd)
 }
 
 interface Download {

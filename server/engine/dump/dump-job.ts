@@ -329,7 +329,7 @@ class DumpJob {
     } finally {
       clearInterval(rawTicker)
       stopWatching()
-      check?.kill()
+      await check?.kill()
     }
   }
 

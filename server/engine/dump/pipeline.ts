@@ -59,6 +59,17 @@ class Tee extends Transform {
   override _flush (done: TransformCallback): void {
     this.tap.end(() => done())
   }
+
+  // a dump stopped half-way (cancel, failure) must close the tap too: its reader (the inline check on a FIFO)
+  // would otherwise wait for the rest of the stream for good, and a read blocked on a FIFO keeps the process alive
+  override _destroy (err: Error | null, done: (err: Error | null) => void): void {
+    if (!this.tap.writableFinished) {
+      // the pipeline reports why the dump stopped; the tap's own echo of it is not a second failure
+      this.tap.on('error', () => {})
+      this.tap.destroy(err ?? new Error('the dump stopped before its end'))
+    }
+    done(err)
+  }
 }
 
 function isAbort (err: unknown): boolean {

@@ -1,30 +1,19 @@
-import type { Backup, StoredCopy } from '../../../schemas/backup.ts'
+import type { StoredCopy } from '../../../schemas/backup.ts'
 import type { Target } from '../../config.ts'
 import { PgkeepError, toPgkeepError } from '../../errors.ts'
 import { classifyPgFailure, spawnPgDump } from '../dump/pg-dump-process.ts'
 import { runDumpPipeline } from '../dump/pipeline.ts'
-import type { DumpJobResult, ProgressFields } from '../dump/dump-job.ts'
+import type { DumpJobContext, DumpJobResult } from '../dump/dump-job.ts'
 import { createEncoders } from '../pg/backup-codec.ts'
 import { withTargetClient, versionFromNum } from '../pg/connection.ts'
 import { cancelBackends, checkDumpCompatible } from '../pg/inspector.ts'
 import { prepareChildEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
-import type { Storage } from '../storage/storage.ts'
 import { maintenanceTarget } from './discover.ts'
 
-export interface GlobalsDumpContext {
-  backup: Backup
-  target: Target
-  backupDir: string
-  /** the primary store first, then the copies */
-  storages: Storage[]
-  pgBinDir?: string
-  cancelGraceMs: number
-  signal: AbortSignal
+/** A database dump's context, less what pg_dumpall has no use for (retries, warnings, verification). */
+export type GlobalsDumpContext = Pick<DumpJobContext, 'backup' | 'target' | 'backupDir' | 'storages' | 'pgBinDir' | 'cancelGraceMs' | 'signal' | 'onProgress' | 'onLog' | 'onStarted'> & {
   appName: string
-  onProgress: (p: ProgressFields) => void
-  onLog: (line: string) => void
-  onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
 }
 
 /**

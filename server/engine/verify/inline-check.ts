@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
-import { closeSync, constants, createReadStream, createWriteStream, openSync } from 'node:fs'
+import { closeSync, constants, createReadStream, createWriteStream, openSync, type ReadStream, type WriteStream } from 'node:fs'
 import { join } from 'node:path'
 import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import type { BackupFormat } from '../../../schemas/backup.ts'
 import { PgkeepError } from '../../errors.ts'
@@ -38,8 +39,11 @@ export interface InlineCheck {
   teeSpec: () => Promise<ChildStageSpec>
   /** the raw stream has ended: a pg_restore still reading after EOF_GRACE_MS is stuck (it spins on some cut tars) */
   inputEnded: () => void
-  /** stops the check and releases anyone blocked opening the FIFO; safe to call more than once */
-  kill: () => void
+  /**
+   * stops the check and releases anyone blocked opening the FIFO; resolves once no open of node's is pending
+   * (before the job's directory, and the FIFO with it, goes). Safe to call more than once.
+   */
+  kill: () => Promise<void>
 }
 
 /** Opening a FIFO blocks until the other end opens: whoever waits (a writer whose reader died, or the reverse) is let go. */
@@ -52,16 +56,40 @@ function releaseFifo (fifo: string): void {
   }
 }
 
+/**
+ * node's own opens of the FIFO run on the libuv thread pool and block there until the other end opens. One that
+ * was still queued when the FIFO was released would block for good (and keep the process alive): the release is
+ * repeated until every such open has happened.
+ */
+function fifoOpens (): { track: <S extends ReadStream | WriteStream>(stream: S) => S, settled: () => boolean } {
+  let pending = 0
+  return {
+    track: (stream) => {
+      pending++
+      let done = false
+      const settle = (): void => { if (!done) { done = true; pending-- } }
+      const events = stream as NodeJS.EventEmitter
+      events.once('open', settle).once('close', settle).once('error', settle)
+      return stream
+    },
+    settled: () => pending === 0,
+  }
+}
+
+const RELEASE_EVERY_MS = 20
+const RELEASE_FOR_MS = 10_000
+
 export async function startInlineCheck (format: Exclude<BackupFormat, 'directory'>, dir: string, pgBinDir?: string): Promise<InlineCheck> {
   const fifo = join(dir, 'inline-check.fifo')
   await run(await findCoreutil('mkfifo'), ['-m', '600', fifo], { env: childEnv() })
+  const opens = fifoOpens()
   const stop = new AbortController()
   let stuck = false
   let graceTimer: NodeJS.Timeout | undefined
   let verdict: Promise<CheckOutcome>
   if (format === 'plain') {
     const collector = plainCollector()
-    verdict = pipeline(createReadStream(fifo, { highWaterMark: 1024 * 1024 }), collector.sink, { signal: stop.signal })
+    verdict = pipeline(opens.track(createReadStream(fifo, { highWaterMark: 1024 * 1024 })), collector.sink, { signal: stop.signal })
       .then(() => collector.outcome(), (err: unknown) => ({ ok: false, message: stuck ? 'the check did not finish' : `the raw stream could not be read: ${(err as Error).message}` }))
   } else {
     const pgRestore = await findPgTool('pg_restore', pgBinDir)
@@ -72,14 +100,23 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
       }))
   }
   verdict = verdict.finally(() => clearTimeout(graceTimer))
-  const kill = (): void => {
+  let released: Promise<void> | undefined
+  const kill = async (): Promise<void> => {
     stop.abort()
-    releaseFifo(fifo)
+    released ??= (async () => {
+      const until = Date.now() + RELEASE_FOR_MS
+      releaseFifo(fifo)
+      while (!opens.settled() && Date.now() < until) {
+        await sleep(RELEASE_EVERY_MS)
+        releaseFifo(fifo)
+      }
+    })()
+    await released
   }
   return {
     fifo,
     verdict,
-    tap: () => feedChild(createWriteStream(fifo, { highWaterMark: 1024 * 1024 }), { drainAfterClose: true }),
+    tap: () => feedChild(opens.track(createWriteStream(fifo, { highWaterMark: 1024 * 1024 })), { drainAfterClose: true }),
     teeSpec: async () => ({
       program: 'tee',
       path: await findCoreutil('tee'),
@@ -92,7 +129,7 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
       },
     }),
     inputEnded: () => {
-      graceTimer ??= setTimeout(() => { stuck = true; kill() }, EOF_GRACE_MS)
+      graceTimer ??= setTimeout(() => { stuck = true; void kill() }, EOF_GRACE_MS)
     },
     kill,
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { appendFileSync, closeSync, openSync, readSync, writeSync } from 'node:fs'
+import { appendFileSync } from 'node:fs'
+import { flipByte } from '../../helpers/flip-byte.ts'
 import { LocalStorage } from '../../../server/engine/storage/local-storage.ts'
 import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -22,15 +23,6 @@ async function completed (): Promise<Backup> {
   const b = await service.waitFor((await service.create({ compression: 'none' }, 'test')).id)
   if (b.status !== 'completed') throw new Error(JSON.stringify(b.error))
   return b
-}
-
-function flipByte (file: string, at: number): void {
-  const fd = openSync(file, 'r+')
-  const byte = Buffer.alloc(1)
-  readSync(fd, byte, 0, 1, at)
-  byte[0] ^= 0xff
-  writeSync(fd, byte, 0, 1, at)
-  closeSync(fd)
 }
 
 async function drain (stream: Readable): Promise<{ bytes: Buffer, error?: Error }> {

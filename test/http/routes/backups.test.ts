@@ -10,18 +10,10 @@ import { auditLines, setupApp } from '../helper.ts'
 const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSampleDatabase(cluster, 'backups_app', { rows: 300 })
-const { app, config, as } = await setupApp(t, cluster, 'backups_app')
+const { app, config, as, completedBackup } = await setupApp(t, cluster, 'backups_app')
 const service = app.backupService
 const registryBytes = (): string => readFileSync(join(config.backupDir, 'registry.json'), 'utf8')
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
-
-async function completedBackup (body: Record<string, unknown> = { compression: 'none' }): Promise<string> {
-  const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: body })
-  if (res.statusCode !== 202) throw new Error(res.body)
-  const done = await service.waitFor(res.json().backup.id)
-  if (done.status !== 'completed') throw new Error(JSON.stringify(done.error))
-  return done.id
-}
 
 t.test('an operator creates a backup: 202 with the queued record, then list and status show it completed', async t => {
   const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: { format: 'custom', compression: 'gzip', name: 'nightly-1.dump' } })

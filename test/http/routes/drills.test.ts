@@ -15,18 +15,10 @@ await createSlowRestoreDatabase(cluster, 'drills_slowsrc', 2000)
 const receiver = await startReceiver()
 t.teardown(receiver.stop)
 
-const { app, as, token } = await setupApp(t, cluster, 'drills_slowsrc', {}, { webhooks: [receiver.url] })
+const { app, as, token, completedBackup } = await setupApp(t, cluster, 'drills_slowsrc', {}, { webhooks: [receiver.url] })
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
 
 const drillDatabases = async (): Promise<string[]> => await leftDrillDatabases(cluster, app.config.backupDir)
-
-async function completedBackup (body: Record<string, unknown>): Promise<string> {
-  const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: body })
-  if (res.statusCode !== 202) throw new Error(res.body)
-  const done = await app.backupService.waitFor(res.json().backup.id)
-  if (done.status !== 'completed') throw new Error(JSON.stringify(done.error))
-  return done.id
-}
 
 async function liveSocket (t: Test): Promise<Inbox> {
   let inbox!: Inbox

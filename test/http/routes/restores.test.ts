@@ -14,16 +14,8 @@ const cluster = await testCluster()
 t.teardown(cluster.stop)
 await createSlowRestoreDatabase(cluster, 'restores_slowsrc', 2000)
 
-const { app, as, token } = await setupApp(t, cluster, 'restores_slowsrc')
+const { app, as, token, completedBackup } = await setupApp(t, cluster, 'restores_slowsrc')
 const UNKNOWN_ID = '01936f6e-0000-7000-8000-000000000000'
-
-async function completedBackup (body: Record<string, unknown>): Promise<string> {
-  const res = await as('operator', { method: 'POST', url: '/api/backup/create', payload: body })
-  if (res.statusCode !== 202) throw new Error(res.body)
-  const done = await app.backupService.waitFor(res.json().backup.id)
-  if (done.status !== 'completed') throw new Error(JSON.stringify(done.error))
-  return done.id
-}
 
 async function startRestore (backupId: string, database: string): Promise<string> {
   const res = await as('admin', { method: 'POST', url: `/api/backup/${backupId}/restore`, payload: { database, create: true } })

@@ -3,45 +3,19 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { uuidv7 } from 'uuidv7'
-import type { Backup } from '../schemas/backup.ts'
+import { fakeBackup } from './fake-backups.ts'
 import { Registry } from '../server/engine/store/registry.ts'
 import { percentile, startBenchServer } from './http-setup.ts'
 import { line } from './measure.ts'
 
 const count = Number(process.env.BENCH_LIST_COUNT ?? 10_000)
-const statuses = ['completed', 'completed', 'completed', 'failed', 'cancelled'] as const
 
-function record (i: number): Backup {
-  const at = new Date(Date.UTC(2025, 0, 1) + i * 3600_000)
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')
-  const id = uuidv7()
-  return {
-    id,
-    name: `t${i % 5}-app-${stamp}-${id.slice(-6)}.dump`,
-    target: `t${i % 5}`,
-    database: 'app',
-    format: 'custom',
-    compression: 'zstd',
-    level: 3,
-    options: { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false },
-    status: statuses[i % statuses.length],
-    createdAt: at.toISOString(),
-    startedAt: at.toISOString(),
-    finishedAt: new Date(at.getTime() + 60_000 + (i % 97) * 1000).toISOString(),
-    sizeBytes: 1_000_000 + i * 37,
-    rawBytes: 3_000_000 + i * 91,
-    sha256: 'ab'.repeat(32),
-    createdBy: i % 2 ? 'alice' : 'schedule:nightly',
-    pinned: false,
-  }
-}
 
 const backupDir = mkdtempSync(join(tmpdir(), 'pgkeep-bench-list-'))
 try {
   // synthetic records written through the registry itself, as if 10,000 dumps had run
   const registry = await Registry.open(backupDir)
-  await registry.update((all) => { for (let i = 0; i < count; i++) { const b = record(i); all.set(b.id, b) } })
+  await registry.update((all) => { for (let i = 0; i < count; i++) { const b = fakeBackup(i); all.set(b.id, b) } })
   const server = await startBenchServer({ backupDir })
   try {
     const queries = [

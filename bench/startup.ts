@@ -7,8 +7,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { uuidv7 } from 'uuidv7'
-import type { Backup } from '../schemas/backup.ts'
+import { fakeBackup } from './fake-backups.ts'
 import { Registry } from '../server/engine/store/registry.ts'
 import { fmtMs, line, runMeasured } from './measure.ts'
 
@@ -17,28 +16,6 @@ const runs = Number(process.env.BENCH_STARTUP_RUNS ?? 15)
 const bin = fileURLToPath(new URL('../bin/pgkeep.js', import.meta.url))
 const bundle = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 
-function record (i: number): Backup {
-  const at = new Date(Date.UTC(2025, 0, 1) + i * 3600_000)
-  const id = uuidv7()
-  return {
-    id,
-    name: `t${i % 5}-app-${at.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}-${id.slice(-6)}.dump`,
-    target: `t${i % 5}`,
-    database: 'app',
-    format: 'custom',
-    compression: 'zstd',
-    level: 3,
-    options: { schemaOnly: false, dataOnly: false, schemas: [], excludeTables: [], jobs: 1, noOwner: false, noPrivileges: false },
-    status: 'completed',
-    createdAt: at.toISOString(),
-    startedAt: at.toISOString(),
-    finishedAt: new Date(at.getTime() + 60_000).toISOString(),
-    sizeBytes: 1_000_000 + i * 37,
-    sha256: 'ab'.repeat(32),
-    createdBy: 'alice',
-    pinned: false,
-  }
-}
 
 const TIME = '/usr/bin/time'
 
@@ -73,7 +50,7 @@ if (!existsSync(bundle)) console.log('dist/cli is missing: run `npm run build` f
 const backupDir = mkdtempSync(join(tmpdir(), 'pgkeep-bench-startup-'))
 try {
   const registry = await Registry.open(backupDir)
-  await registry.update((all) => { for (let i = 0; i < count; i++) { const b = record(i); all.set(b.id, b) } })
+  await registry.update((all) => { for (let i = 0; i < count; i++) { const b = fakeBackup(i); all.set(b.id, b) } })
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, PGKEEP_BACKUP_DIR: backupDir }
   console.log(`median of ${runs} runs each; ${count} backups in the registry`)
   const bare = await median(process.execPath, ['-e', '0'], env)

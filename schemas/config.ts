@@ -69,6 +69,10 @@ export const ConfigFile = Type.Object({
   staleAfterHours: Type.Optional(Type.Number({ minimum: 0, maximum: 8760 })),
   downloadVerifyMaxAgeSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
   pgBinDir: Type.Optional(Type.String()),
+  /** the shared catalog: postgres://USER@HOST:PORT/DATABASE (env PGKEEP_CATALOG_URL wins); absent = files in the backups dir */
+  catalog: Type.Optional(Type.String({ minLength: 1 })),
+  /** a file holding the catalog user's password, instead of one in the URL (env PGKEEP_CATALOG_PASSWORD_FILE wins) */
+  catalogPasswordFile: Type.Optional(Type.String({ minLength: 1 })),
   /** where backups are written: a directory or s3://BUCKET[/PREFIX] (env PGKEEP_STORAGE wins) */
   storage: Type.Optional(Type.String({ minLength: 1 })),
   /** extra destinations every dump is written to at the same time (env PGKEEP_STORAGE_COPIES wins) */

@@ -48,6 +48,8 @@ export interface Config {
   /** pgkeep's own state: registry, users, tokens, audit, schedules; and the default storage */
   backupDir: string
   storage: StorageConfig
+  /** the shared PostgreSQL catalog (server/catalog); absent = the file catalog in backupDir */
+  catalog?: Target
   host: string
   port: number
   /** proxies whose X-Forwarded-For/-Proto are believed: a hop count or their addresses/CIDRs; none when absent */
@@ -278,6 +280,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     backupDir,
     storage: storageConfig(env, file, backupDir, fileDir),
+    catalog: catalogTarget(env, file, fileDir),
     host: env.PGKEEP_HOST || '127.0.0.1',
     port: intFromEnv(env, 'PGKEEP_PORT', 8080, 0, 65535),
     trustProxy: trustProxyFromEnv(env),
@@ -302,6 +305,27 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     drill: drillSettings(file, targets, (name, url, field) => targetFromUrl(name, url, env, field), fileDir),
     drillSchedules: drillSchedules(file, Object.keys(targets)),
   }
+}
+
+/** The shared catalog's connection: a URL (env or file) and, optionally, a password file (kept out of the URL, argv and logs). */
+function catalogTarget (env: NodeJS.ProcessEnv, file: ConfigFile, fileDir: string): Target | undefined {
+  const fromEnv = env.PGKEEP_CATALOG_URL?.trim()
+  const url = fromEnv || file.catalog
+  if (url === undefined || url === '') return undefined
+  const target = targetFromUrl('catalog', url, env, fromEnv ? 'PGKEEP_CATALOG_URL' : 'catalog')
+  const passwordFile = env.PGKEEP_CATALOG_PASSWORD_FILE?.trim()
+    ? resolve(env.PGKEEP_CATALOG_PASSWORD_FILE.trim())
+    : file.catalogPasswordFile !== undefined ? resolve(fileDir, file.catalogPasswordFile) : undefined
+  if (passwordFile !== undefined) {
+    try {
+      target.password = readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '')
+    } catch {
+      fail(env.PGKEEP_CATALOG_PASSWORD_FILE ? 'PGKEEP_CATALOG_PASSWORD_FILE' : 'catalogPasswordFile', 'cannot be read')
+    }
+  }
+  // the catalog is pgkeep's own database, not something it dumps: no lock-wait default to carry
+  delete target.lockWaitTimeoutSeconds
+  return target
 }
 
 /** A storage location as written by the user: `s3://bucket[/prefix]`, `file:///dir`, or a path (relative to `baseDir`). */

@@ -130,3 +130,19 @@ t.test('staleAfterHours: a global default of 26, a target may say its own (0 = n
   t.equal(loadConfig({ PGKEEP_BACKUP_DIR: dir }).staleAfterHours, 26)
   t.match(refusal(t, {}, { staleAfterHours: -1 }), /^invalid configuration: staleAfterHours: /)
 })
+
+t.test('catalog: a postgres:// URL (env wins over the file), a password file kept out of the URL, bad ones refused', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgkeep-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  t.equal(loadConfig({ PGKEEP_BACKUP_DIR: dir }).catalog, undefined)
+  writeFileSync(join(dir, 'catalog.pw'), `${SECRET}\n`)
+  writeFileSync(join(dir, 'pgkeep.json'), JSON.stringify({ catalog: 'postgres://keeper@db.example:5433/pgkeep', catalogPasswordFile: 'catalog.pw' }))
+  t.match(loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_CONFIG: join(dir, 'pgkeep.json') }).catalog,
+    { name: 'catalog', host: 'db.example', port: 5433, user: 'keeper', database: 'pgkeep', password: SECRET })
+  t.match(loadConfig({ PGKEEP_BACKUP_DIR: dir, PGKEEP_CONFIG: join(dir, 'pgkeep.json'), PGKEEP_CATALOG_URL: 'postgres://other@h2/cat' }).catalog,
+    { host: 'h2', user: 'other', database: 'cat', password: SECRET })
+  const bad = refusal(t, { PGKEEP_CATALOG_URL: `mysql://root:${SECRET}@h/db` })
+  t.match(bad, /PGKEEP_CATALOG_URL: "mysql:" is not a PostgreSQL URL/)
+  t.notMatch(bad, SECRET)
+  t.match(refusal(t, { PGKEEP_CATALOG_URL: 'postgres://h/db', PGKEEP_CATALOG_PASSWORD_FILE: join(dir, 'missing') }), /PGKEEP_CATALOG_PASSWORD_FILE: cannot be read/)
+})

@@ -5,7 +5,7 @@ import { PgkeepError } from '../../errors.ts'
 /** The driver, loaded by the first connection: commands that never connect (list, info, --help) skip its start-up cost. */
 let driver: typeof pg | undefined
 
-async function loadDriver (): Promise<typeof pg> {
+export async function loadDriver (): Promise<typeof pg> {
   driver ??= (await import('pg')).default
   return driver
 }
@@ -19,7 +19,7 @@ const STATEMENT_TIMEOUT_MS = 60_000
  * libpq sslmodes mapped onto node-postgres, which cannot fall back from TLS to plain:
  * 'prefer'/'allow' therefore connect without TLS, like libpq does when the server has no TLS.
  */
-function sslOption (sslmode: string | undefined): pg.ClientConfig['ssl'] {
+export function sslOption (sslmode: string | undefined): pg.ClientConfig['ssl'] {
   switch (sslmode) {
     case 'require': return { rejectUnauthorized: false }
     case 'verify-ca':

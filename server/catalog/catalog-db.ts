@@ -1,0 +1,169 @@
+import type pg from 'pg'
+import type { Target } from '../config.ts'
+import { PgkeepError } from '../errors.ts'
+import { connectionError, loadDriver, sslOption } from '../engine/pg/connection.ts'
+import { backoffDelay } from '../engine/retry.ts'
+import { migrate } from './migrate.ts'
+
+export const CATALOG_APP_NAME = 'pgkeep-catalog'
+const CONNECT_TIMEOUT_MS = 5000
+const POOL_SIZE = 5
+// a catalog statement is a few rows; one that waits this long is stuck behind a lock, not working
+const STATEMENT_TIMEOUT_MS = 30_000
+// the LISTEN connection's comeback after a catalog restart: soon, then no more than every 5 s
+const LISTEN_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 5000 }
+
+export type Queryable = Pick<pg.PoolClient, 'query'>
+export type NotifyHandler = (payload: string) => void
+
+/**
+ * pgkeep's connection to the shared PostgreSQL catalog (PGKEEP_CATALOG_URL): a small pool for statements and
+ * transactions, and one long-lived connection for LISTEN that comes back by itself after the catalog restarts.
+ * Everything in the catalog lives in the `pgkeep` schema, created and upgraded by migrate.ts at open().
+ */
+export class CatalogDb {
+  readonly target: Target
+  readonly #pool: pg.Pool
+  readonly #handlers = new Map<string, Set<NotifyHandler>>()
+  #listener: pg.Client | undefined
+  #listenerFailures = 0
+  #reconnectTimer: NodeJS.Timeout | undefined
+  #closed = false
+  /** called after the LISTEN connection came back: notifications sent while it was down were lost, so readers re-read */
+  onReconnect: () => void = () => {}
+
+  private constructor (target: Target, pool: pg.Pool) {
+    this.target = target
+    this.#pool = pool
+  }
+
+  /** Connects, runs the migrations the catalog has not seen yet, and starts listening. */
+  static async open (target: Target): Promise<CatalogDb> {
+    const { Pool } = await loadDriver()
+    const pool = new Pool({
+      host: target.host,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      ssl: sslOption(target.sslmode),
+      application_name: CATALOG_APP_NAME,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      max: POOL_SIZE,
+      idleTimeoutMillis: 30_000,
+    })
+    // an idle client dropped by a catalog restart arrives here; unhandled it would kill the process
+    pool.on('error', () => {})
+    const db = new CatalogDb(target, pool)
+    try {
+      await db.transaction(client => migrate(client))
+      await db.#connectListener()
+    } catch (err) {
+      await pool.end().catch(() => {})
+      throw err
+    }
+    return db
+  }
+
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow> (text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.#pool.query<R>(text, values)
+    } catch (err) {
+      throw this.#wrap(err)
+    }
+  }
+
+  /** fn runs inside BEGIN/COMMIT on one connection; a throw rolls back. */
+  async transaction<T> (fn: (client: Queryable) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient
+    try {
+      client = await this.#pool.connect()
+    } catch (err) {
+      throw this.#wrap(err)
+    }
+    try {
+      await client.query('BEGIN')
+      const result = await fn(client)
+      await client.query('COMMIT')
+      return result
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw this.#wrap(err)
+    } finally {
+      client.release()
+    }
+  }
+
+  /** Calls handler with each NOTIFY payload on channel (a plain identifier) until the returned function is called. */
+  async listen (channel: string, handler: NotifyHandler): Promise<() => void> {
+    if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`not a channel name: ${channel}`)
+    let set = this.#handlers.get(channel)
+    if (set === undefined) {
+      set = new Set()
+      this.#handlers.set(channel, set)
+      await this.#listener?.query(`LISTEN ${channel}`).catch(() => {})
+    }
+    set.add(handler)
+    return () => { set.delete(handler) }
+  }
+
+  /** pg_notify within a transaction's client (sent at commit) or on its own. */
+  async notify (channel: string, payload: string, client?: Queryable): Promise<void> {
+    const q = 'SELECT pg_catalog.pg_notify($1, $2)'
+    if (client !== undefined) await client.query(q, [channel, payload])
+    else await this.query(q, [channel, payload])
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#reconnectTimer)
+    await this.#listener?.end().catch(() => {})
+    await this.#pool.end().catch(() => {})
+  }
+
+  async #connectListener (): Promise<void> {
+    const { Client } = await loadDriver()
+    const t = this.target
+    const client = new Client({
+      host: t.host, port: t.port, user: t.user, password: t.password, database: t.database,
+      ssl: sslOption(t.sslmode), application_name: CATALOG_APP_NAME, connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      for (const channel of this.#handlers.keys()) await client.query(`LISTEN ${channel}`)
+    } catch (err) {
+      await client.end().catch(() => {})
+      throw connectionError(err, t)
+    }
+    client.on('notification', msg => {
+      for (const handler of this.#handlers.get(msg.channel) ?? []) handler(msg.payload ?? '')
+    })
+    client.on('end', () => {
+      if (this.#listener === client) this.#listener = undefined
+      this.#scheduleReconnect()
+    })
+    this.#listener = client
+    this.#listenerFailures = 0
+  }
+
+  #scheduleReconnect (): void {
+    if (this.#closed || this.#reconnectTimer !== undefined) return
+    const delay = backoffDelay(this.#listenerFailures++, LISTEN_RETRY)
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined
+      if (this.#closed) return
+      this.#connectListener().then(() => { this.onReconnect() }, () => { this.#scheduleReconnect() })
+    }, delay)
+    this.#reconnectTimer.unref()
+  }
+
+  #wrap (err: unknown): unknown {
+    if (err instanceof PgkeepError) return err
+    // SQL errors of our own statements are bugs or conflicts the caller handles; connection failures get the words
+    const code = (err as { code?: unknown })?.code
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57') && code !== '53300') return err
+    return connectionError(err, this.target)
+  }
+}

@@ -1,6 +1,9 @@
 import { PgkeepError } from '../errors.ts'
-import type { Queryable } from './catalog-db.ts'
+import type pg from 'pg'
 import { MIGRATIONS, type Migration } from './migrations/index.ts'
+
+// the same as catalog-db.ts's Queryable, said here so the two modules do not import each other
+type Queryable = Pick<pg.PoolClient, 'query'>
 
 // one key for every pgkeep that opens the catalog: instances starting together migrate one after the other
 const MIGRATE_LOCK_KEY = 'pgkeep.migrate'

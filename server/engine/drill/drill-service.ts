@@ -8,7 +8,7 @@ import type { EngineLogger } from '../backup-events.ts'
 import { dropDatabase } from '../restore/database.ts'
 import { backupBytes } from '../storage/backup-bytes.ts'
 import type { StorageSet } from '../storage/storage-set.ts'
-import { DrillRecords, type DrillRecord } from '../store/drill-records.ts'
+import { DrillRecords, type DrillRecord, type DrillStore } from '../store/drill-records.ts'
 import { pidStillOwns } from '../store/file-lock.ts'
 import { DrillRun, drillDatabaseName } from './drill-job.ts'
 
@@ -21,6 +21,8 @@ export interface DrillHost {
   recordDrill: (backupId: string, summary: DrillSummary) => Promise<void>
   announce: (drill: Drill) => void
   log: EngineLogger
+  /** where drills are recorded; default `.pgkeep/drills.json` in the backups dir */
+  records?: DrillStore
 }
 
 export const DRILL_INTERRUPTED_MESSAGE = 'pgkeep stopped while this drill was running; its scratch databases were dropped at the next start'
@@ -47,17 +49,17 @@ export function settingsFor (config: Config, targetName: string): DrillSettings<
 
 /**
  * Restore drills (docs/drills.md): starts them, follows the running ones, keeps the history
- * (`.pgkeep/drills.json`), and at start-up drops what a dead drill left on its server.
+ * (`.pgkeep/drills.json` or the catalog), and at start-up drops what a dead drill left on its server.
  */
 export class DrillService {
   private readonly running = new Map<string, DrillRun>()
   /** each drill until its outcome is on the backup too: resolves with its final record */
   private readonly ending = new Map<string, Promise<DrillRecord>>()
-  readonly records: DrillRecords
+  readonly records: DrillStore
   private closing = false
 
   constructor (private readonly host: DrillHost) {
-    this.records = new DrillRecords(host.config.backupDir)
+    this.records = host.records ?? new DrillRecords(host.config.backupDir)
   }
 
   /** The backup a request names: by id (completed only), or the newest completed one of a target. */

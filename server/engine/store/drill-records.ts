@@ -21,8 +21,26 @@ interface DrillFile { version: 1, drills: DrillRecord[] }
 /** History kept: the newest ended drills, whatever their age; running ones always. */
 const KEEP_ENDED_MAX = 500
 
+/** Drops the ended drills beyond the newest KEEP_ENDED_MAX (those with scratch databases left to drop are kept). */
+export function pruneEnded (records: Map<string, DrillRecord>): void {
+  const ended = [...records.values()].filter(r => r.status !== 'running' && !r.leftovers?.length)
+    .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
+  ended.slice(KEEP_ENDED_MAX).forEach(r => records.delete(r.id))
+}
+
+/**
+ * Where drills are recorded: `.pgkeep/drills.json` (DrillRecords, below) or the PostgreSQL catalog
+ * (catalog/pg-drill-records.ts). update's fn sees every record, re-read under the store's lock.
+ */
+export interface DrillStore {
+  all (): Promise<DrillRecord[]>
+  get (id: string): Promise<DrillRecord | undefined>
+  update (fn: (records: Map<string, DrillRecord>) => void): Promise<void>
+  put (record: DrillRecord): Promise<void>
+}
+
 /** `<backupDir>/.pgkeep/drills.json`: the drill history, written atomically under its own inter-process lock. */
-export class DrillRecords {
+export class DrillRecords implements DrillStore {
   readonly path: string
   private readonly lockPath: string
 
@@ -54,9 +72,7 @@ export class DrillRecords {
       await removeStaleTempFiles(join(this.path, '..'), 'drills.json')
       const records = new Map((await this.all()).map(r => [r.id, r]))
       fn(records)
-      const ended = [...records.values()].filter(r => r.status !== 'running' && !r.leftovers?.length)
-        .sort((a, b) => b.startedAt.localeCompare(a.startedAt))
-      ended.slice(KEEP_ENDED_MAX).forEach(r => records.delete(r.id))
+      pruneEnded(records)
       const file: DrillFile = { version: 1, drills: [...records.values()] }
       await writeFileAtomic(this.path, JSON.stringify(file, null, 2) + '\n')
     })

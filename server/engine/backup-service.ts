@@ -7,6 +7,8 @@ import {
 import type { RestoreState } from '../../schemas/restore.ts'
 import { setStatus, type BackupSet, type SetListQuery, type SetListResult, type SetRestoreRequest, type SetRestoreState } from '../../schemas/sets.ts'
 import type { Config } from '../config.ts'
+import { CatalogDb } from '../catalog/catalog-db.ts'
+import { PgDrillRecords } from '../catalog/pg-drill-records.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
@@ -50,6 +52,11 @@ export interface BackupServiceOptions {
   restoreKeepMs?: number
   /** opens a storage location (the config's, or one an older record names) */
   openStorage?: StorageOpener
+  /**
+   * the shared PostgreSQL catalog, already open (the server shares one with its other rooms; the caller closes
+   * it). Without it, config.catalog makes the service open its own and close it with the service.
+   */
+  catalog?: CatalogDb
 }
 
 
@@ -116,6 +123,8 @@ export class BackupService extends BackupEvents {
   private readonly setRestores = new Map<string, SetRestoreRun>()
   private pollTimer?: NodeJS.Timeout
   private closing = false
+  /** the catalog this service opened itself (closed with it) */
+  private ownCatalog?: CatalogDb
 
   private constructor (
     readonly config: Config,
@@ -124,6 +133,8 @@ export class BackupService extends BackupEvents {
     private readonly log: EngineLogger,
     private readonly retry: RetryPolicy,
     restoreKeepMs?: number,
+    /** the shared PostgreSQL catalog the backups and drills are in; undefined: the files in the backups dir */
+    readonly catalog?: CatalogDb,
   ) {
     super()
     this.restoreTracker = new RestoreTracker(s => this.emit('restore', s), restoreKeepMs)
@@ -137,13 +148,37 @@ export class BackupService extends BackupEvents {
       backups: () => this.registry.all(),
       recordDrill: async (id, summary) => { await this.recordDrill(id, summary) },
       announce: d => this.emit('drill', d),
+      ...(catalog !== undefined ? { records: new PgDrillRecords(catalog) } : {}),
     })
   }
 
   static async open (config: Config, opts: BackupServiceOptions = {}): Promise<BackupService> {
+    const ownCatalog = opts.catalog === undefined && config.catalog !== undefined ? await CatalogDb.open(config.catalog) : undefined
+    try {
+      const service = await BackupService.openOn(config, opts, opts.catalog ?? ownCatalog)
+      service.ownCatalog = ownCatalog
+      return service
+    } catch (err) {
+      await ownCatalog?.close()
+      throw err
+    }
+  }
+
+  private static async openOn (config: Config, opts: BackupServiceOptions, catalog: CatalogDb | undefined): Promise<BackupService> {
     const log = opts.logger ?? silentLogger
     const stores = new StorageSet(config, opts.openStorage ?? configuredOpener(config))
-    const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m), manifests: stores.primary })
+    const registry = await Registry.open(config.backupDir, { onWarning: m => log.warn(m), manifests: stores.primary, catalog })
+    try {
+      return await BackupService.recoverAndStart(config, opts, stores, registry, catalog)
+    } catch (err) {
+      await registry.close()
+      throw err
+    }
+  }
+
+  /** Start-up repair after a crash (backups, restores, drills), then the service. */
+  private static async recoverAndStart (config: Config, opts: BackupServiceOptions, stores: StorageSet, registry: Registry, catalog: CatalogDb | undefined): Promise<BackupService> {
+    const log = opts.logger ?? silentLogger
     // a read-only backups dir (a mounted copy, a snapshot) can still be listed and read; only repair needs writes
     const unlessReadOnly = <T>(fallback: T) => (err: unknown): T => {
       if (!READ_ONLY_ERRNOS.has((err as NodeJS.ErrnoException)?.code ?? '')) throw err
@@ -158,7 +193,7 @@ export class BackupService extends BackupEvents {
     for (const name of recovered.removedPassfiles) log.info(`removed the passfile directory ${name} of a pgkeep process that is gone`)
     await stopOrphanedBackends(config, recovered.interrupted, log)
     await copyPinsToManifests(registry, stores, log).catch(unlessReadOnly(undefined))
-    const service = new BackupService(config, stores, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs)
+    const service = new BackupService(config, stores, registry, log, opts.retry ?? DEFAULT_RETRY, opts.restoreKeepMs, catalog)
     const restores = await recoverRestores(service.restoreRecords, config.targets, m => log.warn(m))
     for (const s of restores) {
       log.warn(`restore ${s.restoreId} into ${s.database} was interrupted by a crash or stop; marked ${s.status}${s.error ? ` (${s.error.code})` : ''}`)
@@ -826,5 +861,7 @@ export class BackupService extends BackupEvents {
     await Promise.all(running.map(([, job]) => job.done))
     await this.drills.close()
     await this.restoreTracker.close()
+    await this.registry.close()
+    await this.ownCatalog?.close()
   }
 }

@@ -32,6 +32,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   serve: { summary: 'run the web dashboard and the HTTP API', load: async () => await import('./commands/serve.ts') },
   user: { summary: 'add, list, remove users and change their password or role', load: async () => await import('./commands/user.ts') },
   token: { summary: 'create, list and revoke API tokens', load: async () => await import('./commands/token.ts') },
+  catalog: { summary: 'import the file catalog (registry.json, drills) into the PostgreSQL catalog', load: async () => await import('./commands/catalog.ts') },
   notify: { summary: 'list the notification channels, or send one a test message', load: async () => await import('./commands/notify.ts') },
 }
 

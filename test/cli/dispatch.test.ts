@@ -12,7 +12,7 @@ import { memoryIO, runCli } from './cli-runner.ts'
 const LOCAL_COMMANDS = ['create', 'list', 'info', 'status', 'validate', 'cleanup', 'delete', 'restore', 'drill', 'pin', 'cancel', 'download', 'reindex', 'doctor']
 
 t.test('the command table names every documented command', async t => {
-  t.same(Object.keys(COMMANDS).sort(), [...LOCAL_COMMANDS, 'serve', 'user', 'token', 'notify'].sort())
+  t.same(Object.keys(COMMANDS).sort(), [...LOCAL_COMMANDS, 'serve', 'user', 'token', 'notify', 'catalog'].sort())
 })
 
 t.test('pgkeep --help lists every command with its summary and exits 0', async t => {

@@ -33,7 +33,7 @@ export interface BenchServer {
 }
 
 /** A listening app on a fresh backups dir; with a cluster, its `default` target is `db` there. */
-export async function startBenchServer (opts: { cluster?: TestCluster, db?: string, backupDir?: string } = {}): Promise<BenchServer> {
+export async function startBenchServer (opts: { cluster?: TestCluster, db?: string, backupDir?: string, env?: Record<string, string> } = {}): Promise<BenchServer> {
   const backupDir = opts.backupDir ?? mkdtempSync(join(tmpdir(), 'pgkeep-bench-http-'))
   const config = loadConfig({
     PATH: process.env.PATH,
@@ -42,6 +42,7 @@ export async function startBenchServer (opts: { cluster?: TestCluster, db?: stri
     PGKEEP_JWT_SECRET: BENCH_JWT_SECRET,
     PGKEEP_LOG_LEVEL: 'warn',
     ...(opts.cluster ? { PGKEEP_PG_BIN_DIR: opts.cluster.binDir } : {}),
+    ...opts.env,
   })
   const app = await buildApp(config, { logStream: { write () {} }, rateLimits: { global: 10_000_000, create: 10_000_000, login: 1000 } })
   await app.listen({ port: 0, host: '127.0.0.1' })

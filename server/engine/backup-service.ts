@@ -46,7 +46,7 @@ import { openVerifiedFiles, type ReadOptions, type VerifiedBackup } from './veri
 export interface BackupServiceOptions {
   logger?: EngineLogger
   retry?: RetryPolicy
-  /** re-read registry.json this often to see another process's writes (the CLI and the server share a dir); 0 = never */
+  /** re-read the catalog this often to see another process's writes (registry.json: the CLI and the server share a dir; the PostgreSQL catalog: a net under its notifications); 0 = never */
   registryPollMs?: number
   /** how long a finished restore's state stays readable (default 10 minutes) */
   restoreKeepMs?: number
@@ -104,7 +104,7 @@ async function copyPinsToManifests (registry: Registry, stores: StorageSet, log:
   await registry.update(async (all) => {
     for (const { id } of todo) {
       const b = all.get(id)
-      if (b !== undefined && await lagging(b) && !await recordInManifest(stores.of(b), b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in registry.json`)
+      if (b !== undefined && await lagging(b) && !await recordInManifest(stores.of(b), b)) log.warn(`manifest of ${b.name} could not be read; its pin is only in ${registry.label}`)
     }
   })
 }
@@ -422,7 +422,7 @@ export class BackupService extends BackupEvents {
    */
   private async recordEverywhere (b: Backup): Promise<void> {
     if (!await recordInManifest(this.stores.of(b), b)) {
-      this.log.warn(`manifest of ${b.name} could not be read; its pin and verification are only in registry.json`)
+      this.log.warn(`manifest of ${b.name} could not be read; its pin and verification are only in ${this.registry.label}`)
     }
     for (const copy of this.stores.copiesOf(b)) {
       await recordInManifest(copy, b).catch((err: unknown) => { this.log.warn(`the manifest of ${b.name} in ${copy.url} was not updated: ${(err as Error).message}`) })

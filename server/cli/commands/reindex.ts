@@ -7,8 +7,9 @@ export const command: Command = {
   name: 'reindex',
   help: `Usage: pgkeep reindex [--json]
 
-Rebuilds the registry (registry.json) from the <name>.manifest.json files next to each completed
-backup. Use it after copying backups in from elsewhere or when the registry was lost.
+Rebuilds the registry (registry.json, or the PostgreSQL catalog when PGKEEP_CATALOG_URL is set) from
+the <name>.manifest.json files next to each completed backup. Use it after copying backups in from
+elsewhere or when the registry was lost.
 
 ${GLOBAL_HELP}
 `,

@@ -1,6 +1,9 @@
 import { PgkeepError } from '../errors.ts'
-import type { Queryable } from './catalog-db.ts'
+import type pg from 'pg'
 import { MIGRATIONS, type Migration } from './migrations/index.ts'
+
+// catalog-db.ts's Queryable, said again here: importing it from there would make the two modules a cycle
+type Queryable = Pick<pg.PoolClient, 'query'>
 
 // one key for every pgkeep that opens the catalog: instances starting together migrate one after the other
 const MIGRATE_LOCK_KEY = 'pgkeep.migrate'

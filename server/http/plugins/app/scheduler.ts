@@ -23,7 +23,9 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
   const config = opts.config ?? fastify.config
   const { notifier } = fastify
   const store = await scheduleStore(config.backupDir, fastify.catalog)
+  // the scheduler owns the store once open; a refused start (a stored schedule this config cannot run) hands it back
   const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog, store })
+    .catch(async (err: unknown) => { await store.close?.(); throw err })
   const log = fastify.log.child({ component: 'scheduler' })
 
   scheduler.on('missed', ({ schedule, missed }) => {

@@ -4,10 +4,22 @@ import type { AuditEntry, AuditPage } from '../../schemas/audit.ts'
 import { ensurePrivateDir } from '../auth/secure-file.ts'
 
 /**
+ * The audit log, wherever it is kept: the JSONL file (AuditLog) or the shared catalog (PgAuditLog). Entries come
+ * back newest first, in the order they were appended.
+ */
+export interface AuditStore {
+  append (entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void>
+  page (page?: number, pageSize?: number): Promise<AuditPage>
+  /** Waits for every append in flight (and makes them durable). */
+  flush (): Promise<void>
+  close (): Promise<void>
+}
+
+/**
  * `<backupDir>/.pgkeep/audit.jsonl` (0600): one JSON object per line, each appended with a single write on an
  * O_APPEND descriptor so lines from the server and the CLI never interleave.
  */
-export class AuditLog {
+export class AuditLog implements AuditStore {
   readonly path: string
   #fh?: Promise<FileHandle>
   #pending = new Set<Promise<unknown>>()
@@ -71,6 +83,6 @@ export class AuditLog {
   }
 }
 
-function stripUndefined<T extends object> (o: T): T {
+export function stripUndefined<T extends object> (o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T
 }

@@ -4,7 +4,7 @@ import { createSigner, createVerifier } from 'fast-jwt'
 import { ROLES, TOKEN_NAME_PATTERN, type Role, type TokenInfo } from '../../schemas/auth.ts'
 import { InvalidInputError, NotFoundError, PgkeepError } from '../errors.ts'
 import { readJson, SerialQueue, writeJsonAtomic } from './secure-file.ts'
-import type { UsersStore } from './users-store.ts'
+import type { UserAccounts } from './users-store.ts'
 
 /** Claims pgkeep puts in every JWT it issues. */
 export interface TokenClaims {
@@ -21,7 +21,7 @@ export interface TokenClaims {
 
 export interface Principal { username: string, role: Role, kind: 'session' | 'api', jti: string, exp?: number }
 
-interface TokensFile {
+export interface TokensFile {
   version: 1
   tokens: TokenInfo[]
   /** logged-out sessions, kept until their natural expiry */
@@ -51,11 +51,49 @@ export function verifyJwt (secret: string, token: string): TokenClaims {
   return createVerifier({ key: secret, algorithms: ['HS256'] })(token) as TokenClaims
 }
 
+export interface NewToken { name: string, role: Role, createdBy: string, expiresInSeconds?: number }
+
+/** Checks a new API token's name and role and signs it: the JWT (shown once, never stored) and its record. */
+export function issueToken (secret: string, opts: NewToken): { token: string, info: TokenInfo } {
+  if (!tokenNameRe.test(opts.name)) throw new InvalidInputError(`invalid token name "${opts.name}": use letters, digits, . _ - (max 64)`, 'name')
+  if (!ROLES.includes(opts.role)) throw new InvalidInputError(`invalid role "${opts.role}": use viewer, operator or admin`, 'role')
+  const now = new Date()
+  const info: TokenInfo = {
+    id: randomUUID(),
+    name: opts.name,
+    role: opts.role,
+    createdAt: now.toISOString(),
+    createdBy: opts.createdBy,
+    ...(opts.expiresInSeconds ? { expiresAt: new Date(now.getTime() + opts.expiresInSeconds * 1000).toISOString() } : {}),
+  }
+  const token = signJwt(secret, { sub: `token:${opts.name}`, jti: info.id, kind: 'api', role: opts.role }, opts.expiresInSeconds)
+  return { token, info }
+}
+
+export const tokenNameTaken = (name: string): PgkeepError => new PgkeepError('CONFLICT', `a token named "${name}" already exists; revoke it first`)
+
+/**
+ * API tokens and logged-out sessions, wherever they are kept: the tokens file (TokenStore) or the shared catalog
+ * (PgTokenStore). Only metadata is kept: a token is a signed JWT shown once; revoking marks its id (the jti).
+ */
+export interface ApiTokens {
+  list (): Promise<TokenInfo[]>
+  get (id: string): Promise<TokenInfo | undefined>
+  /** Creates an API token; returns the JWT (to be shown once) and its record. */
+  create (secret: string, opts: NewToken): Promise<{ token: string, info: TokenInfo }>
+  /** Revokes by id (or by name, for the CLI's convenience). */
+  revoke (idOrName: string): Promise<TokenInfo>
+  /** Logout: the session's id is refused until the session would have expired anyway. */
+  revokeSession (jti: string, exp: number): Promise<void>
+  /** Whether verified claims still grant access now, and as whom (see TokenStore.principalFor). */
+  principalFor (claims: TokenClaims, users: UserAccounts): Promise<Principal | undefined>
+}
+
 /**
  * API tokens and the revocation list at `<backupDir>/.pgkeep/tokens.json` (0600). Only the metadata is
  * stored: a token is a signed JWT shown once; revoking marks its id (the JWT's jti).
  */
-export class TokenStore {
+export class TokenStore implements ApiTokens {
   readonly path: string
   readonly #queue = new SerialQueue()
 
@@ -76,22 +114,11 @@ export class TokenStore {
   }
 
   /** Creates an API token; returns the JWT (to be shown once) and its record. */
-  async create (secret: string, opts: { name: string, role: Role, createdBy: string, expiresInSeconds?: number }): Promise<{ token: string, info: TokenInfo }> {
-    if (!tokenNameRe.test(opts.name)) throw new InvalidInputError(`invalid token name "${opts.name}": use letters, digits, . _ - (max 64)`, 'name')
-    if (!ROLES.includes(opts.role)) throw new InvalidInputError(`invalid role "${opts.role}": use viewer, operator or admin`, 'role')
-    const now = new Date()
-    const info: TokenInfo = {
-      id: randomUUID(),
-      name: opts.name,
-      role: opts.role,
-      createdAt: now.toISOString(),
-      createdBy: opts.createdBy,
-      ...(opts.expiresInSeconds ? { expiresAt: new Date(now.getTime() + opts.expiresInSeconds * 1000).toISOString() } : {}),
-    }
-    const token = signJwt(secret, { sub: `token:${opts.name}`, jti: info.id, kind: 'api', role: opts.role }, opts.expiresInSeconds)
+  async create (secret: string, opts: NewToken): Promise<{ token: string, info: TokenInfo }> {
+    const { token, info } = issueToken(secret, opts)
     await this.#queue.run(async () => {
       const file = await this.#load()
-      if (file.tokens.some(t => t.name === opts.name && !t.revokedAt)) throw new PgkeepError('CONFLICT', `a token named "${opts.name}" already exists; revoke it first`)
+      if (file.tokens.some(t => t.name === opts.name && !t.revokedAt)) throw tokenNameTaken(opts.name)
       file.tokens.push(info)
       await writeJsonAtomic(this.path, file)
     })
@@ -125,7 +152,7 @@ export class TokenStore {
    * session must not be logged out, its user must still exist and still carry the stamp the session was issued
    * under (a password or role change, or removal and re-adding, ends it); the role is read fresh.
    */
-  async principalFor (claims: TokenClaims, users: UsersStore): Promise<Principal | undefined> {
+  async principalFor (claims: TokenClaims, users: UserAccounts): Promise<Principal | undefined> {
     if (typeof claims.jti !== 'string' || typeof claims.sub !== 'string') return undefined
     const file = await this.#load()
     if (claims.kind === 'api') {

@@ -4,7 +4,8 @@ import { ROLES, USERNAME_PATTERN, type Role, type User } from '../../schemas/aut
 import { InvalidInputError, NotFoundError, PgkeepError } from '../errors.ts'
 import { readJson, SerialQueue, writeJsonAtomic } from './secure-file.ts'
 
-interface StoredUser {
+/** A user as the users file keeps it. */
+export interface StoredUser {
   username: string
   role: Role
   /** scrypt$N$r$p$salt(base64)$hash(base64) */
@@ -16,7 +17,7 @@ interface StoredUser {
   /** bumped on password and role changes; sessions carry the value they were issued under */
   generation?: number
 }
-interface UsersFile { version: 1, users: StoredUser[] }
+export interface UsersFile { version: 1, users: StoredUser[] }
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keyLen: 64 }
 const usernameRe = new RegExp(USERNAME_PATTERN)
@@ -42,7 +43,7 @@ export async function checkPassword (password: string, stored: string): Promise<
 /** A user as a session sees it: `sessionStamp` changes whenever that user's sessions must end. */
 export interface SessionUser extends User { sessionStamp: string }
 
-function sessionStampOf (u: StoredUser): string {
+export function sessionStampOf (u: Pick<StoredUser, 'id' | 'createdAt' | 'generation'>): string {
   // users written before stamps existed have no id; their creation time stands in until the next change
   return `${u.id ?? `legacy-${u.createdAt}`}.${u.generation ?? 0}`
 }
@@ -57,8 +58,21 @@ function bumpGeneration (u: StoredUser): void {
 /** A hash to compare against when the user does not exist, so timing does not reveal which usernames exist. */
 let dummyHash: Promise<string> | undefined
 
-function refuseNoAdminLeft (after: StoredUser[], what: string): void {
+/** The same work as checking a real password, for a username that does not exist. */
+export async function checkAgainstNobody (password: string): Promise<void> {
+  dummyHash ??= hashPassword(randomBytes(16).toString('hex'))
+  await checkPassword(password, await dummyHash)
+}
+
+export function refuseNoAdminLeft (after: Pick<StoredUser, 'role'>[], what: string): void {
   if (!after.some(u => u.role === 'admin')) throw new PgkeepError('CONFLICT', `cannot ${what}: no admin would be left; add another admin first`)
+}
+
+/** What a new user must look like, whichever store keeps it. */
+export function checkNewUser (username: string, role: Role, password: string): void {
+  if (!usernameRe.test(username)) throw new InvalidInputError(`invalid username "${username}": use letters, digits, . _ @ - (max 64)`, 'username')
+  if (!ROLES.includes(role)) throw new InvalidInputError(`invalid role "${role}": use viewer, operator or admin`, 'role')
+  validatePassword(password)
 }
 
 export function validatePassword (password: string): void {
@@ -67,10 +81,29 @@ export function validatePassword (password: string): void {
 }
 
 /**
+ * The dashboard/API users, wherever they are kept: the users file (UsersStore) or the shared catalog
+ * (PgUsersStore). Passwords go in, never out: no method returns a hash.
+ */
+export interface UserAccounts {
+  list (): Promise<User[]>
+  isEmpty (): Promise<boolean>
+  get (username: string): Promise<User | undefined>
+  /** The user with their current session stamp: a session issued under another stamp is over. */
+  sessionUser (username: string): Promise<SessionUser | undefined>
+  add (username: string, role: Role, password: string): Promise<User>
+  /** keepAnAdmin (the dashboard): refuse to remove the last admin, which would leave only the CLI to recover. */
+  remove (username: string, opts?: { keepAnAdmin?: boolean }): Promise<void>
+  setPassword (username: string, password: string): Promise<void>
+  setRole (username: string, role: Role, opts?: { keepAnAdmin?: boolean }): Promise<void>
+  /** The user when the password matches; undefined otherwise (same work either way). */
+  verifyPassword (username: string, password: string): Promise<SessionUser | undefined>
+}
+
+/**
  * The users file `<backupDir>/.pgkeep/users.json` (0600). Re-read on every call, so a user added with the
  * CLI while the server runs can log in at once.
  */
-export class UsersStore {
+export class UsersStore implements UserAccounts {
   readonly path: string
   readonly #queue = new SerialQueue()
 
@@ -102,9 +135,7 @@ export class UsersStore {
   }
 
   async add (username: string, role: Role, password: string): Promise<User> {
-    if (!usernameRe.test(username)) throw new InvalidInputError(`invalid username "${username}": use letters, digits, . _ @ - (max 64)`, 'username')
-    if (!ROLES.includes(role)) throw new InvalidInputError(`invalid role "${role}": use viewer, operator or admin`, 'role')
-    validatePassword(password)
+    checkNewUser(username, role, password)
     const passwordHash = await hashPassword(password)
     return await this.#queue.run(async () => {
       const file = await this.#load()
@@ -156,8 +187,7 @@ export class UsersStore {
   async verifyPassword (username: string, password: string): Promise<SessionUser | undefined> {
     const u = (await this.#load()).users.find(x => x.username === username)
     if (!u) {
-      dummyHash ??= hashPassword(randomBytes(16).toString('hex'))
-      await checkPassword(password, await dummyHash)
+      await checkAgainstNobody(password)
       return undefined
     }
     return (await checkPassword(password, u.passwordHash)) ? { username: u.username, role: u.role, sessionStamp: sessionStampOf(u) } : undefined

@@ -5,24 +5,10 @@ import { PgkeepError } from '../errors.ts'
 import { DrillRecords } from '../engine/store/drill-records.ts'
 import { parseRegistry, REGISTRY_FILE } from '../engine/store/file-registry.ts'
 import type { CatalogDb } from './catalog-db.ts'
+import { AUTH_IMPORTERS } from './import-auth.ts'
+import type { CatalogImporter, ImportResult } from './importer.ts'
 import { lockDrills, upsertDrills } from './pg-drill-records.ts'
 import { BACKUPS_CHANNEL, lockBackups, nextChangeSeq, upsertRows } from './pg-registry.ts'
-
-export interface ImportResult {
-  /** records written into the catalog (with dryRun: that would be) */
-  imported: number
-  /** records the catalog already holds (same id, or a live backup of the same name): left as they are */
-  skipped: number
-}
-
-/**
- * One kind of record `pgkeep catalog import` moves from a file catalog (backupDir) into PostgreSQL. Each run is
- * idempotent: what the catalog already holds is skipped, never overwritten (the catalog may have moved on since).
- */
-export interface CatalogImporter {
-  kind: string
-  run (backupDir: string, db: CatalogDb, dryRun: boolean): Promise<ImportResult>
-}
 
 const IMPORT_BATCH = 500
 
@@ -81,10 +67,11 @@ export const drillsImporter: CatalogImporter = {
   },
 }
 
-/** Every kind `pgkeep catalog import` moves, in order; other rooms (users, tokens, audit, schedules) add theirs here. */
-export const IMPORTERS: CatalogImporter[] = [
+/** Every kind `pgkeep catalog import` moves, in order. */
+export const IMPORTERS: readonly CatalogImporter[] = [
   backupsImporter,
   drillsImporter,
+  ...AUTH_IMPORTERS,
 ]
 
 /** Runs each importer in turn; one that fails stops the rest (what was imported before it stays: a rerun skips it). */

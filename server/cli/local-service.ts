@@ -7,7 +7,9 @@ import type { RestoreProgress } from '../../schemas/restore.ts'
 import type { Drill, DrillRequest } from '../../schemas/drill.ts'
 import type { BackupSet, SetListQuery, SetListResult, SetRestoreRequest, SetRestoreState } from '../../schemas/sets.ts'
 import { writeHashed } from './write-hashed.ts'
-import { AuditLog } from '../audit/audit-log.ts'
+import type { AuditStore } from '../audit/audit-log.ts'
+import type { CatalogDb } from '../catalog/catalog-db.ts'
+import { auditStore, openCatalog } from '../catalog/catalog-stores.ts'
 import { AuditTrail, DeletionLog, restoreSubject, type AuditFields } from '../audit/audit-trail.ts'
 import { loadConfig, type Config } from '../config.ts'
 import type { BackupService } from '../engine/backup-service.ts'
@@ -26,24 +28,31 @@ export function cliUser (): string {
 const cliErrorCode = (err: unknown): string => (err instanceof UsageError ? 'INVALID_INPUT' : toPgkeepError(err).code)
 
 /**
- * The audit log of the backups dir, written as the OS user through the `cli` door: the CLI changes the same
- * backups as the server, so its changes are in the same log.
+ * The audit log of the backups dir (or of the shared catalog), written as the OS user through the `cli` door: the
+ * CLI changes the same backups as the server, so its changes are in the same log. Opened by the first entry.
  */
 export class LocalAudit {
-  private readonly log: AuditLog
-  private readonly trail: AuditTrail
+  #opened?: Promise<{ log: AuditStore, catalog?: CatalogDb }>
 
-  constructor (backupDir: string) {
-    this.log = new AuditLog(backupDir)
-    this.trail = new AuditTrail(this.log, { user: cliUser(), door: 'cli' })
-  }
+  constructor (private readonly config: Pick<Config, 'backupDir' | 'catalog'>) {}
 
   async around<T> (action: string, fn: () => Promise<T>, fields?: (result?: T) => AuditFields): Promise<T> {
-    return await this.trail.around(action, fn, fields, cliErrorCode)
+    const { log } = await this.#open()
+    return await new AuditTrail(log, { user: cliUser(), door: 'cli' }).around(action, fn, fields, cliErrorCode)
   }
 
   async close (): Promise<void> {
-    await this.log.close()
+    const opened = await this.#opened?.catch(() => undefined)
+    await opened?.log.close()
+    await opened?.catalog?.close()
+  }
+
+  #open (): Promise<{ log: AuditStore, catalog?: CatalogDb }> {
+    this.#opened ??= (async () => {
+      const catalog = await openCatalog(this.config)
+      return { log: await auditStore(this.config.backupDir, catalog), catalog }
+    })()
+    return this.#opened
   }
 }
 
@@ -63,7 +72,7 @@ async function openService (io: CliIO, globals: Globals, config: Config): Promis
 export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService, audit: LocalAudit) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env)
   const service = await openService(io, globals, config)
-  const audit = new LocalAudit(config.backupDir)
+  const audit = new LocalAudit(config)
   try {
     return await fn(service, audit)
   } finally {
@@ -84,7 +93,7 @@ export class LocalBackupApi implements BackupApi {
 
   constructor (private readonly io: CliIO, private readonly globals: Globals) {
     this.config = loadConfig(io.env)
-    this.audit = new LocalAudit(this.config.backupDir)
+    this.audit = new LocalAudit(this.config)
   }
 
   private async service (): Promise<BackupService> {

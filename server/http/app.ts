@@ -4,6 +4,8 @@ import type { DestinationStream } from 'pino'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../config.ts'
 import { resolveJwtSecret } from '../auth/jwt-secret.ts'
+import type { CatalogDb } from '../catalog/catalog-db.ts'
+import { openCatalog } from '../catalog/catalog-stores.ts'
 import { errorHandler } from './error-codes.ts'
 import cookiePlugin from './plugins/external/cookie.ts'
 import jwtPlugin from './plugins/external/jwt.ts'
@@ -49,6 +51,8 @@ export interface AppDeps {
   cancelRunningOnClose?: boolean
   /** notification retry tuning (tests shorten the backoff) */
   notifier?: NotifierOptions
+  /** an already open shared catalog (tests); otherwise the app opens one when config.catalog is set, and closes it */
+  catalog?: CatalogDb
 }
 
 const BODY_LIMIT = 64 * 1024
@@ -90,6 +94,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.removeContentTypeParser('text/plain')
 
   const secret = await resolveJwtSecret(config)
+  const catalog = deps.catalog ?? await openCatalog(config)
+  // the first onClose hook added runs last: the catalog outlives every plugin that writes to it on close
+  if (catalog !== undefined && deps.catalog === undefined) app.addHook('onClose', async () => { await catalog.close() })
+  app.decorate('catalog', catalog)
   let service = deps.service
   const owned = !service
   service ??= await BackupService.open(config, { logger: app.log, registryPollMs: 2000 })
@@ -99,8 +107,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(jwtPlugin, { secret })
   await app.register(rateLimitPlugin, { limits: { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits } })
   await app.register(backupServicePlugin, { service, owned, cancelRunningOnClose: deps.cancelRunningOnClose ?? false })
-  await app.register(authPlugin, { backupDir: config.backupDir })
-  await app.register(auditPlugin, { backupDir: config.backupDir })
+  await app.register(authPlugin, { backupDir: config.backupDir, catalog })
+  await app.register(auditPlugin, { backupDir: config.backupDir, catalog })
   app.decorate('config', config)
   app.decorate('rateLimits', { ...DEFAULT_RATE_LIMITS, ...deps.rateLimits })
   await app.register(originGuardPlugin)
@@ -134,5 +142,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     config: Config
     rateLimits: RateLimits
+    /** the shared PostgreSQL catalog (config.catalog), one per process; undefined = the file catalog */
+    catalog: CatalogDb | undefined
   }
 }

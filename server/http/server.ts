@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { EXIT_CANCELLED } from '../exit-status.ts'
-import { UsersStore } from '../auth/users-store.ts'
 import { buildApp, type AppDeps } from './app.ts'
 import { identityMismatch } from '../engine/pg/age.ts'
 
@@ -26,7 +25,7 @@ export const FIRST_ADMIN_HINT = 'no users yet: every API call will be refused un
  */
 export async function startServer (config: Config, deps: AppDeps = {}): Promise<RunningServer> {
   const app = await buildApp(config, { cancelRunningOnClose: true, ...deps })
-  if (await new UsersStore(config.backupDir).isEmpty()) app.log.warn(FIRST_ADMIN_HINT)
+  if (await app.users.isEmpty()) app.log.warn(FIRST_ADMIN_HINT)
   const keyWarning = config.encryption?.identityFile ? await identityMismatch(config.encryption.identityFile, config.encryption.recipients).catch((e: Error) => e.message) : undefined
   if (keyWarning) app.log.warn(keyWarning)
   if (config.dev) app.log.warn('PGKEEP_JWT_SECRET is not set: using the generated secret in <backupDir>/.pgkeep/jwt-secret (fine for one machine; set it for anything shared)')

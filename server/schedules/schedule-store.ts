@@ -41,10 +41,31 @@ const checkStoreFile = compileOnUse(StoreFile)
 export const MAX_MISSED_KEPT = 20
 
 /**
+ * Where schedules and their run state are kept: schedules.json (ScheduleStore) or the shared catalog
+ * (PgScheduleStore). Reads are synchronous, from what the store holds in memory; writes are awaited.
+ */
+export interface StoredSchedules {
+  /** where the schedules are kept, for messages */
+  readonly path: string
+  schedules (): StoredSchedule[]
+  state (name: string): ScheduleState | undefined
+  putSchedule (s: StoredSchedule): Promise<void>
+  removeSchedule (name: string): Promise<void>
+  putState (name: string, state: ScheduleState): Promise<void>
+  /** Drops state of schedules that no longer exist (a config schedule removed from the file). */
+  pruneState (keep: Set<string>): Promise<void>
+  /** Resolves once every change made so far is kept. */
+  flush (): Promise<void>
+  /** A store shared with other instances calls fn with the name of each schedule they created, changed or removed. */
+  watch? (fn: (name: string) => void): () => void
+  close? (): Promise<void>
+}
+
+/**
  * schedules.json under <backupDir>/.pgkeep (0600): API-created schedules and every schedule's run
  * state. Writes are atomic and serialized; only the server writes it, so no inter-process lock.
  */
-export class ScheduleStore {
+export class ScheduleStore implements StoredSchedules {
   readonly path: string
   #data: StoreFile
   #writing: Promise<void> = Promise.resolve()

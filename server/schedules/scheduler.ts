@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { isDeepStrictEqual } from 'node:util'
 import { Cron } from 'croner'
 import {
   TERMINAL_STATUSES, type Backup, type CleanupRequest, type CleanupResult, type CreateBackupRequest, type RetentionPolicy,
@@ -7,7 +8,7 @@ import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../s
 import type { Config } from '../config.ts'
 import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { cronProblem, scheduleProblem } from './schedule-rules.ts'
-import { ScheduleStore, type ScheduleState, type StoredSchedule } from './schedule-store.ts'
+import { ScheduleStore, type ScheduleState, type StoredSchedule, type StoredSchedules } from './schedule-store.ts'
 import { AuditTrail, DeletionLog, type AuditSink } from '../audit/audit-trail.ts'
 
 /** The subset of BackupService a scheduler drives. */
@@ -61,7 +62,7 @@ async function auditCleanup (trail: AuditTrail, service: ScheduledBackupService,
  */
 export class Scheduler extends EventEmitter {
   readonly #service: ScheduledBackupService
-  readonly #store: ScheduleStore
+  readonly #store: StoredSchedules
   readonly #targetNames: string[]
   readonly #audit: AuditSink
   readonly #entries = new Map<string, Entry>()
@@ -69,8 +70,9 @@ export class Scheduler extends EventEmitter {
   #cleanupCron?: Cron
   #cleanupUnusable = false
   #closed = false
+  #unwatch: () => void = () => {}
 
-  private constructor (service: ScheduledBackupService, store: ScheduleStore, targetNames: string[], audit: AuditSink) {
+  private constructor (service: ScheduledBackupService, store: StoredSchedules, targetNames: string[], audit: AuditSink) {
     super()
     this.#service = service
     this.#store = store
@@ -90,10 +92,12 @@ export class Scheduler extends EventEmitter {
 
   /**
    * Loads config and stored schedules but starts no timer: call start() once listeners are attached,
-   * so missed runs found at start-up reach them.
+   * so missed runs found at start-up reach them. The store (schedules.json in the backups dir unless given, e.g. the
+   * shared catalog's) is the scheduler's from then on: close() closes it.
    */
-  static async open (service: ScheduledBackupService, config: SchedulerConfig, opts: { audit?: AuditSink } = {}): Promise<Scheduler> {
-    const scheduler = new Scheduler(service, await ScheduleStore.open(config.backupDir), Object.keys(config.targets), opts.audit ?? nowhere)
+  static async open (service: ScheduledBackupService, config: SchedulerConfig, opts: { audit?: AuditSink, store?: StoredSchedules } = {}): Promise<Scheduler> {
+    const store = opts.store ?? await ScheduleStore.open(config.backupDir)
+    const scheduler = new Scheduler(service, store, Object.keys(config.targets), opts.audit ?? nowhere)
     for (const [i, c] of config.schedules.entries()) {
       const def: StoredSchedule = {
         name: c.name, cron: c.cron, backup: c.backup ?? {}, enabled: c.enabled ?? true, createdAt: '', createdBy: 'config',
@@ -138,6 +142,10 @@ export class Scheduler extends EventEmitter {
     }
     for (const entry of this.#entries.values()) await this.#arm(entry, true)
     this.#cleanupCron?.resume()
+    // a store shared with other instances says when one of them created, changed or removed a schedule
+    this.#unwatch = this.#store.watch?.(name => {
+      void this.#track(this.#follow(name).catch((err: unknown) => { this.emit('run-error', { schedule: name, error: toPgkeepError(err) }) }))
+    }) ?? (() => {})
   }
 
   list (): Schedule[] {
@@ -187,10 +195,30 @@ export class Scheduler extends EventEmitter {
   /** Stops every timer; runs in progress finish their bookkeeping (their backups belong to the service). */
   async close (): Promise<void> {
     this.#closed = true
+    this.#unwatch()
     this.#cleanupCron?.stop()
     for (const e of this.#entries.values()) e.cron?.stop()
     await Promise.allSettled([...this.#running])
     await this.#store.flush()
+    await this.#store.close?.()
+  }
+
+  /** Takes over what another instance did to an API schedule: created, changed (re-armed afresh) or removed. */
+  async #follow (name: string): Promise<void> {
+    const entry = this.#entries.get(name)
+    // a config schedule wins over a stored one of the same name, as at start-up
+    if (this.#closed || entry?.source === 'config') return
+    const def = this.#store.schedules().find(s => s.name === name)
+    if (entry && def && isDeepStrictEqual(entry.def, def)) return
+    entry?.cron?.stop()
+    this.#entries.delete(name)
+    if (!def) return
+    // valid where it was saved, but this instance's config may differ (a target it does not have)
+    const problem = scheduleProblem(def, this.#targetNames)
+    if (problem) throw new PgkeepError('CONFIG_INVALID', `schedule "${name}" in ${this.#store.path}: ${problem.field}: ${problem.why}; not run by this instance`)
+    const next: Entry = { def, source: 'api' }
+    this.#entries.set(name, next)
+    await this.#arm(next, false)
   }
 
   /** Refuses at save time what would otherwise fail at every run. */

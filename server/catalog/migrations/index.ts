@@ -3,6 +3,9 @@
 import { base } from './0001-base.ts'
 import { backups } from './0002-backups.ts'
 import { drills } from './0003-drills.ts'
+import { auth } from './0004-auth.ts'
+import { audit } from './0005-audit.ts'
+import { schedules } from './0006-schedules.ts'
 import type { Migration } from './migration.ts'
 
 export type { Migration }
@@ -11,4 +14,7 @@ export const MIGRATIONS: readonly Migration[] = [
   base,
   backups,
   drills,
+  auth,
+  audit,
+  schedules,
 ]

@@ -1,8 +1,8 @@
 import { loadConfig } from '../../config.ts'
 import { ROLES } from '../../../schemas/auth.ts'
-import { AuditLog } from '../../audit/audit-log.ts'
 import { resolveJwtSecret } from '../../auth/jwt-secret.ts'
-import { parseDuration, TokenStore } from '../../auth/token-store.ts'
+import { parseDuration } from '../../auth/token-store.ts'
+import { auditStore, authStores, openCatalog } from '../../catalog/catalog-stores.ts'
 import { enumFlag, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { cliUser } from '../local-service.ts'
@@ -36,8 +36,9 @@ export const command: Command = {
     const { values, positionals, globals } = parseCommandArgs(argv, options, io, { min: 1, max: 2, names: 'subcommand (create, list, revoke)' })
     const [sub, id] = positionals
     const config = loadConfig(io.env)
-    const tokens = new TokenStore(config.backupDir)
-    const audit = new AuditLog(config.backupDir)
+    const catalog = await openCatalog(config)
+    const { tokens } = await authStores(config.backupDir, catalog)
+    const audit = await auditStore(config.backupDir, catalog)
     try {
       switch (sub) {
         case 'create': {
@@ -85,6 +86,7 @@ export const command: Command = {
       }
     } finally {
       await audit.close()
+      await catalog?.close()
     }
   },
 }

@@ -1,7 +1,6 @@
 import { loadConfig } from '../../config.ts'
 import { ROLES, type Role } from '../../../schemas/auth.ts'
-import { AuditLog } from '../../audit/audit-log.ts'
-import { UsersStore } from '../../auth/users-store.ts'
+import { auditStore, authStores, openCatalog } from '../../catalog/catalog-stores.ts'
 import { enumFlag, GLOBAL_HELP, parseCommandArgs, UsageError, write, type CliIO, type Command } from '../command.ts'
 import { EXIT } from '../exit-codes.ts'
 import { cliUser } from '../local-service.ts'
@@ -10,7 +9,8 @@ import { readNewPassword } from '../password-prompt.ts'
 
 const help = `Usage: pgkeep user <add|list|remove|passwd|role> [NAME] [flags]
 
-Manage the dashboard/API users (the users file in <backupDir>/.pgkeep/users.json).
+Manage the dashboard/API users (the users file in <backupDir>/.pgkeep/users.json, or the shared
+catalog when PGKEEP_CATALOG_URL is set).
 
   user add NAME --role viewer|operator|admin [--password-stdin]
   user list
@@ -36,8 +36,9 @@ export const command: Command = {
     const { values, positionals, globals } = parseCommandArgs(argv, options, io, { min: 1, max: 2, names: 'subcommand (add, list, remove, passwd, role)' })
     const [sub, name] = positionals
     const config = loadConfig(io.env)
-    const users = new UsersStore(config.backupDir)
-    const audit = new AuditLog(config.backupDir)
+    const catalog = await openCatalog(config)
+    const { users } = await authStores(config.backupDir, catalog)
+    const audit = await auditStore(config.backupDir, catalog)
     const record = (action: string, subject: string): Promise<void> => audit.append({ user: cliUser(), door: 'cli', ip: 'local', action, subject, outcome: 'ok' })
     const needName = (): string => {
       if (!name) throw new UsageError(`user ${sub} needs a NAME`)
@@ -95,6 +96,7 @@ export const command: Command = {
       }
     } finally {
       await audit.close()
+      await catalog?.close()
     }
   },
 }

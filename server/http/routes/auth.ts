@@ -10,7 +10,7 @@ import { loginAttemptLimit } from '../plugins/external/rate-limit.ts'
 const errors = { 400: ErrorReply, 401: ErrorReply, 429: ErrorReply }
 
 const authRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const limitLoginAttempts = loginAttemptLimit(fastify, fastify.rateLimits)
+  const limitLoginAttempts = loginAttemptLimit(fastify, fastify.rateLimits, fastify.loginAttempts)
 
   fastify.post('/login', {
     schema: { tags: ['auth'], body: LoginRequest, response: { 200: LoginReply, ...errors } },

@@ -1,14 +1,16 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { AuditOutcome } from '../../../../schemas/audit.ts'
-import { AuditLog } from '../../../audit/audit-log.ts'
+import type { AuditStore } from '../../../audit/audit-log.ts'
+import type { CatalogDb } from '../../../catalog/catalog-db.ts'
+import { auditStore } from '../../../catalog/catalog-stores.ts'
 import type { AuditFields } from '../../../audit/audit-trail.ts'
 
 export type AuditDetails = AuditFields & { outcome: AuditOutcome, code?: string, user?: string }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    auditLog: AuditLog
+    auditLog: AuditStore
     /** Appends one audit line for this request's caller. */
     audit (request: FastifyRequest, action: string, details: AuditDetails): Promise<void>
   }
@@ -39,8 +41,8 @@ function codeOf (payload: unknown): string | undefined {
  * Routes name their action in `config.audit`; the line is written in onSend, before the reply leaves, so a
  * client that saw the response can already read its audit entry. Denied and failed calls are recorded too.
  */
-export default fp<{ backupDir: string }>(async (fastify, opts) => {
-  const log = new AuditLog(opts.backupDir)
+export default fp<{ backupDir: string, catalog?: CatalogDb }>(async (fastify, opts) => {
+  const log = await auditStore(opts.backupDir, opts.catalog)
   fastify.decorate('auditLog', log)
   fastify.decorateRequest('auditBackupId', undefined)
   fastify.decorateRequest('auditUser', undefined)

@@ -2,16 +2,21 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ROLES, type Role } from '../../../../schemas/auth.ts'
 import { PgkeepError } from '../../../errors.ts'
-import { TokenStore, type Principal, type TokenClaims } from '../../../auth/token-store.ts'
-import { UsersStore } from '../../../auth/users-store.ts'
+import type { ApiTokens, Principal, TokenClaims } from '../../../auth/token-store.ts'
+import type { UserAccounts } from '../../../auth/users-store.ts'
+import type { LoginAttemptCounter } from '../../../auth/login-attempts-pg.ts'
+import type { CatalogDb } from '../../../catalog/catalog-db.ts'
+import { authStores } from '../../../catalog/catalog-stores.ts'
 import { SESSION_COOKIE } from '../external/jwt.ts'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
 declare module 'fastify' {
   interface FastifyInstance {
-    users: UsersStore
-    tokens: TokenStore
+    users: UserAccounts
+    tokens: ApiTokens
+    /** login attempts counted in the shared catalog; undefined = in this process (plugins/external/rate-limit.ts) */
+    loginAttempts: LoginAttemptCounter | undefined
     /**
      * THE check of a request's credentials (`Authorization: Bearer` or the session cookie), done afresh on every
      * call: everything that authenticates goes through it, and re-running it on an open WebSocket's upgrade
@@ -54,9 +59,11 @@ function tokenFromRequest (request: FastifyRequest): string | undefined {
   return request.cookies?.[SESSION_COOKIE] || undefined
 }
 
-export default fp<{ backupDir: string }>(async (fastify, opts) => {
-  fastify.decorate('users', new UsersStore(opts.backupDir))
-  fastify.decorate('tokens', new TokenStore(opts.backupDir))
+export default fp<{ backupDir: string, catalog?: CatalogDb }>(async (fastify, opts) => {
+  const stores = await authStores(opts.backupDir, opts.catalog)
+  fastify.decorate('users', stores.users)
+  fastify.decorate('tokens', stores.tokens)
+  fastify.decorate('loginAttempts', stores.loginAttempts)
   fastify.decorateRequest('principal', undefined)
   const verifyRequest = async (request: FastifyRequest): Promise<Principal> => {
     const token = tokenFromRequest(request)

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../../../config.ts'
 import { Scheduler } from '../../../schedules/scheduler.ts'
+import { scheduleStore } from '../../../catalog/catalog-stores.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,7 +22,10 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
   const service = fastify.backupService
   const config = opts.config ?? fastify.config
   const { notifier } = fastify
-  const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog })
+  const store = await scheduleStore(config.backupDir, fastify.catalog)
+  // the scheduler owns the store once open; a refused start (a stored schedule this config cannot run) hands it back
+  const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog, store })
+    .catch(async (err: unknown) => { await store.close?.(); throw err })
   const log = fastify.log.child({ component: 'scheduler' })
 
   scheduler.on('missed', ({ schedule, missed }) => {

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { PgkeepError } from '../../../errors.ts'
+import type { LoginAttemptCounter } from '../../../auth/login-attempts-pg.ts'
 
 export interface RateLimits {
   /** requests per minute per client IP, every route */
@@ -31,18 +32,29 @@ export default fp<{ limits: RateLimits }>(async (fastify, opts) => {
  * Login attempts count twice. Per client IP + username: one guesser stops after a few tries while other accounts
  * stay usable. Per username alone: a guesser who rotates addresses (or forges X-Forwarded-For) stops too; the
  * account's owner then waits out the same minute, the price of not letting a botnet guess freely.
+ * With a shared counter (the catalog's), attempts are counted across every instance, so spreading the guesses over
+ * them gains nothing; without one, in this process.
  */
-export function loginAttemptLimit (fastify: FastifyInstance, limits: RateLimits): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function loginAttemptLimit (fastify: FastifyInstance, limits: RateLimits, shared?: LoginAttemptCounter): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   // runs as a preHandler: the body is parsed and validated by then
   const username = (request: FastifyRequest): string => (request.body as { username: string }).username
-  const perClient = fastify.createRateLimit({ max: limits.login, timeWindow: MINUTE, keyGenerator: req => `login|${req.ip}|${username(req)}` })
-  const perUser = fastify.createRateLimit({ max: limits.loginPerUser, timeWindow: MINUTE, keyGenerator: req => `login-user|${username(req)}` })
+  type Verdict = { exceeded: boolean, ttlSeconds: number }
+  const counter = (max: number, key: (req: FastifyRequest) => string): ((req: FastifyRequest) => Promise<Verdict>) => {
+    if (shared) return async req => await shared.hit(key(req), max, MINUTE)
+    const limit = fastify.createRateLimit({ max, timeWindow: MINUTE, keyGenerator: key })
+    return async req => {
+      const verdict = await limit(req)
+      return verdict.isAllowed ? { exceeded: false, ttlSeconds: 0 } : { exceeded: verdict.isExceeded, ttlSeconds: verdict.ttlInSeconds }
+    }
+  }
+  const perClient = counter(limits.login, req => `login|${req.ip}|${username(req)}`)
+  const perUser = counter(limits.loginPerUser, req => `login-user|${username(req)}`)
   return async (request, reply) => {
     for (const limit of [perClient, perUser]) {
       const verdict = await limit(request)
-      if (!verdict.isAllowed && verdict.isExceeded) {
-        void reply.header('retry-after', verdict.ttlInSeconds)
-        throw new PgkeepError('RATE_LIMITED', `too many login attempts for "${username(request)}"; retry in ${verdict.ttlInSeconds} s`)
+      if (verdict.exceeded) {
+        void reply.header('retry-after', verdict.ttlSeconds)
+        throw new PgkeepError('RATE_LIMITED', `too many login attempts for "${username(request)}"; retry in ${verdict.ttlSeconds} s`)
       }
     }
   }

@@ -181,6 +181,18 @@ export class CatalogJobQueue {
       WHERE id = $1 AND cleaner_id = $2 AND cleaned_at IS NULL`, [id, cleanerId])
   }
 
+  /**
+   * Deletes ended jobs older than `keepDays` (the registry keeps the history of every backup; this table only has
+   * to know about live work and recent ends). Interrupted jobs still owed a clean-up stay.
+   */
+  async pruneEnded (keepDays: number): Promise<number> {
+    const { rowCount } = await this.#db.query(`
+      DELETE FROM pgkeep.jobs
+      WHERE state IN ('done', 'failed', 'cancelled', 'interrupted') AND finished_at < pg_catalog.now() - $1 * interval '1 day'
+        AND (state <> 'interrupted' OR cleaned_at IS NOT NULL OR cleanup_attempts >= ${CLEANUP_TRIES})`, [keepDays])
+    return rowCount ?? 0
+  }
+
   async get (id: string): Promise<CatalogJob | undefined> {
     const { rows } = await this.#db.query('SELECT * FROM pgkeep.jobs WHERE id = $1', [id])
     return rows[0] === undefined ? undefined : toJob(rows[0])

@@ -42,6 +42,9 @@ export interface JobWorkerOptions {
 const CANCELLED = (): PgkeepError => new PgkeepError('CANCELLED', 'the job was cancelled')
 const LEASE_LOST = (): PgkeepError => new PgkeepError('INTERRUPTED', 'this instance lost the job\'s lease; another instance marked it interrupted')
 const SHUTDOWN = (): PgkeepError => new PgkeepError('INTERRUPTED', 'pgkeep shut down while the job was running')
+// ended jobs are kept this long, then pruned by some instance's heartbeat (one in PRUNE_EVERY)
+const KEEP_ENDED_DAYS = 7
+const PRUNE_EVERY = 60
 // finishing a job waits out a catalog outage: soon, then no more than every 5 s
 const FINISH_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 5000 }
 
@@ -70,6 +73,7 @@ export class JobWorker extends EventEmitter {
   #abortOnClose = false
   #pumpAgain = false
   #beating = false
+  #beats = 0
   #closing = false
   #heartbeatTimer: NodeJS.Timeout | undefined
   #pollTimer: NodeJS.Timeout | undefined
@@ -199,6 +203,7 @@ export class JobWorker extends EventEmitter {
         else if (renewed.get(id) === true) controller.abort(CANCELLED())
       }
       for (const job of await this.queue.expireLeases(this.instanceId, leaseMs)) await this.#cleanUp(job)
+      if (++this.#beats % PRUNE_EVERY === 0) await this.queue.pruneEnded(KEEP_ENDED_DAYS)
     } catch (err) {
       this.emit('error', { where: 'heartbeat', error: err })
     } finally {

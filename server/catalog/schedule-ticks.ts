@@ -7,6 +7,8 @@ export type FireTimes = (after: Date, until: Date) => Date[]
 
 /** A fire this late (by the catalog's clock) after its time still counts (timer drift, a busy event loop). */
 export const TICK_GRACE_MS = 2000
+// a schedule's rows older than this go (its newest always stays: the next sweep starts from it)
+const KEEP_TICKS = '7 days'
 // one schedule's ticks are decided one at a time: a late fire and a missed-run sweep can never both win
 const lockTick = async (client: Queryable, schedule: string): Promise<void> => {
   await client.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgkeep.schedule-tick:' || $1))", [schedule])
@@ -61,6 +63,9 @@ export class ScheduleTicks {
       const { rows } = await client.query<{ last: Date | null, until: Date }>(`
         SELECT (SELECT max(tick_at) FROM pgkeep.schedule_ticks WHERE schedule = $1) AS last,
           pg_catalog.now() - $2 * interval '1 millisecond' AS until`, [schedule, this.#graceMs])
+      await client.query(`
+        DELETE FROM pgkeep.schedule_ticks WHERE schedule = $1 AND tick_at < $2 AND tick_at < pg_catalog.now() - interval '${KEEP_TICKS}'`,
+      [schedule, rows[0].last])
       const after = rows[0].last ?? since
       const due = fireTimes(after, rows[0].until).filter(t => t > after && t <= rows[0].until)
       if (due.length === 0) return undefined

@@ -96,3 +96,12 @@ t.test('a tick whose job cannot be queued leaves no row: the tick stays free for
   t.same(await ticks.ticks('s'), [])
   t.match(await ticks.fire('s', tick, 'b', async () => 'job-b'), { won: true, jobId: 'job-b' })
 })
+
+t.test('a sweep prunes a schedule\'s ticks older than a week but keeps its newest', async t => {
+  const [db] = await instances(t, 'catalog_ticks_prune', 1)
+  const ticks = new ScheduleTicks(db)
+  const day = 86_400_000
+  for (const ago of [10, 9, 8]) await ticks.fire('weekly', new Date(Date.now() - ago * day), 'a', async () => `job-${ago}`)
+  t.equal(await ticks.sweepMissed('weekly', () => [], new Date(0), 'a'), undefined)
+  t.same((await ticks.ticks('weekly')).map(r => r.jobId), ['job-8'])
+})

@@ -152,3 +152,13 @@ t.test('a runner that throws ends its job failed with the error; one that resolv
   t.match(await w.queue.get('good'), { state: 'done', error: null })
   t.match(await w.queue.get('bad'), { state: 'failed', error: { code: 'INTERNAL', message: 'pg_dump exited 1' } })
 })
+
+t.test('ended jobs older than the keep time are pruned; live ones, recent ones and interrupted ones owed a clean-up stay', async t => {
+  const [w] = await startWorkers(t, 'catalog_jobs_prune', 1, { runner: async () => {}, concurrency: 1, worker: false })
+  for (const id of ['old-done', 'old-uncleaned', 'recent-done', 'queued']) await w.queue.enqueue({ id, kind: 'backup' })
+  await cluster.psql(`UPDATE pgkeep.jobs SET state = 'done', finished_at = now() - interval '8 days' WHERE id = 'old-done';
+    UPDATE pgkeep.jobs SET state = 'interrupted', finished_at = now() - interval '8 days', cleanup_attempts = 1 WHERE id = 'old-uncleaned';
+    UPDATE pgkeep.jobs SET state = 'done', finished_at = now() WHERE id = 'recent-done'`, 'catalog_jobs_prune')
+  t.equal(await w.queue.pruneEnded(7), 1)
+  t.equal((await cluster.psql('SELECT string_agg(id, \',\' ORDER BY id) FROM pgkeep.jobs', 'catalog_jobs_prune')).trim(), 'old-uncleaned,queued,recent-done')
+})

@@ -37,6 +37,8 @@ export interface JobWorkerOptions {
    * once per interrupted job, on whichever instance marked it; a throw has it retried by a later sweep.
    */
   onInterrupted?: (job: CatalogJob) => Promise<void>
+  /** A cancel reached this instance for a job it runs (its signal is aborted as well): for callers that log or audit it. */
+  onCancel?: (jobId: string) => void
 }
 
 const CANCELLED = (): PgkeepError => new PgkeepError('CANCELLED', 'the job was cancelled')
@@ -149,8 +151,8 @@ export class JobWorker extends EventEmitter {
   #run (job: CatalogJob): void {
     const controller = new AbortController()
     this.#running.set(job.id, controller)
-    if (this.#earlyCancels.has(job.id) || job.cancelRequested) controller.abort(CANCELLED())
     this.emit('claimed', job)
+    if (this.#earlyCancels.has(job.id) || job.cancelRequested) this.#cancelLocal(job.id)
     const ending = this.#execute(job, controller.signal).finally(() => {
       this.#running.delete(job.id)
       this.#ending.delete(ending)
@@ -182,8 +184,13 @@ export class JobWorker extends EventEmitter {
 
   #cancelLocal (id: string): void {
     const controller = this.#running.get(id)
-    if (controller !== undefined) controller.abort(CANCELLED())
-    else if (this.#claiming) this.#earlyCancels.add(id)
+    if (controller === undefined) {
+      if (this.#claiming) this.#earlyCancels.add(id)
+      return
+    }
+    if (controller.signal.aborted) return
+    controller.abort(CANCELLED())
+    this.#opts.onCancel?.(id)
   }
 
   /** Instance heartbeat, lease renewal (with lost leases and missed cancels), then the sweep of expired leases. */
@@ -200,7 +207,7 @@ export class JobWorker extends EventEmitter {
         const controller = this.#running.get(id)
         if (controller === undefined || controller.signal.aborted) continue
         if (!renewed.has(id)) controller.abort(LEASE_LOST())
-        else if (renewed.get(id) === true) controller.abort(CANCELLED())
+        else if (renewed.get(id) === true) this.#cancelLocal(id)
       }
       for (const job of await this.queue.expireLeases(this.instanceId, leaseMs)) await this.#cleanUp(job)
       if (++this.#beats % PRUNE_EVERY === 0) await this.queue.pruneEnded(KEEP_ENDED_DAYS)

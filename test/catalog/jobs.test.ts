@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { liveInstances } from '../../server/catalog/instances.ts'
 import type { Target } from '../../server/config.ts'
-import { JobWorker, type JobRunner } from '../../server/catalog/job-worker.ts'
+import { JobWorker, type JobRunner, type JobWorkerOptions } from '../../server/catalog/job-worker.ts'
 import { ProgressRelay, type RelayedProgress } from '../../server/catalog/progress-relay.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { catalogTarget, gate, openInstances, waitFor } from './fixtures/catalog.ts'
@@ -11,7 +11,7 @@ t.teardown(cluster.stop)
 
 const fast = { leaseMs: 3000, heartbeatMs: 300, pollMs: 300 }
 
-async function startWorkers (t: Test, database: string, n: number, opts: { runner: JobRunner, concurrency: number, worker?: boolean, timings?: typeof fast }): Promise<JobWorker[]> {
+async function startWorkers (t: Test, database: string, n: number, opts: Omit<JobWorkerOptions, 'version'>): Promise<JobWorker[]> {
   const dbs = await openInstances(await catalogTarget(cluster, database), n)
   const workers: JobWorker[] = []
   for (const db of dbs) workers.push(await JobWorker.start(db, { version: 'test', timings: fast, ...opts }))
@@ -79,7 +79,8 @@ t.test('a cancel sent through instance A stops the job running on instance B thr
     await new Promise<void>(resolve => signal.addEventListener('abort', () => { resolve() }, { once: true }))
     reason = signal.reason
   }
-  const [b, a] = await startWorkers(t, 'catalog_jobs_cancel', 2, { runner, concurrency: 1, timings: slow })
+  const cancelsHeard: string[] = []
+  const [b, a] = await startWorkers(t, 'catalog_jobs_cancel', 2, { runner, concurrency: 1, timings: slow, onCancel: id => cancelsHeard.push(id) })
   await a.close()
   await b.queue.enqueue({ id: 'long-dump', kind: 'backup' })
   await started.promise
@@ -87,6 +88,7 @@ t.test('a cancel sent through instance A stops the job running on instance B thr
   t.equal(await a.queue.requestCancel('long-dump'), 'requested')
   t.match((await ended).outcome, { state: 'cancelled' })
   t.match(reason, { code: 'CANCELLED' })
+  t.same(cancelsHeard, ['long-dump'], 'heard once, on B')
   t.match(await a.queue.get('long-dump'), { state: 'cancelled', cancelRequested: true, instanceId: b.instanceId })
 })
 

@@ -74,7 +74,7 @@ export class JobWorker extends EventEmitter {
   #claim: Promise<void> = Promise.resolve()
   #abortOnClose = false
   #pumpAgain = false
-  #beating = false
+  #beating: Promise<void> | undefined
   #beats = 0
   #closing = false
   #heartbeatTimer: NodeJS.Timeout | undefined
@@ -98,7 +98,7 @@ export class JobWorker extends EventEmitter {
     await w.#registration.heartbeat(w.timings.leaseMs)
     w.#unlisten.push(await db.listen(CANCEL_CHANNEL, id => { w.#cancelLocal(id) }))
     if (w.isWorker) w.#unlisten.push(await db.listen(JOBS_CHANNEL, () => { w.#pump() }))
-    w.#heartbeatTimer = setInterval(() => { void w.#beat() }, w.timings.heartbeatMs)
+    w.#heartbeatTimer = setInterval(() => { w.#beat() }, w.timings.heartbeatMs)
     if (w.isWorker) w.#pollTimer = setInterval(() => { w.#pump() }, w.timings.pollMs)
     w.#pump()
     return w
@@ -120,6 +120,8 @@ export class JobWorker extends EventEmitter {
     if (this.#abortOnClose) for (const c of this.#running.values()) c.abort(SHUTDOWN())
     while (this.#ending.size > 0) await Promise.allSettled([...this.#ending])
     clearInterval(this.#heartbeatTimer)
+    // a beat still in flight would write the instance's row back after leave()
+    await this.#beating
     for (const off of this.#unlisten) off()
     await this.#registration.leave().catch(err => { this.emit('error', { where: 'leave', error: err }) })
   }
@@ -194,9 +196,15 @@ export class JobWorker extends EventEmitter {
   }
 
   /** Instance heartbeat, lease renewal (with lost leases and missed cancels), then the sweep of expired leases. */
-  async #beat (): Promise<void> {
-    if (this.#beating) return
-    this.#beating = true
+  #beat (): void {
+    if (this.#beating !== undefined) return
+    this.#beating = this.#beatOnce().finally(() => {
+      this.#beating = undefined
+      this.emit('heartbeat')
+    })
+  }
+
+  async #beatOnce (): Promise<void> {
     try {
       const { leaseMs } = this.timings
       await this.#registration.heartbeat(leaseMs)
@@ -213,9 +221,6 @@ export class JobWorker extends EventEmitter {
       if (++this.#beats % PRUNE_EVERY === 0) await this.queue.pruneEnded(KEEP_ENDED_DAYS)
     } catch (err) {
       this.emit('error', { where: 'heartbeat', error: err })
-    } finally {
-      this.#beating = false
-      this.emit('heartbeat')
     }
   }
 

@@ -27,11 +27,16 @@ t.test('100 jobs queued at once through three instances run exactly once each, s
   const ranOn = new Set<string>()
   // each instance has 2 slots and its first jobs hold them until all three have claimed: the spread is by construction
   const allClaimed = gate()
+  const busy = new Map<string, number>()
+  let mostBusy = 0
   const runner: JobRunner = async (job) => {
     runs.set(job.id, (runs.get(job.id) ?? 0) + 1)
     ranOn.add(job.instanceId!)
+    busy.set(job.instanceId!, (busy.get(job.instanceId!) ?? 0) + 1)
+    mostBusy = Math.max(mostBusy, busy.get(job.instanceId!)!)
     if (ranOn.size === 3) allClaimed.open()
     await allClaimed.promise
+    busy.set(job.instanceId!, busy.get(job.instanceId!)! - 1)
   }
   const workers = await startWorkers(t, 'catalog_jobs_hundred', 3, { runner, concurrency: 2 })
   const ids = Array.from({ length: 100 }, (_, i) => `job-${String(i).padStart(3, '0')}`)
@@ -41,6 +46,7 @@ t.test('100 jobs queued at once through three instances run exactly once each, s
   t.equal(runs.size, 100, 'every job ran')
   t.same([...runs.values()].filter(n => n !== 1), [], 'none ran twice')
   t.equal(ranOn.size, 3, 'all three instances ran jobs')
+  t.ok(mostBusy <= 2, `no instance ran more than its 2 slots at once (most: ${mostBusy})`)
   const states = await cluster.psql("SELECT state, attempt, count(*) FROM pgkeep.jobs GROUP BY 1, 2", 'catalog_jobs_hundred')
   t.equal(states.trim(), 'done|1|100')
 })

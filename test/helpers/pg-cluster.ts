@@ -21,6 +21,9 @@ export interface TestCluster {
   psql (sql: string, database?: string): Promise<string>
   createDatabase (name: string): Promise<void>
   stop (): Promise<void>
+  /** startCluster() only: the server stops (fast) and later starts again on the same port, data kept (a catalog outage) */
+  serverDown?: () => Promise<void>
+  serverUp?: () => Promise<void>
 }
 
 /** The newest PostgreSQL on the machine: its server runs the run's cluster, its client tools talk to every test server. */
@@ -110,7 +113,7 @@ async function templateDataDir ({ binDir, label }: ServerBinaries): Promise<stri
  * Where a running server lives: enough to talk to it from any process, and to stop it. binDir holds the client
  * tools tests use (the machine's); serverBinDir, when the server is another version, holds its pg_ctl.
  */
-interface ServerInfo { root: string, data: string, socketDir: string, binDir: string, serverBinDir?: string, port: number }
+interface ServerInfo { root: string, data: string, socketDir: string, binDir: string, serverBinDir?: string, port: number, startOptions: string }
 
 const pgCtlOf = (info: ServerInfo): string => join(info.serverBinDir ?? info.binDir, 'pg_ctl')
 
@@ -132,7 +135,7 @@ async function startServer (opts: { maxConnections: number, server?: ServerBinar
   const opts_ = `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=${opts.maxConnections}`
   const [cmd, args] = asServerUser(join(server.binDir, 'pg_ctl'), ['-D', data, '-o', opts_, '-l', join(root, 'server.log'), '-w', 'start'])
   await run(cmd, args)
-  return { root, data, socketDir, binDir, ...(server.binDir === binDir ? {} : { serverBinDir: server.binDir }), port }
+  return { root, data, socketDir, binDir, ...(server.binDir === binDir ? {} : { serverBinDir: server.binDir }), port, startOptions: opts_ }
 }
 
 function stopServerSync (info: ServerInfo): void {
@@ -175,12 +178,17 @@ export async function startCluster (server?: ServerBinaries): Promise<TestCluste
   const onExit = (): void => stopServerSync(info)
   // last resort if a test crashed before teardown: never leave a server behind
   process.once('exit', onExit)
-  return clusterOf(info, async () => {
+  const cluster = clusterOf(info, async () => {
     process.off('exit', onExit)
     const [c, a] = asServerUser(pgCtlOf(info), ['-D', info.data, '-m', 'immediate', '-w', 'stop'])
     await run(c, a).catch(() => {})
     rmSync(info.root, { recursive: true, force: true })
   })
+  cluster.serverDown = async () => { await run(...asServerUser(pgCtlOf(info), ['-D', info.data, '-m', 'fast', '-w', 'stop'])) }
+  cluster.serverUp = async () => {
+    await run(...asServerUser(pgCtlOf(info), ['-D', info.data, '-o', info.startOptions, '-l', join(info.root, 'server.log'), '-w', 'start']))
+  }
+  return cluster
 }
 
 /** The tap runner's pid: the before/after scripts and every test file are its children. */

@@ -6,6 +6,8 @@ import { drills } from './0003-drills.ts'
 import { auth } from './0004-auth.ts'
 import { audit } from './0005-audit.ts'
 import { schedules } from './0006-schedules.ts'
+import { jobs } from './0007-jobs.ts'
+import { scheduleTicks } from './0008-schedule-ticks.ts'
 import type { Migration } from './migration.ts'
 
 export type { Migration }
@@ -17,4 +19,6 @@ export const MIGRATIONS: readonly Migration[] = [
   auth,
   audit,
   schedules,
+  jobs,
+  scheduleTicks,
 ]

@@ -398,12 +398,12 @@ export class BackupService extends BackupEvents {
    * The end of a dump: manifests (beside the data in each store), then "completed", in one registry update so a
    * pin given meanwhile is in all of them. A copy whose manifest cannot be written is a failed copy.
    */
-  private async complete (id: string, result: DumpJobResult, verification?: Verification): Promise<Backup> {
+  private async complete (id: string, result: DumpJobResult, verification: Verification | undefined, facts: Partial<Backup>): Promise<Backup> {
     let completed!: Backup
     await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
-      completed = { ...this.asCompleted(current, result), finishedAt: now(), ...(verification ? { verification } : {}) }
+      completed = { ...this.asCompleted({ ...current, ...facts }, result), finishedAt: now(), ...(verification ? { verification } : {}) }
       if (result.copies.length > 0) completed.copies = await this.writeCopyManifests(completed, result)
       await writeManifest(this.stores.of(completed), completed, result.files)
       all.set(id, completed)
@@ -423,6 +423,8 @@ export class BackupService extends BackupEvents {
     if (!job) return
     let final: Backup
     let deadline: NodeJS.Timeout | undefined
+    // pg_dump's and the server's versions, the tables counted: learned before the first byte
+    let facts: Partial<Backup> = {}
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
       const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
@@ -446,7 +448,8 @@ export class BackupService extends BackupEvents {
         signal: job.controller.signal,
         onProgress,
         onLog,
-        onStarted: async (facts: Partial<Backup>) => { await this.patch(id, facts) },
+        // kept for the record that ends the job (completed or failed): a write of their own would tell a crash nothing
+        onStarted: async (learned: Partial<Backup>) => { facts = learned },
       }
       const result = backup.kind === 'globals'
         ? await runGlobalsDump({ ...common, target, appName: applicationName(id) })
@@ -458,16 +461,17 @@ export class BackupService extends BackupEvents {
             this.log.warn(`backup ${backup.name}: ${message}`)
             this.emit('warning', { backupId: id, code, message, at: now() })
           },
-          onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
+          // "verifying" is written only when a verification follows the dump: otherwise it would last a rename
+          onVerifying: async (r) => { if (this.verifiesAfterDump(backup)) await this.setStatus(id, { status: 'verifying', ...facts, ...r }) },
         })
       clearTimeout(deadline)
-      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result))
+      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result), facts)
     } catch (err) {
       clearTimeout(deadline)
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
-      final = await this.setStatus(id, { status, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
+      final = await this.setStatus(id, { status, ...facts, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
         .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
     }
     this.jobs.delete(id)
@@ -764,9 +768,12 @@ export class BackupService extends BackupEvents {
    * copy to pg_restore on the way, so the same check runs once the files are in place).
    */
   private async verifyIfAsked (id: string, backup: Backup, result: DumpJobResult): Promise<Verification | undefined> {
+    return this.verifiesAfterDump(backup) ? await this.verifyWritten(id, result) : undefined
+  }
+
+  private verifiesAfterDump (backup: Backup): boolean {
     const mode = backup.options.verify
-    if (mode === 'after' || (mode === 'inline' && backup.format === 'directory')) return await this.verifyWritten(id, result)
-    return undefined
+    return mode === 'after' || (mode === 'inline' && backup.format === 'directory')
   }
 
   /**

@@ -39,9 +39,9 @@ export interface DumpJobContext {
   onLog: (line: string) => void
   /** advice while the dump runs (XMIN_HELD): it goes on */
   onWarning?: (code: string, message: string) => void
-  /** facts learned before the first byte: recorded on the backup while it runs */
+  /** facts learned before the first byte, for the record that ends the job */
   onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
-  /** the dump is complete and fsynced, the checksum known; the caller records it before we rename */
+  /** the dump is complete and fsynced, the checksum known, not yet renamed into place */
   onVerifying: (result: Omit<DumpJobResult, 'files' | 'copies'>) => Promise<void>
 }
 

@@ -140,6 +140,9 @@ export class Registry {
     return registry
   }
 
+  /** how many times this process has written registry.json (each write is a lock, two fsyncs and a rename) */
+  get writeCount (): number { return this.#writes }
+
   all (): Backup[] { return this.#sorted.slice() }
   get (id: string): Backup | undefined { return this.#byId.get(id) }
   findByName (name: string): Backup | undefined { return this.#byName.get(name) }

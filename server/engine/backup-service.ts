@@ -10,6 +10,7 @@ import type { Config } from '../config.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
+import { toolVersionsFile } from './pg/tool-versions.ts'
 import { queryBackups } from './store/query.ts'
 import { applicationName, runDumpJob, type DumpJobResult } from './dump/dump-job.ts'
 import { cancelBackends } from './pg/inspector.ts'
@@ -359,7 +360,7 @@ export class BackupService extends BackupEvents {
   /** Directory-format compression depends on the pg_dump version; without a pg_dump the job itself reports TOOL_MISSING. */
   private async fitToPgDump (r: ResolvedRequest): Promise<ResolvedRequest> {
     if (r.format !== 'directory') return r
-    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir).catch(() => undefined)
+    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir, { versionsFile: toolVersionsFile(this.config.backupDir) }).catch(() => undefined)
     return pgDump ? fitCompressionToPgDump(r, pgDump) : r
   }
 

@@ -10,6 +10,7 @@ import { IntegrityError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, lockHolders, type TargetFacts } from '../pg/inspector.ts'
 import { findPgTool, type PgTool } from '../pg/tools.ts'
+import { toolVersionsFile } from '../pg/tool-versions.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
@@ -134,7 +135,7 @@ class DumpJob {
 
   async run (): Promise<DumpJobResult> {
     const { ctx } = this
-    const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
+    const pgDump = await findPgTool('pg_dump', ctx.pgBinDir, { versionsFile: toolVersionsFile(ctx.backupDir) })
     const facts = await this.inspect(pgDump)
     const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)

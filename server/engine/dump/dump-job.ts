@@ -60,6 +60,11 @@ export interface DumpJobResult {
 }
 
 const COPY_POLL_MS = 500
+/**
+ * The first COPY sample is taken after a second: most of a short dump is pg_dump reading the catalog, and a dump
+ * that ends sooner needs no progress connection at all (each one is a server fork and an authentication).
+ */
+const FIRST_COPY_POLL_MS = 1000
 /** how often the raw byte count is read from /proc while zstd reads pg_dump's stream itself */
 const RAW_POLL_MS = 250
 const DEFAULT_XMIN_WARNING_MINUTES = 60
@@ -139,7 +144,7 @@ class DumpJob {
     const facts = await this.inspect(pgDump)
     const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)
-    const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
+    const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s), { firstPollMs: FIRST_COPY_POLL_MS, serverMajor: facts.serverMajor })
     const xmin = this.watchSnapshotAge()
     try {
       const result = await withRetry(async () => {

@@ -426,9 +426,14 @@ export class BackupService extends BackupEvents {
     let deadline: NodeJS.Timeout | undefined
     // pg_dump's and the server's versions, the tables counted: learned before the first byte
     let facts: Partial<Backup> = {}
+    let recording: Promise<unknown> | undefined
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
-      const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
+      const running = { status: 'running' as const, startedAt: now(), ownerPid: process.pid }
+      // written while the dump job looks up pg_dump and inspects the target; awaited before pg_dump starts (onStarted)
+      recording = this.setStatus(id, running)
+      recording.catch(() => {})
+      const backup: Backup = { ...this.get(id), ...running }
       for (const note of backup.notes ?? []) this.emit('log', { backupId: id, line: `pgkeep: ${note}`, at: now() })
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
@@ -450,7 +455,10 @@ export class BackupService extends BackupEvents {
         onProgress,
         onLog,
         // kept for the record that ends the job (completed or failed): a write of their own would tell a crash nothing
-        onStarted: async (learned: Partial<Backup>) => { facts = learned },
+        onStarted: async (learned: Partial<Backup>) => {
+          facts = learned
+          await recording
+        },
       }
       const result = backup.kind === 'globals'
         ? await runGlobalsDump({ ...common, target, appName: applicationName(id) })
@@ -469,6 +477,8 @@ export class BackupService extends BackupEvents {
       final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result), facts)
     } catch (err) {
       clearTimeout(deadline)
+      // a job that failed while its "running" was being written ends after it, in that order
+      await recording?.catch(() => {})
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)

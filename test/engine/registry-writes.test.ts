@@ -32,6 +32,9 @@ t.test('a create writes registry.json three times: queued, running, completed (w
   // the record another process sees at each status change is the one this process announces
   const seenOnDisk: string[] = []
   service.on('status', b => { statuses.push(b.status); seenOnDisk.push(onDisk(config.backupDir, b.id)?.status ?? 'missing') })
+  // pg_dump's first line: it runs, so a crash from here on must find the record in flight
+  let whenPgDumpSpoke: string | undefined
+  service.on('log', e => { if (!e.line.startsWith('pgkeep:')) whenPgDumpSpoke ??= onDisk(config.backupDir, e.backupId)?.status ?? 'missing' })
   const before = service.registry.writeCount
   const queued = await service.create({}, 'test')
   t.equal(onDisk(config.backupDir, queued.id)?.status, 'queued', 'the record is on disk before the job starts')
@@ -39,6 +42,7 @@ t.test('a create writes registry.json three times: queued, running, completed (w
   t.equal(done.status, 'completed')
   t.same(statuses, ['running', 'completed'], 'no "verifying" when nothing is verified after the dump')
   t.same(seenOnDisk, ['running', 'completed'])
+  t.equal(whenPgDumpSpoke, 'running', '"running" is on disk before pg_dump starts (it is written while the target is inspected)')
   t.equal(service.registry.writeCount - before, 3, 'queued, running, completed')
   t.match(onDisk(config.backupDir, done.id), { status: 'completed', pgServerVersion: /^15\./, pgDumpVersion: /^\d+\.\d+/, tablesCount: 6 },
     'the versions and the table count reach the record with the completion')

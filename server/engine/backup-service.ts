@@ -14,6 +14,7 @@ import { toolVersionsFile } from './pg/tool-versions.ts'
 import { queryBackups } from './store/query.ts'
 import { applicationName, runDumpJob, type DumpJobResult } from './dump/dump-job.ts'
 import { cancelBackends } from './pg/inspector.ts'
+import { loadDriver } from './pg/connection.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
 import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
@@ -249,6 +250,8 @@ export class BackupService extends BackupEvents {
     this.checkFormatFitsStorage(r.format)
     if (r.set !== undefined) return (await this.createSet(r, r.set, createdBy, extra))[0]
     this.checkQueueRoom()
+    // the job's first step is a connection: the driver loads while the record's write waits on its fsyncs
+    loadDriver().catch(() => {})
     const createdAt = new Date()
     const backup = this.draftBackup(r, { id: uuidv7(), database: r.target.database, createdAt, createdBy, extra })
     await this.enqueueAll([backup])

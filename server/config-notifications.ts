@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Compile } from 'typebox/compile'
 import type { TSchema } from 'typebox'
+import { compileOnUse } from './compile-on-use.ts'
 import type { ConfigFile } from '../schemas/config.ts'
 import {
   CHANNEL_CONFIGS, DEFAULT_NOTIFICATION_EVENTS, type ChannelType, type NotificationEvent,
@@ -39,8 +39,9 @@ export interface NotificationsConfig {
 
 const DEFAULT_TIMEOUT_SECONDS = 10
 const DEFAULT_CHECK_MINUTES = 5
-const checkers = Object.fromEntries(Object.entries(CHANNEL_CONFIGS).map(([type, schema]) => [type, Compile(schema as TSchema)])) as
-  Record<ChannelType, ReturnType<typeof Compile>>
+// compiled when a config names a channel of that type: every command loads this module, few configure channels
+const checkers = Object.fromEntries(Object.entries(CHANNEL_CONFIGS).map(([type, schema]) => [type, compileOnUse(schema as TSchema)])) as
+  Record<ChannelType, ReturnType<typeof compileOnUse>>
 
 function fail (name: string, why: string): never {
   throw new PgkeepError('CONFIG_INVALID', `invalid configuration: ${name}: ${why}`)

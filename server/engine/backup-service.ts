@@ -12,9 +12,11 @@ import { PgDrillRecords } from '../catalog/pg-drill-records.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
+import { toolVersionsFile } from './pg/tool-versions.ts'
 import { queryBackups } from './store/query.ts'
 import { applicationName, runDumpJob, type DumpJobResult } from './dump/dump-job.ts'
 import { cancelBackends } from './pg/inspector.ts'
+import { loadDriver } from './pg/connection.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
 import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
@@ -283,6 +285,8 @@ export class BackupService extends BackupEvents {
     this.checkFormatFitsStorage(r.format)
     if (r.set !== undefined) return (await this.createSet(r, r.set, createdBy, extra))[0]
     this.checkQueueRoom()
+    // the job's first step is a connection: the driver loads while the record's write waits on its fsyncs
+    loadDriver().catch(() => {})
     const createdAt = new Date()
     const backup = this.draftBackup(r, { id: uuidv7(), database: r.target.database, createdAt, createdBy, extra })
     await this.enqueueAll([backup])
@@ -394,7 +398,7 @@ export class BackupService extends BackupEvents {
   /** Directory-format compression depends on the pg_dump version; without a pg_dump the job itself reports TOOL_MISSING. */
   private async fitToPgDump (r: ResolvedRequest): Promise<ResolvedRequest> {
     if (r.format !== 'directory') return r
-    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir).catch(() => undefined)
+    const pgDump = await findPgTool('pg_dump', this.config.pgBinDir, { versionsFile: toolVersionsFile(this.config.backupDir) }).catch(() => undefined)
     return pgDump ? fitCompressionToPgDump(r, pgDump) : r
   }
 
@@ -433,12 +437,12 @@ export class BackupService extends BackupEvents {
    * The end of a dump: manifests (beside the data in each store), then "completed", in one registry update so a
    * pin given meanwhile is in all of them. A copy whose manifest cannot be written is a failed copy.
    */
-  private async complete (id: string, result: DumpJobResult, verification?: Verification): Promise<Backup> {
+  private async complete (id: string, result: DumpJobResult, verification: Verification | undefined, facts: Partial<Backup>): Promise<Backup> {
     let completed!: Backup
     await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
-      completed = { ...this.asCompleted(current, result), finishedAt: now(), ...(verification ? { verification } : {}) }
+      completed = { ...this.asCompleted({ ...current, ...facts }, result), finishedAt: now(), ...(verification ? { verification } : {}) }
       if (result.copies.length > 0) completed.copies = await this.writeCopyManifests(completed, result)
       await writeManifest(this.stores.of(completed), completed, result.files)
       all.set(id, completed)
@@ -458,9 +462,16 @@ export class BackupService extends BackupEvents {
     if (!job) return
     let final: Backup
     let deadline: NodeJS.Timeout | undefined
+    // pg_dump's and the server's versions, the tables counted: learned before the first byte
+    let facts: Partial<Backup> = {}
+    let recording: Promise<unknown> | undefined
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
-      const backup = await this.setStatus(id, { status: 'running', startedAt: now(), ownerPid: process.pid })
+      const running = { status: 'running' as const, startedAt: now(), ownerPid: process.pid }
+      // written while the dump job looks up pg_dump and inspects the target; awaited before pg_dump starts (onStarted)
+      recording = this.setStatus(id, running)
+      recording.catch(() => {})
+      const backup: Backup = { ...this.get(id), ...running }
       for (const note of backup.notes ?? []) this.emit('log', { backupId: id, line: `pgkeep: ${note}`, at: now() })
       const target = this.config.targets[backup.target]
       if (!target) throw new PgkeepError('INVALID_INPUT', `target ${backup.target} is no longer configured`)
@@ -481,7 +492,11 @@ export class BackupService extends BackupEvents {
         signal: job.controller.signal,
         onProgress,
         onLog,
-        onStarted: async (facts: Partial<Backup>) => { await this.patch(id, facts) },
+        // kept for the record that ends the job (completed or failed): a write of their own would tell a crash nothing
+        onStarted: async (learned: Partial<Backup>) => {
+          facts = learned
+          await recording
+        },
       }
       const result = backup.kind === 'globals'
         ? await runGlobalsDump({ ...common, target, appName: applicationName(id) })
@@ -493,16 +508,19 @@ export class BackupService extends BackupEvents {
             this.log.warn(`backup ${backup.name}: ${message}`)
             this.emit('warning', { backupId: id, code, message, at: now() })
           },
-          onVerifying: async (r) => { await this.setStatus(id, { status: 'verifying', ...r }) },
+          // "verifying" is written only when a verification follows the dump: otherwise it would last a rename
+          onVerifying: async (r) => { if (this.verifiesAfterDump(backup)) await this.setStatus(id, { status: 'verifying', ...facts, ...r }) },
         })
       clearTimeout(deadline)
-      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result))
+      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result), facts)
     } catch (err) {
       clearTimeout(deadline)
+      // a job that failed while its "running" was being written ends after it, in that order
+      await recording?.catch(() => {})
       const e = toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
-      final = await this.setStatus(id, { status, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
+      final = await this.setStatus(id, { status, ...facts, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
         .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
     }
     this.jobs.delete(id)
@@ -799,9 +817,12 @@ export class BackupService extends BackupEvents {
    * copy to pg_restore on the way, so the same check runs once the files are in place).
    */
   private async verifyIfAsked (id: string, backup: Backup, result: DumpJobResult): Promise<Verification | undefined> {
+    return this.verifiesAfterDump(backup) ? await this.verifyWritten(id, result) : undefined
+  }
+
+  private verifiesAfterDump (backup: Backup): boolean {
     const mode = backup.options.verify
-    if (mode === 'after' || (mode === 'inline' && backup.format === 'directory')) return await this.verifyWritten(id, result)
-    return undefined
+    return mode === 'after' || (mode === 'inline' && backup.format === 'directory')
   }
 
   /**

@@ -39,8 +39,10 @@ t.test('pgkeep --help loads no command and no package', async t => {
 })
 
 t.test('pgkeep list on the local engine loads neither the HTTP server, the PostgreSQL driver nor the AWS SDK', async t => {
-  const { packages } = loaded(['list'])
+  const { packages, ours } = loaded(['list'])
   for (const heavy of ['fastify', '@fastify/static', 'pino', 'pg', '@aws-sdk/client-s3', '@aws-sdk/lib-storage', 'ws']) {
     t.notOk(packages.includes(heavy), `${heavy} is not loaded`)
   }
+  // pg is bundled into dist/cli (bin/build.js): its chunk must not be among the loaded ones either
+  t.same(ours.filter(u => u.includes('/dist/cli/') && readFileSync(new URL(u), 'utf8').includes('node_modules/pg/lib/client.js')), [], 'nor the chunk that bundles pg')
 })

@@ -239,7 +239,8 @@ t.test('a pin given while the dump is being verified is kept by the completed re
   t.teardown(() => service.close())
   let pinning: Promise<unknown> | undefined
   service.on('status', b => { if (b.status === 'verifying' && pinning === undefined) pinning = service.pin(b.id, true) })
-  const done = await service.waitFor((await service.create({}, 'test')).id)
+  // verify: after, so that "verifying" is a phase of its own (without a verification it is not recorded)
+  const done = await service.waitFor((await service.create({ verify: 'after' }, 'test')).id)
   await pinning
   t.equal(done.status, 'completed')
   t.equal(service.get(done.id).pinned, true, 'the completion did not write over the pin')

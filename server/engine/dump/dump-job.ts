@@ -10,6 +10,7 @@ import { IntegrityError, PgkeepError, toPgkeepError } from '../../errors.ts'
 import { prepareChildEnv, type ChildPgEnv } from '../pg/passfile.ts'
 import { cancelBackends, checkDumpCompatible, createCopyProgressPoller, inspectTarget, lockHolders, type TargetFacts } from '../pg/inspector.ts'
 import { findPgTool, type PgTool } from '../pg/tools.ts'
+import { toolVersionsFile } from '../pg/tool-versions.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
@@ -39,9 +40,9 @@ export interface DumpJobContext {
   onLog: (line: string) => void
   /** advice while the dump runs (XMIN_HELD): it goes on */
   onWarning?: (code: string, message: string) => void
-  /** facts learned before the first byte: recorded on the backup while it runs */
+  /** facts learned before the first byte, for the record that ends the job */
   onStarted: (facts: { pgServerVersion: string, pgDumpVersion: string, tablesCount: number }) => Promise<void>
-  /** the dump is complete and fsynced, the checksum known; the caller records it before we rename */
+  /** the dump is complete and fsynced, the checksum known, not yet renamed into place */
   onVerifying: (result: Omit<DumpJobResult, 'files' | 'copies'>) => Promise<void>
 }
 
@@ -59,6 +60,11 @@ export interface DumpJobResult {
 }
 
 const COPY_POLL_MS = 500
+/**
+ * The first COPY sample is taken after a second: most of a short dump is pg_dump reading the catalog, and a dump
+ * that ends sooner needs no progress connection at all (each one is a server fork and an authentication).
+ */
+const FIRST_COPY_POLL_MS = 1000
 /** how often the raw byte count is read from /proc while zstd reads pg_dump's stream itself */
 const RAW_POLL_MS = 250
 const DEFAULT_XMIN_WARNING_MINUTES = 60
@@ -134,11 +140,11 @@ class DumpJob {
 
   async run (): Promise<DumpJobResult> {
     const { ctx } = this
-    const pgDump = await findPgTool('pg_dump', ctx.pgBinDir)
+    const pgDump = await findPgTool('pg_dump', ctx.pgBinDir, { versionsFile: toolVersionsFile(ctx.backupDir) })
     const facts = await this.inspect(pgDump)
     const env = await prepareChildEnv(ctx.target, this.appName, ctx.backupDir)
     const progress = new ProgressFeed(facts, ctx.onProgress)
-    const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s))
+    const poller = createCopyProgressPoller(ctx.target, this.appName, COPY_POLL_MS, s => progress.onCopySample(s), { firstPollMs: FIRST_COPY_POLL_MS, serverMajor: facts.serverMajor })
     const xmin = this.watchSnapshotAge()
     try {
       const result = await withRetry(async () => {

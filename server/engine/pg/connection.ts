@@ -6,7 +6,17 @@ import { PgkeepError } from '../../errors.ts'
 let driver: typeof pg | undefined
 
 export async function loadDriver (): Promise<typeof pg> {
-  driver ??= (await import('pg')).default
+  if (driver !== undefined) return driver
+  // While it loads, pg asks whether it runs in a Cloudflare Worker: by `navigator.userAgent`, or where there is no
+  // navigator (Node 20) by constructing a fetch Response, which loads node's whole fetch implementation (undici,
+  // ~40 ms of CPU) for one `false`. Node 21+ has navigator; on Node 20 it is lent for that moment only.
+  const lent = globalThis.navigator === undefined
+  if (lent) Object.defineProperty(globalThis, 'navigator', { value: { userAgent: `Node.js/${process.versions.node}` }, configurable: true })
+  try {
+    driver ??= (await import('pg')).default
+  } finally {
+    if (lent) delete (globalThis as { navigator?: unknown }).navigator
+  }
   return driver
 }
 

@@ -42,10 +42,13 @@ export async function readCopyProgress (target: Target, applicationName: string)
  * poll would cost the server a fork each time). Best effort: any failure is swallowed and the
  * connection re-opened on a later tick, so a dump never fails because of its progress reporting.
  * With pg_dump -j, every running COPY is reported, one onSample call each.
+ * `firstPollMs` (default intervalMs) lets a short dump end before any connection is made; a known `serverMajor`
+ * (the inspector asked already) saves the version query, and below 14 the poller never connects at all.
  */
-export function createCopyProgressPoller (target: Target, applicationName: string, intervalMs: number, onSample: (s: CopySample) => void): { stop(): Promise<void> } {
+export function createCopyProgressPoller (target: Target, applicationName: string, intervalMs: number, onSample: (s: CopySample) => void,
+  opts: { firstPollMs?: number, serverMajor?: number } = {}): { stop(): Promise<void> } {
   let client: pg.Client | undefined
-  let supported: boolean | undefined
+  let supported: boolean | undefined = opts.serverMajor === undefined ? undefined : opts.serverMajor * 10000 >= MIN_VERSION_NUM
   let stopped = false
   let timer: NodeJS.Timeout | undefined
   let inFlight: Promise<void> = Promise.resolve()
@@ -74,15 +77,15 @@ export function createCopyProgressPoller (target: Target, applicationName: strin
     }
   }
 
-  const schedule = (): void => {
+  const schedule = (delayMs = intervalMs): void => {
     if (stopped || supported === false) return
     timer = setTimeout(() => {
       inFlight = poll().finally(schedule)
-    }, intervalMs)
+    }, delayMs)
     // progress sampling alone must never keep the process alive
     timer.unref()
   }
-  schedule()
+  schedule(opts.firstPollMs ?? intervalMs)
 
   return {
     async stop () {

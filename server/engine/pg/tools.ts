@@ -5,6 +5,7 @@ import { promisify } from 'node:util'
 import type { Compression } from '../../../schemas/backup.ts'
 import { PgkeepError } from '../../errors.ts'
 import { childEnv } from './child-process.ts'
+import { ToolVersionCache } from './tool-versions.ts'
 
 const run = promisify(execFile)
 
@@ -43,20 +44,35 @@ export function parsePgVersion (text: string): { version: string, major: number 
 
 const cache = new Map<string, PgTool>()
 
+export interface ToolLookup {
+  /** keeps the versions asked between processes (tool-versions.ts); without it every process asks again */
+  versionsFile?: string
+}
+
 /** Every working copy of a client tool in the candidate dirs, with its version, in the order looked at. */
-export async function listPgTools (name: PgToolName, pgBinDir?: string, pathEnv?: string): Promise<PgTool[]> {
+export async function listPgTools (name: PgToolName, pgBinDir?: string, pathEnv?: string, opts: ToolLookup = {}): Promise<PgTool[]> {
   const found: PgTool[] = []
+  const known = opts.versionsFile === undefined ? undefined : await ToolVersionCache.load(opts.versionsFile)
   for (const dir of candidateDirs(pgBinDir, pathEnv)) {
     const path = join(dir, name)
     if (!isExecutable(path) || found.some(t => t.path === path)) continue
+    const remembered = known?.get(path)
+    if (remembered !== undefined) {
+      found.push({ path, ...remembered })
+      continue
+    }
     try {
       const { stdout } = await run(path, ['--version'], { timeout: 10_000, env: childEnv() })
       const v = parsePgVersion(stdout)
-      if (v) found.push({ path, ...v })
+      if (v) {
+        found.push({ path, ...v })
+        known?.set(path, v)
+      }
     } catch {
       // a broken wrapper (e.g. pg_wrapper with no cluster) is not a usable tool: keep looking
     }
   }
+  await known?.save()
   return found
 }
 
@@ -70,11 +86,11 @@ export function newestTool (found: PgTool[]): PgTool | undefined {
  * /usr/lib/postgresql/N/bin, and another on PATH): a pg_dump dumps every server up to its own major, so the
  * newest one serves the most targets; with pgBinDir, only what is there. TOOL_MISSING when there is none.
  */
-export async function findPgTool (name: PgToolName, pgBinDir?: string): Promise<PgTool> {
+export async function findPgTool (name: PgToolName, pgBinDir?: string, opts: ToolLookup = {}): Promise<PgTool> {
   const key = `${name}:${pgBinDir ?? ''}`
   const hit = cache.get(key)
   if (hit) return hit
-  const newest = newestTool(await listPgTools(name, pgBinDir))
+  const newest = newestTool(await listPgTools(name, pgBinDir, undefined, opts))
   if (newest === undefined) throw new PgkeepError('TOOL_MISSING', `${name} not found${pgBinDir ? ` in ${pgBinDir}` : ' under /usr/lib/postgresql/*/bin or on PATH'}; install the PostgreSQL client package`)
   cache.set(key, newest)
   return newest

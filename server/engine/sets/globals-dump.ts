@@ -9,6 +9,7 @@ import { withTargetClient, versionFromNum } from '../pg/connection.ts'
 import { cancelBackends, checkDumpCompatible } from '../pg/inspector.ts'
 import { prepareChildEnv } from '../pg/passfile.ts'
 import { findPgTool } from '../pg/tools.ts'
+import { toolVersionsFile } from '../pg/tool-versions.ts'
 import { maintenanceTarget } from './discover.ts'
 
 /** A database dump's context, less what pg_dumpall has no use for (retries, warnings, verification). */
@@ -33,7 +34,7 @@ export function pgDumpallArgs (target: Target, connArgs: string[]): string[] {
 export async function runGlobalsDump (ctx: GlobalsDumpContext): Promise<DumpJobResult> {
   const { backup, signal } = ctx
   const target = maintenanceTarget(ctx.target)
-  const tool = await findPgTool('pg_dumpall', ctx.pgBinDir)
+  const tool = await findPgTool('pg_dumpall', ctx.pgBinDir, { versionsFile: toolVersionsFile(ctx.backupDir) })
   const server = await withTargetClient(target, async c => versionFromNum(Number((await c.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0].v)), { signal })
   checkDumpCompatible(tool.major, server.major)
   await ctx.onStarted({ pgServerVersion: server.version, pgDumpVersion: tool.version, tablesCount: 0 })

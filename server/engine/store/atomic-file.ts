@@ -19,8 +19,10 @@ function tempPathFor (path: string): string {
 /**
  * Readers see either the old content or the new one, never a truncated file: temp (same dir, unique
  * name) -> write -> fsync -> rename -> fsync dir. The temp file is removed when anything fails.
+ * `durable: false` leaves out both fsyncs, for a cache whose loss after a power cut costs nothing but work.
  */
-export async function writeFileAtomic (path: string, data: string | Buffer, mode = 0o600): Promise<void> {
+export async function writeFileAtomic (path: string, data: string | Buffer, mode = 0o600, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true
   const tmp = tempPathFor(path)
   let fh: FileHandle | undefined
   try {
@@ -28,7 +30,7 @@ export async function writeFileAtomic (path: string, data: string | Buffer, mode
     // open()'s mode goes through the umask; the caller asked for exactly this one.
     await fh.chmod(mode)
     await fh.writeFile(data)
-    await fh.sync()
+    if (durable) await fh.sync()
     await fh.close()
     fh = undefined
     await rename(tmp, path)
@@ -37,7 +39,7 @@ export async function writeFileAtomic (path: string, data: string | Buffer, mode
     await unlink(tmp).catch(() => {})
     throw err
   }
-  await fsyncDir(dirname(path))
+  if (durable) await fsyncDir(dirname(path))
 }
 
 /**

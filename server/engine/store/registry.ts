@@ -36,6 +36,7 @@ export class Registry {
   readonly #view: RegistryView
   readonly #backend: RegistryBackend
   #chain: Promise<unknown> = Promise.resolve()
+  #writes = 0
 
   private constructor (backupDir: string, manifests: Storage, view: RegistryView, backend: RegistryBackend) {
     this.backupDir = backupDir
@@ -69,6 +70,9 @@ export class Registry {
   /** registry.json, or the catalog: for messages */
   get label (): string { return this.#backend.label }
 
+  /** how many updates this process has stored (each one a lock, two fsyncs and a rename for registry.json) */
+  get writeCount (): number { return this.#writes }
+
   all (): Backup[] { return this.#view.all() }
   get (id: string): Backup | undefined { return this.#view.get(id) }
   findByName (name: string): Backup | undefined { return this.#view.findByName(name) }
@@ -78,14 +82,18 @@ export class Registry {
    * Throwing in fn writes nothing. fn must not call update/put/remove itself (rejected: it would deadlock).
    */
   update<T> (fn: (backups: Map<string, Backup>) => T | Promise<T>): Promise<T> {
-    return this.#serialized(async frame => await this.#backend.update(async backups => {
-      try {
-        return await fn(backups)
-      } finally {
-        // fn is over: what it merely started may use the registry now, even while the backend still stores its changes
-        frame.done = true
-      }
-    }))
+    return this.#serialized(async frame => {
+      const result = await this.#backend.update(async backups => {
+        try {
+          return await fn(backups)
+        } finally {
+          // fn is over: what it merely started may use the registry now, even while the backend still stores its changes
+          frame.done = true
+        }
+      })
+      this.#writes++
+      return result
+    })
   }
 
   async put (backup: Backup): Promise<void> {

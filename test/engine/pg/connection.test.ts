@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import t from 'tap'
@@ -42,4 +43,18 @@ t.test('server_version_num reads as the version pg_dump prints', async t => {
   t.same(versionFromNum(150018), { version: '15.18', major: 15 })
   t.same(versionFromNum(170000), { version: '17.0', major: 17 })
   t.same(versionFromNum(90624), { version: '9.6.24', major: 9 })
+})
+
+t.test('loading the driver does not load node\'s fetch implementation, and leaves no navigator behind', async t => {
+  // in a process of its own: the test runner may have loaded undici for reasons of its own
+  const script = `
+    const before = typeof globalThis.navigator
+    const { loadDriver } = await import(${JSON.stringify(new URL('../../../server/engine/pg/connection.ts', import.meta.url).href)})
+    const pg = await loadDriver()
+    console.log(JSON.stringify({ client: typeof pg.Client, undici: process.moduleLoadList.some(m => m.includes('undici')), before, after: typeof globalThis.navigator }))`
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' })
+  const r = JSON.parse(out) as { client: string, undici: boolean, before: string, after: string }
+  t.equal(r.client, 'function')
+  t.equal(r.undici, false, 'pg\'s Cloudflare sniff did not construct a fetch Response')
+  t.equal(r.after, r.before, 'navigator is as it was (absent on Node 20)')
 })

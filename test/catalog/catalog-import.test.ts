@@ -5,6 +5,7 @@ import { CatalogDb } from '../../server/catalog/catalog-db.ts'
 import { PgDrillRecords } from '../../server/catalog/pg-drill-records.ts'
 import { DrillRecords, type DrillRecord } from '../../server/engine/store/drill-records.ts'
 import { Registry } from '../../server/engine/store/registry.ts'
+import { UsersStore } from '../../server/auth/users-store.ts'
 import { makeBackup, tempDir } from '../engine/store/fixtures.ts'
 import { memoryIO } from '../cli/cli-runner.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
@@ -41,6 +42,7 @@ async function fileCatalog (backupDir: string): Promise<{ backupIds: string[], d
 t.test('catalog import moves a file catalog into PostgreSQL once: a dry run writes nothing, a rerun imports nothing new', async t => {
   const backupDir = tempDir(t)
   const { backupIds, drillIds } = await fileCatalog(backupDir)
+  await new UsersStore(backupDir).add('alice', 'admin', 'Correct-Horse-9-battery')
   await cluster.createDatabase('catalog_import_one')
   const env = { PATH: process.env.PATH, PGKEEP_BACKUP_DIR: backupDir, PGKEEP_CATALOG_URL: cluster.url('catalog_import_one') }
   const count = async (table: string): Promise<string> => (await cluster.psql(`SELECT count(*) FROM pgkeep.${table}`, 'catalog_import_one')).trim()
@@ -57,7 +59,8 @@ t.test('catalog import moves a file catalog into PostgreSQL once: a dry run writ
   t.equal(await dispatch(['catalog', 'import'], real), 0, real.err())
   t.match(real.out(), /^backups: imported 5, skipped 0/m)
   t.match(real.out(), /^drills: imported 2, skipped 0/m)
-  t.match(real.out(), /7 records imported into the catalog/)
+  t.match(real.out(), /^users: imported 1, skipped 0/m)
+  t.match(real.out(), /8 records imported into the catalog/)
 
   const db = await CatalogDb.open({ name: 'catalog', host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: 'catalog_import_one' })
   t.teardown(() => db.close())
@@ -71,7 +74,10 @@ t.test('catalog import moves a file catalog into PostgreSQL once: a dry run writ
 
   const again = memoryIO(env)
   t.equal(await dispatch(['catalog', 'import', '--json'], again), 0, again.err())
-  t.same(JSON.parse(again.out()).results, [{ kind: 'backups', imported: 0, skipped: 5 }, { kind: 'drills', imported: 0, skipped: 2 }])
+  t.same(JSON.parse(again.out()).results, [
+    { kind: 'backups', imported: 0, skipped: 5 }, { kind: 'drills', imported: 0, skipped: 2 }, { kind: 'users', imported: 0, skipped: 1 },
+    { kind: 'tokens', imported: 0, skipped: 0 }, { kind: 'audit', imported: 0, skipped: 0 }, { kind: 'schedules', imported: 0, skipped: 0 },
+  ])
   const words = memoryIO(env)
   await dispatch(['catalog', 'import'], words)
   t.match(words.out(), /nothing new to import/)

@@ -170,6 +170,8 @@ const KEEP = 8192
 /**
  * pg_dump's plain output ends with the "complete" comment block, then (15.14+/16.10+) a
  * `\unrestrict <key>` line matching the `\restrict <key>` near the top; only blank lines may follow.
+ * pg_dumpall leaves restricted mode before the databases it would dump, so in its output (a set's globals) the
+ * `\unrestrict` line comes just before the "cluster dump complete" block instead.
  */
 export function checkPlainText (head: string, tail: string): CheckOutcome {
   if (head.startsWith('PGDMP')) return { ok: false, message: 'not a plain SQL dump (it is a pg_dump custom archive)' }
@@ -180,10 +182,16 @@ export function checkPlainText (head: string, tail: string): CheckOutcome {
   const lines = tail.split('\n')
   const popBlank = (): void => { while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop() }
   popBlank()
-  const unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
+  let unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
   if (unrestrict) { lines.pop(); popBlank() }
   if (lines.at(-1) === '--') lines.pop()
   if (lines.at(-1) !== trailer) return { ok: false, message: `missing "${trailer}" trailer` }
+  if (cluster && unrestrict === null) {
+    lines.pop()
+    if (lines.at(-1) === '--') lines.pop()
+    popBlank()
+    unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
+  }
   if (restrictKey !== undefined && unrestrict?.[1] !== restrictKey) {
     return { ok: false, message: 'missing the "\\unrestrict" line matching the dump\'s "\\restrict" key' }
   }

@@ -177,6 +177,17 @@ t.test('a plain dump without its trailer fails', async t => {
   t.match(r.message, /unrestrict/)
 })
 
+t.test("pg_dumpall's globals validate (its \\unrestrict comes before the cluster trailer); cut before the trailer, they fail", async t => {
+  const { stdout } = await run(join(cluster.binDir, 'pg_dumpall'), ['--globals-only', '--no-role-passwords', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres'], { maxBuffer: 64 * 1024 * 1024 })
+  const whole = await singleFileBackup('plain', 'zstd', await compress(Buffer.from(stdout), 'zstd'))
+  t.same(await validateBackup(whole, new LocalStorage(dir)), { ok: true, method: 'sha256+sql-trailer' }, 'as pg_dumpall wrote them')
+  const cut = Buffer.from(stdout.slice(0, stdout.lastIndexOf('-- PostgreSQL database cluster dump complete')))
+  const b = await singleFileBackup('plain', 'none', cut)
+  t.same(await validateBackup(b, new LocalStorage(dir)), {
+    ok: false, method: 'sha256+sql-trailer', message: 'missing "-- PostgreSQL database cluster dump complete" trailer',
+  })
+})
+
 t.test('a plain SQL file recorded as custom or tar is not an archive', async t => {
   const sql = await dump('plain')
   const asCustom = await singleFileBackup('custom', 'none', sql)

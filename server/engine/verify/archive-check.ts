@@ -53,13 +53,39 @@ function sniffer (format: 'custom' | 'tar'): Transform {
   })
 }
 
-function codecMessage (label: string, err: unknown): string {
+/**
+ * What the first decoded bytes of `input` say against `format`, or undefined when they say nothing (they fit,
+ * or too little decoded to tell). For a check whose decoded bytes never passed through node (piped-check.ts):
+ * asked only once it failed, so a wrong file type is named as the node pipeline's sniffer names it.
+ */
+export async function sniffHead (input: StreamInput, format: 'custom' | 'tar'): Promise<string | undefined> {
+  let head: Buffer = Buffer.alloc(0)
+  const collect = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      head = Buffer.concat([head, chunk]).subarray(0, SNIFF_BYTES)
+      cb(head.length >= SNIFF_BYTES ? new SniffError('enough') : null)
+    },
+  })
+  let ended = false
+  try {
+    await (pipeline as (...s: unknown[]) => Promise<void>)(input.source, ...input.decoders.map(d => d.stage.stream), collect)
+    ended = true
+  } catch {
+    // enough was read, or the head does not decode (the check's own verdict says why)
+  } finally {
+    for (const d of input.decoders) d.stage.kill('SIGKILL')
+  }
+  if (head.length < SNIFF_BYTES && !ended) return undefined
+  return sniffArchive(head, format)
+}
+
+export function codecMessage (label: string, err: unknown): string {
   const msg = (err as Error)?.message ?? String(err)
   return msg.toLowerCase().startsWith(label) ? msg : `${label}: ${msg}`
 }
 
 // only pg_restore's own error lines: other lines can quote user-chosen object names
-function errorLines (stderr: string): string[] {
+export function errorLines (stderr: string): string[] {
   return stderr.split('\n').map(l => l.trim()).filter(l => /^pg_restore: (?:error|fatal):/i.test(l))
 }
 

@@ -11,7 +11,7 @@ export interface RunResult {
 }
 
 /** CPU of this process's waited-for children so far (/proc/self/stat cutime + cstime, in ms at 100 ticks/s). */
-function childrenCpuMs (): number {
+export function childrenCpuMs (): number {
   try {
     const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')
     return (Number(fields[13]) + Number(fields[14])) * 10

@@ -11,6 +11,11 @@ export interface LiveClient {
   readonly bufferedAmount: number
   readonly readyState: number
   send (data: Buffer, options: { binary: false }): void
+  /**
+   * writes a message already framed (textFrame) to the socket beneath, as ws would after framing it: one frame
+   * built per event for every viewer, instead of ws framing the same bytes again for each (bench/ws-fanout.ts)
+   */
+  write?: (frame: Buffer) => void
   terminate (): void
   /** hold writes until uncork (the TCP socket beneath), so that several events leave in one write */
   cork?: () => void
@@ -31,9 +36,46 @@ export interface LiveHubOptions {
   behindBytes?: number
   /** minimum gap between two progress events of one job: the one place progress is throttled */
   progressIntervalMs?: number
+  /**
+   * the gap grows by this much per viewer beyond the first 400 (see progressGapMs): on loopback each write to a
+   * viewer costs the server ~13 us of kernel time, whatever the hub does, so with a large audience fewer progress
+   * updates keep the dump's share of the CPU (bench/hub-send.ts, bench/ws-fanout.ts)
+   */
+  progressMsPerViewer?: number
 }
 
 const OPEN = 1
+/** up to this many viewers, progress goes at the configured rate (the latency target is for 200) */
+const VIEWERS_AT_FULL_RATE = 400
+
+/**
+ * An unmasked, unfragmented WebSocket text frame (RFC 6455 5.2), as a server sends it: FIN + opcode 1, the
+ * payload length in 7, 7+16 or 7+64 bits, the payload. Built once per event whatever the number of viewers.
+ */
+export function textFrame (payload: Buffer): Buffer {
+  const n = payload.length
+  const head = n < 126 ? 2 : n < 65_536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(head + n)
+  frame[0] = 0x81
+  if (n < 126) {
+    frame[1] = n
+  } else if (n < 65_536) {
+    frame[1] = 126
+    frame.writeUInt16BE(n, 2)
+  } else {
+    frame[1] = 127
+    frame.writeBigUInt64BE(BigInt(n), 2)
+  }
+  payload.copy(frame, head)
+  return frame
+}
+
+/** An event's bytes: the JSON, and its frame once a viewer that takes frames needs it. */
+class Encoded {
+  #frame?: Buffer
+  constructor (readonly data: Buffer) {}
+  get frame (): Buffer { return (this.#frame ??= textFrame(this.data)) }
+}
 
 /**
  * The least role that may see an event: what the HTTP API shows that role, no more. Restores (their
@@ -48,7 +90,7 @@ const mayRead = (role: Role, audience: Role): boolean => ROLES.indexOf(role) >= 
 interface Viewer {
   role: Role
   /** per job, the newest progress this viewer was too far behind to take, encoded */
-  held?: Map<string, { data: Buffer, audience: Role }>
+  held?: Map<string, { data: Encoded, audience: Role }>
 }
 
 interface JobThrottle {
@@ -73,6 +115,7 @@ export class LiveHub {
   readonly #maxBuffered: number
   readonly #behind: number
   readonly #interval: number
+  readonly #perViewer: number
   readonly #source: LiveSource
   readonly #detach: () => void
   /** clients written to in this turn of the event loop, uncorked together at its end */
@@ -84,6 +127,7 @@ export class LiveHub {
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024
     this.#behind = Math.min(options.behindBytes ?? 64 * 1024, this.#maxBuffered)
     this.#interval = options.progressIntervalMs ?? 200
+    this.#perViewer = options.progressMsPerViewer ?? 0.5
     const onCreated = (backup: Backup): void => this.#broadcast({ type: 'created', backupId: backup.id, backup })
     const onStatus = (backup: Backup): void => {
       // the last progress of a job must reach viewers before the status that ends it
@@ -130,7 +174,7 @@ export class LiveHub {
     const restores = mayRead(role, 'admin') ? this.#source.activeRestores() : []
     const drills = this.#source.activeDrills?.() ?? []
     const snapshot: ServerEvent = { type: 'snapshot', jobs: this.#source.active(), ...(restores.length > 0 ? { restores } : {}), ...(drills.length > 0 ? { drills } : {}) }
-    this.#sendTo(client, Buffer.from(JSON.stringify(snapshot)))
+    this.#sendTo(client, new Encoded(Buffer.from(JSON.stringify(snapshot))))
     return () => { this.#clients.delete(client) }
   }
 
@@ -182,13 +226,21 @@ export class LiveHub {
     this.#broadcast(event)
   }
 
+  /**
+   * The gap between two progress events of one job now: the configured one (5/s) up to 400 viewers, growing with
+   * the audience beyond (1,000 viewers: 500 ms, 2/s). Viewers still get the newest, and the last before the end.
+   */
+  get progressGapMs (): number {
+    return Math.max(this.#interval, (this.#clients.size - VIEWERS_AT_FULL_RATE) * this.#perViewer + this.#interval)
+  }
+
   #throttled (key: string, event: ServerEvent): void {
     let t = this.#throttles.get(key)
     if (!t) {
       t = { lastSentAt: 0 }
       this.#throttles.set(key, t)
     }
-    const wait = t.lastSentAt + this.#interval - Date.now()
+    const wait = t.lastSentAt + this.progressGapMs - Date.now()
     if (wait <= 0 && !t.timer) {
       t.lastSentAt = Date.now()
       this.#broadcast(event, key)
@@ -235,11 +287,12 @@ export class LiveHub {
   /** `progressKey`: the event is a job's progress, which a viewer that is behind holds instead (the newest per key). */
   #broadcast (event: ServerEvent, progressKey?: string): void {
     const audience = audienceOf(event)
-    // encoded once (and only if someone may read it): ws would otherwise turn the same string into bytes again for every viewer
-    let data: Buffer | undefined
+    // encoded once (and only if someone may read it): ws would otherwise turn the same string into bytes again for
+    // every viewer, and frame it again for each
+    let data: Encoded | undefined
     for (const [c, v] of this.#clients) {
       if (!mayRead(v.role, audience)) continue
-      data ??= Buffer.from(JSON.stringify(event))
+      data ??= new Encoded(Buffer.from(JSON.stringify(event)))
       if (progressKey !== undefined) {
         if (c.bufferedAmount > this.#behind && c.readyState === OPEN) {
           (v.held ??= new Map()).set(progressKey, { data, audience })
@@ -252,18 +305,19 @@ export class LiveHub {
     }
   }
 
-  #sendTo (client: LiveClient, data: Buffer): void {
+  #sendTo (client: LiveClient, encoded: Encoded): void {
     if (client.readyState !== OPEN) {
       this.#clients.delete(client)
       return
     }
-    if (client.bufferedAmount + data.length > this.#maxBuffered) {
+    if (client.bufferedAmount + encoded.data.length > this.#maxBuffered) {
       this.#clients.delete(client)
       client.terminate()
       return
     }
     this.#cork(client)
-    client.send(data, { binary: false })
+    if (client.write !== undefined) client.write(encoded.frame)
+    else client.send(encoded.data, { binary: false })
   }
 
   /**

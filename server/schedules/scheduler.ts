@@ -5,6 +5,7 @@ import {
   TERMINAL_STATUSES, type Backup, type CleanupRequest, type CleanupResult, type CreateBackupRequest, type RetentionPolicy,
 } from '../../schemas/backup.ts'
 import type { MissedRun, Schedule, ScheduleCreate, SchedulePatch } from '../../schemas/schedule.ts'
+import type { BackupSet } from '../../schemas/sets.ts'
 import type { Config } from '../config.ts'
 import { InvalidInputError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { cronProblem, scheduleProblem } from './schedule-rules.ts'
@@ -16,6 +17,9 @@ export interface ScheduledBackupService {
   create (req: CreateBackupRequest, createdBy: string, extra?: { scheduleId?: string }): Promise<Backup>
   waitFor (id: string): Promise<Backup>
   get (id: string): Backup
+  /** a run whose create made a set (a whole-server target) is the whole set: waited for, and done, as one */
+  waitForSet (setId: string): Promise<BackupSet>
+  getSet (setId: string): BackupSet
   cleanup (req: CleanupRequest, opts?: { onDeleted?: (backup: Backup, reason: string) => void }): Promise<CleanupResult>
 }
 
@@ -56,7 +60,9 @@ async function auditCleanup (trail: AuditTrail, service: ScheduledBackupService,
 /**
  * Runs named schedules with croner. One run of a schedule at a time: croner's `protect` covers this
  * process, and the last backup's status covers a run still going after a restart or from elsewhere.
- * Events: 'fired' {schedule, backup}, 'finished' {schedule, backup, retention?}, 'missed' {schedule, missed},
+ * A run that makes a set (a whole-server target) ends when its last member does: retention and the overlap check
+ * look at the set, not at its first member.
+ * Events: 'fired' {schedule, backup}, 'finished' {schedule, backup, set?, retention?}, 'missed' {schedule, missed},
  * 'run-error' {schedule, error}, 'cleanup' {result}, 'cleanup-error' {error}, 'audit-error' {action, error}.
  * Each backup a schedule creates or deletes gets an audit entry by `schedule:<name>` (door `schedule`).
  */
@@ -327,12 +333,14 @@ export class Scheduler extends EventEmitter {
     state = { ...state, lastTickAt: scheduledAt.toISOString(), lastRunAt: new Date().toISOString(), lastBackupId: backup.id }
     await this.#store.putState(name, state)
     this.emit('fired', { schedule: name, backup })
-    const final = await this.#service.waitFor(backup.id)
+    // the create returned a set's first member (the globals): the run is over only when every member is
+    const set = backup.set !== undefined ? await this.#service.waitForSet(backup.set.id) : undefined
+    const final = set !== undefined ? set.members.find(m => m.id === backup.id) ?? this.#service.get(backup.id) : await this.#service.waitFor(backup.id)
     let retention: CleanupResult | undefined
-    if (final.status === 'completed' && entry.def.retention) {
+    if ((set ?? final).status === 'completed' && entry.def.retention) {
       retention = await this.#applyRetention(name, entry.def.retention, final.target)
     }
-    this.emit('finished', { schedule: name, backup: final, ...(retention ? { retention } : {}) })
+    this.emit('finished', { schedule: name, backup: final, ...(set !== undefined ? { set } : {}), ...(retention ? { retention } : {}) })
   }
 
   async #applyRetention (name: string, policy: RetentionPolicy, target: string): Promise<CleanupResult | undefined> {
@@ -344,9 +352,12 @@ export class Scheduler extends EventEmitter {
     }
   }
 
+  /** The last run's backup, or for a set every member of it, ended. */
   #isDone (backupId: string): boolean {
     try {
-      return TERMINAL_STATUSES.includes(this.#service.get(backupId).status)
+      const backup = this.#service.get(backupId)
+      const status = backup.set !== undefined ? this.#service.getSet(backup.set.id).status : backup.status
+      return TERMINAL_STATUSES.includes(status)
     } catch {
       return true // deleted since: nothing is running
     }

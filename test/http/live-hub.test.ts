@@ -3,7 +3,8 @@ import type { BackupWithProgress, Progress } from '../../schemas/backup.ts'
 import type { ServerEvent } from '../../schemas/events.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
 import { BackupEvents } from '../../server/engine/backup-events.ts'
-import { LiveHub, type LiveClient } from '../../server/http/live-hub.ts'
+import * as ws from 'ws'
+import { LiveHub, textFrame, type LiveClient } from '../../server/http/live-hub.ts'
 import { makeBackup } from '../engine/store/fixtures.ts'
 
 /** A BackupService as the hub sees it: the engine's typed events and its lists of active jobs. */
@@ -151,6 +152,40 @@ t.test('what a viewer gets in one turn of the event loop leaves in one write: co
   t.equal(viewer.ofType('log').length, 40, 'every event handed to the socket, in order')
   await new Promise(resolve => setImmediate(resolve))
   t.same(calls, ['cork', 'uncork'], 'uncorked once, at the end of the turn')
+})
+
+t.test('an event is framed once for every viewer that takes frames, and the frame is one ws reads back as the event, at every length', async t => {
+  const { source, hub } = setup(t)
+  const frames: Buffer[][] = [[], [], []]
+  for (const got of frames) hub.add(Object.assign(new Viewer(), { write: (frame: Buffer) => { got.push(frame) } }), 'viewer')
+  const backupId = '01936f6e-0000-7000-8000-000000000011'
+  // payloads under 126 bytes, under 64 KiB and above: the three length forms of a frame
+  const lines = ['x', 'y'.repeat(1000), 'z'.repeat(70_000)]
+  for (const line of lines) source.emit('log', { backupId, line, at: '2026-11-30T12:00:00.000Z' })
+  const logs = (got: Buffer[]): Buffer[] => got.slice(1) // the first is the snapshot
+  t.equal(logs(frames[0]).length, 3)
+  t.ok(logs(frames[0]).every((f, i) => f === logs(frames[1])[i] && f === logs(frames[2])[i]), 'the very same frame went to each viewer')
+
+  const read: string[] = []
+  // ws's own frame parser, as a browser's or the CLI's client runs it (exported, though not in its typings)
+  const { Receiver } = ws as unknown as { Receiver: new (o: { isServer: boolean }) => NodeJS.WritableStream & NodeJS.EventEmitter }
+  const receiver = new Receiver({ isServer: false })
+  receiver.on('message', (data: Buffer) => read.push(data.toString()))
+  for (const f of logs(frames[0])) receiver.write(f)
+  t.same(read.map(m => JSON.parse(m).line), lines, 'ws reads each frame back as the event')
+  t.same(textFrame(Buffer.from('')), Buffer.from([0x81, 0]), 'an empty text frame')
+})
+
+t.test('progress slows with a large audience: the configured rate up to 400 viewers, half a second apart at 1,000', async t => {
+  const hub = new LiveHub(new Source())
+  t.teardown(() => hub.close())
+  const add = (n: number): void => { for (let i = 0; i < n; i++) hub.add(new Viewer(), 'viewer') }
+  add(200)
+  t.equal(hub.progressGapMs, 200, '200 viewers: 5 a second, as configured')
+  add(200)
+  t.equal(hub.progressGapMs, 200, '400 viewers: still')
+  add(600)
+  t.equal(hub.progressGapMs, 500, '1,000 viewers: 2 a second')
 })
 
 t.test('restores reach admins only, in the snapshot and live, and a changed role applies to the next event', async t => {

@@ -92,7 +92,7 @@ export async function createDecryptor (identityFile: string): Promise<CodecStage
   return childStage(await decryptSpec(identityFile))
 }
 
-async function decryptSpec (identityFile: string): Promise<ChildStageSpec> {
+export async function decryptSpec (identityFile: string): Promise<ChildStageSpec> {
   return {
     program: 'age',
     path: await findAge(),

@@ -53,13 +53,39 @@ function sniffer (format: 'custom' | 'tar'): Transform {
   })
 }
 
-function codecMessage (label: string, err: unknown): string {
+/**
+ * What the first decoded bytes of `input` say against `format`, or undefined when they say nothing (they fit,
+ * or too little decoded to tell). For a check whose decoded bytes never passed through node (piped-check.ts):
+ * asked only once it failed, so a wrong file type is named as the node pipeline's sniffer names it.
+ */
+export async function sniffHead (input: StreamInput, format: 'custom' | 'tar'): Promise<string | undefined> {
+  let head: Buffer = Buffer.alloc(0)
+  const collect = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      head = Buffer.concat([head, chunk]).subarray(0, SNIFF_BYTES)
+      cb(head.length >= SNIFF_BYTES ? new SniffError('enough') : null)
+    },
+  })
+  let ended = false
+  try {
+    await (pipeline as (...s: unknown[]) => Promise<void>)(input.source, ...input.decoders.map(d => d.stage.stream), collect)
+    ended = true
+  } catch {
+    // enough was read, or the head does not decode (the check's own verdict says why)
+  } finally {
+    for (const d of input.decoders) d.stage.kill('SIGKILL')
+  }
+  if (head.length < SNIFF_BYTES && !ended) return undefined
+  return sniffArchive(head, format)
+}
+
+export function codecMessage (label: string, err: unknown): string {
   const msg = (err as Error)?.message ?? String(err)
   return msg.toLowerCase().startsWith(label) ? msg : `${label}: ${msg}`
 }
 
 // only pg_restore's own error lines: other lines can quote user-chosen object names
-function errorLines (stderr: string): string[] {
+export function errorLines (stderr: string): string[] {
   return stderr.split('\n').map(l => l.trim()).filter(l => /^pg_restore: (?:error|fatal):/i.test(l))
 }
 
@@ -170,6 +196,8 @@ const KEEP = 8192
 /**
  * pg_dump's plain output ends with the "complete" comment block, then (15.14+/16.10+) a
  * `\unrestrict <key>` line matching the `\restrict <key>` near the top; only blank lines may follow.
+ * pg_dumpall leaves restricted mode before the databases it would dump, so in its output (a set's globals) the
+ * `\unrestrict` line comes just before the "cluster dump complete" block instead.
  */
 export function checkPlainText (head: string, tail: string): CheckOutcome {
   if (head.startsWith('PGDMP')) return { ok: false, message: 'not a plain SQL dump (it is a pg_dump custom archive)' }
@@ -180,10 +208,16 @@ export function checkPlainText (head: string, tail: string): CheckOutcome {
   const lines = tail.split('\n')
   const popBlank = (): void => { while (lines.length > 0 && lines.at(-1)!.trim() === '') lines.pop() }
   popBlank()
-  const unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
+  let unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
   if (unrestrict) { lines.pop(); popBlank() }
   if (lines.at(-1) === '--') lines.pop()
   if (lines.at(-1) !== trailer) return { ok: false, message: `missing "${trailer}" trailer` }
+  if (cluster && unrestrict === null) {
+    lines.pop()
+    if (lines.at(-1) === '--') lines.pop()
+    popBlank()
+    unrestrict = /^\\unrestrict (\S+)$/.exec(lines.at(-1) ?? '')
+  }
   if (restrictKey !== undefined && unrestrict?.[1] !== restrictKey) {
     return { ok: false, message: 'missing the "\\unrestrict" line matching the dump\'s "\\restrict" key' }
   }

@@ -1,9 +1,12 @@
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import { readdir, stat } from 'node:fs/promises'
 import { isAbsolute, join, normalize, relative, sep } from 'node:path'
+import { PassThrough, Transform, Writable, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Backup } from '../../../schemas/backup.ts'
-import { checkPlainFile, runPgRestoreCheck, type CheckOutcome } from './archive-check.ts'
+import { checkPlainFile, EOF_GRACE_MS, runPgRestoreCheck, sniffHead, type CheckOutcome } from './archive-check.ts'
+import { childDecoders, pipedPgRestoreCheck } from './piped-check.ts'
+import { feedChild } from '../pg/child-feed.ts'
 import { PgkeepError } from '../../errors.ts'
 import { createDecoders } from '../pg/backup-codec.ts'
 import { digestOfFiles, manifestKey, readManifest } from '../store/manifest.ts'
@@ -76,28 +79,44 @@ async function loadListedFiles (backup: Backup, storage: Storage): Promise<Liste
   return files
 }
 
-async function hashObject (storage: Storage, key: string, signal?: AbortSignal): Promise<string> {
-  const hash = createHash('sha256')
-  await pipeline(await storage.read(key), hash, { signal })
-  return hash.digest('hex')
-}
-
-/** Size first (cheap, and the most telling message for a cut file), then a streamed sha256. */
-async function checkFile (storage: Storage, f: ListedFile, signal?: AbortSignal): Promise<string | undefined> {
+/** The size against the manifest: cheap, and the most telling message for a cut file. */
+async function checkSize (storage: Storage, f: ListedFile): Promise<string | undefined> {
   const st = await storage.stat(f.path)
   if (st === undefined) return `missing file: ${f.path}`
   if (st.isDirectory) return `not a regular file: ${f.path}`
   const size = st.sizeBytes
   if (size < f.sizeBytes) return `file truncated: ${f.path} has ${size} of ${f.sizeBytes} bytes`
   if (size > f.sizeBytes) return `file size mismatch: ${f.path} has ${size} bytes, the manifest says ${f.sizeBytes}`
+  return undefined
+}
+
+/** Hashes what passes, handing every chunk on. */
+class Hasher extends Transform {
+  readonly hash: Hash = createHash('sha256')
+  constructor () { super({ highWaterMark: 4 * 1024 * 1024 }) }
+  override _transform (chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk)
+    done(null, chunk)
+  }
+}
+
+const discard = (): Writable => new Writable({ highWaterMark: 4 * 1024 * 1024, write (_chunk, _enc, cb) { cb() } })
+
+/**
+ * One read of a stored file: hashed as it passes, and handed to `check` (the structural check's input) on the same
+ * pass. A check that stopped reading early (a bad archive) is drained, so the hash still covers every byte: a
+ * checksum mismatch is the verdict that names the cause, ahead of whatever the damaged bytes did to the check.
+ */
+async function hashFile (storage: Storage, f: ListedFile, check: Writable | undefined, signal?: AbortSignal): Promise<string | undefined> {
+  const hasher = new Hasher()
   try {
-    if (await hashObject(storage, f.path, signal) !== f.sha256) return `sha256 mismatch in ${f.path}`
+    await pipeline(await storage.read(f.path), hasher, check ?? discard(), { signal })
   } catch (err) {
     cancelledIf(signal)
     if ((err as PgkeepError)?.code?.startsWith?.('STORAGE_')) throw err
     return `read failed: ${f.path}: ${(err as Error).message}`
   }
-  return undefined
+  return hasher.hash.digest('hex') !== f.sha256 ? `sha256 mismatch in ${f.path}` : undefined
 }
 
 /** A directory backup is exactly its manifest: a stray file means it was tampered with or mixed up. */
@@ -118,22 +137,52 @@ async function unlistedFiles (backupDir: string, dirName: string, listed: Set<st
   return extra
 }
 
-async function structuralCheck (backup: Backup, storage: Storage, opts: ValidateOptions): Promise<CheckOutcome> {
-  const stream = async (sniff?: 'custom' | 'tar') => ({
-    source: await storage.read(backup.name),
-    decoders: await createDecoders(backup.compression, backup.encryption ? opts.identityFile : undefined),
-    sniff,
-  })
-  if (backup.format === 'plain') return await checkPlainFile(await stream(), opts.signal)
-  const pgRestore = await findPgTool('pg_restore', opts.pgBinDir)
-  if (backup.format === 'directory') {
-    const dir = storage.localPath?.(backup.name)
-    if (dir === undefined) return { ok: false, message: `a directory-format backup cannot be read from ${storage.url}` }
-    // pg_dump compresses a directory's data files itself; pg_restore reads them as they are
-    return await runPgRestoreCheck(pgRestore.path, ['-f', '/dev/null', '-F', 'd', dir], undefined, opts.signal)
+/** A structural check of a single-file backup: where its stored bytes go, and what it finds. */
+interface FileCheck { sink: Writable, verdict: Promise<CheckOutcome>, stop: () => void }
+
+/**
+ * The structural check of a single-file backup, fed the stored bytes by hashFile. Decoders that are all children
+ * (zstd, age) pass their output to pg_restore over kernel pipes (piped-check.ts; bench/validate.ts): node only
+ * writes the stored bytes. gzip and plain SQL keep the pipeline through node (its codec, the 8 KiB it keeps).
+ */
+async function startFileCheck (backup: Backup, storage: Storage, f: ListedFile, opts: ValidateOptions): Promise<FileCheck> {
+  const identityFile = backup.encryption ? opts.identityFile : undefined
+  const format = backup.format as 'custom' | 'plain' | 'tar'
+  const children = format === 'plain' ? undefined : await childDecoders(backup.compression, identityFile)
+  // the caller's cancel, or its own verdict known first (a checksum mismatch): either ends the check
+  const stopped = new AbortController()
+  const signal = opts.signal ? AbortSignal.any([opts.signal, stopped.signal]) : stopped.signal
+  const stop = (): void => stopped.abort()
+  if (format !== 'plain' && children !== undefined) {
+    const pgRestore = await findPgTool('pg_restore', opts.pgBinDir)
+    const check = pipedPgRestoreCheck(pgRestore.path, format, children, { signal, eofGraceMs: opts.eofGraceMs ?? EOF_GRACE_MS })
+    const verdict = check.verdict.then(async outcome => {
+      // the decoded bytes never passed through node: a wrong file type is told from the head, read again
+      if (outcome.ok || outcome.failedStage === 'age' || f.sizeBytes === 0) return outcome
+      const head = { source: await storage.read(f.path, { start: 0, end: Math.min(f.sizeBytes, HEAD_BYTES) - 1 }), decoders: await createDecoders(backup.compression, identityFile) }
+      return { ok: false, message: await sniffHead(head, format) ?? outcome.message }
+    })
+    verdict.catch(() => {}) // awaited once the read is done; it may fail before (a decoder that cannot start)
+    return { sink: check.sink, verdict, stop }
   }
-  const fmt = backup.format === 'custom' ? 'c' : 't'
-  return await runPgRestoreCheck(pgRestore.path, ['-f', '/dev/null', '-F', fmt], await stream(backup.format), opts.signal, opts.eofGraceMs)
+  const source = new PassThrough({ highWaterMark: 4 * 1024 * 1024 })
+  const input = { source, decoders: await createDecoders(backup.compression, identityFile) }
+  const verdict = format === 'plain'
+    ? checkPlainFile(input, signal)
+    : runPgRestoreCheck((await findPgTool('pg_restore', opts.pgBinDir)).path, ['-f', '/dev/null', '-F', format === 'custom' ? 'c' : 't'], { ...input, sniff: format }, signal, opts.eofGraceMs)
+  verdict.catch(() => {})
+  return { sink: feedChild(source, { drainAfterClose: true }), verdict, stop }
+}
+
+/** Enough stored bytes for the first decoded 512 whatever the codec (a zstd block, an age chunk). */
+const HEAD_BYTES = 1024 * 1024
+
+async function directoryCheck (backup: Backup, storage: Storage, opts: ValidateOptions): Promise<CheckOutcome> {
+  const dir = storage.localPath?.(backup.name)
+  if (dir === undefined) return { ok: false, message: `a directory-format backup cannot be read from ${storage.url}` }
+  const pgRestore = await findPgTool('pg_restore', opts.pgBinDir)
+  // pg_dump compresses a directory's data files itself; pg_restore reads them as they are
+  return await runPgRestoreCheck(pgRestore.path, ['-f', '/dev/null', '-F', 'd', dir], undefined, opts.signal)
 }
 
 /**
@@ -150,23 +199,47 @@ export async function validateBackup (backup: Backup, storage: Storage, opts: Va
   const files = await loadListedFiles(backup, storage)
   if (typeof files === 'string') return fail(files)
   for (const f of files) {
-    const problem = await checkFile(storage, f, opts.signal)
+    const problem = await checkSize(storage, f)
+    if (problem) return fail(problem)
+  }
+  // the registry's checksum must describe the same bytes as the manifest's, or one of them was swapped
+  const expected = backup.format === 'directory' ? [digestOfFiles(files)] : [files.find(f => f.path === backup.name)?.sha256]
+  const swapped = backup.sha256 !== undefined && !expected.includes(backup.sha256.toLowerCase())
+    ? `sha256 of ${backup.name} in the manifest differs from the registry record`
+    : undefined
+
+  if (backup.format !== 'directory') {
+    // one read: the checksum and the structural check side by side, the checksum's verdict first
+    const file = files.find(f => f.path === backup.name)!
+    const check = checksumOnly ? undefined : await startFileCheck(backup, storage, file, opts)
+    const problem = await hashFile(storage, file, check?.sink, opts.signal)
+    cancelledIf(opts.signal)
+    // bytes that do not match their checksum are the verdict, whatever they did to the check (or to a key check)
+    if (problem) {
+      // not waited for: a pg_restore stopped in the middle of a damaged archive is all that is left of it
+      check?.stop()
+      return fail(problem)
+    }
+    const outcome = await check?.verdict
+    cancelledIf(opts.signal)
+    if (swapped) return fail(swapped)
+    if (outcome === undefined) return { ok: true, method }
+    return outcome.ok ? { ok: true, method } : fail(outcome.message ?? 'structural check failed')
+  }
+
+  for (const f of files) {
+    const problem = await hashFile(storage, f, undefined, opts.signal)
     cancelledIf(opts.signal)
     if (problem) return fail(problem)
   }
-  if (backup.sha256 !== undefined) {
-    // the registry's checksum must describe the same bytes as the manifest's, or one of them was swapped
-    const expected = backup.format === 'directory' ? [digestOfFiles(files)] : [files.find(f => f.path === backup.name)?.sha256]
-    if (!expected.includes(backup.sha256.toLowerCase())) return fail(`sha256 of ${backup.name} in the manifest differs from the registry record`)
-  }
+  if (swapped) return fail(swapped)
   const localRoot = storage.localPath?.('.')
-  if (backup.format === 'directory' && localRoot !== undefined) {
+  if (localRoot !== undefined) {
     const extra = await unlistedFiles(localRoot, backup.name, new Set(files.map(f => f.path)))
     if (extra.length > 0) return fail(`file not in the manifest: ${extra.slice(0, 3).join(', ')}`)
   }
   if (checksumOnly) return { ok: true, method }
-
-  const outcome = await structuralCheck(backup, storage, opts)
+  const outcome = await directoryCheck(backup, storage, opts)
   cancelledIf(opts.signal)
   return outcome.ok ? { ok: true, method } : fail(outcome.message ?? 'structural check failed')
 }

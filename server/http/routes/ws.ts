@@ -15,7 +15,9 @@ export interface WsRouteOptions {
 /**
  * The hub's view of a viewer's socket: the WebSocket, and corking of the TCP socket beneath it, so that the
  * events of one turn of the loop leave in one write. `ws` keeps that socket in `_socket` (every version since
- * 1.x); without it the hub writes once per event, as it would anyway.
+ * 1.x); without it the hub writes once per event, as it would anyway. The hub's frames (one per event for all
+ * viewers) go straight to that socket when no extension was negotiated: ws frames every message of ours the same
+ * way and writes it at once (its queue is for compression, which is off), so the order of frames is kept.
  */
 function liveClient (socket: WebSocket): LiveClient {
   const raw = (socket as unknown as { _socket?: Duplex })._socket
@@ -25,6 +27,7 @@ function liveClient (socket: WebSocket): LiveClient {
     send: (data, options) => { socket.send(data, options) },
     terminate: () => { socket.terminate() },
     ...(raw !== undefined ? { cork: () => { raw.cork() }, uncork: () => { raw.uncork() } } : {}),
+    ...(raw !== undefined && socket.extensions === '' ? { write: (frame: Buffer) => { raw.write(frame) } } : {}),
   }
 }
 

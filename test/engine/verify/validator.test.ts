@@ -177,6 +177,17 @@ t.test('a plain dump without its trailer fails', async t => {
   t.match(r.message, /unrestrict/)
 })
 
+t.test("pg_dumpall's globals validate (its \\unrestrict comes before the cluster trailer); cut before the trailer, they fail", async t => {
+  const { stdout } = await run(join(cluster.binDir, 'pg_dumpall'), ['--globals-only', '--no-role-passwords', '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres'], { maxBuffer: 64 * 1024 * 1024 })
+  const whole = await singleFileBackup('plain', 'zstd', await compress(Buffer.from(stdout), 'zstd'))
+  t.same(await validateBackup(whole, new LocalStorage(dir)), { ok: true, method: 'sha256+sql-trailer' }, 'as pg_dumpall wrote them')
+  const cut = Buffer.from(stdout.slice(0, stdout.lastIndexOf('-- PostgreSQL database cluster dump complete')))
+  const b = await singleFileBackup('plain', 'none', cut)
+  t.same(await validateBackup(b, new LocalStorage(dir)), {
+    ok: false, method: 'sha256+sql-trailer', message: 'missing "-- PostgreSQL database cluster dump complete" trailer',
+  })
+})
+
 t.test('a plain SQL file recorded as custom or tar is not an archive', async t => {
   const sql = await dump('plain')
   const asCustom = await singleFileBackup('custom', 'none', sql)
@@ -185,6 +196,11 @@ t.test('a plain SQL file recorded as custom or tar is not an archive', async t =
   })
   const asTar = await singleFileBackup('tar', 'none', sql)
   t.match((await validateBackup(asTar, new LocalStorage(dir))).message, /^not a pg_dump tar archive/)
+  // zstd decodes into pg_restore over a kernel pipe, past node's sniffer: the head is read again to say why
+  const zstdAsCustom = await singleFileBackup('custom', 'zstd', await compress(sql, 'zstd'))
+  t.same(await validateBackup(zstdAsCustom, new LocalStorage(dir)), {
+    ok: false, method: 'sha256+pg_restore', message: 'not a pg_dump custom archive (it looks like plain SQL)',
+  }, 'zstd-compressed, the same words')
   const customAsPlain = await singleFileBackup('plain', 'none', await dump('custom'))
   t.match((await validateBackup(customAsPlain, new LocalStorage(dir))).message, /^not a plain SQL dump/)
 })

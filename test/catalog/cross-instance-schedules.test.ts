@@ -22,6 +22,8 @@ const noRuns: ScheduledBackupService = {
   create: async () => { throw new Error('no run expected') },
   waitFor: async () => { throw new Error('no run expected') },
   get: () => { throw new Error('no run expected') },
+  waitForSet: async () => { throw new Error('no run expected') },
+  getSet: () => { throw new Error('no run expected') },
   cleanup: async () => { throw new Error('no run expected') },
 }
 

@@ -19,6 +19,9 @@ if (isFresh(CLI.output, CLI.sources)) {
   process.stderr.write('pgkeep: dist/cli is missing from this installation; reinstall the package (npm pack builds it)\n')
   process.exit(1)
 } else {
+  // said every time, never silently: the sources start several times slower (tsx compiles them), and a bundle
+  // older than the sources (an edit, a git checkout or pull since the last build) is not what they say
+  process.stderr.write('pgkeep: dist/cli is missing or older than server/ or schemas/; running from the TypeScript sources (slow start): `npm run build` rebuilds it\n')
   const { register } = await import('tsx/esm/api')
   register()
   await import('../server/cli/main.ts')

@@ -99,7 +99,10 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
         message: stuck ? `pg_restore did not finish within ${EOF_GRACE_MS / 1000} s of the end of the dump (a truncated archive?)` : (err as Error).message,
       }))
   }
-  verdict = verdict.finally(() => clearTimeout(graceTimer))
+  // a verdict can come before the end of the input is reported (pg_restore stops reading at the archive's end):
+  // the grace timer must not be armed after it, or it holds the process open for EOF_GRACE_MS for nothing
+  let settled = false
+  verdict = verdict.finally(() => { settled = true; clearTimeout(graceTimer) })
   let released: Promise<void> | undefined
   const kill = async (): Promise<void> => {
     stop.abort()
@@ -129,7 +132,7 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
       },
     }),
     inputEnded: () => {
-      graceTimer ??= setTimeout(() => { stuck = true; void kill() }, EOF_GRACE_MS)
+      if (!settled) graceTimer ??= setTimeout(() => { stuck = true; void kill() }, EOF_GRACE_MS)
     },
     kill,
   }

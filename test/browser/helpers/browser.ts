@@ -1,7 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
 export const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync']
@@ -15,20 +12,37 @@ export interface BrowserSession {
   close (): Promise<void>
 }
 
-/** Debian's Chromium with a fresh profile, so no cookie or cache leaks from one session to the next. */
+/**
+ * One Chromium per test file, shared by the sessions open at the same time (a launch costs more than the rest of
+ * a short test), closed with the last of them so nothing keeps the test process alive.
+ */
+let shared: { browser: Promise<Browser>, sessions: number } | undefined
+
+/**
+ * Debian's Chromium, each session in a context of its own: a fresh in-memory profile, so no cookie, storage or
+ * cache leaks from one session to the next.
+ */
 export async function openBrowser (baseURL: string, viewport = DESKTOP): Promise<BrowserSession> {
-  const profile = mkdtempSync(join(tmpdir(), 'pgkeep-chromium-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, args: ARGS, headless: true, baseURL, viewport, acceptDownloads: true,
-  })
+  shared ??= { browser: chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true }), sessions: 0 }
+  const mine = shared
+  mine.sessions++
+  const context = await (await mine.browser).newContext({ baseURL, viewport, acceptDownloads: true })
   context.setDefaultTimeout(20_000)
-  const page = context.pages()[0] ?? await context.newPage()
+  // the tests' TypeScript goes through tsx, whose esbuild keeps function names with a __name(fn, "name") helper;
+  // a function handed to page.evaluate carries those calls into the page, where the helper must exist too
+  await context.addInitScript({ content: 'globalThis.__name ??= (fn) => fn' })
+  const page = await context.newPage()
+  let closed = false
   return {
     context,
     page,
     close: async () => {
+      if (closed) return
+      closed = true
       await context.close().catch(() => {})
-      rmSync(profile, { recursive: true, force: true })
+      if (--mine.sessions > 0) return
+      if (shared === mine) shared = undefined
+      await (await mine.browser).close().catch(() => {})
     },
   }
 }

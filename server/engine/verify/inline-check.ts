@@ -104,8 +104,12 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
   let settled = false
   verdict = verdict.finally(() => { settled = true; clearTimeout(graceTimer) })
   let released: Promise<void> | undefined
+  // node's own write ends of the FIFO: while one is open, a read of node's on the other end never sees EOF and
+  // blocks on the thread pool, keeping the process alive after a dump that stopped without ending its tap
+  const taps: WriteStream[] = []
   const kill = async (): Promise<void> => {
     stop.abort()
+    for (const t of taps) t.destroy()
     released ??= (async () => {
       const until = Date.now() + RELEASE_FOR_MS
       releaseFifo(fifo)
@@ -119,7 +123,11 @@ export async function startInlineCheck (format: Exclude<BackupFormat, 'directory
   return {
     fifo,
     verdict,
-    tap: () => feedChild(opens.track(createWriteStream(fifo, { highWaterMark: 1024 * 1024 })), { drainAfterClose: true }),
+    tap: () => {
+      const end = opens.track(createWriteStream(fifo, { highWaterMark: 1024 * 1024 }))
+      taps.push(end)
+      return feedChild(end, { drainAfterClose: true })
+    },
     teeSpec: async () => ({
       program: 'tee',
       path: await findCoreutil('tee'),

@@ -1,12 +1,11 @@
 import type pg from 'pg'
 import type { Target } from '../config.ts'
 import { PgkeepError } from '../errors.ts'
-import { connectionError, loadDriver, sslOption } from '../engine/pg/connection.ts'
+import { clientOptions, connectionError, loadDriver } from '../engine/pg/connection.ts'
 import { backoffDelay } from '../engine/retry.ts'
 import { migrate } from './migrate.ts'
 
 export const CATALOG_APP_NAME = 'pgkeep-catalog'
-const CONNECT_TIMEOUT_MS = 5000
 const POOL_SIZE = 5
 // a catalog statement is a few rows; one that waits this long is stuck behind a lock, not working
 const STATEMENT_TIMEOUT_MS = 30_000
@@ -29,8 +28,7 @@ export class CatalogDb {
   #listenerFailures = 0
   #reconnectTimer: NodeJS.Timeout | undefined
   #closed = false
-  /** called after the LISTEN connection came back: notifications sent while it was down were lost, so readers re-read */
-  onReconnect: () => void = () => {}
+  readonly #reconnectListeners = new Set<() => void>()
 
   private constructor (target: Target, pool: pg.Pool) {
     this.target = target
@@ -41,14 +39,7 @@ export class CatalogDb {
   static async open (target: Target): Promise<CatalogDb> {
     const { Pool } = await loadDriver()
     const pool = new Pool({
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      ssl: sslOption(target.sslmode),
-      application_name: CATALOG_APP_NAME,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      ...clientOptions(target, CATALOG_APP_NAME),
       statement_timeout: STATEMENT_TIMEOUT_MS,
       max: POOL_SIZE,
       idleTimeoutMillis: 30_000,
@@ -108,6 +99,15 @@ export class CatalogDb {
     return () => { set.delete(handler) }
   }
 
+  /**
+   * Calls fn each time the LISTEN connection comes back: notifications sent while it was down were lost, so
+   * readers re-read. Returns the way to stop.
+   */
+  onReconnect (fn: () => void): () => void {
+    this.#reconnectListeners.add(fn)
+    return () => { this.#reconnectListeners.delete(fn) }
+  }
+
   /** pg_notify within a transaction's client (sent at commit) or on its own. */
   async notify (channel: string, payload: string, client?: Queryable): Promise<void> {
     const q = 'SELECT pg_catalog.pg_notify($1, $2)'
@@ -125,10 +125,7 @@ export class CatalogDb {
   async #connectListener (): Promise<void> {
     const { Client } = await loadDriver()
     const t = this.target
-    const client = new Client({
-      host: t.host, port: t.port, user: t.user, password: t.password, database: t.database,
-      ssl: sslOption(t.sslmode), application_name: CATALOG_APP_NAME, connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    })
+    const client = new Client(clientOptions(t, CATALOG_APP_NAME))
     client.on('error', () => {})
     try {
       await client.connect()
@@ -154,7 +151,7 @@ export class CatalogDb {
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
       if (this.#closed) return
-      this.#connectListener().then(() => { this.onReconnect() }, () => { this.#scheduleReconnect() })
+      this.#connectListener().then(() => { for (const fn of this.#reconnectListeners) fn() }, () => { this.#scheduleReconnect() })
     }, delay)
     this.#reconnectTimer.unref()
   }

@@ -82,11 +82,9 @@ export class PgRegistryBackend implements RegistryBackend {
       this.#unlisten = await this.#db.listen(BACKUPS_CHANNEL, payload => {
         if (Number(payload) > this.#seq) this.#pull().catch(() => {})
       })
-      const previous = this.#db.onReconnect
-      this.#db.onReconnect = () => {
-        previous()
+      this.#db.onReconnect(() => {
         if (!this.#closed) this.#pull().catch(() => {})
-      }
+      })
     }
     await this.#pull()
     if (!this.#empty) return true

@@ -39,11 +39,9 @@ export class PgScheduleStore implements StoredSchedules {
     const store = new PgScheduleStore(db)
     store.#unlisten = await db.listen(SCHEDULES_CHANNEL, payload => { store.#heard(payload) })
     // notifications sent while the LISTEN connection was down are lost: read everything again
-    const previous = db.onReconnect
-    db.onReconnect = () => {
-      previous()
+    db.onReconnect(() => {
       if (!store.#closed) void store.#queue.run(async () => { await store.#reloadAll() }).catch(() => {})
-    }
+    })
     await store.#queue.run(async () => { await store.#reloadAll() })
     return store
   }

@@ -52,7 +52,7 @@ t.test('notifications reach listeners; a listener connection killed by the serve
   while (heard.length < 1) await new Promise(resolve => setTimeout(resolve, 20))
   t.same(heard, ['one'])
 
-  const reconnected = new Promise<void>(resolve => { db.onReconnect = resolve })
+  const reconnected = new Promise<void>(resolve => { db.onReconnect(resolve) })
   await cluster.psql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'catalog_db_listen' AND application_name = 'pgkeep-catalog' AND query LIKE 'LISTEN%'`, 'postgres')
   await reconnected
   await db.notify('pgkeep_test', 'two')

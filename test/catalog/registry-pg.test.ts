@@ -67,8 +67,7 @@ t.test('a view whose LISTEN connection was cut catches up on what it missed once
   await b.put(makeBackup())
   await waitUntil(() => a.all().length === 1, 15000, 'a hears b\'s first write')
   let reconnects = 0
-  const previous = dbA.onReconnect
-  dbA.onReconnect = () => { previous(); reconnects++ }
+  dbA.onReconnect(() => { reconnects++ })
   // no new connection to the catalog database until the write below is done: a's listener stays away meanwhile
   // (b writes over the connection its pool already holds)
   await cluster.psql(`ALTER DATABASE ${c.database} ALLOW_CONNECTIONS false`, 'postgres')

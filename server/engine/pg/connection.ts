@@ -29,7 +29,7 @@ const STATEMENT_TIMEOUT_MS = 60_000
  * libpq sslmodes mapped onto node-postgres, which cannot fall back from TLS to plain:
  * 'prefer'/'allow' therefore connect without TLS, like libpq does when the server has no TLS.
  */
-export function sslOption (sslmode: string | undefined): pg.ClientConfig['ssl'] {
+function sslOption (sslmode: string | undefined): pg.ClientConfig['ssl'] {
   switch (sslmode) {
     case 'require': return { rejectUnauthorized: false }
     case 'verify-ca':
@@ -104,20 +104,24 @@ export function connectionError (err: unknown, target: Target): PgkeepError {
     { details: { target: target.name, sqlstate, retryable: false } })
 }
 
-/** Opens a short-lived connection for pgkeep's own questions. The caller must end() it. */
-export async function connectTarget (target: Target): Promise<pg.Client> {
-  const { Client } = await loadDriver()
-  const client = new Client({
+/** How node-postgres reaches a target: pgkeep's connections to a target and to the catalog alike. */
+export function clientOptions (target: Target, applicationName: string): pg.ClientConfig {
+  return {
     host: target.host,
     port: target.port,
     user: target.user,
     password: target.password,
     database: target.database,
     ssl: sslOption(target.sslmode),
-    application_name: INSPECTOR_APP_NAME,
+    application_name: applicationName,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    statement_timeout: STATEMENT_TIMEOUT_MS,
-  })
+  }
+}
+
+/** Opens a short-lived connection for pgkeep's own questions. The caller must end() it. */
+export async function connectTarget (target: Target): Promise<pg.Client> {
+  const { Client } = await loadDriver()
+  const client = new Client({ ...clientOptions(target, INSPECTOR_APP_NAME), statement_timeout: STATEMENT_TIMEOUT_MS })
   // a server restart or pg_terminate_backend arrives as an 'error' event; unhandled it would kill the process
   client.on('error', () => {})
   try {

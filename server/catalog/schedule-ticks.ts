@@ -14,6 +14,19 @@ const lockTick = async (client: Queryable, schedule: string): Promise<void> => {
   await client.query("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgkeep.schedule-tick:' || $1))", [schedule])
 }
 
+/** The tick's `fired` row for this instance, unless another instance fired it or a sweep counted it missed. */
+async function takeTick (client: Queryable, schedule: string, tickAt: Date, instanceId: string): Promise<boolean> {
+  await lockTick(client, schedule)
+  const { rows } = await client.query(`
+    INSERT INTO pgkeep.schedule_ticks (schedule, tick_at, outcome, instance_id)
+    SELECT $1, $2, 'fired', $3
+    WHERE NOT EXISTS (
+      SELECT 1 FROM pgkeep.schedule_ticks WHERE schedule = $1 AND tick_at >= $2 AND outcome = 'missed')
+    ON CONFLICT (schedule, tick_at) DO NOTHING
+    RETURNING tick_at`, [schedule, tickAt, instanceId])
+  return rows.length > 0
+}
+
 /**
  * Schedule ticks across instances (pgkeep.schedule_ticks). Every instance runs the same timers; the row of a tick
  * is taken by exactly one of them (the primary key on schedule + tick time), in the transaction that queues the
@@ -37,19 +50,19 @@ export class ScheduleTicks {
    */
   async fire (schedule: string, tickAt: Date, instanceId: string, enqueue: (client: Queryable) => Promise<string>): Promise<{ won: boolean, jobId?: string }> {
     return await this.#db.transaction(async client => {
-      await lockTick(client, schedule)
-      const { rows } = await client.query(`
-        INSERT INTO pgkeep.schedule_ticks (schedule, tick_at, outcome, instance_id)
-        SELECT $1, $2, 'fired', $3
-        WHERE NOT EXISTS (
-          SELECT 1 FROM pgkeep.schedule_ticks WHERE schedule = $1 AND tick_at >= $2 AND outcome = 'missed')
-        ON CONFLICT (schedule, tick_at) DO NOTHING
-        RETURNING tick_at`, [schedule, tickAt, instanceId])
-      if (rows.length === 0) return { won: false }
+      if (!await takeTick(client, schedule, tickAt, instanceId)) return { won: false }
       const jobId = await enqueue(client)
       await client.query('UPDATE pgkeep.schedule_ticks SET job_id = $3 WHERE schedule = $1 AND tick_at = $2', [schedule, tickAt, jobId])
       return { won: true, jobId }
     })
+  }
+
+  /**
+   * Claims a tick for this instance without queueing a job: the instance that wins runs the tick itself (the
+   * scheduler, until its runs go through the catalog's job queue). Same rules as fire().
+   */
+  async claim (schedule: string, tickAt: Date, instanceId: string): Promise<boolean> {
+    return await this.#db.transaction(async client => await takeTick(client, schedule, tickAt, instanceId))
   }
 
   /**

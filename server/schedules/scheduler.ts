@@ -23,6 +23,9 @@ export interface ScheduledBackupService {
   cleanup (req: CleanupRequest, opts?: { onDeleted?: (backup: Backup, reason: string) => void }): Promise<CleanupResult>
 }
 
+/** Whether this instance runs the tick of `schedule` due at `scheduledAt` (catalog/schedule-ticks.ts with a shared catalog). */
+export type TickClaim = (schedule: string, scheduledAt: Date) => Promise<boolean>
+
 export type SchedulerConfig = Pick<Config, 'backupDir' | 'schedules' | 'cleanupCron' | 'retention' | 'targets'>
 
 interface Entry {
@@ -76,6 +79,8 @@ export class Scheduler extends EventEmitter {
   #cleanupCron?: Cron
   #cleanupUnusable = false
   #closed = false
+  /** alone (files), every tick is this instance's */
+  #claimTick: TickClaim = async () => true
   #unwatch: () => void = () => {}
 
   private constructor (service: ScheduledBackupService, store: StoredSchedules, targetNames: string[], audit: AuditSink) {
@@ -101,9 +106,10 @@ export class Scheduler extends EventEmitter {
    * so missed runs found at start-up reach them. The store (schedules.json in the backups dir unless given, e.g. the
    * shared catalog's) is the scheduler's from then on: close() closes it.
    */
-  static async open (service: ScheduledBackupService, config: SchedulerConfig, opts: { audit?: AuditSink, store?: StoredSchedules } = {}): Promise<Scheduler> {
+  static async open (service: ScheduledBackupService, config: SchedulerConfig, opts: { audit?: AuditSink, store?: StoredSchedules, claimTick?: TickClaim } = {}): Promise<Scheduler> {
     const store = opts.store ?? await ScheduleStore.open(config.backupDir)
     const scheduler = new Scheduler(service, store, Object.keys(config.targets), opts.audit ?? nowhere)
+    if (opts.claimTick) scheduler.#claimTick = opts.claimTick
     for (const [i, c] of config.schedules.entries()) {
       const def: StoredSchedule = {
         name: c.name, cron: c.cron, backup: c.backup ?? {}, enabled: c.enabled ?? true, createdAt: '', createdBy: 'config',
@@ -313,6 +319,8 @@ export class Scheduler extends EventEmitter {
   async #run (name: string, scheduledAt: Date): Promise<void> {
     const entry = this.#entries.get(name)
     if (!entry || this.#closed) return
+    // instances sharing a catalog all arm the same timers: the one that takes the tick runs it, the others stay quiet
+    if (!await this.#claimTick(name, scheduledAt)) return
     let state: ScheduleState = this.#store.state(name) ?? { lastTickAt: scheduledAt.toISOString(), missed: [] }
     if (state.lastBackupId && !this.#isDone(state.lastBackupId)) {
       await this.#recordMissed(name, scheduledAt, 'overlap', 1)

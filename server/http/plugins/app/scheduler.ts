@@ -1,7 +1,17 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../../../config.ts'
-import { Scheduler } from '../../../schedules/scheduler.ts'
+import { Scheduler, type TickClaim } from '../../../schedules/scheduler.ts'
 import { scheduleStore } from '../../../catalog/catalog-stores.ts'
+import type { CatalogDb } from '../../../catalog/catalog-db.ts'
+import { newInstanceId } from '../../../catalog/instances.ts'
+import { ScheduleTicks } from '../../../catalog/schedule-ticks.ts'
+
+/** With a shared catalog each tick is run by the one instance whose claim on it wins. */
+function tickClaimOn (catalog: CatalogDb): TickClaim {
+  const ticks = new ScheduleTicks(catalog)
+  const instanceId = newInstanceId()
+  return async (schedule, scheduledAt) => await ticks.claim(schedule, scheduledAt, instanceId)
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,7 +34,8 @@ export default fp<SchedulerPluginOptions>(async (fastify, opts) => {
   const { notifier } = fastify
   const store = await scheduleStore(config.backupDir, fastify.catalog)
   // the scheduler owns the store once open; a refused start (a stored schedule this config cannot run) hands it back
-  const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog, store })
+  const claimTick = fastify.catalog !== undefined ? tickClaimOn(fastify.catalog) : undefined
+  const scheduler = await Scheduler.open(service, config, { audit: fastify.auditLog, store, ...(claimTick ? { claimTick } : {}) })
     .catch(async (err: unknown) => { await store.close?.(); throw err })
   const log = fastify.log.child({ component: 'scheduler' })
 

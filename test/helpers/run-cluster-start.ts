@@ -1,9 +1,7 @@
-// tap's `before` script: one PostgreSQL cluster for the whole run (test files find it through testCluster()),
-// and the bundle the CLI tests run brought up to date with the sources (as `npm test`'s pretest does), so a
-// `npx tap file` after an edit tests the edit, from the bundle, before any test file starts.
-import { execFileSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+// tap's `before` script: one PostgreSQL cluster for the whole run (test files find it through testCluster()).
+// The bundle the CLI tests run is built by `npm test`'s pretest, not here: a build started from this script is
+// tracked by tap, and its coverage failed the whole run (exit 1 with every test passing). After an edit, a plain
+// `npx tap file` runs the CLI through tsx and bin/pgkeep.js says so; `npm run build` first avoids that.
 import { startRunCluster } from './pg-cluster.ts'
 
-execFileSync(process.execPath, [fileURLToPath(new URL('../../bin/build.js', import.meta.url))], { stdio: ['ignore', 'ignore', 'inherit'] })
 await startRunCluster(process.ppid)

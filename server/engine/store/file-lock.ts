@@ -174,10 +174,16 @@ async function acquire (lockPath: string, timeoutMs: number): Promise<string> {
 }
 
 async function release (lockPath: string, token: string): Promise<void> {
-  held.delete(lockPath)
-  const text = await readText(lockPath)
-  // Never remove a lock we no longer own (someone judged ours stale and took over).
-  if (text !== undefined && parseLock(text)?.token === token) await unlink(lockPath).catch(() => {})
+  // Still listed as ours until the file is gone: a waiter in this process that read it meanwhile would otherwise
+  // judge it a previous life's, break it and take the lock, and our unlink below would then remove its fresh
+  // lock, letting a third writer in beside it (lost registry updates between two views of one process).
+  try {
+    const text = await readText(lockPath)
+    // Never remove a lock we no longer own (someone judged ours stale and took over).
+    if (text !== undefined && parseLock(text)?.token === token) await unlink(lockPath).catch(() => {})
+  } finally {
+    if (held.get(lockPath) === token) held.delete(lockPath)
+  }
 }
 
 /**

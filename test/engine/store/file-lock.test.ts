@@ -129,3 +129,24 @@ t.test('callers in one process are serialized and the lock is released when fn t
   t.notOk(existsSync(lockPath))
   t.equal(await withFileLock(lockPath, async () => 'again', { timeoutMs: 500 }), 'again')
 })
+
+// Two holders in one process (two registry views): a release used to stop listing the lock as its own before
+// removing the file, so the other waiter judged it a previous life's, broke it and took the lock, and the
+// release's unlink then removed that fresh lock, letting a third acquire beside it.
+t.test('in one process, holders of one lock never overlap, however their releases and waits interleave', async t => {
+  const lockPath = join(tempDir(t), 'one.lock')
+  let inside = 0
+  let overlaps = 0
+  const chain = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) {
+      await withFileLock(lockPath, async () => {
+        if (++inside > 1) overlaps++
+        await new Promise(resolve => setImmediate(resolve))
+        inside--
+      })
+    }
+  }
+  await Promise.all([chain(150), chain(150), chain(150)])
+  t.equal(overlaps, 0, 'never two holders at once')
+  t.notOk(existsSync(lockPath), 'released')
+})

@@ -1,6 +1,6 @@
 import type { AuditEntry, AuditPage } from '../../schemas/audit.ts'
 import type { CatalogDb } from '../catalog/catalog-db.ts'
-import { stripUndefined, type AuditStore } from './audit-log.ts'
+import { auditLine, tracked, type AuditStore } from './audit-log.ts'
 
 /**
  * The audit log in the shared catalog (pgkeep.audit): the entries of every instance in one table, ordered by the
@@ -13,14 +13,8 @@ export class PgAuditLog implements AuditStore {
   constructor (private readonly db: CatalogDb) {}
 
   async append (entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void> {
-    const line = { time: entry.time ?? new Date().toISOString(), ...stripUndefined(entry) } as AuditEntry
-    const write = this.db.query('INSERT INTO pgkeep.audit (at, entry) VALUES ($1, $2)', [line.time, JSON.stringify(line)])
-    this.#pending.add(write)
-    try {
-      await write
-    } finally {
-      this.#pending.delete(write)
-    }
+    const line = auditLine(entry)
+    await tracked(this.#pending, this.db.query('INSERT INTO pgkeep.audit (at, entry) VALUES ($1, $2)', [line.time, JSON.stringify(line)]))
   }
 
   async page (page = 1, pageSize = 50): Promise<AuditPage> {

@@ -37,17 +37,11 @@ export class AuditLog implements AuditStore {
   }
 
   async append (entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void> {
-    const line: AuditEntry = { time: entry.time ?? new Date().toISOString(), ...stripUndefined(entry) } as AuditEntry
-    const write = (async () => {
+    const line = auditLine(entry)
+    await tracked(this.#pending, (async () => {
       const fh = await this.#handle()
       await fh.write(JSON.stringify(line) + '\n')
-    })()
-    this.#pending.add(write)
-    try {
-      await write
-    } finally {
-      this.#pending.delete(write)
-    }
+    })())
   }
 
   /** Newest first. A torn last line (crash mid-write) is skipped rather than failing the page. */
@@ -80,6 +74,21 @@ export class AuditLog implements AuditStore {
     const fh = this.#fh
     this.#fh = undefined
     if (fh) await (await fh).close()
+  }
+}
+
+/** An entry as both logs keep it: its time (now unless given), no undefined fields. */
+export function auditLine (entry: Omit<AuditEntry, 'time'> & { time?: string }): AuditEntry {
+  return { time: entry.time ?? new Date().toISOString(), ...stripUndefined(entry) } as AuditEntry
+}
+
+/** Awaits write, listed in pending meanwhile, so flush() can wait for every append in flight. */
+export async function tracked (pending: Set<Promise<unknown>>, write: Promise<unknown>): Promise<void> {
+  pending.add(write)
+  try {
+    await write
+  } finally {
+    pending.delete(write)
   }
 }
 

@@ -134,6 +134,8 @@ export const Backup = Type.Object({
   scheduleId: Type.Optional(Type.String()),
   /** pid of the process running this job, so another process sharing the dir can tell a crash from a live job. */
   ownerPid: Type.Optional(Type.Integer()),
+  /** With a shared PostgreSQL catalog: the pgkeep instance that runs (or ran) this job, as in pgkeep.instances. */
+  instance: Type.Optional(Type.String()),
   /** What pgkeep chose on the user's behalf, e.g. gzip where the installed pg_dump cannot write the default zstd. */
   notes: Type.Optional(Type.Array(Type.String())),
   /** Where the backup lives (`file:///dir`, `s3://bucket/prefix`); absent for the local backups dir of older records. */

@@ -12,9 +12,25 @@ export type ReadinessCheck = Static<typeof ReadinessCheck>
  * GET /api/health/ready, 200 or 503. Without credentials only `ready` (targets, hosts and errors are not for
  * anyone who can reach the port); with any login also every check, and the failed ones as one line each.
  */
+/** With a shared PostgreSQL catalog: this instance and the queue every instance shares. */
+export const InstanceStatus = Type.Object({
+  id: Type.String(),
+  /** false when started with --no-worker (API only: it queues jobs, others run them) */
+  worker: Type.Boolean(),
+  concurrency: Type.Integer(),
+  /** the jobs this instance holds a lease on now */
+  leases: Type.Integer(),
+  /** across all instances */
+  queue: Type.Object({ queued: Type.Integer(), running: Type.Integer() }),
+  /** instances that heartbeated within their lease */
+  liveInstances: Type.Integer(),
+})
+export type InstanceStatus = Static<typeof InstanceStatus>
+
 export const ReadyReply = Type.Object({
   ready: Type.Boolean(),
   checks: Type.Optional(Type.Array(ReadinessCheck)),
   reasons: Type.Optional(Type.Array(Type.String())),
+  instance: Type.Optional(InstanceStatus),
 })
 export type ReadyReply = Static<typeof ReadyReply>

@@ -5,6 +5,7 @@ import {
   type ListQuery, type ListResult, type Progress, type RestoreRequest, type SetMembership, type StoredCopy, type Verification,
 } from '../../schemas/backup.ts'
 import type { RestoreState } from '../../schemas/restore.ts'
+import type { InstanceStatus } from '../../schemas/health.ts'
 import { setStatus, type BackupSet, type SetListQuery, type SetListResult, type SetRestoreRequest, type SetRestoreState } from '../../schemas/sets.ts'
 import type { Config } from '../config.ts'
 import { CatalogDb } from '../catalog/catalog-db.ts'
@@ -274,6 +275,14 @@ export class BackupService extends BackupEvents {
     const job = this.jobs.get(id)
     if (job) return await job.done
     return this.get(id)
+  }
+
+  /**
+   * With a shared catalog: this instance's id, worker slots and leases, and the queue all instances share (for
+   * readiness, /metrics and the dashboard). undefined without one: a lone pgkeep has no instances to tell apart.
+   */
+  async instanceStatus (): Promise<InstanceStatus | undefined> {
+    return undefined
   }
 
   // ---- creating and running -------------------------------------------------------------------

@@ -371,7 +371,7 @@ export class BackupService extends BackupEvents {
   }
 
   list (query: ListQuery = {}): ListResult {
-    return queryBackups(this.registry.all(), query)
+    return queryBackups(this.registry.all(), query, { newestFirst: true })
   }
 
   progress (id: string): Progress | undefined {

@@ -67,25 +67,42 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
   const page = Math.max(1, Math.floor(query.page ?? 1))
   const pageSize = Math.min(MAX_PAGE_SIZE, Math.max(1, Math.floor(query.pageSize ?? DEFAULT_PAGE_SIZE)))
 
-  const rows: { b: Backup, v: SortValue, i: number }[] = []
   const sort = query.sort ?? 'createdAt'
   const dir = (query.order ?? 'desc') === 'asc' ? 1 : -1
-  let inOrder = opts.newestFirst === true && sort === 'createdAt' && dir === -1
-  for (let i = 0; i < backups.length; i++) {
-    const b = backups[i]
-    if (query.status !== undefined && b.status !== query.status) continue
-    if (query.target !== undefined && b.target !== query.target) continue
+  const start = (page - 1) * pageSize
+  /** the record's keys when it passes every filter */
+  const matching = (b: Backup): Keys | undefined => {
+    if (query.status !== undefined && b.status !== query.status) return undefined
+    if (query.target !== undefined && b.target !== query.target) return undefined
     const k = keysOf(b)
-    if (from !== undefined && !(k.createdMs >= from)) continue
-    if (to !== undefined && !(k.createdMs <= to)) continue
-    if (q !== undefined && q !== '' && !k.haystack.includes(q)) continue
-    const v = sortValue(b, k, sort)
-    // a record without a date would have to go last: only the sort places it
-    if (v === undefined) inOrder = false
-    rows.push({ b, v, i })
+    if (from !== undefined && !(k.createdMs >= from)) return undefined
+    if (to !== undefined && !(k.createdMs <= to)) return undefined
+    if (q !== undefined && q !== '' && !k.haystack.includes(q)) return undefined
+    return k
   }
 
-  if (!inOrder) rows.sort((x, y) => {
+  if (opts.newestFirst === true && sort === 'createdAt' && dir === -1) {
+    const items: Backup[] = []
+    let total = 0
+    let dated = true
+    for (const b of backups) {
+      const k = matching(b)
+      if (k === undefined) continue
+      // a record without a date would have to go last: only the sort below places it
+      if (Number.isNaN(k.createdMs)) dated = false
+      if (total >= start && total < start + pageSize) items.push(b)
+      total++
+    }
+    if (dated) return { items, total, page, pageSize }
+  }
+
+  const rows: { b: Backup, v: SortValue, i: number }[] = []
+  for (let i = 0; i < backups.length; i++) {
+    const k = matching(backups[i])
+    if (k !== undefined) rows.push({ b: backups[i], v: sortValue(backups[i], k, sort), i })
+  }
+
+  rows.sort((x, y) => {
     if (x.v === undefined || y.v === undefined) {
       if (x.v === undefined && y.v === undefined) return x.i - y.i
       return x.v === undefined ? 1 : -1
@@ -94,7 +111,5 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
     if (x.v > y.v) return dir
     return x.i - y.i
   })
-
-  const start = (page - 1) * pageSize
   return { items: rows.slice(start, start + pageSize).map(r => r.b), total: rows.length, page, pageSize }
 }

@@ -131,7 +131,9 @@ export class Notifier extends EventEmitter {
     const backupOf = (id: string): Backup | undefined => {
       try { return source.get?.(id) } catch { return undefined /* gone meanwhile: the id says which */ }
     }
-    const onStatus = (backup: Backup): void => {
+    const onStatus = (backup: Backup, origin?: 'remote'): void => {
+      // another instance's job: that instance alerts, once
+      if (origin === 'remote') return
       if (backup.status === 'failed') this.notify({ event: 'backup.failed', backup })
       else if (backup.status === 'completed') this.notify({ event: 'backup.succeeded', backup })
     }

@@ -9,17 +9,23 @@ import type { SetRestoreState } from '../../schemas/sets.ts'
 type Payload<E> = Omit<E, 'type'>
 
 /**
+ * With a shared catalog, what another instance did is told here too, marked `remote`, so viewers connected here see
+ * every job; whatever acts once per event (alerts, this instance's counters) leaves those to the instance that did it.
+ */
+export type EventOrigin = 'remote'
+
+/**
  * The engine's events. Their payloads are the ones schemas/events.ts declares for the WebSocket, so the
  * protocol has one declaration and the hub only adds `type`.
  */
 export interface BackupEventMap {
-  created: [Backup]
-  status: [Backup]
+  created: [Backup, EventOrigin?]
+  status: [Backup, EventOrigin?]
   /** on every change the dump job sees (and at least once a second while it runs); the hub throttles for viewers */
-  progress: [Progress]
+  progress: [Progress, EventOrigin?]
   log: [Payload<LogEvent>]
   warning: [Payload<WarningEvent>]
-  deleted: [Payload<DeletedEvent>]
+  deleted: [Payload<DeletedEvent>, EventOrigin?]
   restore: [RestoreState]
   /** a restore drill started, moved on (throttled by the hub) or ended */
   drill: [Drill]

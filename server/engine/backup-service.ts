@@ -251,7 +251,7 @@ export class BackupService extends BackupEvents {
         interrupted: async job => { await this.cleanUpInterrupted(job) },
         remoteProgress: p => {
           this.remoteProgress.set(p.backupId, p)
-          this.emit('progress', p)
+          this.emit('progress', p, 'remote')
         },
         onError: (where, err) => { this.log.warn(`shared job queue (${where}): ${toPgkeepError(err).message}`) },
       },
@@ -263,12 +263,12 @@ export class BackupService extends BackupEvents {
   private announceRemote (changes: RecordChange[]): void {
     for (const { before, after } of changes) {
       if (after === undefined) {
-        if (before !== undefined) this.emit('deleted', { backupId: before.id })
+        if (before !== undefined) this.emit('deleted', { backupId: before.id }, 'remote')
         continue
       }
       if (isTerminal(after)) this.remoteProgress.delete(after.id)
-      if (before === undefined) this.emit('created', after)
-      else this.emit('status', after)
+      if (before === undefined) this.emit('created', after, 'remote')
+      else this.emit('status', after, 'remote')
     }
   }
 

@@ -13,6 +13,8 @@ import { createSampleDatabase, testConfig } from '../helpers/sample-db.ts'
 import { FAST_RETRY, waitUntil } from '../helpers/service.ts'
 import { memoryIO } from '../cli/cli-runner.ts'
 import { emptyCatalog } from './catalog-helpers.ts'
+import { Notifier } from '../../server/alerts/notifier.ts'
+import { startReceiver } from '../alerts/webhook-receiver.ts'
 
 const cluster = await testCluster()
 t.teardown(cluster.stop)
@@ -159,4 +161,24 @@ t.test('a record in flight whose job row is gone is failed INTERRUPTED at start-
   t.equal(b.status, 'failed')
   t.equal(b.error?.code, 'INTERRUPTED')
   t.notOk(existsSync(join(config.backupDir, queued.name)))
+})
+
+t.test('a backup that ends is alerted once, by the instance that ran it, not once per instance that heard of it', async t => {
+  const config = await setUp(t)
+  const receiver = await startReceiver()
+  t.teardown(receiver.stop)
+  const api = await open(config, 'none')
+  const worker = await open(config, 'all')
+  t.teardown(async () => { await api.close(); await worker.close() })
+  const notifiers = [api, worker].map(service => {
+    const notifier = new Notifier([{ name: 'hook', type: 'webhook', url: receiver.url, headers: {}, events: ['backup.succeeded'], timeoutMs: 5000 }])
+    notifier.attach(service)
+    return notifier
+  })
+  t.teardown(() => { for (const n of notifiers) n.close() })
+  const queued = await api.create({}, 'test')
+  t.equal((await api.waitFor(queued.id)).status, 'completed')
+  await waitUntil(() => worker.registry.get(queued.id)?.status === 'completed' && api.registry.get(queued.id)?.status === 'completed', 15000, 'both to see it completed')
+  for (const n of notifiers) await n.idle()
+  t.equal(receiver.received.length, 1, 'one alert')
 })

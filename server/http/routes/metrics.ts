@@ -95,8 +95,9 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
   })
   const written = new Counter({ name: 'pgkeep_bytes_written_total', help: 'Bytes of completed backups written by this process', registers: [registry] })
 
-  const onStatus = (b: Backup): void => {
-    if (b.status !== 'completed' || !b.startedAt || !b.finishedAt) return
+  const onStatus = (b: Backup, origin?: 'remote'): void => {
+    // this process's counters: another instance's backups are counted there
+    if (origin === 'remote' || b.status !== 'completed' || !b.startedAt || !b.finishedAt) return
     duration.observe({ target: b.target }, Math.max(0, (Date.parse(b.finishedAt) - Date.parse(b.startedAt)) / 1000))
     written.inc(b.sizeBytes ?? 0)
   }

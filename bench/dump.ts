@@ -4,7 +4,7 @@
 // Size by BENCH_SIZE_MB (default 1024, in SQL form). Each figure is printed beside its baseline, the ratio
 // and its target; CPU seconds (user + system of the whole process tree) are printed too, steadier than wall
 // time on a shared machine.
-import { statSync, rmSync, mkdtempSync } from 'node:fs'
+import { statSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCluster, type TestCluster } from '../test/helpers/pg-cluster.ts'
@@ -43,7 +43,9 @@ async function best (n: number, run: () => Promise<RunResult>): Promise<RunResul
 const cli = (cluster: TestCluster, db: string, backupDir: string, args: string[]) => async () => await runMeasured(process.execPath, [join(root, 'bin/pgkeep.js'), ...args], {
   env: { PATH: process.env.PATH, DATABASE_URL: cluster.url(db), PGKEEP_BACKUP_DIR: backupDir, PGKEEP_PG_BIN_DIR: cluster.binDir },
 })
-const sh = (script: string) => async () => await runMeasured('sh', ['-c', script])
+/** the shell pipelines reach the server as pgkeep does, over TCP with a password (a passfile), not the socket */
+let shellEnv: NodeJS.ProcessEnv = process.env
+const sh = (script: string) => async () => await runMeasured('sh', ['-c', script], { env: shellEnv })
 const cpu = (r: RunResult): string => `cpu ${(r.cpuMs / 1000).toFixed(2)} s`
 const vs = (label: string, mine: RunResult, base: RunResult, target: number): void => {
   const ratio = mine.ms / base.ms
@@ -55,7 +57,10 @@ const work = mkdtempSync(join(tmpdir(), 'pgkeep-bench-'))
 try {
   const pgDump = join(cluster.binDir, 'pg_dump')
   const pgRestore = join(cluster.binDir, 'pg_restore')
-  const conn = `-h ${cluster.socketDir} -p ${cluster.port} -U postgres`
+  const conn = `-h ${cluster.host} -p ${cluster.port} -U ${cluster.user}`
+  const passfile = join(work, 'pgpass')
+  writeFileSync(passfile, `*:*:*:${cluster.user}:${cluster.password.replace(/[\\:]/g, '\\$&')}\n`, { mode: 0o600 })
+  shellEnv = { ...process.env, PGPASSFILE: passfile }
   console.log(`filling a ~${sizeMb} MB database (and a ${Math.round(sizeMb / 4)} MB one for the memory check, and a tiny one)...`)
   await fillDatabase(cluster, 'bench', sizeMb)
   await fillDatabase(cluster, 'bench_small', Math.round(sizeMb / 4))
@@ -65,7 +70,7 @@ try {
   await runMeasured(process.execPath, [join(root, 'bin/build.js')])
 
   // warm the page cache so the first contender is not penalised
-  await runMeasured('sh', ['-c', `${pgDump} ${conn} -Fc -Z0 bench > /dev/null`])
+  await sh(`${pgDump} ${conn} -Fc -Z0 bench > /dev/null`)()
 
   const shell = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q > ${work}/shell.dump.zst`))
   // the same pipeline doing the integrity work every pgkeep backup does: a sha256 of the stored bytes and an fsync

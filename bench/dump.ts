@@ -1,9 +1,10 @@
-// Issues 2, 10 and 12: pgkeep create against the bare shell pipeline (at size, and on a tiny database), pg_dump
+// Issues 2, 10 and 12: pgkeep create against the bare shell pipeline (at size, and on a tiny database), against the
+// same pipeline doing pgkeep's integrity work (sha256 of the stored bytes, fsync), pg_dump
 // defaults, peak RSS at two sizes, inline verification against none, and validate against the bare tools.
 // Size by BENCH_SIZE_MB (default 1024, in SQL form). Each figure is printed beside its baseline, the ratio
 // and its target; CPU seconds (user + system of the whole process tree) are printed too, steadier than wall
 // time on a shared machine.
-import { statSync, rmSync, mkdtempSync } from 'node:fs'
+import { statSync, rmSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startCluster, type TestCluster } from '../test/helpers/pg-cluster.ts'
@@ -42,7 +43,9 @@ async function best (n: number, run: () => Promise<RunResult>): Promise<RunResul
 const cli = (cluster: TestCluster, db: string, backupDir: string, args: string[]) => async () => await runMeasured(process.execPath, [join(root, 'bin/pgkeep.js'), ...args], {
   env: { PATH: process.env.PATH, DATABASE_URL: cluster.url(db), PGKEEP_BACKUP_DIR: backupDir, PGKEEP_PG_BIN_DIR: cluster.binDir },
 })
-const sh = (script: string) => async () => await runMeasured('sh', ['-c', script])
+/** the shell pipelines reach the server as pgkeep does, over TCP with a password (a passfile), not the socket */
+let shellEnv: NodeJS.ProcessEnv = process.env
+const sh = (script: string) => async () => await runMeasured('sh', ['-c', script], { env: shellEnv })
 const cpu = (r: RunResult): string => `cpu ${(r.cpuMs / 1000).toFixed(2)} s`
 const vs = (label: string, mine: RunResult, base: RunResult, target: number): void => {
   const ratio = mine.ms / base.ms
@@ -54,7 +57,10 @@ const work = mkdtempSync(join(tmpdir(), 'pgkeep-bench-'))
 try {
   const pgDump = join(cluster.binDir, 'pg_dump')
   const pgRestore = join(cluster.binDir, 'pg_restore')
-  const conn = `-h ${cluster.socketDir} -p ${cluster.port} -U postgres`
+  const conn = `-h ${cluster.host} -p ${cluster.port} -U ${cluster.user}`
+  const passfile = join(work, 'pgpass')
+  writeFileSync(passfile, `*:*:*:${cluster.user}:${cluster.password.replace(/[\\:]/g, '\\$&')}\n`, { mode: 0o600 })
+  shellEnv = { ...process.env, PGPASSFILE: passfile }
   console.log(`filling a ~${sizeMb} MB database (and a ${Math.round(sizeMb / 4)} MB one for the memory check, and a tiny one)...`)
   await fillDatabase(cluster, 'bench', sizeMb)
   await fillDatabase(cluster, 'bench_small', Math.round(sizeMb / 4))
@@ -64,9 +70,18 @@ try {
   await runMeasured(process.execPath, [join(root, 'bin/build.js')])
 
   // warm the page cache so the first contender is not penalised
-  await runMeasured('sh', ['-c', `${pgDump} ${conn} -Fc -Z0 bench > /dev/null`])
+  await sh(`${pgDump} ${conn} -Fc -Z0 bench > /dev/null`)()
 
   const shell = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q > ${work}/shell.dump.zst`))
+  // the same pipeline doing the integrity work every pgkeep backup does: a sha256 of the stored bytes and an fsync
+  // of the file and its directory. openssl, not sha256sum: coreutils' sha256sum here has no SHA extensions and
+  // takes ~4.5 CPU-s per GB against ~0.8 (bench/dump-integrity.ts); hashing on the way (tee) or after (zstd -o)
+  // are both timed and the faster one is the baseline
+  const sealed = `${work}/sealed.dump.zst`
+  const syncIt = `sync ${sealed} && sync ${work}`
+  const integrityTee = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q | tee ${sealed} | openssl dgst -sha256 > /dev/null && ${syncIt}`))
+  const integrityAfter = await best(runs, sh(`rm -f ${sealed} && ${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q -o ${sealed} && openssl dgst -sha256 ${sealed} > /dev/null && ${syncIt}`))
+  const integrity = integrityTee.ms <= integrityAfter.ms ? integrityTee : integrityAfter
   const defaults = await best(1, sh(`${pgDump} ${conn} -Fc bench > ${work}/default.dump`))
   const backups = join(work, 'backups')
   const mine = await best(runs, cli(cluster, 'bench', backups, ['create', '--json']))
@@ -83,6 +98,10 @@ try {
   line('(a) pgkeep create (custom + zstd -3, -T0)', `${fmtMs(mine.ms)}, ${cpu(mine)}, ${fmtMb(mineSize)}`)
   line('    shell: pg_dump -Fc -Z0 | zstd -3 -T0', `${fmtMs(shell.ms)}, ${cpu(shell)}, ${fmtMb(shellSize)}`)
   vs('pgkeep / shell pipeline', mine, shell, 1.05)
+  line('    shell + sha256 + fsync: ... | tee f | openssl', `${fmtMs(integrityTee.ms)}, ${cpu(integrityTee)}`)
+  line('    shell + sha256 + fsync: zstd -o f; openssl f', `${fmtMs(integrityAfter.ms)}, ${cpu(integrityAfter)}`)
+  vs('pgkeep / shell + integrity (faster)', mine, integrity, 1.05)
+  line('    integrity work in the shell (wall, cpu)', `+${fmtMs(integrity.ms - shell.ms)}, +${((integrity.cpuMs - shell.cpuMs) / 1000).toFixed(2)} s`)
   line('    tiny database: pgkeep create', `${fmtMs(tiny.ms)}, ${cpu(tiny)}`)
   line('    tiny database: shell pipeline', `${fmtMs(tinyShell.ms)}, ${cpu(tinyShell)}`)
   const extra = tiny.ms - tinyShell.ms

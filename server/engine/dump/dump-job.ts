@@ -14,7 +14,8 @@ import { toolVersionsFile } from '../pg/tool-versions.ts'
 import { withRetry, type RetryPolicy } from '../retry.ts'
 import { digestOfFiles, type ManifestFile } from '../store/manifest.ts'
 import { buildPgDumpArgs, classifyPgFailure, parseDumpingTable, spawnPgDump, type PgDumpExit, type PgDumpRun } from './pg-dump-process.ts'
-import { hashDirectory, hashGrowingFile, removePartial, runDumpPipeline, type PipelineResult } from './pipeline.ts'
+import { hashDirectory, removePartial, runDumpPipeline, type PipelineResult } from './pipeline.ts'
+import { hashLandingFile } from './landing-file.ts'
 import type { Readable, Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { ProgressFeed } from './progress-feed.ts'
@@ -105,13 +106,13 @@ function stopped (signal: AbortSignal): PgkeepError {
 }
 
 /**
- * The file zstd writes itself, hashed as it lands; node's own stream to it is closed unused (the child holds its
- * own descriptor). Settles once the encoders have all exited and the file was read to its end.
+ * The file zstd writes itself, hashed (and flushed) as it lands; node's own stream to it is closed unused (the child
+ * holds its own descriptor). Settles once the encoders have all exited and the file was read to its end.
  */
 async function readBackDirect (path: string, encoded: Readable, unused: Writable, signal: AbortSignal): Promise<PipelineResult> {
   unused.end()
   const encodersDone = finished(encoded.resume())
-  const [read] = await Promise.all([hashGrowingFile(path, encodersDone, signal), encodersDone])
+  const [read] = await Promise.all([hashLandingFile(path, encodersDone, { signal }), encodersDone])
   return { rawBytes: 0, sizeBytes: read.sizeBytes, sha256: read.sha256, failedOutputs: new Map() }
 }
 

@@ -184,42 +184,6 @@ export async function runDumpPipeline (opts: {
   return { rawBytes: raw?.bytes ?? 0, sizeBytes: stored.bytes, sha256: stored.digest() as string, failedOutputs: fanOut?.failed ?? new Map() }
 }
 
-const TAIL_CHUNK = 4 * 1024 * 1024
-const TAIL_WAIT_MS = 100
-
-/**
- * The sha256 and size of a file another process is writing (zstd writing the backup itself), read back as it
- * lands through one reused buffer: no chunk of it is held in node, and the page cache serves the read. Reads
- * until `writerDone` settles, then to the end.
- */
-export async function hashGrowingFile (path: string, writerDone: Promise<unknown>, signal?: AbortSignal): Promise<{ sizeBytes: number, sha256: string }> {
-  let finished = false
-  const settled = writerDone.then(() => { finished = true }, () => { finished = true })
-  const fh = await open(path, 'r')
-  const hash = createHash('sha256')
-  const buf = Buffer.allocUnsafe(TAIL_CHUNK)
-  let pos = 0
-  try {
-    for (;;) {
-      signal?.throwIfAborted()
-      const wasFinished = finished
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos)
-      if (bytesRead > 0) {
-        hash.update(buf.subarray(0, bytesRead))
-        pos += bytesRead
-        continue
-      }
-      if (wasFinished) break
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([settled, new Promise(resolve => { timer = setTimeout(resolve, TAIL_WAIT_MS) })])
-      clearTimeout(timer)
-    }
-  } finally {
-    await fh.close()
-  }
-  return { sizeBytes: pos, sha256: hash.digest('hex') }
-}
-
 async function fsyncPath (path: string): Promise<void> {
   const fh = await open(path, 'r')
   try { await fh.sync() } finally { await fh.close() }

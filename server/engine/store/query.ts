@@ -3,6 +3,8 @@ import { InvalidInputError } from '../../errors.ts'
 
 export const DEFAULT_PAGE_SIZE = 50
 export const MAX_PAGE_SIZE = 500
+// the most rows a sorted list keeps in order as it filters (page × pageSize); deeper pages sort everything
+const TOP_ROWS_MAX = 2000
 
 interface Keys {
   createdMs: number
@@ -41,6 +43,22 @@ function parseBound (value: string | undefined, field: 'from' | 'to'): number | 
 
 type SortValue = number | string | undefined
 
+/** In the registry's order (createdAt descending), the indexes [first, end) of the records within [from, to]. */
+function dateStretch (backups: Backup[], from: number | undefined, to: number | undefined): [number, number] {
+  const firstWhere = (lo: number, past: (ms: number) => boolean): number => {
+    let hi = backups.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (past(keysOf(backups[mid]).createdMs)) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+  const first = to === undefined ? 0 : firstWhere(0, ms => ms > to)
+  const end = from === undefined ? backups.length : firstWhere(first, ms => ms >= from)
+  return [first, end]
+}
+
 function sortValue (b: Backup, k: Keys, sort: NonNullable<ListQuery['sort']>): SortValue {
   switch (sort) {
     case 'createdAt': return Number.isNaN(k.createdMs) ? undefined : k.createdMs
@@ -57,8 +75,9 @@ function sortValue (b: Backup, k: Keys, sort: NonNullable<ListQuery['sort']>): S
  * Filters, sorts and pages a list of backups. Filters: status and target exact, from/to inclusive on createdAt,
  * q a case-insensitive substring of name/target/database/createdBy. Records without the sort value come last
  * in either order; ties keep the input order (the registry's newest-first), so paging is stable.
- * `newestFirst`: the input is already in the registry's order (createdAt descending), so the default sort is
- * that order as it stands: at 100,000 backups the list most asked for is then a filter and a slice, not a sort.
+ * `newestFirst`: the input is already in the registry's order (createdAt descending) and schema-checked, so the
+ * default sort is that order as it stands: at 100,000 backups the list most asked for is then a filter and a
+ * slice, not a sort.
  */
 export function queryBackups (backups: Backup[], query: ListQuery, opts: { newestFirst?: boolean } = {}): ListResult {
   const from = parseBound(query.from, 'from')
@@ -81,28 +100,28 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
     return k
   }
 
+  // in the registry's order a date range is one stretch of the list, found by two binary searches
+  const [first, end] = opts.newestFirst === true ? dateStretch(backups, from, to) : [0, backups.length]
+
+  // The registry's records passed the Backup schema (createdAt is a date-time), so in its order nothing needs
+  // moving; only a filter on the derived keys (dates, text) needs them, at a WeakMap lookup per record.
   if (opts.newestFirst === true && sort === 'createdAt' && dir === -1) {
+    const byKeys = from !== undefined || to !== undefined || (q !== undefined && q !== '')
     const items: Backup[] = []
     let total = 0
-    let dated = true
-    for (const b of backups) {
-      const k = matching(b)
-      if (k === undefined) continue
-      // a record without a date would have to go last: only the sort below places it
-      if (Number.isNaN(k.createdMs)) dated = false
+    for (let i = first; i < end; i++) {
+      const b = backups[i]
+      if (query.status !== undefined && b.status !== query.status) continue
+      if (query.target !== undefined && b.target !== query.target) continue
+      if (byKeys && matching(b) === undefined) continue
       if (total >= start && total < start + pageSize) items.push(b)
       total++
     }
-    if (dated) return { items, total, page, pageSize }
+    return { items, total, page, pageSize }
   }
 
-  const rows: { b: Backup, v: SortValue, i: number }[] = []
-  for (let i = 0; i < backups.length; i++) {
-    const k = matching(backups[i])
-    if (k !== undefined) rows.push({ b: backups[i], v: sortValue(backups[i], k, sort), i })
-  }
-
-  rows.sort((x, y) => {
+  type Row = { b: Backup, v: SortValue, i: number }
+  const order = (x: Row, y: Row): number => {
     if (x.v === undefined || y.v === undefined) {
       if (x.v === undefined && y.v === undefined) return x.i - y.i
       return x.v === undefined ? 1 : -1
@@ -110,6 +129,33 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
     if (x.v < y.v) return -dir
     if (x.v > y.v) return dir
     return x.i - y.i
-  })
-  return { items: rows.slice(start, start + pageSize).map(r => r.b), total: rows.length, page, pageSize }
+  }
+  // Only the first `start + pageSize` rows of the order are shown: kept sorted as they come, the rest never sorted.
+  // A deep page would make that slower than one sort of everything: then everything is sorted.
+  const keep = start + pageSize
+  const partial = keep <= TOP_ROWS_MAX
+  const rows: Row[] = []
+  let total = 0
+  for (let i = first; i < end; i++) {
+    const k = matching(backups[i])
+    if (k === undefined) continue
+    total++
+    const row = { b: backups[i], v: sortValue(backups[i], k, sort), i }
+    if (!partial) {
+      rows.push(row)
+      continue
+    }
+    if (rows.length === keep && order(row, rows[keep - 1]) >= 0) continue
+    let lo = 0
+    let hi = rows.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (order(rows[mid], row) <= 0) lo = mid + 1
+      else hi = mid
+    }
+    rows.splice(lo, 0, row)
+    if (rows.length > keep) rows.pop()
+  }
+  if (!partial) rows.sort(order)
+  return { items: rows.slice(start, start + pageSize).map(r => r.b), total, page, pageSize }
 }

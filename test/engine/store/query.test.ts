@@ -118,3 +118,38 @@ t.test('in the registry\'s order (newestFirst) the default list is the same as t
     t.same(queryBackups(inRegistryOrder, query, { newestFirst: true }), queryBackups(inRegistryOrder, query), JSON.stringify(query))
   }
 })
+
+t.test('sorted lists and date ranges give the same page whether kept partially sorted or sorted whole', async t => {
+  const many: Backup[] = []
+  for (let i = 0; i < 3000; i++) {
+    many.push(rec(`r${String(i).padStart(4, '0')}.dump`, { id: `0191${String(i).padStart(5, '0')}`, sizeBytes: (i * 7919) % 1000, target: i % 2 ? 'a' : 'b' }, 1 + (i % 28), i % 5 === 0 ? undefined : i % 60))
+  }
+  const view = sortNewestFirst(many)
+  const queries: ListQuery[] = [
+    { sort: 'sizeBytes' }, { sort: 'sizeBytes', order: 'asc', page: 3, pageSize: 100 }, { sort: 'duration', target: 'a' },
+    { sort: 'name', page: 9, pageSize: 500 }, { from: at(5), to: at(9) }, { from: at(5), to: at(9), sort: 'duration', order: 'asc' },
+  ]
+  // the rule as documented, sorted whole: filters, then the sort value (missing last), ties in the input's order
+  const reference = (query: ListQuery): string[] => {
+    const valueOf = (b: Backup): number | string | undefined => query.sort === 'sizeBytes'
+      ? b.sizeBytes
+      : query.sort === 'duration'
+        ? (b.finishedAt === undefined ? undefined : Date.parse(b.finishedAt) - Date.parse(b.startedAt!))
+        : query.sort === 'name' ? b.name.toLowerCase() : Date.parse(b.createdAt)
+    const dir = query.order === 'asc' ? 1 : -1
+    const rows = view.map((b, i) => ({ b, i, v: valueOf(b) })).filter(({ b }) =>
+      (query.target === undefined || b.target === query.target) &&
+      (query.from === undefined || Date.parse(b.createdAt) >= Date.parse(query.from)) &&
+      (query.to === undefined || Date.parse(b.createdAt) <= Date.parse(query.to)))
+    rows.sort((x, y) => (x.v === undefined || y.v === undefined)
+      ? (x.v === y.v ? x.i - y.i : x.v === undefined ? 1 : -1)
+      : x.v < y.v ? -dir : x.v > y.v ? dir : x.i - y.i)
+    const size = query.pageSize ?? 50
+    return rows.slice(((query.page ?? 1) - 1) * size, (query.page ?? 1) * size).map(r => r.b.name)
+  }
+  for (const query of queries) {
+    const expected = reference(query)
+    t.same(queryBackups(view, query).items.map(b => b.name), expected, JSON.stringify(query))
+    t.same(queryBackups(view, query, { newestFirst: true }).items.map(b => b.name), expected, `${JSON.stringify(query)}, in the registry's order`)
+  }
+})

@@ -14,10 +14,12 @@ const hasCredentials = (request: FastifyRequest): boolean =>
 /**
  * Unauthenticated on purpose (load balancers, orchestrators), so they say no more than up / ready. Why a
  * server is not ready (target names, hosts, errors) is for logged-in users: with credentials, any role, the
- * probe is fresh and every check is listed; bad credentials are a 401 rather than a quiet downgrade.
+ * probe is fresh and every check is listed; bad credentials are a 401 rather than a quiet downgrade. With a
+ * shared catalog, logged-in users also get `instance` (this instance's id, leases and the shared queue).
  */
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const readiness = new ReadinessCache(fastify.config, PUBLIC_READY_MAX_AGE_MS)
+  const service = fastify.backupService
+  const readiness = new ReadinessCache(fastify.config, PUBLIC_READY_MAX_AGE_MS, async () => await service.instanceStatus())
 
   fastify.get('/', {
     schema: { tags: ['health'], response: { 200: HealthReply } },

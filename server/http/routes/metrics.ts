@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import type { BackupService } from '../../engine/backup-service.ts'
 import type { Drill } from '../../../schemas/drill.ts'
+import { registerInstanceMetrics } from '../instance-metrics.ts'
 
 const STATUSES: BackupStatus[] = ['queued', 'running', 'verifying', 'completed', 'failed', 'cancelled']
 
@@ -94,6 +95,7 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
     buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600], registers: [registry],
   })
   const written = new Counter({ name: 'pgkeep_bytes_written_total', help: 'Bytes of completed backups written by this process', registers: [registry] })
+  if (service.catalog !== undefined) registerInstanceMetrics(registry, async () => await service.instanceStatus())
 
   const onStatus = (b: Backup): void => {
     if (b.status !== 'completed' || !b.startedAt || !b.finishedAt) return

@@ -37,6 +37,18 @@ function newestDrillByTarget (drills: Drill[], passedOnly: boolean): Map<string,
   return newest
 }
 
+/**
+ * The newest drills, or none when they cannot be read: with a shared catalog they are read from it, and a catalog
+ * out of reach must leave these series without a sample, not fail the scrape (and every other series with it).
+ */
+async function recentDrills (service: BackupService): Promise<Drill[]> {
+  try {
+    return await service.drills.list({ limit: 500 })
+  } catch {
+    return []
+  }
+}
+
 /** A registry of our own (not prom-client's global one), so several apps in one process do not collide. */
 export function createMetrics (service: BackupService, backupDir: string): { registry: Registry, dispose: () => void } {
   const registry = new Registry()
@@ -80,14 +92,14 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
     name: 'pgkeep_drill_last_success_timestamp_seconds', help: 'End of the newest passed restore drill per target', labelNames: ['target'], registers: [registry],
     async collect () {
       this.reset()
-      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), true)) this.set({ target }, Date.parse(d.finishedAt ?? d.startedAt) / 1000)
+      for (const [target, d] of newestDrillByTarget(await recentDrills(service), true)) this.set({ target }, Date.parse(d.finishedAt ?? d.startedAt) / 1000)
     },
   })
   new Gauge({
     name: 'pgkeep_drill_duration_seconds', help: 'Wall time of the newest ended restore drill per target (restore, checks and drop)', labelNames: ['target'], registers: [registry],
     async collect () {
       this.reset()
-      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), false)) this.set({ target }, (d.durationMs ?? 0) / 1000)
+      for (const [target, d] of newestDrillByTarget(await recentDrills(service), false)) this.set({ target }, (d.durationMs ?? 0) / 1000)
     },
   })
   const duration = new Histogram({

@@ -8,10 +8,6 @@ export type HealthReply = Static<typeof HealthReply>
 export const ReadinessCheck = Type.Object({ name: Type.String(), ok: Type.Boolean(), message: Type.Optional(Type.String()) })
 export type ReadinessCheck = Static<typeof ReadinessCheck>
 
-/**
- * GET /api/health/ready, 200 or 503. Without credentials only `ready` (targets, hosts and errors are not for
- * anyone who can reach the port); with any login also every check, and the failed ones as one line each.
- */
 /** With a shared PostgreSQL catalog: this instance and the queue every instance shares. */
 export const InstanceStatus = Type.Object({
   id: Type.String(),
@@ -27,6 +23,11 @@ export const InstanceStatus = Type.Object({
 })
 export type InstanceStatus = Static<typeof InstanceStatus>
 
+/**
+ * GET /api/health/ready, 200 or 503. Without credentials only `ready` (targets, hosts and errors are not for
+ * anyone who can reach the port); with any login also every check, and the failed ones as one line each,
+ * and with a shared catalog this instance's status.
+ */
 export const ReadyReply = Type.Object({
   ready: Type.Boolean(),
   checks: Type.Optional(Type.Array(ReadinessCheck)),

@@ -1,20 +1,38 @@
-import type { ReadinessCheck } from '../../schemas/health.ts'
+import type { InstanceStatus, ReadinessCheck } from '../../schemas/health.ts'
 import type { Config } from '../config.ts'
 import { checkHealth, type FreeSpace } from '../engine/health.ts'
+import { instanceStatusWithin, type InstanceStatusSource } from './instance-status.ts'
 
-export interface Readiness { ready: boolean, checks: ReadinessCheck[] }
+export interface Readiness { ready: boolean, checks: ReadinessCheck[], instance?: InstanceStatus }
 
 function freeSpaceMessage (f: FreeSpace): string {
   if ('error' in f) return f.error.message
   return f.ok ? `${f.freeBytes} bytes free` : `only ${f.freeBytes} bytes free on the backups volume; at least ${f.minFreeBytes} required`
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`
+
+/**
+ * With a shared catalog, the `catalog` check: it answered (and with what), or why not. An instance that cannot
+ * reach its catalog can neither queue nor claim a job, so it is not ready. No catalog: no check, no instance.
+ */
+async function checkCatalog (instanceStatus: InstanceStatusSource): Promise<{ check?: ReadinessCheck, instance?: InstanceStatus }> {
+  try {
+    const instance = await instanceStatusWithin(instanceStatus)
+    if (instance === undefined) return {}
+    const message = `instance ${instance.id}, ${plural(instance.liveInstances, 'live instance')}`
+    return { check: { name: 'catalog', ok: true, message }, instance }
+  } catch (err) {
+    return { check: { name: 'catalog', ok: false, message: err instanceof Error ? err.message : String(err) } }
+  }
+}
+
 /**
  * Can this instance take a backup right now, in the ready route's words: one named check per probe, so an
  * operator reading `reasons` knows what to fix.
  */
-export async function checkReadiness (config: Config): Promise<Readiness> {
-  const { tools: [pgDump], targets, backupDir: { writable, freeSpace }, storages } = await checkHealth(config)
+export async function checkReadiness (config: Config, instanceStatus: InstanceStatusSource = async () => undefined): Promise<Readiness> {
+  const [{ tools: [pgDump], targets, backupDir: { writable, freeSpace }, storages }, catalog] = await Promise.all([checkHealth(config), checkCatalog(instanceStatus)])
   const checks: ReadinessCheck[] = [
     pgDump.ok ? { name: 'pg_dump', ok: true, message: `pg_dump ${pgDump.version}` } : { name: 'pg_dump', ok: false, message: pgDump.error.message },
     ...targets.map(t => t.ok
@@ -25,8 +43,9 @@ export async function checkReadiness (config: Config): Promise<Readiness> {
     ...storages.map(s => s.ok
       ? { name: `storage:${s.url}`, ok: true, message: `${s.role}: reachable, credentials valid, writable` }
       : { name: `storage:${s.url}`, ok: false, message: `${s.role}: ${s.error.message} (${s.error.code})` }),
+    ...(catalog.check ? [catalog.check] : []),
   ]
-  return { ready: checks.every(c => c.ok), checks }
+  return { ready: checks.every(c => c.ok), checks, ...(catalog.instance ? { instance: catalog.instance } : {}) }
 }
 
 /**
@@ -37,17 +56,19 @@ export async function checkReadiness (config: Config): Promise<Readiness> {
 export class ReadinessCache {
   readonly #config: Config
   readonly #maxAgeMs: number
+  readonly #instanceStatus?: InstanceStatusSource
   #last?: { at: number, result: Readiness }
   #running?: Promise<Readiness>
 
-  constructor (config: Config, maxAgeMs: number) {
+  constructor (config: Config, maxAgeMs: number, instanceStatus?: InstanceStatusSource) {
     this.#config = config
     this.#maxAgeMs = maxAgeMs
+    this.#instanceStatus = instanceStatus
   }
 
   /** A fresh probe (a logged-in caller asking why), which also refreshes the cached one. */
   async probe (): Promise<Readiness> {
-    this.#running ??= checkReadiness(this.#config).then(result => {
+    this.#running ??= checkReadiness(this.#config, this.#instanceStatus).then(result => {
       this.#last = { at: Date.now(), result }
       return result
     }).finally(() => { this.#running = undefined })

@@ -78,6 +78,7 @@ t.test('a running backup shows its percent rising at least three times, then tur
   const name = (await card.locator('header strong').innerText()).trim()
   await page.locator('.toast[data-kind="success"]').filter({ hasText: `Backup ${name} completed` }).waitFor()
   await page.locator(`tr[data-backup-id="${id}"][data-status="completed"]`).waitFor()
+  t.equal(await page.locator('[data-instance]').count(), 0, 'a lone pgkeep names no instance, on the card or in the list')
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-completed-1280.png'), fullPage: true })
   await page.setViewportSize(PHONE)
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-completed-390.png'), fullPage: true })

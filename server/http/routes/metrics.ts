@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import type { BackupService } from '../../engine/backup-service.ts'
 import type { Drill } from '../../../schemas/drill.ts'
+import { registerInstanceMetrics } from '../instance-metrics.ts'
 
 const STATUSES: BackupStatus[] = ['queued', 'running', 'verifying', 'completed', 'failed', 'cancelled']
 
@@ -34,6 +35,18 @@ function newestDrillByTarget (drills: Drill[], passedOnly: boolean): Map<string,
     if (!newest.has(d.target)) newest.set(d.target, d)
   }
   return newest
+}
+
+/**
+ * The newest drills, or none when they cannot be read: with a shared catalog they are read from it, and a catalog
+ * out of reach must leave these series without a sample, not fail the scrape (and every other series with it).
+ */
+async function recentDrills (service: BackupService): Promise<Drill[]> {
+  try {
+    return await service.drills.list({ limit: 500 })
+  } catch {
+    return []
+  }
 }
 
 /** A registry of our own (not prom-client's global one), so several apps in one process do not collide. */
@@ -79,14 +92,14 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
     name: 'pgkeep_drill_last_success_timestamp_seconds', help: 'End of the newest passed restore drill per target', labelNames: ['target'], registers: [registry],
     async collect () {
       this.reset()
-      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), true)) this.set({ target }, Date.parse(d.finishedAt ?? d.startedAt) / 1000)
+      for (const [target, d] of newestDrillByTarget(await recentDrills(service), true)) this.set({ target }, Date.parse(d.finishedAt ?? d.startedAt) / 1000)
     },
   })
   new Gauge({
     name: 'pgkeep_drill_duration_seconds', help: 'Wall time of the newest ended restore drill per target (restore, checks and drop)', labelNames: ['target'], registers: [registry],
     async collect () {
       this.reset()
-      for (const [target, d] of newestDrillByTarget(await service.drills.list({ limit: 500 }), false)) this.set({ target }, (d.durationMs ?? 0) / 1000)
+      for (const [target, d] of newestDrillByTarget(await recentDrills(service), false)) this.set({ target }, (d.durationMs ?? 0) / 1000)
     },
   })
   const duration = new Histogram({
@@ -94,6 +107,7 @@ export function createMetrics (service: BackupService, backupDir: string): { reg
     buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600], registers: [registry],
   })
   const written = new Counter({ name: 'pgkeep_bytes_written_total', help: 'Bytes of completed backups written by this process', registers: [registry] })
+  if (service.catalog !== undefined) registerInstanceMetrics(registry, async () => await service.instanceStatus())
 
   const onStatus = (b: Backup, origin?: 'remote'): void => {
     // this process's counters: another instance's backups are counted there

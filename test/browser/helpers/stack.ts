@@ -13,7 +13,6 @@ import { login, openBrowser, type BrowserSession } from './browser.ts'
 import { newApp, appConfig } from '../../helpers/app.ts'
 import { testCluster, type TestCluster } from '../../helpers/pg-cluster.ts'
 import { testConfig } from '../../helpers/sample-db.ts'
-import { UsersStore } from '../../../server/auth/users-store.ts'
 import type { Config } from '../../../server/config.ts'
 
 const run = promisify(execFile)
@@ -76,21 +75,24 @@ async function buildClient (): Promise<string> {
   return dir
 }
 
-export async function startStack (opts: { database: string, tables?: number, mbPerTable?: number }): Promise<Stack> {
+/** catalog: a database (made here) for a shared PostgreSQL catalog; without it the catalog is files in the backups dir */
+export async function startStack (opts: { database: string, tables?: number, mbPerTable?: number, catalog?: string }): Promise<Stack> {
   const t0 = Date.now()
   mkdirSync(ARTIFACTS, { recursive: true })
   const [cluster, clientDir] = await Promise.all([testCluster(), buildClient()])
   const t1 = Date.now()
   await fillDatabase(cluster, opts.database, opts.tables, opts.mbPerTable)
+  if (opts.catalog !== undefined) await cluster.createDatabase(opts.catalog)
   if (process.env.PGKEEP_TEST_TIMING) process.stderr.write(`stack: cluster+client ${t1 - t0} ms, fill ${Date.now() - t1} ms\n`)
-  const config = appConfig({ ...testConfig(cluster, opts.database), logLevel: 'warn' })
-  const users = new UsersStore(config.backupDir)
-  await users.add(ADMIN.username, 'admin', ADMIN.password)
-  await users.add(VIEWER.username, 'viewer', VIEWER.password)
+  const env: Record<string, string> = opts.catalog !== undefined ? { PGKEEP_CATALOG_URL: cluster.url(opts.catalog) } : {}
+  const config = appConfig({ ...testConfig(cluster, opts.database, env), logLevel: 'warn' })
 
   // a login limit a browser test can meet, unlike build(t)'s
   const deps = { clientDir, rateLimits: { global: 100_000, login: 1000, loginPerUser: 1000, create: 1000 }, cancelRunningOnClose: true }
   let app: FastifyInstance = await newApp(config, deps)
+  // through the app, so they land wherever its users live (the backups dir or the catalog)
+  await app.users.add(ADMIN.username, 'admin', ADMIN.password)
+  await app.users.add(VIEWER.username, 'viewer', VIEWER.password)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (!address || typeof address === 'string') throw new Error('server has no TCP address')

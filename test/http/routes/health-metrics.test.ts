@@ -93,6 +93,16 @@ t.test('/metrics is Prometheus text: every line a comment or a valid sample, wit
   t.match(res.body, new RegExp(`^pgkeep_bytes_written_total ${done.sizeBytes}$`, 'm'))
 })
 
+t.test('a lone pgkeep (no shared catalog) shows no instance: none in the ready reply, no catalog check, no instance series', async t => {
+  const ready = await as('viewer', { method: 'GET', url: '/api/health/ready' })
+  t.equal(ready.json().instance, undefined)
+  t.notOk(ready.json().checks.some((c: { name: string }) => c.name === 'catalog'))
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  for (const name of ['pgkeep_catalog_up', 'pgkeep_instance_info', 'pgkeep_instance_leases', 'pgkeep_queue_jobs', 'pgkeep_live_instances']) {
+    t.notMatch(metrics, new RegExp(`^# TYPE ${name} `, 'm'), `no ${name}`)
+  }
+})
+
 t.test('OpenAPI is generated from the route schemas and the docs UI is served', async t => {
   const spec = await app.inject({ method: 'GET', url: '/openapi.json' })
   t.equal(spec.statusCode, 200)

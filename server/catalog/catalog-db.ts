@@ -15,6 +15,12 @@ const LISTEN_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 5000 }
 const RIDE_OUT_MS = 60_000
 const RIDE_OUT_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 3000 }
 
+/**
+ * What the server says when a connection cannot be had or kept (not a statement's fault): connection exceptions,
+ * shutdowns, too many connections, authentication, a missing database, a database not accepting connections.
+ */
+const CONNECTION_SQLSTATE = /^(08|57|28)|^(53300|3D000|55000)$/
+
 /** The catalog could not be reached or dropped the connection: worth trying again, unlike an SQL error. */
 function isConnectionFailure (err: unknown): boolean {
   return err instanceof PgkeepError && err.code === 'PG_CONNECTION_FAILED' && (err.details as { retryable?: boolean } | undefined)?.retryable === true
@@ -186,7 +192,7 @@ export class CatalogDb {
     if (err instanceof PgkeepError) return err
     // SQL errors of our own statements are bugs or conflicts the caller handles; connection failures get the words
     const code = (err as { code?: unknown })?.code
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08') && !code.startsWith('57') && code !== '53300') return err
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !CONNECTION_SQLSTATE.test(code)) return err
     return connectionError(err, this.target)
   }
 }

@@ -66,3 +66,14 @@ t.test('a catalog that cannot be reached is a connection error naming the catalo
   t.match(err, { code: 'PG_CONNECTION_FAILED', message: /target "catalog"/ })
   t.notMatch(String((err as Error).message), /Never-Shown-9/)
 })
+
+t.test('a catalog database that stops accepting connections (55000) is a connection error, not an SQL one passed through', async t => {
+  const target = await catalogTarget('catalog_db_closed')
+  const db = await CatalogDb.open(target)
+  t.teardown(async () => {
+    await cluster.psql('ALTER DATABASE catalog_db_closed ALLOW_CONNECTIONS true', 'postgres')
+    await db.close()
+  })
+  await cluster.psql("ALTER DATABASE catalog_db_closed ALLOW_CONNECTIONS false; SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'catalog_db_closed' AND pid <> pg_backend_pid()", 'postgres')
+  await t.rejects(db.query('SELECT 1'), { code: 'PG_CONNECTION_FAILED' })
+})

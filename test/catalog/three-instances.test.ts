@@ -1,0 +1,98 @@
+import t from 'tap'
+import type { Backup } from '../../schemas/backup.ts'
+import { testCluster } from '../helpers/pg-cluster.ts'
+import { startS3Peer } from '../helpers/s3-peer.ts'
+import { createSampleDatabase } from '../helpers/sample-db.ts'
+import { waitUntil } from '../helpers/service.ts'
+import { call, login, pidOfInstanceId, startFleet } from './fixtures/instances.ts'
+
+// Three `pgkeep serve` processes on one catalog database and one S3-compatible store, driven over HTTP only
+// (issue 14): schedules, users, tokens and the login limit behave as one pgkeep whichever instance is asked.
+
+const cluster = await testCluster()
+t.teardown(cluster.stop)
+await cluster.createDatabase('three_instances_catalog')
+await createSampleDatabase(cluster, 'three_instances_app', { rows: 50, padding: 10 })
+const peer = await startS3Peer(t, { bucket: 'pgkeep-three' })
+const fleet = await startFleet(t, {
+  catalogCluster: cluster,
+  catalogDatabase: 'three_instances_catalog',
+  targetCluster: cluster,
+  targetDatabase: 'three_instances_app',
+  peer,
+  prefix: 'shared',
+})
+const [A, B, C] = fleet.instances
+const admin = fleet.admin
+
+t.test('a schedule every second, created on A, runs exactly once per tick for 10 ticks across the three', async t => {
+  const created = await call(A.url, 'POST', '/api/schedules', {
+    token: admin,
+    body: { name: 'every-second', cron: '* * * * * *', timezone: 'UTC', backup: { schemaOnly: true, compression: 'none' } },
+  })
+  t.equal(created.status, 201, JSON.stringify(created.body))
+  const fired = async (): Promise<Array<{ tick_at: Date, instance_id: string, job_id: string | null }>> => (await fleet.catalog.query<{ tick_at: Date, instance_id: string, job_id: string | null }>(
+    "SELECT tick_at, instance_id, job_id FROM pgkeep.schedule_ticks WHERE schedule = 'every-second' AND outcome = 'fired' ORDER BY tick_at")).rows
+  // counted from the first tick all three instances arm, so none of the ten is one only A knew of
+  await waitUntil(async () => (await call(C.url, 'GET', '/api/schedules/every-second', { token: admin })).status === 200, 15_000, 'C to arm the schedule')
+  await waitUntil(async () => (await fired()).length >= 11, 60_000, 'eleven ticks')
+  t.equal((await call(B.url, 'DELETE', '/api/schedules/every-second', { token: admin })).status, 200)
+  // a tick may have been taken just before the delete reached its instance: let its run end
+  const scheduled = async (): Promise<Backup[]> => (await call<{ items: Backup[] }>(A.url, 'GET', '/api/backup/list?pageSize=200', { token: admin }))
+    .body.items.filter(b => b.scheduleId === 'every-second')
+  const ticks = await fired()
+  await waitUntil(async () => {
+    const runs = await scheduled()
+    return runs.length >= ticks.length - 1 && runs.every(b => ['completed', 'failed', 'cancelled'].includes(b.status))
+  }, 30_000, 'the scheduled runs to end')
+  const runs = await scheduled()
+  const finalTicks = await fired()
+
+  const seconds = finalTicks.map(r => r.tick_at.getTime() / 1000)
+  const gaps = seconds.slice(1).filter((s, i) => s - seconds[i] !== 1)
+  t.same(gaps, [], `no second without its tick between the first (${finalTicks[0].tick_at.toISOString()}) and the last`)
+  t.ok(finalTicks.length >= 11, `${finalTicks.length} ticks fired`)
+  t.same(runs.filter(b => b.status !== 'completed').map(b => b.error), [], 'every run completed')
+  t.equal(runs.length, finalTicks.length, 'one backup per tick: none twice, none missing')
+  t.equal(new Set(runs.map(b => b.name)).size, runs.length)
+  const byInstance = new Set(finalTicks.map(r => pidOfInstanceId(r.instance_id)))
+  t.ok([...byInstance].every(pid => fleet.instances.some(i => i.pid === pid)), 'every tick was taken by one of the three')
+  if (finalTicks.every(r => r.job_id !== null)) {
+    // with the job queue each tick names the job it queued: the mapping is exact
+    t.same(finalTicks.map(r => r.job_id).sort(), runs.map(b => b.id).sort(), 'each tick\'s job is one of the backups, each backup one tick\'s job')
+  }
+})
+
+t.test('a token created and revoked on A: used on B, then refused on B and C at once', async t => {
+  const made = await call<{ token: string, info: { id: string } }>(A.url, 'POST', '/api/tokens', { token: admin, body: { name: 'ci', role: 'operator' } })
+  t.equal(made.status, 201, JSON.stringify(made.body))
+  const token = made.body.token
+  t.equal((await call(B.url, 'GET', '/api/backup/list', { token })).status, 200, 'B takes the token A made')
+  t.equal((await call(A.url, 'DELETE', `/api/tokens/${made.body.info.id}`, { token: admin })).status, 200)
+  const onB = await call<{ code: string }>(B.url, 'GET', '/api/backup/list', { token })
+  t.equal(onB.status, 401, 'refused on B with no wait')
+  t.equal(onB.body.code, 'UNAUTHORIZED')
+  t.equal((await call(C.url, 'GET', '/api/backup/list', { token })).status, 401, 'and on C')
+})
+
+t.test('a user created on B logs in on C, and that session works on A', async t => {
+  const added = await call(B.url, 'POST', '/api/users', { token: admin, body: { username: 'carol', role: 'viewer', password: 'carol password 1' } })
+  t.equal(added.status, 201, JSON.stringify(added.body))
+  const session = await login(C.url, 'carol', 'carol password 1')
+  t.equal(session.status, 200, JSON.stringify(session.body))
+  const me = await call<{ username: string, role: string }>(A.url, 'GET', '/api/auth/me', { token: session.body.token })
+  t.equal(me.status, 200)
+  t.match(me.body, { username: 'carol', role: 'viewer' })
+  t.equal((await call(A.url, 'POST', '/api/backup/create', { token: session.body.token, body: {} })).status, 403, 'the role is the one given on B')
+})
+
+t.test('the login limit is shared: five failures spread over A, B and C refuse the sixth attempt anywhere', async t => {
+  t.equal((await call(A.url, 'POST', '/api/users', { token: admin, body: { username: 'dave', role: 'viewer', password: 'dave password 1' } })).status, 201)
+  const statuses: number[] = []
+  for (const instance of [A, B, C, A, B]) statuses.push((await login(instance.url, 'dave', 'not the password')).status)
+  t.same(statuses, [401, 401, 401, 401, 401], 'five wrong passwords, each refused as wrong')
+  const sixth = await login(C.url, 'dave', 'dave password 1')
+  t.equal(sixth.status, 429, 'the sixth, on C, is over the limit even with the right password')
+  t.match(sixth.body, { code: 'RATE_LIMITED' })
+  t.equal((await login(B.url, 'carol', 'carol password 1')).status, 200, 'another account is not held by dave\'s limit')
+})

@@ -3,8 +3,7 @@ import type { Backup } from '../../schemas/backup.ts'
 import { testCluster } from '../helpers/pg-cluster.ts'
 import { startS3Peer } from '../helpers/s3-peer.ts'
 import { createSampleDatabase } from '../helpers/sample-db.ts'
-import { waitUntil } from '../helpers/service.ts'
-import { call, login, pidOfInstanceId, startFleet } from './fixtures/instances.ts'
+import { call, eventually, login, pidOfInstanceId, startFleet } from './fixtures/instances.ts'
 
 // Three `pgkeep serve` processes on one catalog database and one S3-compatible store, driven over HTTP only
 // (issue 14): schedules, users, tokens and the login limit behave as one pgkeep whichever instance is asked.
@@ -34,14 +33,14 @@ t.test('a schedule every second, created on A, runs exactly once per tick for 10
   const fired = async (): Promise<Array<{ tick_at: Date, instance_id: string, job_id: string | null }>> => (await fleet.catalog.query<{ tick_at: Date, instance_id: string, job_id: string | null }>(
     "SELECT tick_at, instance_id, job_id FROM pgkeep.schedule_ticks WHERE schedule = 'every-second' AND outcome = 'fired' ORDER BY tick_at")).rows
   // counted from the first tick all three instances arm, so none of the ten is one only A knew of
-  await waitUntil(async () => (await call(C.url, 'GET', '/api/schedules/every-second', { token: admin })).status === 200, 15_000, 'C to arm the schedule')
-  await waitUntil(async () => (await fired()).length >= 11, 60_000, 'eleven ticks')
+  await eventually(async () => (await call(C.url, 'GET', '/api/schedules/every-second', { token: admin })).status === 200, 15_000, 'C to arm the schedule')
+  await eventually(async () => (await fired()).length >= 11, 60_000, 'eleven ticks')
   t.equal((await call(B.url, 'DELETE', '/api/schedules/every-second', { token: admin })).status, 200)
   // a tick may have been taken just before the delete reached its instance: let its run end
   const scheduled = async (): Promise<Backup[]> => (await call<{ items: Backup[] }>(A.url, 'GET', '/api/backup/list?pageSize=200', { token: admin }))
     .body.items.filter(b => b.scheduleId === 'every-second')
   const ticks = await fired()
-  await waitUntil(async () => {
+  await eventually(async () => {
     const runs = await scheduled()
     return runs.length >= ticks.length - 1 && runs.every(b => ['completed', 'failed', 'cancelled'].includes(b.status))
   }, 30_000, 'the scheduled runs to end')

@@ -29,7 +29,7 @@ t.test('a schedule every second, created on A, runs exactly once per tick for 10
     token: admin,
     body: { name: 'every-second', cron: '* * * * * *', timezone: 'UTC', backup: { schemaOnly: true, compression: 'none' } },
   })
-  t.equal(created.status, 201, JSON.stringify(created.body))
+  t.equal(created.status, 201, 'the schedule is created', { body: created.body })
   const fired = async (): Promise<Array<{ tick_at: Date, instance_id: string, job_id: string | null }>> => (await fleet.catalog.query<{ tick_at: Date, instance_id: string, job_id: string | null }>(
     "SELECT tick_at, instance_id, job_id FROM pgkeep.schedule_ticks WHERE schedule = 'every-second' AND outcome = 'fired' ORDER BY tick_at")).rows
   // counted from the first tick all three instances arm, so none of the ten is one only A knew of
@@ -64,7 +64,7 @@ t.test('a schedule every second, created on A, runs exactly once per tick for 10
 
 t.test('a token created and revoked on A: used on B, then refused on B and C at once', async t => {
   const made = await call<{ token: string, info: { id: string } }>(A.url, 'POST', '/api/tokens', { token: admin, body: { name: 'ci', role: 'operator' } })
-  t.equal(made.status, 201, JSON.stringify(made.body))
+  t.equal(made.status, 201, 'the token is made', { body: made.body })
   const token = made.body.token
   t.equal((await call(B.url, 'GET', '/api/backup/list', { token })).status, 200, 'B takes the token A made')
   t.equal((await call(A.url, 'DELETE', `/api/tokens/${made.body.info.id}`, { token: admin })).status, 200)
@@ -76,9 +76,9 @@ t.test('a token created and revoked on A: used on B, then refused on B and C at 
 
 t.test('a user created on B logs in on C, and that session works on A', async t => {
   const added = await call(B.url, 'POST', '/api/users', { token: admin, body: { username: 'carol', role: 'viewer', password: 'carol password 1' } })
-  t.equal(added.status, 201, JSON.stringify(added.body))
+  t.equal(added.status, 201, 'the user is added', { body: added.body })
   const session = await login(C.url, 'carol', 'carol password 1')
-  t.equal(session.status, 200, JSON.stringify(session.body))
+  t.equal(session.status, 200, 'carol logs in on C', { body: session.body })
   const me = await call<{ username: string, role: string }>(A.url, 'GET', '/api/auth/me', { token: session.body.token })
   t.equal(me.status, 200)
   t.match(me.body, { username: 'carol', role: 'viewer' })

@@ -73,6 +73,10 @@ export const ConfigFile = Type.Object({
   catalog: Type.Optional(Type.String({ minLength: 1 })),
   /** a file holding the catalog user's password, instead of one in the URL (env PGKEEP_CATALOG_PASSWORD_FILE wins) */
   catalogPasswordFile: Type.Optional(Type.String({ minLength: 1 })),
+  /** with a catalog: false makes this instance API only, running no jobs (env PGKEEP_WORKER, serve --no-worker) */
+  worker: Type.Optional(Type.Boolean()),
+  /** with a catalog: a running job's lease, renewed every third of it; default 15 (env PGKEEP_LEASE_SECONDS) */
+  leaseSeconds: Type.Optional(Type.Integer({ minimum: 3, maximum: 600 })),
   /** where backups are written: a directory or s3://BUCKET[/PREFIX] (env PGKEEP_STORAGE wins) */
   storage: Type.Optional(Type.String({ minLength: 1 })),
   /** extra destinations every dump is written to at the same time (env PGKEEP_STORAGE_COPIES wins) */

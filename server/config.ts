@@ -50,6 +50,10 @@ export interface Config {
   storage: StorageConfig
   /** the shared PostgreSQL catalog (server/catalog); absent = the file catalog in backupDir */
   catalog?: Target
+  /** with a catalog: whether this instance runs queued jobs (false: `serve --no-worker`, API only) */
+  worker: boolean
+  /** with a catalog: how long a running job's lease lasts without renewal before another instance calls it interrupted */
+  leaseSeconds: number
   host: string
   port: number
   /** proxies whose X-Forwarded-For/-Proto are believed: a hop count or their addresses/CIDRs; none when absent */
@@ -123,6 +127,13 @@ function intFromEnv (env: NodeJS.ProcessEnv, name: string, fallback: number, min
   const n = Number(raw)
   if (n < min || n > max) fail(name, `must be between ${min} and ${max}`)
   return n
+}
+
+function boolFromEnv (env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase()
+  if (raw === undefined || raw === '') return fallback
+  if (!['true', 'false', '1', '0'].includes(raw)) fail(name, 'must be true or false')
+  return raw === 'true' || raw === '1'
 }
 
 /** proxy-addr's names for the usual private ranges, accepted as they are */
@@ -281,6 +292,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     backupDir,
     storage: storageConfig(env, file, backupDir, fileDir),
     catalog: catalogTarget(env, file, fileDir),
+    worker: boolFromEnv(env, 'PGKEEP_WORKER', file.worker ?? true),
+    leaseSeconds: intFromEnv(env, 'PGKEEP_LEASE_SECONDS', file.leaseSeconds ?? 15, 3, 600),
     host: env.PGKEEP_HOST || '127.0.0.1',
     port: intFromEnv(env, 'PGKEEP_PORT', 8080, 0, 65535),
     trustProxy: trustProxyFromEnv(env),
@@ -350,13 +363,9 @@ function storageConfig (env: NodeJS.ProcessEnv, file: ConfigFile, backupDir: str
   const all = [primary, ...copies]
   const twice = all.find((loc, i) => all.indexOf(loc) !== i)
   if (twice !== undefined) fail(fromEnv.length > 0 ? 'PGKEEP_STORAGE_COPIES' : 'copies', `${twice} is named twice; every copy needs a destination of its own`)
-  const pathStyle = env.PGKEEP_S3_FORCE_PATH_STYLE?.trim().toLowerCase()
-  if (pathStyle !== undefined && pathStyle !== '' && !['true', 'false', '1', '0'].includes(pathStyle)) fail('PGKEEP_S3_FORCE_PATH_STYLE', 'must be true or false')
-  const forcePathStyle = pathStyle === undefined || pathStyle === '' ? file.s3ForcePathStyle ?? false : pathStyle === 'true' || pathStyle === '1'
+  const forcePathStyle = boolFromEnv(env, 'PGKEEP_S3_FORCE_PATH_STYLE', file.s3ForcePathStyle ?? false)
   const partMb = intFromEnv(env, 'PGKEEP_S3_PART_SIZE_MB', file.s3PartSizeMB ?? 8, 5, 64)
-  const equal = env.PGKEEP_S3_EQUAL_PARTS?.trim().toLowerCase()
-  if (equal !== undefined && equal !== '' && !['true', 'false', '1', '0'].includes(equal)) fail('PGKEEP_S3_EQUAL_PARTS', 'must be true or false')
-  const equalParts = equal === undefined || equal === '' ? file.s3EqualParts ?? false : equal === 'true' || equal === '1'
+  const equalParts = boolFromEnv(env, 'PGKEEP_S3_EQUAL_PARTS', file.s3EqualParts ?? false)
   return { primary, copies, forcePathStyle, partBytes: partMb * 1024 * 1024, equalParts }
 }
 

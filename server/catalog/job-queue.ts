@@ -82,18 +82,22 @@ export class CatalogJobQueue {
     return toJob(rows[0])
   }
 
-  /** Up to `max` queued jobs, oldest first, now running on `instanceId` under a lease of leaseMs. */
-  async claim (instanceId: string, max: number, leaseMs: number): Promise<CatalogJob[]> {
-    if (max <= 0) return []
+  /**
+   * Up to `max` queued jobs, oldest first, now running on `instanceId` under a lease of leaseMs; with `onlyIds`,
+   * only among those (a CLI process runs the jobs it queued, never a server's).
+   */
+  async claim (instanceId: string, max: number, leaseMs: number, onlyIds?: readonly string[]): Promise<CatalogJob[]> {
+    if (max <= 0 || onlyIds?.length === 0) return []
     const { rows } = await this.#db.query(`
       UPDATE pgkeep.jobs j
       SET state = 'running', instance_id = $1, attempt = j.attempt + 1,
         started_at = pg_catalog.now(), lease_expires_at = pg_catalog.now() + ${ms(leaseMs)}
       FROM (
-        SELECT id FROM pgkeep.jobs WHERE state = 'queued' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
+        SELECT id FROM pgkeep.jobs WHERE state = 'queued' AND ($3::text[] IS NULL OR id = ANY($3::text[]))
+        ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED
       ) claimed
       WHERE j.id = claimed.id
-      RETURNING j.*`, [instanceId, max])
+      RETURNING j.*`, [instanceId, max, onlyIds === undefined ? null : [...onlyIds]])
     return bySeq(rows)
   }
 
@@ -196,6 +200,14 @@ export class CatalogJobQueue {
   async get (id: string): Promise<CatalogJob | undefined> {
     const { rows } = await this.#db.query('SELECT * FROM pgkeep.jobs WHERE id = $1', [id])
     return rows[0] === undefined ? undefined : toJob(rows[0])
+  }
+
+  /** Which of these jobs some instance still owes work: queued, running, or interrupted and not yet cleaned up. */
+  async activeAmong (ids: readonly string[]): Promise<Set<string>> {
+    const { rows } = await this.#db.query<{ id: string }>(`
+      SELECT id FROM pgkeep.jobs WHERE id = ANY($1::text[])
+        AND (state IN ('queued', 'running') OR (state = 'interrupted' AND cleaned_at IS NULL AND cleanup_attempts < ${CLEANUP_TRIES}))`, [[...ids]])
+    return new Set(rows.map(r => r.id))
   }
 
   /** Queue depth and leases held, for readiness and /metrics. */

@@ -37,6 +37,8 @@ export interface JobWorkerOptions {
    * once per interrupted job, on whichever instance marked it; a throw has it retried by a later sweep.
    */
   onInterrupted?: (job: CatalogJob) => Promise<void>
+  /** Only these jobs are claimed (read at each claim): a CLI process runs what it queued itself. Absent: any job. */
+  claimOnly?: () => readonly string[]
   /** A cancel reached this instance for a job it runs (its signal is aborted as well): for callers that log or audit it. */
   onCancel?: (jobId: string) => void
 }
@@ -137,7 +139,7 @@ export class JobWorker extends EventEmitter {
     if (free <= 0) return
     this.#claiming = true
     this.#pumpAgain = false
-    this.#claim = this.queue.claim(this.instanceId, free, this.timings.leaseMs).then(jobs => {
+    this.#claim = this.queue.claim(this.instanceId, free, this.timings.leaseMs, this.#opts.claimOnly?.()).then(jobs => {
       for (const job of jobs) this.#run(job)
       // a full batch means more may be waiting
       if (jobs.length === free) this.#pumpAgain = true

@@ -4,7 +4,7 @@ import { PgkeepError } from '../errors.ts'
 import { ChangeTrackingMap } from '../engine/store/change-tracking-map.ts'
 import { isValidBackup, recordsForWrite, trustBackup } from '../engine/store/record-check.ts'
 import { rebuildRecords } from '../engine/store/rebuild.ts'
-import type { RegistryBackend } from '../engine/store/registry-backend.ts'
+import type { RecordChange, RegistryBackend } from '../engine/store/registry-backend.ts'
 import type { RegistryView } from '../engine/store/registry-view.ts'
 import type { Storage } from '../engine/storage/storage.ts'
 import type { CatalogDb } from './catalog-db.ts'
@@ -63,6 +63,9 @@ export class PgRegistryBackend implements RegistryBackend {
   #empty = false
   #lastPrune = 0
   #closed = false
+  /** change_seqs of this backend's own writes not shown yet: a catch-up that meets them first does not report them as remote */
+  readonly #ownSeqs = new Set<number>()
+  onRemoteChange?: (changes: RecordChange[]) => void
 
   constructor (db: CatalogDb, view: RegistryView, opts: { manifests: Storage, isBackupDir: boolean, onWarning: (message: string) => void }) {
     this.#db = db
@@ -183,13 +186,20 @@ export class PgRegistryBackend implements RegistryBackend {
     if (fresh.length === 0) return
     const set: Backup[] = []
     const deleted: string[] = []
+    const changes: RecordChange[] = []
     for (const r of fresh) {
+      const before = this.#view.get(r.id as string)
       if (r.record === null) deleted.push(r.id as string)
       else if (isValidBackup(r.record)) set.push(r.record)
-      else this.#onWarning(`the catalog's record ${r.id} does not match the Backup schema; ignored`)
+      else {
+        this.#onWarning(`the catalog's record ${r.id} does not match the Backup schema; ignored`)
+        continue
+      }
+      if (!this.#ownSeqs.has(Number(r.seq)) && (before !== undefined || r.record !== null)) changes.push({ before, ...(r.record !== null ? { after: r.record as Backup } : {}) })
     }
     this.#view.apply(set, deleted)
     this.#seq = fresh.reduce((max, r) => Math.max(max, Number(r.seq)), this.#seq)
+    if (changes.length > 0) this.onRemoteChange?.(changes)
   }
 
   async #loadAll (q: Sql): Promise<void> {
@@ -208,14 +218,18 @@ export class PgRegistryBackend implements RegistryBackend {
     if (invalid > 0) this.#onWarning(`${invalid} record(s) in the catalog do not match the Backup schema; ignored (pgkeep reindex rewrites them from the manifests)`)
     if (seq <= this.#seq) return
     if (this.#seq < 0 && rows.every(r => r.id === null)) this.#empty = true
+    // a reload after pruned tombstones: what changed is told by status (all a listener acts on), not by every field
+    const changes = this.#seq < 0 ? [] : statusChanges(this.#view.all(), backups)
     this.#view.replace(backups)
     this.#seq = seq
+    if (changes.length > 0) this.onRemoteChange?.(changes)
   }
 
   /** Stores one write's rows under one new change_seq and announces it (NOTIFY is sent at commit). */
   async #write (client: Sql, set: Backup[], deleted: string[]): Promise<Written | undefined> {
     if (set.length === 0 && deleted.length === 0) return undefined
     const seq = await nextChangeSeq(client)
+    this.#ownSeqs.add(seq)
     if (deleted.length > 0) {
       await client.query(`UPDATE pgkeep.backups SET record = NULL, deleted_at = pg_catalog.now(), change_seq = $1
         WHERE id = ANY($2::text[]) AND deleted_at IS NULL`, [seq, deleted])
@@ -237,10 +251,23 @@ export class PgRegistryBackend implements RegistryBackend {
 
   /** After the commit: a catch-up that already brought this change in (it raced us) is not applied twice. */
   #show (w: Written): void {
+    this.#ownSeqs.delete(w.seq)
     if (w.seq <= this.#seq) return
     this.#view.apply(w.set, w.deleted)
     this.#seq = w.seq
   }
+}
+
+function statusChanges (old: Backup[], fresh: Backup[]): RecordChange[] {
+  const before = new Map(old.map(b => [b.id, b]))
+  const changes: RecordChange[] = []
+  for (const b of fresh) {
+    const was = before.get(b.id)
+    before.delete(b.id)
+    if (was?.status !== b.status) changes.push({ before: was, after: b })
+  }
+  for (const gone of before.values()) changes.push({ before: gone })
+  return changes
 }
 
 /** Taken by every writer of pgkeep.backups, for the rest of its transaction. */

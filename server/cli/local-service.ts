@@ -62,6 +62,8 @@ async function openService (io: CliIO, globals: Globals, config: Config): Promis
   const warn = (m: string): void => write(io.stderr, `pgkeep: warning: ${m}`)
   return await BackupService.open(config, {
     logger: { info: m => { if (globals.verbose) write(io.stderr, m) }, warn, error: warn },
+    // with a shared catalog a CLI process runs the backups it queued, never a server's
+    worker: 'own',
   })
 }
 

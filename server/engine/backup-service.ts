@@ -10,6 +10,11 @@ import { setStatus, type BackupSet, type SetListQuery, type SetListResult, type 
 import type { Config } from '../config.ts'
 import { CatalogDb } from '../catalog/catalog-db.ts'
 import { PgDrillRecords } from '../catalog/pg-drill-records.ts'
+import { newInstanceId } from '../catalog/instances.ts'
+import type { CatalogJob } from '../catalog/job-queue.ts'
+import type { JobOutcome } from '../catalog/job-worker.ts'
+import { SharedJobs, type WorkerMode } from './shared-jobs.ts'
+import type { RecordChange } from './store/registry-backend.ts'
 import { BackupEvents, silentLogger, type EngineLogger } from './backup-events.ts'
 import { fitCompressionToPgDump, resolveCreateRequest, type ResolvedRequest } from './backup-request.ts'
 import { findPgTool } from './pg/tools.ts'
@@ -60,6 +65,8 @@ export interface BackupServiceOptions {
    * it). Without it, config.catalog makes the service open its own and close it with the service.
    */
   catalog?: CatalogDb
+  /** with a catalog, which queued backups this process runs (shared-jobs.ts); default all */
+  worker?: WorkerMode
 }
 
 
@@ -90,6 +97,17 @@ const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM'])
 
 const isTerminal = (b: Backup): boolean => TERMINAL_STATUSES.includes(b.status)
 const now = (): string => new Date().toISOString()
+
+/** How a backup's end reads in pgkeep.jobs. */
+function outcomeOf (b: Backup): JobOutcome {
+  if (b.status === 'completed') return { state: 'done' }
+  return { state: b.status === 'cancelled' ? 'cancelled' : 'failed', ...(b.error ? { error: { code: b.error.code, message: b.error.message } } : {}) }
+}
+
+/** A job stopped because this instance lost its lease or shut down: that, not "cancelled", is what it ended by. */
+function interruptionOf (signal: AbortSignal): PgkeepError | undefined {
+  return signal.reason instanceof PgkeepError && signal.reason.code === 'INTERRUPTED' ? signal.reason : undefined
+}
 
 /**
  * Pins given before manifests recorded them are only in registry.json: copied to the manifests at start-up, so
@@ -128,6 +146,9 @@ export class BackupService extends BackupEvents {
   private closing = false
   /** the catalog this service opened itself (closed with it) */
   private ownCatalog?: CatalogDb
+  /** with a catalog: the shared queue, this instance's worker and the progress of jobs elsewhere */
+  private shared?: SharedJobs
+  private readonly remoteProgress = new Map<string, Progress>()
 
   private constructor (
     readonly config: Config,
@@ -188,7 +209,7 @@ export class BackupService extends BackupEvents {
       log.warn(`${config.backupDir} is not writable (${(err as NodeJS.ErrnoException).code}): start-up repair skipped; only reading commands will work`)
       return fallback
     }
-    const recovered = await recoverInterrupted(registry, config.backupDir, stores)
+    const recovered = await recoverInterrupted(registry, config.backupDir, stores, { byLease: catalog !== undefined })
       .catch(unlessReadOnly({ interrupted: [], removedPartials: [], removedPassfiles: [], problems: [] }))
     for (const b of recovered.interrupted) log.warn(`backup ${b.name} was interrupted by a crash or stop; marked failed (INTERRUPTED)`)
     for (const name of recovered.removedPartials.filter(n => !n.endsWith('.partial'))) log.info(`aborted the unfinished upload ${name}`)
@@ -207,7 +228,129 @@ export class BackupService extends BackupEvents {
       service.pollTimer = setInterval(() => { registry.reload().catch(() => {}) }, opts.registryPollMs)
       service.pollTimer.unref()
     }
+    if (catalog !== undefined) await service.joinSharedQueue(catalog, opts.worker ?? 'all')
     return service
+  }
+
+  /**
+   * With a catalog, backups run through pgkeep.jobs: any instance's worker may claim them, a cancel reaches the
+   * one running it, progress is relayed, and an instance that dies is found by its lease (docs/catalog.md).
+   */
+  private async joinSharedQueue (catalog: CatalogDb, mode: WorkerMode): Promise<void> {
+    this.registry.onRemoteChange(changes => { this.announceRemote(changes) })
+    this.shared = await SharedJobs.start(catalog, {
+      mode,
+      concurrency: this.config.concurrency,
+      leaseMs: this.config.leaseSeconds * 1000,
+      hooks: {
+        run: async (id, signal) => await this.runClaimed(id, signal),
+        interrupted: async job => { await this.cleanUpInterrupted(job) },
+        remoteProgress: p => {
+          this.remoteProgress.set(p.backupId, p)
+          this.emit('progress', p)
+        },
+        onError: (where, err) => { this.log.warn(`shared job queue (${where}): ${toPgkeepError(err).message}`) },
+      },
+    }, newInstanceId())
+    await this.failOrphanedRecords().catch((err: unknown) => { this.log.warn(`start-up check of the shared queue postponed: ${toPgkeepError(err).message}`) })
+  }
+
+  /** Another instance's writes, told as this instance's own are: viewers connected here see every job. */
+  private announceRemote (changes: RecordChange[]): void {
+    for (const { before, after } of changes) {
+      if (after === undefined) {
+        if (before !== undefined) this.emit('deleted', { backupId: before.id })
+        continue
+      }
+      if (isTerminal(after)) this.remoteProgress.delete(after.id)
+      if (before === undefined) this.emit('created', after)
+      else this.emit('status', after)
+    }
+  }
+
+  /**
+   * A backup claimed from the shared queue, run here as a local one is. The worker's signal (a cancel from any
+   * instance, a lost lease, a shutdown) stops it.
+   */
+  private async runClaimed (id: string, signal: AbortSignal): Promise<JobOutcome> {
+    // the record was committed before its job row: a notification still on its way is fetched now
+    if (this.registry.get(id) === undefined) await this.registry.reload()
+    const b = this.registry.get(id)
+    if (b === undefined) return { state: 'failed', error: { code: 'NOT_FOUND', message: `backup ${id} is not in the catalog` } }
+    if (isTerminal(b)) return outcomeOf(b)
+    let resolve!: (b: Backup) => void
+    const done = new Promise<Backup>(res => { resolve = res })
+    const job: ActiveJob = { controller: new AbortController(), done, resolve }
+    const forward = (): void => { job.controller.abort(signal.reason) }
+    if (signal.aborted) forward()
+    else signal.addEventListener('abort', forward, { once: true })
+    this.jobs.set(id, job)
+    try {
+      await this.runJob(id)
+      return outcomeOf(await done)
+    } finally {
+      signal.removeEventListener('abort', forward)
+    }
+  }
+
+  /**
+   * A backup whose instance stopped renewing its lease (kill -9, host gone, cut off from the catalog): failed
+   * INTERRUPTED, and what it wrote removed, as start-up repair does for a local crash. A record that already ended
+   * (the job finished just as its lease ran out) is left as it is. Throwing has a later sweep try again.
+   */
+  private async cleanUpInterrupted (job: CatalogJob): Promise<void> {
+    const message = `the pgkeep instance running this backup (${job.instanceId ?? 'unknown'}) stopped renewing its lease; the partial file was removed`
+    await this.failAsInterrupted(job.id, message)
+  }
+
+  /** Marks one backup failed INTERRUPTED unless it already ended, then removes its files, unfinished writes and backends. */
+  private async failAsInterrupted (id: string, message: string): Promise<void> {
+    await this.registry.reload()
+    let marked: Backup | undefined
+    await this.registry.update(all => {
+      const b = all.get(id)
+      if (b === undefined || isTerminal(b)) return
+      marked = { ...b, status: 'failed', finishedAt: now(), error: { code: 'INTERRUPTED', message } }
+      delete marked.ownerPid
+      all.set(id, marked)
+    })
+    if (marked === undefined) return
+    this.remoteProgress.delete(id)
+    this.log.warn(`backup ${marked.name} was interrupted: ${message}`)
+    try {
+      await this.removeWritten(marked)
+      await stopOrphanedBackends(this.config, [marked], this.log)
+    } finally {
+      // told once its leftovers are gone (or their removal failed and is retried by a later sweep)
+      this.emit('status', marked)
+      await this.afterMemberEnded(marked).catch(() => {})
+    }
+  }
+
+  /** What a backup that did not complete left in any store: its data, its manifest, an unfinished upload. */
+  private async removeWritten (b: Backup): Promise<void> {
+    for (const storage of new Set([this.stores.of(b), ...this.stores.destinations()])) {
+      await storage.delete(manifestKey(b.name))
+      await storage.delete(b.name)
+      for (const write of await storage.listUnfinished()) {
+        if (write.key.startsWith(b.name)) await storage.abortUnfinished(write)
+      }
+    }
+  }
+
+  /**
+   * Records in flight whose job row is gone or ended (an instance died between the two writes, or while
+   * recording a job's end) would wait forever: failed INTERRUPTED at start-up. Records younger than a lease are
+   * left alone: their job row may be being written right now.
+   */
+  private async failOrphanedRecords (): Promise<void> {
+    if (this.shared === undefined) return
+    const bound = Date.now() - this.config.leaseSeconds * 1000
+    const inFlight = this.registry.all().filter(b => !isTerminal(b) && Date.parse(b.createdAt) < bound)
+    if (inFlight.length === 0) return
+    for (const id of await this.shared.withoutLiveJob(inFlight.map(b => b.id))) {
+      await this.failAsInterrupted(id, 'no pgkeep instance holds this backup\'s job (one stopped while queueing or recording it); anything it wrote was removed')
+    }
   }
 
   // ---- reading --------------------------------------------------------------------------------
@@ -228,13 +371,14 @@ export class BackupService extends BackupEvents {
   }
 
   progress (id: string): Progress | undefined {
-    return this.jobs.get(id)?.progress
+    return this.jobs.get(id)?.progress ?? this.remoteProgress.get(id)
   }
 
+  /** Queued and running backups: this process's, or with a shared catalog every instance's. */
   active (): BackupWithProgress[] {
     return this.registry.all()
-      .filter(b => !isTerminal(b) && this.jobs.has(b.id))
-      .map(b => ({ backup: b, progress: this.jobs.get(b.id)?.progress }))
+      .filter(b => !isTerminal(b) && (this.shared !== undefined || this.jobs.has(b.id)))
+      .map(b => ({ backup: b, progress: this.progress(b.id) }))
   }
 
   /**
@@ -274,7 +418,32 @@ export class BackupService extends BackupEvents {
   async waitFor (id: string): Promise<Backup> {
     const job = this.jobs.get(id)
     if (job) return await job.done
-    return this.get(id)
+    if (this.shared === undefined) return this.get(id)
+    return await this.waitForRecord(id)
+  }
+
+  /** A job of the shared queue, wherever it runs: its record's changes, as every instance hears of them. */
+  private async waitForRecord (id: string): Promise<Backup> {
+    return await new Promise<Backup>((resolve, reject) => {
+      const check = (): void => {
+        const local = this.jobs.get(id)
+        const b = this.registry.get(id)
+        if (local === undefined && b !== undefined && !isTerminal(b)) return
+        off()
+        if (local !== undefined) resolve(local.done)
+        else if (b === undefined) reject(new NotFoundError(`backup ${id}`))
+        else resolve(b)
+      }
+      const onStatus = (b: Backup): void => { if (b.id === id) check() }
+      const onDeleted = (e: { backupId: string }): void => { if (e.backupId === id) check() }
+      const off = (): void => {
+        this.off('status', onStatus)
+        this.off('deleted', onDeleted)
+      }
+      this.on('status', onStatus)
+      this.on('deleted', onDeleted)
+      check()
+    })
   }
 
   /**
@@ -282,7 +451,7 @@ export class BackupService extends BackupEvents {
    * readiness, /metrics and the dashboard). undefined without one: a lone pgkeep has no instances to tell apart.
    */
   async instanceStatus (): Promise<InstanceStatus | undefined> {
-    return undefined
+    return await this.shared?.status()
   }
 
   // ---- creating and running -------------------------------------------------------------------
@@ -304,7 +473,8 @@ export class BackupService extends BackupEvents {
 
   /** maxQueue counts requests: a set of 200 databases is one, or it could never be queued behind that limit. */
   private checkQueueRoom (): void {
-    if (this.queue.queuedCount >= this.config.maxQueue) {
+    const queued = this.shared !== undefined ? this.registry.all().filter(b => b.status === 'queued').length : this.queue.queuedCount
+    if (queued >= this.config.maxQueue) {
       throw new PgkeepError('QUEUE_FULL', `the backup queue is full (${this.config.maxQueue} waiting); try again later`)
     }
   }
@@ -351,6 +521,7 @@ export class BackupService extends BackupEvents {
       }
       for (const b of backups) all.set(b.id, b)
     })
+    if (this.shared !== undefined) return await this.enqueueShared(backups)
     for (const b of backups) {
       let resolve!: (b: Backup) => void
       const done = new Promise<Backup>(res => { resolve = res })
@@ -358,6 +529,20 @@ export class BackupService extends BackupEvents {
       this.emit('created', b)
     }
     for (const b of backups) this.queue.enqueue(b.id)
+  }
+
+  /** Recorded, then queued in the catalog; a queue that cannot take them fails them at once rather than leaving them queued for nobody. */
+  private async enqueueShared (backups: Backup[]): Promise<void> {
+    for (const b of backups) this.emit('created', b)
+    try {
+      await this.shared!.enqueue(backups.map(b => b.id))
+    } catch (err) {
+      const e = toPgkeepError(err)
+      for (const b of backups) {
+        await this.setStatus(b.id, { status: 'failed', finishedAt: now(), error: { code: e.code, message: `the job could not be queued in the catalog: ${e.message}` }, ownerPid: undefined }).catch(() => {})
+      }
+      throw e
+    }
   }
 
   /**
@@ -451,6 +636,8 @@ export class BackupService extends BackupEvents {
     await this.registry.update(async (all) => {
       const current = all.get(id)
       if (!current) throw new NotFoundError(`backup ${id}`)
+      // another instance judged this job dead (its lease ran out) and has removed what it wrote
+      if (isTerminal(current)) throw new PgkeepError('INTERRUPTED', `backup ${current.name} was marked ${current.status} while its dump was finishing: ${current.error?.message ?? ''}`)
       completed = { ...this.asCompleted({ ...current, ...facts }, result), finishedAt: now(), ...(verification ? { verification } : {}) }
       if (result.copies.length > 0) completed.copies = await this.writeCopyManifests(completed, result)
       await writeManifest(this.stores.of(completed), completed, result.files)
@@ -476,7 +663,7 @@ export class BackupService extends BackupEvents {
     let recording: Promise<unknown> | undefined
     try {
       if (job.controller.signal.aborted) throw new PgkeepError('CANCELLED', 'the backup was cancelled before it started')
-      const running = { status: 'running' as const, startedAt: now(), ownerPid: process.pid }
+      const running = { status: 'running' as const, startedAt: now(), ownerPid: process.pid, ...(this.shared !== undefined ? { instance: this.shared.instanceId } : {}) }
       // written while the dump job looks up pg_dump and inspects the target; awaited before pg_dump starts (onStarted)
       recording = this.setStatus(id, running)
       recording.catch(() => {})
@@ -488,6 +675,7 @@ export class BackupService extends BackupEvents {
       const onProgress = (p: Omit<Progress, 'backupId'>): void => {
         job.progress = { backupId: id, ...p }
         this.emit('progress', job.progress)
+        this.shared?.publishProgress(job.progress)
       }
       const onLog = (line: string): void => { this.emit('log', { backupId: id, line, at: now() }) }
       // a set member's database is its own; the target names the server
@@ -521,21 +709,37 @@ export class BackupService extends BackupEvents {
           onVerifying: async (r) => { if (this.verifiesAfterDump(backup)) await this.setStatus(id, { status: 'verifying', ...facts, ...r }) },
         })
       clearTimeout(deadline)
-      final = await this.complete(id, result, result.verification ?? await this.verifyIfAsked(id, backup, result), facts)
+      const verification = result.verification ?? await this.verifyIfAsked(id, backup, result)
+      this.shared?.endProgress(id)
+      final = await this.complete(id, result, verification, facts)
     } catch (err) {
       clearTimeout(deadline)
+      this.shared?.endProgress(id)
       // a job that failed while its "running" was being written ends after it, in that order
       await recording?.catch(() => {})
-      const e = toPgkeepError(err)
+      const e = interruptionOf(job.controller.signal) ?? toPgkeepError(err)
       const status = e.code === 'CANCELLED' ? 'cancelled' : 'failed'
       if (e.code === 'INTERNAL') this.log.error(`backup ${id} failed unexpectedly: ${e.message}`)
-      final = await this.setStatus(id, { status, ...facts, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
-        .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
+      final = await this.endFailed(id, status, e, facts)
     }
     this.jobs.delete(id)
     // before the waiters hear of it: a set's last member has its set manifest rewritten first
     await this.afterMemberEnded(final).catch(() => {})
     job.resolve(final)
+  }
+
+  /**
+   * The record of a job that did not complete. One another instance already ended (it judged this one dead) stays
+   * as that instance wrote it; what this job went on to write after that is removed here.
+   */
+  private async endFailed (id: string, status: 'cancelled' | 'failed', e: PgkeepError, facts: Partial<Backup>): Promise<Backup> {
+    const current = this.registry.get(id)
+    if (current !== undefined && isTerminal(current) && current.status !== 'completed') {
+      await this.removeWritten(current).catch(() => {})
+      return current
+    }
+    return await this.setStatus(id, { status, ...facts, finishedAt: now(), error: { code: e.code, message: e.message }, ownerPid: undefined })
+      .catch(() => ({ ...(this.registry.get(id) as Backup), status }))
   }
 
   /** A target's maxDurationMinutes: past it the dump is stopped as a cancel is (cleanly), and fails with TIMEOUT. */
@@ -556,6 +760,7 @@ export class BackupService extends BackupEvents {
       return this.get(id)
     }
     if (isTerminal(b)) throw new InvalidStateError(`backup ${b.name} is already ${b.status}`)
+    if (this.shared !== undefined) return await this.cancelShared(b, 'cancelled while queued')
     const job = this.jobs.get(id)
     if (!job) throw new InvalidStateError(`backup ${b.name} is run by another pgkeep process (pid ${b.ownerPid}); cancel it there`)
     job.controller.abort()
@@ -567,6 +772,22 @@ export class BackupService extends BackupEvents {
       return final
     }
     return await job.done
+  }
+
+  /**
+   * A cancel through the catalog: a queued job ends here and now; a running one is stopped by the instance
+   * running it (NOTIFY, or its next lease renewal), and this waits for the record to say so.
+   */
+  private async cancelShared (b: Backup, whyQueued: string): Promise<Backup> {
+    const outcome = await this.shared!.cancel(b.id)
+    if (outcome === 'dequeued') {
+      return await this.setStatus(b.id, { status: 'cancelled', finishedAt: now(), error: { code: 'CANCELLED', message: whyQueued }, ownerPid: undefined })
+    }
+    if (outcome === 'requested') return await this.waitFor(b.id)
+    await this.registry.reload()
+    const current = this.get(b.id)
+    if (isTerminal(current)) return current
+    throw new InvalidStateError(`backup ${b.name} is ${current.status} but no pgkeep instance holds its job; it is marked interrupted when its lease runs out or at the next start`)
   }
 
   // ---- sets -----------------------------------------------------------------------------------
@@ -598,6 +819,12 @@ export class BackupService extends BackupEvents {
     const members = this.setMembers(setId)
     const live = members.filter(m => !isTerminal(m))
     if (live.length === 0) throw new InvalidStateError(`backup set ${members[0].set!.name} is already ${setStatus(members)}`)
+    if (this.shared !== undefined) {
+      // every request first, then the waits: a worker must not start the next member meanwhile
+      const why = 'the set was cancelled before this member started'
+      await Promise.all(live.map(async m => await this.cancelShared(m, why).catch(() => undefined)))
+      return this.getSet(setId)
+    }
     const foreign = live.find(m => !this.jobs.has(m.id))
     if (foreign) throw new InvalidStateError(`backup set ${members[0].set!.name} is run by another pgkeep process (pid ${foreign.ownerPid}); cancel it there`)
     for (const m of live) this.jobs.get(m.id)?.controller.abort()
@@ -880,6 +1107,7 @@ export class BackupService extends BackupEvents {
   async close (opts: { cancelRunning?: boolean } = {}): Promise<void> {
     this.closing = true
     if (this.pollTimer) clearInterval(this.pollTimer)
+    if (this.shared !== undefined) await this.leaveSharedQueue(opts.cancelRunning === true)
     for (const id of this.queue.drainWaiting()) {
       const job = this.jobs.get(id)
       const final = await this.setStatus(id, { status: 'cancelled', finishedAt: now(), error: { code: 'CANCELLED', message: 'pgkeep shut down before this backup started' }, ownerPid: undefined })
@@ -893,5 +1121,21 @@ export class BackupService extends BackupEvents {
     await this.restoreTracker.close()
     await this.registry.close()
     await this.ownCatalog?.close()
+  }
+
+  /**
+   * A server's queued jobs stay in the catalog for the other instances (or its own restart); a CLI process
+   * cancels the ones it queued that nobody took. What runs here is cancelled (cancelRunning) or finished first.
+   */
+  private async leaveSharedQueue (cancelRunning: boolean): Promise<void> {
+    const shared = this.shared!
+    if (cancelRunning) {
+      for (const id of shared.ownQueued) {
+        const b = this.registry.get(id)
+        if (b?.status === 'queued') await this.cancelShared(b, 'pgkeep exited before this backup started').catch(() => {})
+      }
+      for (const job of this.jobs.values()) job.controller.abort()
+    }
+    await shared.close()
   }
 }

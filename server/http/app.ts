@@ -100,7 +100,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   app.decorate('catalog', catalog)
   let service = deps.service
   const owned = !service
-  service ??= await BackupService.open(config, { logger: app.log, registryPollMs: 2000, catalog })
+  service ??= await BackupService.open(config, { logger: app.log, registryPollMs: 2000, catalog, worker: config.worker ? 'all' : 'none' })
 
   await app.register(swaggerPlugin)
   await app.register(cookiePlugin)

@@ -38,7 +38,10 @@ function leftoverName (storageUrl: string, kind: 'local' | 's3', w: UnfinishedWr
  * passfile directory whose process is gone (it holds a password in plain text).
  * Nothing to repair means nothing written, not even the lock: a read-only backups dir can still be listed.
  */
-export async function recoverInterrupted (registry: Registry, backupDir: string, stores: StorageSet): Promise<RecoveryReport> {
+export async function recoverInterrupted (registry: Registry, backupDir: string, stores: StorageSet, opts: { byLease?: boolean } = {}): Promise<RecoveryReport> {
+  // With the shared catalog a job's owner may be on another host: its pid says nothing here. Leases judge it
+  // (engine/shared-jobs.ts), and every job in flight counts as live for the leftovers below.
+  const isLive = opts.byLease === true ? () => true : isOwnerAlive
   const problems: string[] = []
   // a store that cannot be reached now must not stop pgkeep from starting: its leftovers wait for the next start
   const tryOn = async <T>(storage: { url: string }, what: string, fn: () => Promise<T>): Promise<T | undefined> => {
@@ -46,11 +49,11 @@ export async function recoverInterrupted (registry: Registry, backupDir: string,
   }
   const removedPassfiles = await removeOrphanedPassfiles(backupDir)
   const interrupted: Backup[] = []
-  const needsRepair = registry.all().some(b => IN_FLIGHT.includes(b.status) && !isOwnerAlive(b))
+  const needsRepair = registry.all().some(b => IN_FLIGHT.includes(b.status) && !isLive(b))
   if (needsRepair) await registry.update(all => {
     const finishedAt = new Date().toISOString()
     for (const b of all.values()) {
-      if (!IN_FLIGHT.includes(b.status) || isOwnerAlive(b)) continue
+      if (!IN_FLIGHT.includes(b.status) || isLive(b)) continue
       const failed: Backup = { ...b, status: 'failed', finishedAt, error: { code: 'INTERRUPTED', message: INTERRUPTED_MESSAGE } }
       delete failed.ownerPid
       all.set(b.id, failed)
@@ -74,7 +77,7 @@ export async function recoverInterrupted (registry: Registry, backupDir: string,
   // Listing first, then reading the registry: a job records itself before it starts writing, so any
   // unfinished write listed above whose job is live (even one another process just started) is known by now.
   await registry.reload()
-  const live = registry.all().filter(b => IN_FLIGHT.includes(b.status) && isOwnerAlive(b))
+  const live = registry.all().filter(b => IN_FLIGHT.includes(b.status) && isLive(b))
   const removedPartials: string[] = []
   for (const { storage, write } of unfinished) {
     // A live job writes `<name>` (a local partial may carry extra suffixes): keep anything that starts with its name.

@@ -1,5 +1,8 @@
 import type { Backup } from '../../../schemas/backup.ts'
 
+/** A record another process changed: `before` is absent for a new record, `after` for a deleted one. */
+export interface RecordChange { before?: Backup, after?: Backup }
+
 /**
  * Where the registry's records are kept and how writers on other processes or hosts are excluded: the file
  * (registry.json under a lock file, store/file-registry.ts) or the PostgreSQL catalog
@@ -20,4 +23,9 @@ export interface RegistryBackend {
   /** Rewrites the records from the manifests (pgkeep reindex); how many manifests were used. */
   rebuildFromManifests (): Promise<number>
   close (): Promise<void>
+  /**
+   * Told of the changes other processes made, once they are in the view (the catalog's backend; the file backend
+   * never calls it: its processes share a host and the pid rules, not events).
+   */
+  onRemoteChange?: (changes: RecordChange[]) => void
 }

@@ -9,7 +9,7 @@ import { PgkeepError } from '../../errors.ts'
 import { FileRegistryBackend } from './file-registry.ts'
 import { LocalStorage } from '../storage/local-storage.ts'
 import type { Storage } from '../storage/storage.ts'
-import type { RegistryBackend } from './registry-backend.ts'
+import type { RecordChange, RegistryBackend } from './registry-backend.ts'
 import { RegistryView } from './registry-view.ts'
 
 export { REGISTRY_FILE } from './file-registry.ts'
@@ -37,12 +37,22 @@ export class Registry {
   readonly #backend: RegistryBackend
   #chain: Promise<unknown> = Promise.resolve()
   #writes = 0
+  readonly #remoteListeners: Array<(changes: RecordChange[]) => void> = []
 
   private constructor (backupDir: string, manifests: Storage, view: RegistryView, backend: RegistryBackend) {
     this.backupDir = backupDir
     this.manifests = manifests
     this.#view = view
     this.#backend = backend
+    backend.onRemoteChange = changes => {
+      // heard while catching up, possibly inside one of our updates: a listener may start updates of its own
+      insideUpdate.exit(() => { for (const l of this.#remoteListeners) l(changes) })
+    }
+  }
+
+  /** Changes other instances made (the shared catalog only), after they are in the view. */
+  onRemoteChange (listener: (changes: RecordChange[]) => void): void {
+    this.#remoteListeners.push(listener)
   }
 
   static async open (backupDir: string, opts?: RegistryOptions): Promise<Registry> {

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { describeOperation } from '../../openapi-operations.ts'
+import { PGKEEP_VERSION } from '../../../version.ts'
 
 /** OpenAPI generated from the route schemas: /openapi.json for tools, /docs for people. */
 export default fp(async (fastify) => {
@@ -9,7 +10,7 @@ export default fp(async (fastify) => {
     // 3.1: TypeBox emits JSON Schema 2020-12 (numeric exclusiveMinimum), which 3.0 cannot say
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'pgkeep API', version: '0.1.0', description: 'Self-hosted PostgreSQL backup manager', license: { name: 'MIT', identifier: 'MIT' } },
+      info: { title: 'pgkeep API', version: PGKEEP_VERSION, description: 'Self-hosted PostgreSQL backup manager', license: { name: 'MIT', identifier: 'MIT' } },
       // relative: the document describes the server that serves it, whatever name or proxy it is reached by
       servers: [{ url: '/', description: 'this pgkeep server' }],
       components: {

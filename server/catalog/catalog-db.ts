@@ -11,6 +11,14 @@ const POOL_SIZE = 5
 const STATEMENT_TIMEOUT_MS = 30_000
 // the LISTEN connection's comeback after a catalog restart: soon, then no more than every 5 s
 const LISTEN_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 5000 }
+// a write waits this long for a restarting catalog (a restart takes seconds) before it fails
+const RIDE_OUT_MS = 60_000
+const RIDE_OUT_RETRY = { attempts: Infinity, baseDelayMs: 200, maxDelayMs: 3000 }
+
+/** The catalog could not be reached or dropped the connection: worth trying again, unlike an SQL error. */
+function isConnectionFailure (err: unknown): boolean {
+  return err instanceof PgkeepError && err.code === 'PG_CONNECTION_FAILED' && (err.details as { retryable?: boolean } | undefined)?.retryable === true
+}
 
 export type Queryable = Pick<pg.PoolClient, 'query'>
 export type NotifyHandler = (payload: string) => void
@@ -83,6 +91,24 @@ export class CatalogDb {
       throw this.#wrap(err)
     } finally {
       client.release()
+    }
+  }
+
+  /**
+   * A transaction that rides out a catalog restart: one that failed on its connection (refused, dropped, the server
+   * shutting down or starting up) is run again, soon and then every few seconds, for up to `withinMs`. fn must be
+   * safe to run again: a COMMIT whose connection dropped may or may not have landed.
+   */
+  async transactionRetried<T> (fn: (client: Queryable) => Promise<T>, withinMs: number = RIDE_OUT_MS): Promise<T> {
+    const deadline = Date.now() + withinMs
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.transaction(fn)
+      } catch (err) {
+        const delay = backoffDelay(attempt, RIDE_OUT_RETRY)
+        if (this.#closed || !isConnectionFailure(err) || Date.now() + delay > deadline) throw err
+        await new Promise(resolve => setTimeout(resolve, delay))
+      }
     }
   }
 

@@ -106,7 +106,9 @@ export class PgRegistryBackend implements RegistryBackend {
 
   async update<T> (fn: (backups: Map<string, Backup>) => T | Promise<T>): Promise<T> {
     let written: Written | undefined
-    const result = await this.#db.transaction(async client => {
+    // a job's status must not be lost to a catalog restart: the write waits for it to come back
+    const result = await this.#db.transactionRetried(async client => {
+      written = undefined
       await this.#lock(client)
       await this.#catchUp(client)
       const changes = new ChangeTrackingMap(this.#view.byId)

@@ -34,7 +34,11 @@ const cliErrorCode = (err: unknown): string => (err instanceof UsageError ? 'INV
 export class LocalAudit {
   #opened?: Promise<{ log: AuditStore, catalog?: CatalogDb }>
 
-  constructor (private readonly config: Pick<Config, 'backupDir' | 'catalog'>) {}
+  /**
+   * `sharedCatalog`: the engine's open catalog connection, used instead of a second one of the audit's own (its
+   * owner closes it, after this).
+   */
+  constructor (private readonly config: Pick<Config, 'backupDir' | 'catalog'>, private readonly sharedCatalog?: () => Promise<CatalogDb | undefined>) {}
 
   async around<T> (action: string, fn: () => Promise<T>, fields?: (result?: T) => AuditFields): Promise<T> {
     const { log } = await this.#open()
@@ -47,8 +51,11 @@ export class LocalAudit {
     await opened?.catalog?.close()
   }
 
+  /** `catalog` is set only when this opened it (and so closes it). */
   #open (): Promise<{ log: AuditStore, catalog?: CatalogDb }> {
     this.#opened ??= (async () => {
+      const shared = await this.sharedCatalog?.()
+      if (shared !== undefined) return { log: await auditStore(this.config.backupDir, shared) }
       const catalog = await openCatalog(this.config)
       return { log: await auditStore(this.config.backupDir, catalog), catalog }
     })()
@@ -74,12 +81,13 @@ async function openService (io: CliIO, globals: Globals, config: Config): Promis
 export async function withLocalService<T> (io: CliIO, globals: Globals, fn: (service: BackupService, audit: LocalAudit) => Promise<T>): Promise<T> {
   const config = loadConfig(io.env)
   const service = await openService(io, globals, config)
-  const audit = new LocalAudit(config)
+  const audit = new LocalAudit(config, async () => service.catalog)
   try {
     return await fn(service, audit)
   } finally {
-    await service.close({ cancelRunning: true })
+    // the audit log first: it writes through the service's catalog connection
     await audit.close()
+    await service.close({ cancelRunning: true })
   }
 }
 
@@ -95,7 +103,7 @@ export class LocalBackupApi implements BackupApi {
 
   constructor (private readonly io: CliIO, private readonly globals: Globals) {
     this.config = loadConfig(io.env)
-    this.audit = new LocalAudit(this.config)
+    this.audit = new LocalAudit(this.config, async () => (await this.service()).catalog)
   }
 
   private async service (): Promise<BackupService> {
@@ -106,8 +114,9 @@ export class LocalBackupApi implements BackupApi {
   async close (): Promise<void> {
     // an engine that failed to open has nothing to close; its error already reached the command
     const service = await this.opened?.catch(() => undefined)
-    await service?.close({ cancelRunning: true })
+    // the audit log first: it writes through the service's catalog connection
     await this.audit.close()
+    await service?.close({ cancelRunning: true })
   }
 
   async list (query: ListQuery): Promise<ListResult> {

@@ -10,7 +10,7 @@ import { setStatus, type BackupSet, type SetListQuery, type SetListResult, type 
 import type { Config } from '../config.ts'
 import { CatalogDb } from '../catalog/catalog-db.ts'
 import { PgDrillRecords } from '../catalog/pg-drill-records.ts'
-import { newInstanceId } from '../catalog/instances.ts'
+import { liveInstances, newInstanceId } from '../catalog/instances.ts'
 import type { CatalogJob } from '../catalog/job-queue.ts'
 import type { JobOutcome } from '../catalog/job-worker.ts'
 import { SharedJobs, type WorkerMode } from './shared-jobs.ts'
@@ -159,6 +159,8 @@ export class BackupService extends BackupEvents {
     restoreKeepMs?: number,
     /** the shared PostgreSQL catalog the backups and drills are in; undefined: the files in the backups dir */
     readonly catalog?: CatalogDb,
+    /** with a catalog: this process's id among the instances */
+    private readonly instanceId: string = newInstanceId(),
   ) {
     super()
     this.restoreTracker = new RestoreTracker(s => this.emit('restore', s), restoreKeepMs)
@@ -172,7 +174,9 @@ export class BackupService extends BackupEvents {
       backups: () => this.registry.all(),
       recordDrill: async (id, summary) => { await this.recordDrill(id, summary) },
       announce: d => this.emit('drill', d),
-      ...(catalog !== undefined ? { records: new PgDrillRecords(catalog) } : {}),
+      ...(catalog !== undefined
+        ? { records: new PgDrillRecords(catalog), instanceId, liveInstances: async () => new Set((await liveInstances(catalog)).map(i => i.id)) }
+        : {}),
     })
   }
 
@@ -251,7 +255,7 @@ export class BackupService extends BackupEvents {
         },
         onError: (where, err) => { this.log.warn(`shared job queue (${where}): ${toPgkeepError(err).message}`) },
       },
-    }, newInstanceId())
+    }, this.instanceId)
     await this.failOrphanedRecords().catch((err: unknown) => { this.log.warn(`start-up check of the shared queue postponed: ${toPgkeepError(err).message}`) })
   }
 
@@ -367,7 +371,7 @@ export class BackupService extends BackupEvents {
   }
 
   list (query: ListQuery = {}): ListResult {
-    return queryBackups(this.registry.all(), query)
+    return queryBackups(this.registry.all(), query, { newestFirst: true })
   }
 
   progress (id: string): Progress | undefined {

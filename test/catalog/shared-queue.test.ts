@@ -140,6 +140,8 @@ t.test('pgkeep create (CLI) runs its own job and leaves a server\'s queued jobs 
   const created = JSON.parse(io.out()) as Backup
   t.equal(created.status, 'completed', 'the CLI ran its backup without any server worker')
   t.equal(api.get(serversJob.id).status, 'queued', 'and did not take the job a server queued')
+  const audited = await cluster.psql(`SELECT count(*) FROM pgkeep.audit WHERE entry->>'action' = 'backup.create' AND entry->>'backupId' = '${created.id}'`, CATALOG)
+  t.equal(audited.trim(), '1', 'its audit line is in the catalog, written through the engine\'s connection')
   t.equal((await api.cancel(serversJob.id)).status, 'cancelled')
 })
 

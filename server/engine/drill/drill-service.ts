@@ -11,6 +11,7 @@ import type { StorageSet } from '../storage/storage-set.ts'
 import { DrillRecords, type DrillRecord, type DrillStore } from '../store/drill-records.ts'
 import { pidStillOwns } from '../store/file-lock.ts'
 import { DrillRun, drillDatabaseName } from './drill-job.ts'
+import { hostname } from 'node:os'
 
 /** What the drills need of the backup service: the backups, and a way to record a drill's outcome on one. */
 export interface DrillHost {
@@ -23,13 +24,16 @@ export interface DrillHost {
   log: EngineLogger
   /** where drills are recorded; default `.pgkeep/drills.json` in the backups dir */
   records?: DrillStore
+  /** with a shared catalog: this instance's id, and the ids of the instances alive now (who may still run a drill) */
+  instanceId?: string
+  liveInstances?: () => Promise<ReadonlySet<string>>
 }
 
 export const DRILL_INTERRUPTED_MESSAGE = 'pgkeep stopped while this drill was running; its scratch databases were dropped at the next start'
 
 /** A record as the API shows it: what a crash needs (pid, scratch names) stays in the store. */
 export function publicDrill (r: DrillRecord): Drill {
-  const { ownerPid: _pid, scratch: _scratch, leftovers: _left, ...drill } = r
+  const { ownerPid: _pid, ownerHost: _host, instance: _instance, scratch: _scratch, leftovers: _left, ...drill } = r
   return drill
 }
 
@@ -107,6 +111,8 @@ export class DrillService {
       ...(opts.scheduled ? { scheduled: true } : {}),
       startedAt: new Date().toISOString(),
       ownerPid: process.pid,
+      ownerHost: hostname(),
+      ...(this.host.instanceId !== undefined ? { instance: this.host.instanceId } : {}),
       scratch: [drillDatabaseName(id)],
     }
     await this.records.put(record)
@@ -187,8 +193,15 @@ export class DrillService {
    * recorded is dropped; a server out of reach keeps them in `leftovers` for the next start.
    */
   async recover (): Promise<void> {
+    const live = await this.host.liveInstances?.()
+    const ownerGone = (r: DrillRecord): boolean => {
+      if (r.status !== 'running') return true
+      // a drill on another host (a shared catalog): its instance's heartbeat says whether it runs, not a pid here
+      if (r.ownerHost !== undefined && r.ownerHost !== hostname()) return live !== undefined && r.instance !== undefined && !live.has(r.instance)
+      return !pidStillOwns(r.ownerPid, Date.parse(r.startedAt))
+    }
     const dead = (await this.records.all())
-      .filter(r => (r.status === 'running' || (r.leftovers?.length ?? 0) > 0) && !pidStillOwns(r.ownerPid, Date.parse(r.startedAt)))
+      .filter(r => (r.status === 'running' || (r.leftovers?.length ?? 0) > 0) && ownerGone(r))
     if (dead.length === 0) return
     const settled: DrillRecord[] = []
     for (const r of dead) {

@@ -11,6 +11,10 @@ import { withFileLock } from './file-lock.ts'
  */
 export interface DrillRecord extends Drill {
   ownerPid?: number
+  /** the host ownerPid is on: another host's pid says nothing about the drill (a shared catalog) */
+  ownerHost?: string
+  /** with a shared catalog: the instance running it, alive while its heartbeat is */
+  instance?: string
   scratch: string[]
   /** scratch databases a dead drill left that could not be dropped yet (server unreachable): tried at the next start */
   leftovers?: string[]

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Backup, ListQuery } from '../../../schemas/backup.ts'
 import { queryBackups } from '../../../server/engine/store/query.ts'
+import { sortNewestFirst } from '../../../server/engine/store/registry-view.ts'
 import { makeBackup } from './fixtures.ts'
 
 const at = (day: number, seconds = 0): string => new Date(Date.UTC(2026, 0, day, 0, 0, seconds)).toISOString()
@@ -104,4 +105,16 @@ t.test('10,000 backups are filtered, sorted and paged in well under 50 ms', asyn
     t.ok(best < 50, `${JSON.stringify(query)} took ${best.toFixed(2)} ms`)
   }
   t.equal(queryBackups(many, { status: 'completed', target: 'prod' }).total, 1500)
+})
+
+t.test('in the registry\'s order (newestFirst) the default list is the same as the sorted one, ties and filters included', async t => {
+  // same-second creations (a set's members) tie on createdAt: the registry orders those by id, descending
+  const many: Backup[] = []
+  for (let i = 0; i < 300; i++) {
+    many.push(rec(`b${String(i).padStart(3, '0')}.dump`, { id: `0190${String(i).padStart(4, '0')}`, target: i % 3 === 0 ? 'prod' : 'dev', status: i % 7 === 0 ? 'failed' : 'completed' }, 1 + (i % 40)))
+  }
+  const inRegistryOrder = sortNewestFirst(many)
+  for (const query of [{}, { status: 'failed' }, { target: 'prod', page: 2, pageSize: 20 }, { q: 'b1' }, { order: 'asc' }, { sort: 'name' }] as ListQuery[]) {
+    t.same(queryBackups(inRegistryOrder, query, { newestFirst: true }), queryBackups(inRegistryOrder, query), JSON.stringify(query))
+  }
 })

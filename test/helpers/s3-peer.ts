@@ -49,6 +49,10 @@ export interface S3Peer {
   nextCut (): Promise<void>
   /** complete the next multipart upload but drop the connection instead of answering, as a lost reply */
   dropNextCompleteReply (): void
+  /** hold UploadPart number `nth` (counted from now, 1-based) and every one after it, unanswered, until releaseParts() */
+  holdParts (nth: number): void
+  /** lets the held parts (and every later one) through */
+  releaseParts (): void
   /** answer every request 503 ServiceUnavailable */
   setUnavailable (down: boolean): void
   /** accept connections and never answer */
@@ -122,6 +126,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
   let cutting: { bytes: number, times: number } | undefined
   let cutWaiters: Array<() => void> = []
   let droppingCompletes = 0
+  let holding: { skip: number, released: Promise<void>, release: () => void } | undefined
   let unavailable = false
   let hanging = false
   const sockets = new Set<Socket>()
@@ -249,6 +254,11 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
     if (req.method === 'PUT' && uploadId !== null && q.has('partNumber')) {
       partsMax = Math.max(partsMax, ++partsNow)
       res.on('close', () => partsNow--)
+      if (holding !== undefined) {
+        // the body is left unread: the client's writes back up as they would against a store that stopped answering
+        if (holding.skip > 0) holding.skip--
+        else await holding.released
+      }
       if (take(resetting)) {
         req.once('data', () => req.socket.destroy())
         return
@@ -284,6 +294,15 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
     cutReads: (bytes, times = Infinity) => { cutting = { bytes, times } },
     nextCut: () => new Promise<void>(resolve => cutWaiters.push(resolve)),
     dropNextCompleteReply: () => { droppingCompletes++ },
+    holdParts: nth => {
+      let release!: () => void
+      const released = new Promise<void>(resolve => { release = resolve })
+      holding = { skip: nth - 1, released, release }
+    },
+    releaseParts: () => {
+      holding?.release()
+      holding = undefined
+    },
     setUnavailable: down => { unavailable = down },
     setHanging: hang => { hanging = hang },
     client: (o = {}) => {
@@ -300,6 +319,7 @@ export async function startS3Peer (t: Test | undefined, opts: { bucket?: string 
     close: () => {
       closing ??= (async () => {
         for (const c of clients) c.destroy()
+        holding?.release()
         for (const s of sockets) s.destroy()
         await new Promise<void>(resolve => proxy.close(() => resolve()))
         agent.destroy()

@@ -41,6 +41,8 @@ export class CatalogDb {
   #listener: pg.Client | undefined
   #listenerFailures = 0
   #reconnectTimer: NodeJS.Timeout | undefined
+  /** a reconnect of the LISTEN connection in flight: close() waits for it, so it cannot land after */
+  #connecting: Promise<void> | undefined
   #closed = false
   readonly #reconnectListeners = new Set<() => void>()
 
@@ -150,6 +152,7 @@ export class CatalogDb {
   async close (): Promise<void> {
     this.#closed = true
     clearTimeout(this.#reconnectTimer)
+    await this.#connecting
     await this.#listener?.end().catch(() => {})
     await this.#pool.end().catch(() => {})
   }
@@ -165,6 +168,11 @@ export class CatalogDb {
     } catch (err) {
       await client.end().catch(() => {})
       throw connectionError(err, t)
+    }
+    // closed while this connection was being made (a reconnect in flight): it would keep the process alive
+    if (this.#closed) {
+      await client.end().catch(() => {})
+      return
     }
     client.on('notification', msg => {
       for (const handler of this.#handlers.get(msg.channel) ?? []) handler(msg.payload ?? '')
@@ -183,7 +191,7 @@ export class CatalogDb {
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined
       if (this.#closed) return
-      this.#connectListener().then(() => { for (const fn of this.#reconnectListeners) fn() }, () => { this.#scheduleReconnect() })
+      this.#connecting = this.#connectListener().then(() => { if (!this.#closed) for (const fn of this.#reconnectListeners) fn() }, () => { this.#scheduleReconnect() })
     }, delay)
     this.#reconnectTimer.unref()
   }

@@ -283,7 +283,7 @@ export class Scheduler extends EventEmitter {
     const cron = new Cron(entry.def.cron, {
       timezone: entry.def.timezone,
       paused: true,
-      protect: () => { void this.#track(this.#recordMissed(name, floorSecond(new Date()), 'overlap', 1).catch(() => {})) },
+      protect: () => { void this.#track(this.#overlapped(name, floorSecond(new Date())).catch(() => {})) },
     }, async (job: Cron) => {
       const run = this.#run(name, floorSecond(job.currentRun() ?? new Date()))
         .catch((err: unknown) => { this.emit('run-error', { schedule: name, error: toPgkeepError(err) }) })
@@ -305,6 +305,16 @@ export class Scheduler extends EventEmitter {
     this.#running.add(p)
     void p.finally(() => this.#running.delete(p))
     return p
+  }
+
+  /**
+   * This instance's previous run of the schedule still goes on: the tick is missed (overlap) only if this instance
+   * takes it. With a shared catalog another instance may take it instead and decide for itself (its run finds the
+   * previous backup still running and records the overlap once).
+   */
+  async #overlapped (name: string, tick: Date): Promise<void> {
+    if (!await this.#claimTick(name, tick)) return
+    await this.#recordMissed(name, tick, 'overlap', 1)
   }
 
   async #recordMissed (name: string, scheduledAt: Date, reason: MissedRun['reason'], count: number): Promise<void> {

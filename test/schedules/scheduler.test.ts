@@ -81,6 +81,28 @@ t.test('a slow run blocks the next ticks, which are reported as missed (overlap)
   t.ok(scheduler.get('every-1s').missed.length >= 1, 'the miss is kept in the schedule view')
 })
 
+t.test('a tick another instance took is not reported missed by this one, though its own last run still goes on', async t => {
+  const config = { ...testConfig(cluster, 'sched_slow') }
+  t.teardown(config.cleanup)
+  const service = await openService(config)
+  t.teardown(() => service.close({ cancelRunning: true }))
+  const gate = await holdDumpGate(cluster, 'sched_slow')
+  t.teardown(gate.release)
+  // this instance takes only the first tick; every later one went to another instance (a shared catalog's claim)
+  let claimed = 0
+  const scheduler = await Scheduler.open(service, config, { claimTick: async () => claimed++ === 0 })
+  t.teardown(() => scheduler.close())
+  await scheduler.start()
+  const missed: MissedRun[] = []
+  scheduler.on('missed', e => missed.push(e.missed))
+  await scheduler.create({ name: 'every-1s', cron: '* * * * * *', backup: { format: 'plain', compression: 'gzip' } }, 'alice')
+  await waitUntil(() => claimed >= 4, 15_000, 'three more ticks while the first run waits at the gate')
+  await scheduler.update('every-1s', { enabled: false })
+  t.same(missed, [], 'the others\' ticks are theirs to run or report')
+  // the first run ends before the scheduler closes (close waits for it)
+  await gate.release()
+})
+
 t.test('API schedules persist 0600, survive a restart, and runs missed while down are reported once', async t => {
   const { config, service, scheduler } = await setup(t, 'sched_small')
   await scheduler.start()

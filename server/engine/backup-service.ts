@@ -149,6 +149,8 @@ export class BackupService extends BackupEvents {
   /** with a catalog: the shared queue, this instance's worker and the progress of jobs elsewhere */
   private shared?: SharedJobs
   private readonly remoteProgress = new Map<string, Progress>()
+  /** waitFor on jobs of the shared queue, by backup id: one event listener for all of them, however many wait */
+  private readonly recordWaiters = new Map<string, Set<() => void>>()
 
   private constructor (
     readonly config: Config,
@@ -242,6 +244,9 @@ export class BackupService extends BackupEvents {
    */
   private async joinSharedQueue (catalog: CatalogDb, mode: WorkerMode): Promise<void> {
     this.registry.onRemoteChange(changes => { this.announceRemote(changes) })
+    const wake = (id: string): void => { for (const check of this.recordWaiters.get(id) ?? []) check() }
+    this.on('status', b => { wake(b.id) })
+    this.on('deleted', e => { wake(e.backupId) })
     this.shared = await SharedJobs.start(catalog, {
       mode,
       concurrency: this.config.concurrency,
@@ -438,14 +443,14 @@ export class BackupService extends BackupEvents {
         else if (b === undefined) reject(new NotFoundError(`backup ${id}`))
         else resolve(b)
       }
-      const onStatus = (b: Backup): void => { if (b.id === id) check() }
-      const onDeleted = (e: { backupId: string }): void => { if (e.backupId === id) check() }
       const off = (): void => {
-        this.off('status', onStatus)
-        this.off('deleted', onDeleted)
+        const waiters = this.recordWaiters.get(id)
+        waiters?.delete(check)
+        if (waiters?.size === 0) this.recordWaiters.delete(id)
       }
-      this.on('status', onStatus)
-      this.on('deleted', onDeleted)
+      const waiters = this.recordWaiters.get(id) ?? new Set()
+      waiters.add(check)
+      this.recordWaiters.set(id, waiters)
       check()
     })
   }

@@ -376,7 +376,7 @@ export class BackupService extends BackupEvents {
   }
 
   list (query: ListQuery = {}): ListResult {
-    return queryBackups(this.registry.all(), query, { newestFirst: true })
+    return queryBackups(this.registry.ordered(), query, { newestFirst: true })
   }
 
   progress (id: string): Progress | undefined {

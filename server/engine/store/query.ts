@@ -46,7 +46,7 @@ function parseBound (value: string | undefined, field: 'from' | 'to'): number | 
 type SortValue = number | string | undefined
 
 /** In the registry's order (createdAt descending), the indexes [first, end) of the records within [from, to]. */
-function dateStretch (backups: Backup[], from: number | undefined, to: number | undefined): [number, number] {
+function dateStretch (backups: readonly Backup[], from: number | undefined, to: number | undefined): [number, number] {
   const firstWhere = (lo: number, past: (ms: number) => boolean): number => {
     let hi = backups.length
     while (lo < hi) {
@@ -81,7 +81,7 @@ function sortValue (b: Backup, k: Keys, sort: NonNullable<ListQuery['sort']>): S
  * default sort is that order as it stands: at 100,000 backups the list most asked for is then a filter and a
  * slice, not a sort.
  */
-export function queryBackups (backups: Backup[], query: ListQuery, opts: { newestFirst?: boolean } = {}): ListResult {
+export function queryBackups (backups: readonly Backup[], query: ListQuery, opts: { newestFirst?: boolean } = {}): ListResult {
   const from = parseBound(query.from, 'from')
   const to = parseBound(query.to, 'to')
   const q = query.q?.toLowerCase()
@@ -123,15 +123,17 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
   }
 
   type Row = { b: Backup, v: SortValue, i: number }
-  const order = (x: Row, y: Row): number => {
-    if (x.v === undefined || y.v === undefined) {
-      if (x.v === undefined && y.v === undefined) return x.i - y.i
-      return x.v === undefined ? 1 : -1
+  const compare = (xv: SortValue, xi: number, yv: SortValue, yi: number): number => {
+    if (xv === undefined || yv === undefined) {
+      if (xv === undefined && yv === undefined) return xi - yi
+      return xv === undefined ? 1 : -1
     }
-    if (x.v < y.v) return -dir
-    if (x.v > y.v) return dir
-    return x.i - y.i
+    if (xv < yv) return -dir
+    if (xv > yv) return dir
+    return xi - yi
   }
+  const order = (x: Row, y: Row): number => compare(x.v, x.i, y.v, y.i)
+  const precedes = (v: SortValue, i: number, y: Row): boolean => compare(v, i, y.v, y.i) < 0
   // Only the first `start + pageSize` rows of the order are shown: kept sorted as they come, the rest never sorted.
   // A deep page would make that slower than one sort of everything: then everything is sorted.
   const keep = start + pageSize
@@ -142,12 +144,14 @@ export function queryBackups (backups: Backup[], query: ListQuery, opts: { newes
     const k = matching(backups[i])
     if (k === undefined) continue
     total++
-    const row = { b: backups[i], v: sortValue(backups[i], k, sort), i }
+    const v = sortValue(backups[i], k, sort)
     if (!partial) {
-      rows.push(row)
+      rows.push({ b: backups[i], v, i })
       continue
     }
-    if (rows.length === keep && order(row, rows[keep - 1]) >= 0) continue
+    // most rows do not make the cut: told without making a row for them
+    if (rows.length === keep && !precedes(v, i, rows[keep - 1])) continue
+    const row = { b: backups[i], v, i }
     let lo = 0
     let hi = rows.length
     while (lo < hi) {

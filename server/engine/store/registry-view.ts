@@ -27,6 +27,8 @@ export class RegistryView {
   #byName = new Map<string, Backup>()
 
   all (): Backup[] { return this.#sorted.slice() }
+  /** the records newest first, not copied: every change builds a new array, so this one never changes under a reader */
+  ordered (): readonly Backup[] { return this.#sorted }
   get (id: string): Backup | undefined { return this.#byId.get(id) }
   findByName (name: string): Backup | undefined { return this.#byName.get(name) }
   /** the records by id, read-only: the base an update's changes are laid over */

@@ -83,6 +83,8 @@ t.test('bad flag values exit 2 naming the flag, and nothing is created in the ba
     [['cleanup', '--max-age-days', '-3'], /--max-age-days value starts with "-"; write --max-age-days=VALUE/],
     [['list', '--server', 'http://127.0.0.1:1'], /--server needs --token or PGKEEP_TOKEN/],
     [['list', '--server', 'ftp://x', '--token', 't'], /--server must be an http\(s\):\/\/ URL/],
+    // without a shared catalog this server is the only one that could run a backup
+    [['serve', '--no-worker'], /--no-worker needs a shared catalog \(PGKEEP_CATALOG_URL\)/],
   ]
   for (const [args, reason] of cases) {
     const io = memoryIO(env)

@@ -312,27 +312,41 @@ export class BackupService extends BackupEvents {
     await this.failAsInterrupted(job.id, message)
   }
 
-  /** Marks one backup failed INTERRUPTED unless it already ended, then removes its files, unfinished writes and backends. */
+  /**
+   * Marks one backup failed INTERRUPTED unless it already ended, then removes its files, unfinished writes and
+   * backends. One already failed INTERRUPTED (by an earlier try whose removal failed) has its leftovers removed
+   * again; a record that ended otherwise is left as it is.
+   */
   private async failAsInterrupted (id: string, message: string): Promise<void> {
     await this.registry.reload()
     let marked: Backup | undefined
+    let leftovers: Backup | undefined
     await this.registry.update(all => {
       const b = all.get(id)
-      if (b === undefined || isTerminal(b)) return
+      if (b === undefined) return
+      if (isTerminal(b)) {
+        if (b.status === 'failed' && b.error?.code === 'INTERRUPTED') leftovers = b
+        return
+      }
       marked = { ...b, status: 'failed', finishedAt: now(), error: { code: 'INTERRUPTED', message } }
       delete marked.ownerPid
       all.set(id, marked)
+      leftovers = marked
     })
-    if (marked === undefined) return
-    this.remoteProgress.delete(id)
-    this.log.warn(`backup ${marked.name} was interrupted: ${message}`)
+    if (leftovers === undefined) return
+    if (marked !== undefined) {
+      this.remoteProgress.delete(id)
+      this.log.warn(`backup ${marked.name} was interrupted: ${message}`)
+    }
     try {
-      await this.removeWritten(marked)
-      await stopOrphanedBackends(this.config, [marked], this.log)
+      await this.removeWritten(leftovers)
+      await stopOrphanedBackends(this.config, [leftovers], this.log)
     } finally {
-      // told once its leftovers are gone (or their removal failed and is retried by a later sweep)
-      this.emit('status', marked)
-      await this.afterMemberEnded(marked).catch(() => {})
+      // told once its leftovers are gone (or their removal failed: the throw has a later sweep try again)
+      if (marked !== undefined) {
+        this.emit('status', marked)
+        await this.afterMemberEnded(marked).catch(() => {})
+      }
     }
   }
 

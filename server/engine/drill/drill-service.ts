@@ -193,15 +193,17 @@ export class DrillService {
    * recorded is dropped; a server out of reach keeps them in `leftovers` for the next start.
    */
   async recover (): Promise<void> {
-    const live = await this.host.liveInstances?.()
+    const records = await this.records.all()
+    const elsewhere = (r: DrillRecord): boolean => r.ownerHost !== undefined && r.ownerHost !== hostname()
+    // asked of the catalog only when a running drill is on another host (most starts have none)
+    const live = records.some(r => r.status === 'running' && elsewhere(r)) ? await this.host.liveInstances?.() : undefined
     const ownerGone = (r: DrillRecord): boolean => {
       if (r.status !== 'running') return true
       // a drill on another host (a shared catalog): its instance's heartbeat says whether it runs, not a pid here
-      if (r.ownerHost !== undefined && r.ownerHost !== hostname()) return live !== undefined && r.instance !== undefined && !live.has(r.instance)
+      if (elsewhere(r)) return live !== undefined && r.instance !== undefined && !live.has(r.instance)
       return !pidStillOwns(r.ownerPid, Date.parse(r.startedAt))
     }
-    const dead = (await this.records.all())
-      .filter(r => (r.status === 'running' || (r.leftovers?.length ?? 0) > 0) && ownerGone(r))
+    const dead = records.filter(r => (r.status === 'running' || (r.leftovers?.length ?? 0) > 0) && ownerGone(r))
     if (dead.length === 0) return
     const settled: DrillRecord[] = []
     for (const r of dead) {

@@ -25,7 +25,7 @@ import { cancelBackends } from './pg/inspector.ts'
 import { loadDriver } from './pg/connection.ts'
 import { InvalidInputError, InvalidStateError, NotFoundError, PgkeepError, toPgkeepError } from '../errors.ts'
 import { JobQueue } from './job-queue.ts'
-import { manifestKey, readManifest, writeManifest } from './store/manifest.ts'
+import { deleteBackupFiles, readManifest, writeManifest } from './store/manifest.ts'
 import { configuredOpener } from './storage/open-storage.ts'
 import { resolveBackupRef } from './store/backup-ref.ts'
 import { decryptedRead } from './storage/backup-bytes.ts'
@@ -353,8 +353,7 @@ export class BackupService extends BackupEvents {
   /** What a backup that did not complete left in any store: its data, its manifest, an unfinished upload. */
   private async removeWritten (b: Backup): Promise<void> {
     for (const storage of new Set([this.stores.of(b), ...this.stores.destinations()])) {
-      await storage.delete(manifestKey(b.name))
-      await storage.delete(b.name)
+      await deleteBackupFiles(storage, b.name)
       for (const write of await storage.listUnfinished()) {
         if (write.key.startsWith(b.name)) await storage.abortUnfinished(write)
       }
@@ -1024,11 +1023,7 @@ export class BackupService extends BackupEvents {
       if (current && !isTerminal(current)) throw new InvalidStateError(`backup ${b.name} is ${current.status}`)
       all.delete(id)
     })
-    // manifest first: a crash in between leaves data nobody lists (found by nothing), never a manifest without data
-    for (const storage of [this.stores.of(b), ...this.stores.copiesOf(b)]) {
-      await storage.delete(manifestKey(b.name))
-      await storage.delete(b.name)
-    }
+    for (const storage of [this.stores.of(b), ...this.stores.copiesOf(b)]) await deleteBackupFiles(storage, b.name)
     this.emit('deleted', { backupId: id })
   }
 

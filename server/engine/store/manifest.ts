@@ -29,6 +29,15 @@ const checkBackup = compileOnUse(Backup)
 
 export { MANIFEST_SUFFIX, manifestKey }
 
+/**
+ * A backup's files in one store: the manifest first, so a crash in between leaves data nobody lists (found by
+ * nothing), never a manifest without its data. Deleting what is not there is not an error.
+ */
+export async function deleteBackupFiles (storage: Storage, backupName: string): Promise<void> {
+  await storage.delete(manifestKey(backupName))
+  await storage.delete(backupName)
+}
+
 /** Where a local backups dir keeps a manifest (for tests and tools that look at the files themselves). */
 export function manifestPath (backupDir: string, backupName: string): string {
   return join(backupDir, manifestKey(backupName))

@@ -1,7 +1,8 @@
 import type { Backup, BackupStatus } from '../../../schemas/backup.ts'
 import { removeOrphanedPassfiles } from '../pg/passfile.ts'
 import type { StorageSet } from '../storage/storage-set.ts'
-import { manifestKey, type UnfinishedWrite } from '../storage/storage.ts'
+import type { UnfinishedWrite } from '../storage/storage.ts'
+import { deleteBackupFiles } from './manifest.ts'
 import { pidStillOwns } from './file-lock.ts'
 import type { Registry } from './registry.ts'
 
@@ -62,10 +63,7 @@ export async function recoverInterrupted (registry: Registry, backupDir: string,
   })
   for (const b of interrupted) {
     for (const storage of new Set([stores.of(b), ...stores.destinations()])) {
-      await tryOn(storage, `removing what the interrupted backup ${b.name} wrote`, async () => {
-        await storage.delete(manifestKey(b.name))
-        await storage.delete(b.name)
-      })
+      await tryOn(storage, `removing what the interrupted backup ${b.name} wrote`, async () => { await deleteBackupFiles(storage, b.name) })
     }
   }
 

@@ -5,6 +5,7 @@ import type { RestoreState } from '../../schemas/restore.ts'
 import type { Drill } from '../../schemas/drill.ts'
 import { TERMINAL_STATUSES } from '../../schemas/backup.ts'
 import type { BackupEventMap, BackupEvents } from '../engine/backup-events.ts'
+import { PROGRESS_PACE_MS } from '../engine/dump/progress-feed.ts'
 
 /** What the hub needs from a socket: the `ws` WebSocket fits as is. */
 export interface LiveClient {
@@ -34,7 +35,7 @@ export interface LiveHubOptions {
   maxBufferedBytes?: number
   /** a client with more unsent bytes than this is behind: its progress is held (the newest per job) until it catches up */
   behindBytes?: number
-  /** minimum gap between two progress events of one job: the one place progress is throttled */
+  /** minimum gap between two progress events of one job: the one place progress is throttled (a dump's feed reports at this pace) */
   progressIntervalMs?: number
   /**
    * the gap grows by this much per viewer beyond the first 400 (see progressGapMs): on loopback each write to a
@@ -126,7 +127,7 @@ export class LiveHub {
     this.#source = source
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024
     this.#behind = Math.min(options.behindBytes ?? 64 * 1024, this.#maxBuffered)
-    this.#interval = options.progressIntervalMs ?? 200
+    this.#interval = options.progressIntervalMs ?? PROGRESS_PACE_MS
     this.#perViewer = options.progressMsPerViewer ?? 0.5
     const onCreated = (backup: Backup): void => this.#broadcast({ type: 'created', backupId: backup.id, backup })
     const onStatus = (backup: Backup): void => {

@@ -66,8 +66,6 @@ const COPY_POLL_MS = 500
  * that ends sooner needs no progress connection at all (each one is a server fork and an authentication).
  */
 const FIRST_COPY_POLL_MS = 1000
-/** how often the raw byte count is read from /proc while zstd reads pg_dump's stream itself */
-const RAW_POLL_MS = 250
 const DEFAULT_XMIN_WARNING_MINUTES = 60
 
 /** One copy store's write during a dump: its writer, or why it could not start or went wrong. */
@@ -283,7 +281,6 @@ class DumpJob {
     let check: InlineCheck | undefined
     let route: EncodingRoute | undefined
     let stopWatching = (): void => {}
-    let rawTicker: NodeJS.Timeout | undefined
     try {
       if (backup.options.verify === 'inline') check = await startInlineCheck(backup.format as Exclude<BackupFormat, 'directory'>, env.dir, this.ctx.pgBinDir)
       route = await prepareEncodingRoute({ compression: backup.compression, level: backup.level, recipients: backup.encryption?.recipients, check })
@@ -293,7 +290,8 @@ class DumpJob {
       const pgDumpRun = this.spawnPgDump(pgDump, env, facts, progress, snapshot)
       const source = route.start(pgDumpRun.stdout, direct?.fd)
       stopWatching = this.stopOnAbort(pgDumpRun)
-      if (!route.rawInNode) rawTicker = setInterval(() => { const n = route?.rawSoFar(); if (n !== undefined) progress.onBytes(n) }, RAW_POLL_MS)
+      // zstd reads pg_dump's stream itself: the byte count is read from /proc, once per progress report
+      if (!route.rawInNode) progress.pace(route.rawSoFar)
       const piped = direct ? readBackDirect(direct.path, source, primary.stream, signal) : runDumpPipeline({
         source,
         compression: backup.compression,
@@ -309,7 +307,7 @@ class DumpJob {
       piped.catch(() => pgDumpRun.kill('SIGTERM'))
       const exit = await pgDumpRun.exited
       const outcome = await piped.then(r => ({ ok: true as const, r }), (e: unknown) => ({ ok: false as const, e }))
-      clearInterval(rawTicker)
+      progress.unpace()
       if (signal.aborted) throw stopped(signal)
       if (!outcome.ok) throw toPgkeepError(outcome.e)
       const rawBytes = route.rawInNode ? outcome.r.rawBytes : this.rawBytesOf(route, outcome.r.sizeBytes)
@@ -334,7 +332,7 @@ class DumpJob {
       await abortAll()
       throw err
     } finally {
-      clearInterval(rawTicker)
+      progress.unpace()
       stopWatching()
       await check?.kill()
     }

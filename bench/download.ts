@@ -5,17 +5,24 @@
 // sha256 of the same file in-process is printed too: no hash-while-sending can go faster than one core hashes,
 // so when nginx is faster than that, the ceiling line shows how far 0.8x is out of reach on this machine.
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fillDatabase, sizeMb, startBenchServer, startCluster, type BenchServer } from './http-setup.ts'
 import { fmtMb, fmtMs, line, runMeasured } from './measure.ts'
 import { startNginx, type Nginx } from './nginx.ts'
 
-/** sha256 of a file from the page cache, in this process: the most any checked download can stream. */
+/**
+ * sha256 of a file from the page cache, in this process, through one reused buffer: the most a checked download
+ * can stream on one core. (A stream's fresh MiB per chunk doubled this figure's CPU here: full GCs every ~60 ms in a
+ * process the size of the server, what `verify/pooled-checked-read.ts` avoids.)
+ */
 async function hashMs (file: string): Promise<number> {
   const started = performance.now()
   const hash = createHash('sha256')
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer)
+  const fh = await open(file, 'r')
+  const buffer = Buffer.allocUnsafeSlow(1024 * 1024)
+  for (let n; (n = (await fh.read(buffer, 0, buffer.length, null)).bytesRead) > 0;) hash.update(buffer.subarray(0, n))
+  await fh.close()
   hash.digest()
   return performance.now() - started
 }

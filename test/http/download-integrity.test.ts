@@ -4,6 +4,7 @@ import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Transform, type Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Backup } from '../../schemas/backup.ts'
 import type { Storage } from '../../server/engine/storage/storage.ts'
@@ -87,7 +88,26 @@ function holdReadsAfterFirstBytes (storage: Storage, key: string): { reads: () =
       },
     })) as Readable
   }
-  t.teardown(() => { storage.read = original })
+  // a reader with its own buffers opens the file itself: its reads are held the same way, 16 KB at most each
+  const originalOpen = storage.openLocal
+  if (originalOpen !== undefined) {
+    storage.openLocal = async (k) => {
+      const fh = await originalOpen(k)
+      if (k !== key) return fh
+      reads++
+      let passed = 0
+      const read = fh.read.bind(fh) as (b: Buffer, o: number, l: number, p: number) => Promise<{ bytesRead: number, buffer: Buffer }>
+      Object.assign(fh, {
+        read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+          if (passed === 4) { holding = true; await released; holding = false }
+          passed++
+          return await read(buffer, offset, Math.min(length, 16384), position)
+        },
+      })
+      return fh
+    }
+  }
+  t.teardown(() => { storage.read = original; storage.openLocal = originalOpen })
   return { reads: () => reads, holding: () => holding, release }
 }
 
@@ -98,6 +118,8 @@ t.test('the first byte leaves while the store still holds back the rest of the f
   const gate = holdReadsAfterFirstBytes(service.stores.of(b), b.name)
   let heldAtFirstByte: boolean | undefined
   const res = await download(b.id, {}, async () => {
+    // the first bytes are here and the rest is not read: the server's next read is (or is about to be) held
+    for (let i = 0; i < 100 && !gate.holding(); i++) await sleep(10)
     heldAtFirstByte = gate.holding()
     gate.release()
   })

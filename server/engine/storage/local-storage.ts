@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { link, lstat, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises'
+import { link, lstat, open, readFile, readdir, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
 import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Readable } from 'node:stream'
@@ -119,14 +119,16 @@ export class LocalStorage implements Storage {
   }
 
   async read (key: string, range?: ByteRange): Promise<Readable> {
-    const path = this.localPath(key)
-    let fh
+    const fh = await this.openLocal(key)
+    return fh.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) })
+  }
+
+  openLocal = async (key: string): Promise<FileHandle> => {
     try {
-      fh = await open(path, 'r')
+      return await open(this.localPath(key), 'r')
     } catch (err) {
       throw await this.missing(key, err)
     }
-    return fh.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) })
   }
 
   async stat (key: string): Promise<ObjectInfo | undefined> {

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises'
 import type { Readable, Writable } from 'node:stream'
 
 /**
@@ -46,6 +47,8 @@ export interface Storage {
 
   /** The file or directory behind `key`, for tools that must read a path themselves (local storage only). */
   localPath?: (key: string) => string
+  /** The file behind `key` opened for reading, for readers that manage their own buffers (local storage only). */
+  openLocal?: (key: string) => Promise<FileHandle>
 }
 
 export interface ByteRange {

@@ -9,6 +9,13 @@ export interface ExpectedBytes {
   sha256: string
 }
 
+/** Why a transfer is cut: the bytes read (`bytes` of them, hashing to `got`) are not what the manifest promises. */
+export function mismatchError (expected: ExpectedBytes, got: string, bytes: number): IntegrityError {
+  return new IntegrityError(bytes === expected.sizeBytes
+    ? `the stored bytes of ${expected.path} have sha256 ${got}, the manifest says ${expected.sha256}; the transfer was cut`
+    : `${expected.path} gave ${bytes} bytes, the manifest says ${expected.sizeBytes}; the transfer was cut`)
+}
+
 /**
  * The stored bytes of one file passed through while they are hashed, always one chunk behind: the last chunk
  * leaves only once the whole file hashed to its manifest's sha256 and size. On a mismatch `onMismatch` runs
@@ -33,9 +40,7 @@ export function hashCheck (expected: ExpectedBytes, onMismatch: (err: IntegrityE
         cb(null, held)
         return
       }
-      const err = new IntegrityError(bytes === expected.sizeBytes
-        ? `the stored bytes of ${expected.path} have sha256 ${got}, the manifest says ${expected.sha256}; the transfer was cut`
-        : `${expected.path} gave ${bytes} bytes, the manifest says ${expected.sizeBytes}; the transfer was cut`)
+      const err = mismatchError(expected, got, bytes)
       held = undefined
       // recorded before the stream fails, so whoever sees the failed transfer also finds the backup flagged
       onMismatch(err).then(() => { cb(err) }, () => { cb(err) })

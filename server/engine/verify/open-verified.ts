@@ -4,6 +4,7 @@ import { IntegrityError } from '../../errors.ts'
 import type { ManifestFile } from '../store/manifest.ts'
 import type { ByteRange, Storage } from '../storage/storage.ts'
 import { hashCheck } from './checked-read.ts'
+import { PooledCheckedRead } from './pooled-checked-read.ts'
 
 /** One file of a backup as a reader needs it: where it lies and what its manifest promises. */
 export interface VerifiedFile {
@@ -18,6 +19,11 @@ export interface VerifiedFile {
 export interface ReadOptions {
   /** runs once the backup was flagged and before the stream fails (an adapter's audit line) */
   onCut?: (err: IntegrityError) => Promise<void>
+  /**
+   * The reader is an HTTP response piped from the stream, and this says how many bytes it has not yet handed to the
+   * kernel (its `writableLength`): a local file is then read into a few reused buffers (`PooledCheckedRead`)
+   */
+  consumerHeld?: () => number
 }
 
 /** A completed backup whose files have their manifest sizes, and the only ways to read them. */
@@ -90,10 +96,14 @@ export async function openVerifiedFiles (backup: Backup, layout: { isDirectory: 
     files,
     storage,
     read: async (file, opts = {}) => {
-      const check = hashCheck(file, async (err) => {
+      const onMismatch = async (err: IntegrityError): Promise<void> => {
         await policy.flag(err.message)
         await opts.onCut?.(err)
-      })
+      }
+      if (opts.consumerHeld !== undefined && storage.openLocal !== undefined) {
+        return new PooledCheckedRead(await storage.openLocal(file.path), file, opts.consumerHeld, onMismatch)
+      }
+      const check = hashCheck(file, onMismatch)
       // either side failing or going away ends the other: a failed store fails the transfer, a reader that left closes the file
       return pipeline(await storage.read(file.path), check, () => {})
     },

@@ -91,7 +91,8 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         .header('Content-Length', range.end - range.start + 1)
         .send(part)
     }
-    const stream = await opened.read(file, { onCut })
+    // piped straight into the response: a local file's buffers are reused once the socket has sent them
+    const stream = await opened.read(file, { onCut, consumerHeld: () => reply.raw.writableLength })
     cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
     return reply.header('Content-Length', size).send(stream)
   })

@@ -128,7 +128,7 @@ export class LiveHub {
     this.#maxBuffered = options.maxBufferedBytes ?? 1024 * 1024
     this.#behind = Math.min(options.behindBytes ?? 64 * 1024, this.#maxBuffered)
     this.#interval = options.progressIntervalMs ?? PROGRESS_PACE_MS
-    this.#perViewer = options.progressMsPerViewer ?? 0.5
+    this.#perViewer = options.progressMsPerViewer ?? 4 / 3
     const onCreated = (backup: Backup): void => this.#broadcast({ type: 'created', backupId: backup.id, backup })
     const onStatus = (backup: Backup): void => {
       // the last progress of a job must reach viewers before the status that ends it
@@ -229,7 +229,7 @@ export class LiveHub {
 
   /**
    * The gap between two progress events of one job now: the configured one (5/s) up to 400 viewers, growing with
-   * the audience beyond (1,000 viewers: 500 ms, 2/s). Viewers still get the newest, and the last before the end.
+   * the audience beyond (1,000 viewers: 1 s, 1/s). Viewers still get the newest, and the last before the end.
    */
   get progressGapMs (): number {
     return Math.max(this.#interval, (this.#clients.size - VIEWERS_AT_FULL_RATE) * this.#perViewer + this.#interval)

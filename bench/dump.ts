@@ -31,13 +31,24 @@ async function fillDatabase (cluster: TestCluster, db: string, mb: number): Prom
 }
 
 async function best (n: number, run: () => Promise<RunResult>): Promise<RunResult> {
-  let top: RunResult | undefined
+  return (await bestOfEach(n, [run]))[0]!
+}
+
+/**
+ * The best of `n` runs of each contender, run in turns (a, b, a, b...) rather than one after the other: on a
+ * shared machine whose speed drifts over minutes, a block of runs would credit one contender with the drift.
+ */
+async function bestOfEach (n: number, contenders: Array<() => Promise<RunResult>>): Promise<RunResult[]> {
+  const top: Array<RunResult | undefined> = contenders.map(() => undefined)
   for (let i = 0; i < n; i++) {
-    const r = await run()
-    if (r.code !== 0) throw new Error(`exited ${r.code}`)
-    if (top === undefined || r.ms < top.ms) top = { ...r, peakRssMb: Math.max(r.peakRssMb, top?.peakRssMb ?? 0) }
+    for (const [k, run] of contenders.entries()) {
+      const r = await run()
+      if (r.code !== 0) throw new Error(`exited ${r.code}`)
+      const was = top[k]
+      if (was === undefined || r.ms < was.ms) top[k] = { ...r, peakRssMb: Math.max(r.peakRssMb, was?.peakRssMb ?? 0) }
+    }
   }
-  return top!
+  return top as RunResult[]
 }
 
 const cli = (cluster: TestCluster, db: string, backupDir: string, args: string[]) => async () => await runMeasured(process.execPath, [join(root, 'bin/pgkeep.js'), ...args], {
@@ -72,24 +83,28 @@ try {
   // warm the page cache so the first contender is not penalised
   await sh(`${pgDump} ${conn} -Fc -Z0 bench > /dev/null`)()
 
-  const shell = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q > ${work}/shell.dump.zst`))
   // the same pipeline doing the integrity work every pgkeep backup does: a sha256 of the stored bytes and an fsync
   // of the file and its directory. openssl, not sha256sum: coreutils' sha256sum here has no SHA extensions and
   // takes ~4.5 CPU-s per GB against ~0.8 (bench/dump-integrity.ts); hashing on the way (tee) or after (zstd -o)
   // are both timed and the faster one is the baseline
   const sealed = `${work}/sealed.dump.zst`
   const syncIt = `sync ${sealed} && sync ${work}`
-  const integrityTee = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q | tee ${sealed} | openssl dgst -sha256 > /dev/null && ${syncIt}`))
-  const integrityAfter = await best(runs, sh(`rm -f ${sealed} && ${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q -o ${sealed} && openssl dgst -sha256 ${sealed} > /dev/null && ${syncIt}`))
+  const backups = join(work, 'backups')
+  const [shell, integrityTee, integrityAfter, mine, inline] = await bestOfEach(runs, [
+    sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q > ${work}/shell.dump.zst`),
+    sh(`${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q | tee ${sealed} | openssl dgst -sha256 > /dev/null && ${syncIt}`),
+    sh(`rm -f ${sealed} && ${pgDump} ${conn} -Fc -Z0 bench | zstd -3 -T0 -q -o ${sealed} && openssl dgst -sha256 ${sealed} > /dev/null && ${syncIt}`),
+    cli(cluster, 'bench', backups, ['create', '--json']),
+    cli(cluster, 'bench', join(work, 'backups-inline'), ['create', '--json', '--verify', 'inline']),
+  ]) as [RunResult, RunResult, RunResult, RunResult, RunResult]
   const integrity = integrityTee.ms <= integrityAfter.ms ? integrityTee : integrityAfter
   const defaults = await best(1, sh(`${pgDump} ${conn} -Fc bench > ${work}/default.dump`))
-  const backups = join(work, 'backups')
-  const mine = await best(runs, cli(cluster, 'bench', backups, ['create', '--json']))
   const record = JSON.parse(mine.stdout) as { id: string, sizeBytes: number }
-  const inline = await best(runs, cli(cluster, 'bench', join(work, 'backups-inline'), ['create', '--json', '--verify', 'inline']))
   const small = await best(1, cli(cluster, 'bench_small', join(work, 'backups-small'), ['create', '--json']))
-  const tinyShell = await best(runs, sh(`${pgDump} ${conn} -Fc -Z0 bench_tiny | zstd -3 -T0 -q > ${work}/tiny.dump.zst`))
-  const tiny = await best(runs, cli(cluster, 'bench_tiny', join(work, 'backups-tiny'), ['create', '--json']))
+  const [tinyShell, tiny] = await bestOfEach(runs, [
+    sh(`${pgDump} ${conn} -Fc -Z0 bench_tiny | zstd -3 -T0 -q > ${work}/tiny.dump.zst`),
+    cli(cluster, 'bench_tiny', join(work, 'backups-tiny'), ['create', '--json']),
+  ]) as [RunResult, RunResult]
 
   const mineSize = record.sizeBytes
   const shellSize = statSync(`${work}/shell.dump.zst`).size

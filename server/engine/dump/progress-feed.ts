@@ -27,16 +27,17 @@ export class ProgressFeed {
   private lastKey = ''
   private lastReportAt = 0
   private clock?: NodeJS.Timeout
-  private readBytes?: () => number | undefined
+  /** between pace and unpace: changes wait for the clock's next report */
+  private paced = false
 
   constructor (facts: TargetFacts, private readonly report: (p: ProgressSnapshot) => void) {
     this.estimator = new ProgressEstimator(facts)
-    this.startClock(HEARTBEAT_MS, () => this.send(true))
+    this.beat()
   }
 
   /** Reads the raw byte count with `readBytes` once per slot and reports then, until `unpace`. */
   pace (readBytes: () => number | undefined): void {
-    this.readBytes = readBytes
+    this.paced = true
     this.startClock(PROGRESS_PACE_MS, () => {
       const n = readBytes()
       if (n !== undefined) this.estimator.onBytes(n)
@@ -46,9 +47,9 @@ export class ProgressFeed {
 
   /** Back to reporting each change as it comes, with a heartbeat (the byte count now comes by onBytes). */
   unpace (): void {
-    if (this.readBytes === undefined) return
-    this.readBytes = undefined
-    this.startClock(HEARTBEAT_MS, () => this.send(true))
+    if (!this.paced) return
+    this.paced = false
+    this.beat()
   }
 
   onBytes (rawBytesTotal: number): void {
@@ -76,7 +77,12 @@ export class ProgressFeed {
   stop (): void {
     clearInterval(this.clock)
     this.clock = undefined
-    this.readBytes = undefined
+    this.paced = false
+  }
+
+  /** Unpaced: a report once a second even when nothing changed. */
+  private beat (): void {
+    this.startClock(HEARTBEAT_MS, () => this.send(true))
   }
 
   private startClock (everyMs: number, tick: () => void): void {
@@ -86,7 +92,7 @@ export class ProgressFeed {
   }
 
   private sendUnpaced (): void {
-    if (this.readBytes === undefined) this.send(false)
+    if (!this.paced) this.send(false)
   }
 
   private send (always: boolean): void {

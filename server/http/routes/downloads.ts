@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
 import { Type } from 'typebox'
 import { IdParams } from '../../../schemas/common.ts'
 import { ErrorReply } from '../../../schemas/errors.ts'
@@ -68,6 +69,8 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
 
     const [file] = files
+    // piped straight into the response: a local file's buffers are reused once the socket has sent them
+    const readWhole = async (): Promise<Readable> => await opened.read(file, { onCut, consumerHeld: () => reply.raw.writableLength })
     // the size the manifest promises was checked against the store just now (openVerified)
     const size = file.sizeBytes
     void reply
@@ -84,15 +87,14 @@ const downloadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     if (range) {
       // a range that is the whole file is checked like a whole download; a part is served as the policy allows
       const whole = range.start === 0 && range.end === size - 1
-      const part = whole ? await opened.read(file, { onCut }) : await opened.readRange(file, range)
+      const part = whole ? await readWhole() : await opened.readRange(file, range)
       cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
       return reply.code(206)
         .header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
         .header('Content-Length', range.end - range.start + 1)
         .send(part)
     }
-    // piped straight into the response: a local file's buffers are reused once the socket has sent them
-    const stream = await opened.read(file, { onCut, consumerHeld: () => reply.raw.writableLength })
+    const stream = await readWhole()
     cutWhenStalled(request, reply, fastify.config.http.downloadIdleTimeoutMs)
     return reply.header('Content-Length', size).send(stream)
   })

@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { hashLandingFile } from '../server/engine/dump/landing-file.ts'
-import { startCluster } from '../test/helpers/pg-cluster.ts'
-import { childrenCpuMs, line } from './measure.ts'
+import { fillDatabase, startCluster } from './http-setup.ts'
+import { line, timedCall } from './measure.ts'
 
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 128)
 const runs = Number(process.env.BENCH_RUNS ?? 3)
@@ -70,9 +70,7 @@ const exited = (child: ReturnType<typeof spawn>): Promise<number | null> => new 
 const cluster = await startCluster()
 const work = mkdtempSync(join(tmpdir(), 'pgkeep-bench-integrity-'))
 try {
-  await cluster.createDatabase('bench')
-  const rows = Math.ceil(sizeMb * 1024 * 1024 / 204)
-  await cluster.psql(`CREATE TABLE payload AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS a, md5(random()::text) || md5(g::text) AS b, md5(random()::text) || md5(random()::text) AS c FROM generate_series(1, ${rows}) g`, 'bench')
+  await fillDatabase(cluster, 'bench', sizeMb)
   const pgDumpPath = join(cluster.binDir, 'pg_dump')
   const dumpArgs = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-Fc', '-Z0', 'bench']
   const dumpCmd = `${pgDumpPath} ${dumpArgs.join(' ')}`
@@ -117,13 +115,9 @@ try {
     for (let i = 0; i < runs; i++) {
       rmSync(out, { force: true })
       lastFsyncMs = undefined
-      const c0 = process.cpuUsage()
-      const k0 = childrenCpuMs()
-      const t0 = performance.now()
-      await run()
-      bestMs = Math.min(bestMs, performance.now() - t0)
-      const c = process.cpuUsage(c0)
-      bestCpu = Math.min(bestCpu, (c.user + c.system) / 1000 + childrenCpuMs() - k0)
+      const t = await timedCall(run)
+      bestMs = Math.min(bestMs, t.ms)
+      bestCpu = Math.min(bestCpu, t.cpuMs)
       if (lastFsyncMs !== undefined) fsyncMs = Math.min(fsyncMs ?? Infinity, lastFsyncMs)
     }
     const tail = fsyncMs === undefined ? '' : `, final fsync ${(fsyncMs / 1000).toFixed(2)} s`
@@ -146,13 +140,9 @@ try {
     let bestCpu = Infinity
     let bestMs = Infinity
     for (let i = 0; i < Math.max(runs, 5); i++) {
-      const c0 = process.cpuUsage()
-      const k0 = childrenCpuMs()
-      const t0 = performance.now()
-      await run()
-      bestMs = Math.min(bestMs, performance.now() - t0)
-      const c = process.cpuUsage(c0)
-      bestCpu = Math.min(bestCpu, (c.user + c.system) / 1000 + childrenCpuMs() - k0)
+      const t = await timedCall(run)
+      bestMs = Math.min(bestMs, t.ms)
+      bestCpu = Math.min(bestCpu, t.cpuMs)
     }
     line(`    ${name}`, `cpu ${(bestCpu / 1000 / storedGb).toFixed(2)} s/GB, ${(storedGb * 1024 / (bestMs / 1000)).toFixed(0)} MB/s`)
   }

@@ -6,28 +6,21 @@
 // Size by BENCH_SIZE_MB (default 256).
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs'
+import { createReadStream, createWriteStream, mkdtempSync, openSync, closeSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { runDumpPipeline } from '../server/engine/dump/pipeline.ts'
-import { startCluster } from '../test/helpers/pg-cluster.ts'
-import { line } from './measure.ts'
+import { fillDatabase, startCluster } from './http-setup.ts'
+import { childrenCpuMs, line } from './measure.ts'
 
 const sizeMb = Number(process.env.BENCH_SIZE_MB ?? 256)
 const runs = Number(process.env.BENCH_RUNS ?? 3)
 
-function childrenCpuMs (): number {
-  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ')
-  return (Number(f[13]) + Number(f[14])) * 10
-}
-
 const cluster = await startCluster()
 const work = mkdtempSync(join(tmpdir(), 'pgkeep-bench-options-'))
 try {
-  await cluster.createDatabase('bench')
-  const rows = Math.ceil(sizeMb * 1024 * 1024 / 204)
-  await cluster.psql(`CREATE TABLE payload AS SELECT g AS id, md5(random()::text) || md5(random()::text) AS a, md5(random()::text) || md5(g::text) AS b, md5(random()::text) || md5(random()::text) AS c FROM generate_series(1, ${rows}) g`, 'bench')
+  await fillDatabase(cluster, 'bench', sizeMb)
   const dumpArgs = ['-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-Fc', '-Z0', 'bench']
   const pgDump = (): ReturnType<typeof spawn> => spawn(join(cluster.binDir, 'pg_dump'), dumpArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
   const out = join(work, 'out.zst')

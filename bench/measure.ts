@@ -44,6 +44,17 @@ export async function runMeasured (cmd: string, args: string[], opts: { env?: No
   return { ms: performance.now() - started, peakRssMb: peakKb / 1024, stdout, code, cpuMs: childrenCpuMs() - cpuBefore }
 }
 
+/** Wall time and CPU (this process and the children it waited for meanwhile) of one call. */
+export async function timedCall (run: () => Promise<unknown>): Promise<{ ms: number, cpuMs: number }> {
+  const cpu = process.cpuUsage()
+  const children = childrenCpuMs()
+  const started = performance.now()
+  await run()
+  const ms = performance.now() - started
+  const used = process.cpuUsage(cpu)
+  return { ms, cpuMs: (used.user + used.system) / 1000 + childrenCpuMs() - children }
+}
+
 export function fmtMs (ms: number): string { return `${(ms / 1000).toFixed(2)} s` }
 export function fmtMb (bytes: number): string { return `${(bytes / 1024 / 1024).toFixed(1)} MB` }
 export function line (label: string, value: string, target?: string, ok?: boolean): void {
